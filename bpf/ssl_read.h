@@ -1,0 +1,22 @@
+/* Layouts shared by ssl_read.bpf.c and lib/layouts.ts. */
+#ifndef PROBE_SSL_READ_H
+#define PROBE_SSL_READ_H
+
+struct ssl_config {
+	__u32 target_tgid;   /* 0: every process */
+	__u32 pad;
+};
+
+enum ssl_func { SSL_FN_READ = 0, SSL_FN_READ_EX = 1 };
+
+struct ssl_stats {
+	__u64 calls;
+	__u64 returns;
+	__u64 bytes;
+	__u64 errors;
+	__u64 orphan_returns;  /* a return on a thread with no entry before it: reversed probes */
+	__u64 lost_entries;    /* an entry on a thread that still had one pending */
+	char comm[16];
+};
+
+#endif

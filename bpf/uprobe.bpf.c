@@ -1,0 +1,169 @@
+// Generic entry/return probe behind `probe uprobe`: streams calls and returns, or counts them.
+#include "common.h"
+#include "uprobe.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct uprobe_config cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct uprobe_counts);
+} counts SEC(".maps");
+
+/* Entry time per thread (or per goroutine for Go) and function, for return latency. */
+struct start_key {
+	__u64 id;
+	__u64 func;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct start_key);
+	__type(value, __u64);
+} starts SEC(".maps");
+
+/* Events the ring buffer had no room for: the reader reports them as lost. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+static __always_inline void count(__u32 tgid, int is_return)
+{
+	struct uprobe_counts *c = bpf_map_lookup_elem(&counts, &tgid);
+	if (!c) {
+		struct uprobe_counts zero = {};
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		bpf_map_update_elem(&counts, &tgid, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&counts, &tgid);
+		if (!c)
+			return;
+	}
+	if (is_return)
+		__sync_fetch_and_add(&c->returns, 1);
+	else
+		__sync_fetch_and_add(&c->calls, 1);
+}
+
+static __always_inline __u64 pairing_id(struct pt_regs *ctx)
+{
+	/* Go moves goroutines between threads: pair by the goroutine pointer in R14. */
+	if (cfg.go_abi)
+		return REG(ctx, r14);
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 cookie)
+{
+	struct uprobe_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
+		if (d)
+			*d += 1;
+		return 0;
+	}
+	e->kind = kind;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->func = cookie;
+	e->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+SEC("uprobe")
+int probe_entry(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (cfg.target_tgid && tgid != cfg.target_tgid)
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	if (cfg.count_calls)
+		count(tgid, 0);
+	if (cfg.track_latency) {
+		struct start_key k = { .id = pairing_id(ctx), .func = cookie };
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&starts, &k, &now, BPF_ANY);
+	}
+	if (cfg.emit_events) {
+		struct uprobe_event *e = reserve(EV_CALL, id, cookie);
+		if (!e)
+			return 0;
+		if (cfg.go_abi) {
+			e->a[0] = REG(ctx, rax);
+			e->a[1] = REG(ctx, rbx);
+			e->a[2] = REG(ctx, rcx);
+			e->a[3] = REG(ctx, rdi);
+			e->a[4] = REG(ctx, rsi);
+			e->a[5] = REG(ctx, r8);
+		} else {
+			e->a[0] = REG(ctx, rdi);
+			e->a[1] = REG(ctx, rsi);
+			e->a[2] = REG(ctx, rdx);
+			e->a[3] = REG(ctx, rcx);
+			e->a[4] = REG(ctx, r8);
+			e->a[5] = REG(ctx, r9);
+		}
+		/* The reader polls on a timer: waking it per event would cost more than the event. */
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int probe_return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	/* The kernel's return path ignores the perf PID filter: filter here as well. */
+	if (cfg.target_tgid && tgid != cfg.target_tgid)
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	if (cfg.count_calls)
+		count(tgid, 1);
+	__u64 latency = 0;
+	if (cfg.track_latency) {
+		struct start_key k = { .id = pairing_id(ctx), .func = cookie };
+		__u64 *start = bpf_map_lookup_elem(&starts, &k);
+		if (start) {
+			latency = bpf_ktime_get_ns() - *start;
+			bpf_map_delete_elem(&starts, &k);
+		}
+	}
+	if (cfg.emit_events) {
+		struct uprobe_event *e = reserve(EV_RETURN, id, cookie);
+		if (!e)
+			return 0;
+		e->a[0] = REG(ctx, rax);
+		e->a[1] = latency;
+		e->a[2] = 0;
+		e->a[3] = 0;
+		e->a[4] = 0;
+		e->a[5] = 0;
+		if (cfg.go_abi) {
+			e->a[2] = REG(ctx, rbx);
+			e->a[3] = REG(ctx, rcx);
+		}
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	}
+	return 0;
+}
+
+/* The benchmark's baseline: the cost of the uprobe itself with a program that does nothing. */
+SEC("uprobe")
+int probe_empty(struct pt_regs *ctx)
+{
+	return 0;
+}

@@ -1,0 +1,31 @@
+/* Layouts shared by uprobe.bpf.c and lib/layouts.ts; tests/layouts.test.ts checks they agree. */
+#ifndef PROBE_UPROBE_H
+#define PROBE_UPROBE_H
+
+struct uprobe_config {
+	__u32 target_tgid;   /* 0: every process */
+	__u8 emit_events;    /* stream call/return records to the ring buffer */
+	__u8 count_calls;    /* keep per-process counts in `counts` */
+	__u8 track_latency;  /* remember entry time per thread for return latency */
+	__u8 go_abi;         /* arguments and results in Go's register ABI; pair by goroutine */
+};
+
+enum event_kind { EV_CALL = 1, EV_RETURN = 2 };
+
+struct uprobe_event {
+	__u32 kind;
+	__u32 pid;
+	__u32 tid;
+	__u32 func;          /* attach cookie: index of the function in probe's list */
+	__u64 ts;            /* bpf_ktime_get_ns */
+	char comm[16];
+	__u64 a[6];          /* call: arguments; return: a[0] = value, a[1] = latency ns (0: entry not seen) */
+};
+
+struct uprobe_counts {
+	__u64 calls;
+	__u64 returns;
+	char comm[16];
+};
+
+#endif

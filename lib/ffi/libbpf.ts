@@ -1,0 +1,114 @@
+// The libbpf symbols probe calls (system libbpf.so.1; 1.1 on Debian 12). Declared here only.
+import { dlopen, FFIType, JSCallback, type Pointer } from "bun:ffi";
+import { errno, vformat } from "./libc.ts";
+
+const { i32, u32, i64, u64, ptr: p, usize, void: v, cstring } = FFIType;
+
+function open() {
+  try {
+    return dlopen("libbpf.so.1", {
+      libbpf_set_print: { args: [p], returns: p },
+      libbpf_get_error: { args: [p], returns: i32 },
+      bpf_object__open_mem: { args: [p, usize, p], returns: p },
+      bpf_object__open_file: { args: [p, p], returns: p },
+      bpf_object__load: { args: [p], returns: i32 },
+      bpf_object__close: { args: [p], returns: v },
+      bpf_object__name: { args: [p], returns: cstring },
+      bpf_object__btf: { args: [p], returns: p },
+      bpf_object__next_program: { args: [p, p], returns: p },
+      bpf_object__next_map: { args: [p, p], returns: p },
+      bpf_object__find_program_by_name: { args: [p, p], returns: p },
+      bpf_object__find_map_by_name: { args: [p, p], returns: p },
+      bpf_program__name: { args: [p], returns: cstring },
+      bpf_program__section_name: { args: [p], returns: cstring },
+      bpf_program__fd: { args: [p], returns: i32 },
+      bpf_program__type: { args: [p], returns: i32 },
+      bpf_program__set_type: { args: [p, i32], returns: i32 },
+      bpf_program__expected_attach_type: { args: [p], returns: i32 },
+      bpf_program__set_expected_attach_type: { args: [p, i32], returns: i32 },
+      bpf_program__set_autoload: { args: [p, u32], returns: i32 },
+      bpf_program__set_log_level: { args: [p, u32], returns: i32 },
+      bpf_program__set_log_buf: { args: [p, p, usize], returns: i32 },
+      bpf_program__log_buf: { args: [p, p], returns: p },
+      bpf_map__name: { args: [p], returns: cstring },
+      bpf_map__fd: { args: [p], returns: i32 },
+      bpf_map__type: { args: [p], returns: i32 },
+      bpf_map__key_size: { args: [p], returns: u32 },
+      bpf_map__value_size: { args: [p], returns: u32 },
+      bpf_map__max_entries: { args: [p], returns: u32 },
+      bpf_map__set_max_entries: { args: [p, u32], returns: i32 },
+      bpf_map__initial_value: { args: [p, p], returns: p },
+      bpf_map__set_pin_path: { args: [p, p], returns: i32 },
+      bpf_map__is_internal: { args: [p], returns: u32 },
+      bpf_map__btf_key_type_id: { args: [p], returns: u32 },
+      bpf_map__btf_value_type_id: { args: [p], returns: u32 },
+      bpf_map_lookup_elem: { args: [i32, p, p], returns: i32 },
+      bpf_map_update_elem: { args: [i32, p, p, u64], returns: i32 },
+      bpf_map_delete_elem: { args: [i32, p], returns: i32 },
+      bpf_map_get_next_key: { args: [i32, p, p], returns: i32 },
+      bpf_obj_get_info_by_fd: { args: [i32, p, p], returns: i32 },
+      bpf_obj_pin: { args: [i32, p], returns: i32 },
+      bpf_obj_get: { args: [p], returns: i32 },
+      bpf_prog_get_next_id: { args: [u32, p], returns: i32 },
+      bpf_map_get_next_id: { args: [u32, p], returns: i32 },
+      bpf_link_get_next_id: { args: [u32, p], returns: i32 },
+      bpf_prog_get_fd_by_id: { args: [u32], returns: i32 },
+      bpf_map_get_fd_by_id: { args: [u32], returns: i32 },
+      bpf_link_get_fd_by_id: { args: [u32], returns: i32 },
+      bpf_btf_get_fd_by_id: { args: [u32], returns: i32 },
+      bpf_task_fd_query: { args: [i32, i32, u32, p, p, p, p, p, p], returns: i32 },
+      btf__load_from_kernel_by_id: { args: [u32], returns: p },
+      btf__free: { args: [p], returns: v },
+      btf__type_by_id: { args: [p, u32], returns: p },
+      btf__name_by_offset: { args: [p, u32], returns: cstring },
+      btf__resolve_size: { args: [p, u32], returns: i64 },
+    });
+  } catch (e) {
+    throw new Error(
+      `cannot load libbpf.so.1 (${(e as Error).message.split("\n")[0]}); install it: apt-get install libbpf1`,
+    );
+  }
+}
+
+let lib: ReturnType<typeof open> | undefined;
+/** libbpf, opened on first use so that `probe --version` never pays for it. */
+export function libbpf(): ReturnType<typeof open>["symbols"] {
+  lib ??= open();
+  return lib.symbols;
+}
+
+/** libbpf returns NULL and sets errno (libbpf 1.x strict mode) for constructor failures. */
+export function nullOrErrno(p: Pointer | null): number {
+  return p === null || (p as unknown as number) === 0 ? errno() : 0;
+}
+
+let printHook: JSCallback | undefined;
+let captured: string[] = [];
+let echo: ((line: string) => void) | undefined;
+
+/**
+ * Routes libbpf's messages into a buffer (the verifier's log among them) instead of stderr.
+ * The callback only ever runs on the JS thread, inside the libbpf call that logs.
+ */
+export function captureLibbpfLog(onLine?: (line: string) => void): void {
+  echo = onLine;
+  if (printHook) return;
+  printHook = new JSCallback(
+    (level: number, fmt: Pointer, ap: Pointer) => {
+      const text = vformat(fmt, ap);
+      captured.push(text);
+      if (captured.length > 2000) captured.splice(0, 1000);
+      echo?.(text);
+      return 0;
+    },
+    { args: [i32, p, p], returns: i32 },
+  );
+  libbpf().libbpf_set_print(printHook.ptr);
+}
+
+/** Returns and clears what libbpf has logged since the last call. */
+export function takeLibbpfLog(): string {
+  const s = captured.join("");
+  captured = [];
+  return s;
+}
