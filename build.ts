@@ -33,7 +33,7 @@ writeFileSync(join(root, "lib", "bpf-objects.generated.ts"), gen);
 
 if (!process.argv.includes("--objects-only")) {
   mkdirSync(join(root, "dist"), { recursive: true });
-  await $`bun build --compile --minify --sourcemap=none ${join(root, "src", "cli.ts")} --outfile ${join(root, "dist", "probe")}`.quiet();
+  await $`bun build --compile --minify --bytecode --sourcemap=none ${join(root, "src", "cli.ts")} --outfile ${join(root, "dist", "probe")}`.quiet();
   console.log(`built dist/probe (${sources.length} BPF objects: ${Object.keys(objects).join(", ")})`);
 } else {
   console.log(`built ${sources.length} BPF objects`);

@@ -62,6 +62,9 @@ function open() {
       btf__type_by_id: { args: [p, u32], returns: p },
       btf__name_by_offset: { args: [p, u32], returns: cstring },
       btf__resolve_size: { args: [p, u32], returns: i64 },
+      // For `probe load` (lib/btf.ts, lib/user-object.ts): the object's BTF as raw bytes, pin paths.
+      btf__raw_data: { args: [p, p], returns: p },
+      bpf_map__pin_path: { args: [p], returns: p },
     });
   } catch (e) {
     throw new Error(

@@ -1,0 +1,356 @@
+// Go executables: recognising them, their Go version and calling convention, and their functions
+// (names as Go writes them, entry and end) from `.gopclntab`, which Go keeps even in binaries
+// stripped with `-ldflags='-s -w'`.
+import { ElfFile, STT, SHN_UNDEF, view, type Section } from "./elf.ts";
+
+export class GoError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface GoVersion {
+  /** As the toolchain wrote it: `go1.19.8`, `go1.21rc2`, `devel go1.22-abc...`. */
+  raw: string;
+  major: number;
+  minor: number;
+}
+
+export interface GoInfo {
+  /** undefined when the binary does not say (no build info and no runtime.buildVersion). */
+  version?: GoVersion;
+  /** Where the version came from. */
+  versionSource?: "buildinfo" | "runtime.buildVersion" | "pclntab";
+  /** Main module path from the build info, when present. */
+  modulePath?: string;
+  /** The sections that identified the binary as Go. */
+  evidence: string[];
+  /** "register": Go >= 1.17 on amd64 (args in RAX RBX RCX RDI RSI R8 R9 R10 R11, R14 = g). */
+  abi: "register" | "stack" | "unknown";
+  /** No `.symtab`: function bounds come from `.gopclntab`. */
+  stripped: boolean;
+  /** Layout of `.gopclntab`, when the binary has one. */
+  pclntabVersion?: "1.2" | "1.16" | "1.18" | "1.20";
+}
+
+export interface GoFunction {
+  name: string;
+  /** Entry virtual address (before load bias). */
+  entry: number;
+  /** First address past the function (its size is end - entry). */
+  end: number;
+  /** File offset of the entry: where a uprobe goes. */
+  offset: number;
+  /** Where the bounds came from. */
+  source: "symtab" | "pclntab";
+}
+
+const BUILDINFO_MAGIC = "\xff Go buildinf:";
+
+/** Go facts about an ELF file, or undefined when it is not a Go program. */
+export function inspectGo(elf: ElfFile): GoInfo | undefined {
+  const evidence = [".note.go.buildid", ".go.buildinfo", ".gopclntab"].filter((n) => elf.section(n));
+  const pcln = findPclntab(elf);
+  if (pcln && !evidence.includes(pcln.section.name)) evidence.push(pcln.section.name);
+  if (evidence.length === 0) return undefined;
+
+  const info: GoInfo = { evidence, abi: "unknown", stripped: !elf.sections.some((s) => s.name === ".symtab") };
+  if (pcln) info.pclntabVersion = pclntabVersion(pcln.bytes);
+
+  const bi = readBuildInfo(elf);
+  if (bi?.version) {
+    info.version = parseVersion(bi.version);
+    info.versionSource = "buildinfo";
+    if (bi.modulePath) info.modulePath = bi.modulePath;
+  }
+  if (!info.version) {
+    const v = runtimeBuildVersion(elf);
+    if (v) {
+      info.version = parseVersion(v);
+      info.versionSource = "runtime.buildVersion";
+    }
+  }
+  if (info.version) {
+    const { major, minor } = info.version;
+    info.abi = major > 1 || minor >= 17 ? "register" : "stack";
+  } else if (info.pclntabVersion === "1.18" || info.pclntabVersion === "1.20") {
+    // No version string, but this table layout only exists since Go 1.18: register ABI for sure.
+    info.abi = "register";
+    info.versionSource = "pclntab";
+    info.version = { raw: `go${info.pclntabVersion} or later`, major: 1, minor: Number(info.pclntabVersion.split(".")[1]) };
+  }
+  return info;
+}
+
+/**
+ * Throws unless arguments and results can be read in Go's register ABI (amd64, Go >= 1.17):
+ * older Go passes everything on the stack and probe does not decode that.
+ */
+export function requireRegisterAbi(elf: ElfFile, info: GoInfo): void {
+  if (info.abi === "register") return;
+  if (info.abi === "stack") {
+    throw new GoError(
+      `${elf.path} was built with ${info.version!.raw}, which passes Go arguments on the stack; probe reads them only in the register ABI of Go 1.17 and later`,
+      "rebuild the program with Go >= 1.17",
+    );
+  }
+  throw new GoError(
+    `cannot tell which Go version built ${elf.path} (no build info, no runtime.buildVersion), so not which calling convention it uses`,
+    "rebuild it with Go >= 1.17, or probe it without --ret and without arguments",
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build info: `.go.buildinfo` starts with "\xff Go buildinf:", pointer size, flags. Go >= 1.18
+// (flag bit 1) stores the version and module info inline as varint-prefixed strings after a
+// 32-byte header; older Go stores two pointers to Go string headers at offset 16.
+
+export interface BuildInfo {
+  version?: string;
+  modulePath?: string;
+  format: "inline" | "pointer";
+}
+
+export function readBuildInfo(elf: ElfFile): BuildInfo | undefined {
+  const sec = elf.section(".go.buildinfo");
+  if (!sec) return undefined;
+  const b = elf.readAt(sec.offset, Math.min(sec.size, 64 * 1024));
+  if (b.length < 32 || latin1(b.subarray(0, 14)) !== BUILDINFO_MAGIC) return undefined;
+  const ptrSize = b[14]!;
+  const flags = b[15]!;
+  if (flags & 1) return undefined; // big-endian: not an x86-64 binary
+  if (flags & 2) {
+    let pos = 32;
+    const version = varintString(b, pos);
+    if (!version) return { format: "inline" };
+    pos = version.next;
+    const mod = varintString(b, pos);
+    return { format: "inline", version: version.s, modulePath: mod ? modulePathOf(mod.s) : undefined };
+  }
+  if (ptrSize !== 8) return { format: "pointer" };
+  const v = view(b);
+  const version = goStringAt(elf, Number(v.getBigUint64(16, true)));
+  const mod = goStringAt(elf, Number(v.getBigUint64(24, true)));
+  return { format: "pointer", version, modulePath: mod ? modulePathOf(mod) : undefined };
+}
+
+/** A Go string header {ptr, len} at vaddr, dereferenced. */
+function goStringAt(elf: ElfFile, vaddr: number): string | undefined {
+  const off = vaddr ? elf.vaddrToOffset(vaddr) : undefined;
+  if (off === undefined) return undefined;
+  const h = view(elf.readAt(off, 16));
+  if (h.byteLength < 16) return undefined;
+  const p = elf.vaddrToOffset(Number(h.getBigUint64(0, true)));
+  const len = Number(h.getBigUint64(8, true));
+  if (p === undefined || len > 1 << 20) return undefined;
+  return latin1(elf.readAt(p, len));
+}
+
+function varintString(b: Uint8Array, pos: number): { s: string; next: number } | undefined {
+  let n = 0;
+  let shift = 0;
+  while (pos < b.length) {
+    const c = b[pos++]!;
+    n += (c & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(c & 0x80)) break;
+    if (shift > 35) return undefined;
+  }
+  if (n === 0 || pos + n > b.length) return undefined;
+  return { s: latin1(b.subarray(pos, pos + n)), next: pos + n };
+}
+
+/** Module info is framed by 16 marker bytes; its "path\t<module>" line names the main package. */
+function modulePathOf(modinfo: string): string | undefined {
+  return /^path\t(.+)$/m.exec(modinfo)?.[1];
+}
+
+/** runtime.buildVersion (a Go string variable) when the binary still has its symbol table. */
+function runtimeBuildVersion(elf: ElfFile): string | undefined {
+  const sym = elf.symbols().find((s) => s.name === "runtime.buildVersion" && s.shndx !== SHN_UNDEF);
+  return sym ? goStringAt(elf, sym.value) : undefined;
+}
+
+export function parseVersion(raw: string): GoVersion | undefined {
+  const m = /go(\d+)\.(\d+)/.exec(raw);
+  return m ? { raw, major: Number(m[1]), minor: Number(m[2]) } : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// .gopclntab: a header, a table of (entry, _func offset) sorted by entry with one extra entry
+// for the end of the text, and the function names. Layouts by magic:
+//   0xfffffffb Go 1.2-1.15   0xfffffffa Go 1.16-1.17   0xfffffff0 Go 1.18-1.19   0xfffffff1 Go 1.20+
+
+interface Pclntab {
+  section: Section;
+  bytes: Uint8Array;
+}
+
+function findPclntab(elf: ElfFile): Pclntab | undefined {
+  // External linking (cgo, some PIE builds) may rename it into the relro data.
+  const section = elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
+  if (!section || section.size < 16) return undefined;
+  return { section, bytes: elf.sectionBytes(section) };
+}
+
+function pclntabVersion(b: Uint8Array): GoInfo["pclntabVersion"] {
+  const magic = view(b).getUint32(0, true);
+  switch (magic) {
+    case 0xfffffffb:
+      return "1.2";
+    case 0xfffffffa:
+      return "1.16";
+    case 0xfffffff0:
+      return "1.18";
+    case 0xfffffff1:
+      return "1.20";
+  }
+  return undefined;
+}
+
+/** Every function `.gopclntab` lists, in address order, with end = next function's entry. */
+export function pclntabFunctions(elf: ElfFile): GoFunction[] {
+  const pcln = findPclntab(elf);
+  if (!pcln) throw new GoError(`${elf.path} has no .gopclntab: not a Go program, or one whose function table is gone`);
+  const b = pcln.bytes;
+  const v = view(b);
+  const version = pclntabVersion(b);
+  if (!version) throw new GoError(`${elf.path}: unknown .gopclntab magic 0x${v.getUint32(0, true).toString(16)}`);
+  const ptrSize = b[7]!;
+  if (ptrSize !== 8 || b[4] !== 0 || b[5] !== 0) throw new GoError(`${elf.path}: .gopclntab is not for a 64-bit target`);
+  const word = (off: number): number => {
+    if (off + 8 > b.length) throw new GoError(`${elf.path}: .gopclntab is truncated`);
+    return Number(v.getBigUint64(off, true));
+  };
+  const u32 = (off: number): number => {
+    if (off + 4 > b.length) throw new GoError(`${elf.path}: .gopclntab is truncated`);
+    return v.getUint32(off, true);
+  };
+  const nfunc = word(8);
+
+  const entries: number[] = [];
+  const nameOffs: number[] = [];
+  let names = 0;
+  if (version === "1.18" || version === "1.20") {
+    // magic, pad, quantum, ptrSize, nfunc, nfiles, textStart, funcname, cu, filetab, pctab, pcln offsets
+    const textStart = word(24) || textStartFallback(elf);
+    names = word(32);
+    const functab = word(64);
+    for (let i = 0; i <= nfunc; i++) {
+      entries.push(textStart + u32(functab + i * 8));
+      if (i < nfunc) nameOffs.push(u32(functab + u32(functab + i * 8 + 4) + 4));
+    }
+  } else if (version === "1.16") {
+    names = word(24);
+    const functab = word(56);
+    for (let i = 0; i <= nfunc; i++) {
+      entries.push(word(functab + i * 16));
+      if (i < nfunc) nameOffs.push(u32(functab + word(functab + i * 16 + 8) + 8));
+    }
+  } else {
+    const functab = 16;
+    for (let i = 0; i <= nfunc; i++) {
+      entries.push(word(functab + i * 16));
+      if (i < nfunc) nameOffs.push(u32(word(functab + i * 16 + 8) + 8));
+    }
+  }
+
+  const out: GoFunction[] = [];
+  for (let i = 0; i < nfunc; i++) {
+    const entry = entries[i]!;
+    const offset = elf.vaddrToOffset(entry);
+    if (offset === undefined) continue;
+    out.push({ name: cstr(b, names + nameOffs[i]!), entry, end: entries[i + 1]!, offset, source: "pclntab" });
+  }
+  return out;
+}
+
+/**
+ * Go 1.18+ records runtime.text in the table header, but a PIE's copy is filled in by a dynamic
+ * relocation and reads as 0 in the file. Go's text then starts at runtime.text, which is the
+ * start of .text unless C code (cgo, external linking) comes first.
+ */
+function textStartFallback(elf: ElfFile): number {
+  const sym = elf.symbols().find((s) => s.name === "runtime.text" && s.shndx !== SHN_UNDEF);
+  if (sym) return sym.value;
+  const text = elf.section(".text");
+  if (!text) throw new GoError(`${elf.path} has no .text section`);
+  const rel = relativeRelocationAt(elf, elf.section(".gopclntab")?.addr ?? -1, 24);
+  return rel ?? text.addr;
+}
+
+/** The addend of an R_X86_64_RELATIVE relocation that patches `base + delta`, if there is one. */
+function relativeRelocationAt(elf: ElfFile, base: number, delta: number): number | undefined {
+  if (base < 0) return undefined;
+  const R_X86_64_RELATIVE = 8;
+  for (const s of elf.sections) {
+    if (s.name !== ".rela.dyn") continue;
+    const d = elf.sectionBytes(s);
+    const dv = view(d);
+    for (let o = 0; o + 24 <= d.length; o += 24) {
+      if (Number(dv.getBigUint64(o, true)) === base + delta && Number(dv.getBigUint64(o + 8, true) & 0xffffffffn) === R_X86_64_RELATIVE) {
+        return Number(dv.getBigInt64(o + 16, true));
+      }
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function lookup by Go name.
+
+/** Go function by its full name (`main.(*T).M`, `net/http.(*conn).serve`). */
+export function goFunction(elf: ElfFile, name: string): GoFunction {
+  // .symtab gives exact sizes (without the alignment padding); pclntab still works when stripped.
+  const sym = elf.symbols().find((s) => s.name === name && s.shndx !== SHN_UNDEF && s.type === STT.FUNC && s.size > 0);
+  if (sym) {
+    const offset = elf.vaddrToOffset(sym.value);
+    if (offset === undefined) throw new GoError(`${name} at 0x${sym.value.toString(16)} is in no loadable segment of ${elf.path}`);
+    return { name, entry: sym.value, end: sym.value + sym.size, offset, source: "symtab" };
+  }
+  const all = pclntabFunctions(elf);
+  const fn = all.find((f) => f.name === name);
+  if (fn) return fn;
+  const close = suggestGo(all, name);
+  throw new GoError(
+    `Go function ${name} not found in ${elf.path}`,
+    close.length ? `did you mean ${close.join(", ")}?` : "list them with --list-functions PATTERN (Go names look like main.(*T).M)",
+  );
+}
+
+/**
+ * Go functions whose name matches `pattern`: a glob when it has `*` or `?`, else a substring.
+ * Sorted by name.
+ */
+export function listGoFunctions(elf: ElfFile, pattern = ""): GoFunction[] {
+  const match = matcher(pattern);
+  return pclntabFunctions(elf)
+    .filter((f) => match(f.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.entry - b.entry));
+}
+
+function matcher(pattern: string): (name: string) => boolean {
+  if (!/[*?]/.test(pattern)) return (n) => n.includes(pattern);
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  return (n) => re.test(n);
+}
+
+function suggestGo(all: GoFunction[], name: string): string[] {
+  // Users often type the method without the package or the receiver decoration.
+  const tail = name.replace(/^.*\./, "");
+  const hits = all.filter((f) => f.name.endsWith(`.${tail}`) || f.name.endsWith(`.${tail}-fm`));
+  return hits.slice(0, 3).map((f) => f.name);
+}
+
+const dec = new TextDecoder("latin1");
+function latin1(b: Uint8Array): string {
+  return dec.decode(b);
+}
+function cstr(b: Uint8Array, off: number): string {
+  let end = off;
+  while (end < b.length && b[end] !== 0) end++;
+  return dec.decode(b.subarray(off, end));
+}

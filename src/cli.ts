@@ -1,0 +1,70 @@
+#!/usr/bin/env bun
+// probe's command line. Commands are imported when run, so `probe --version` and `--help` load
+// neither libbpf nor any command's code.
+import { cac } from "cac";
+import pkg from "../package.json" with { type: "json" };
+import { fail, runCommand } from "./main.ts";
+import { UsageError } from "./errors.ts";
+
+const cli = cac("probe");
+
+cli
+  .command("uprobe [target] [function]", "Trace calls (and returns) of a function in a program or library")
+  .usage("uprobe <target> <function> [options]\n\n  <target>    the binary or library: a path, a library name (libc, libssl.so.3), or a program on PATH\n  <function>  the function: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), symbol+0x10, or a file offset 0x35430")
+  .option("-p, --pid <pid>", "Only this process (host PID); resolves library names among its mappings")
+  .option("-c, --container <name>", "Only the process of this container (docker, podman, containerd)")
+  .option("-d, --duration <seconds>", "Stop after this many seconds (0: until Ctrl-C)", { default: 0 })
+  .option("-r, --ret", "Also trace returns: return value and latency")
+  .option("-s, --summary", "Print per-process call counts every interval instead of every event")
+  .option("-i, --interval <seconds>", "Seconds between summaries", { default: 1 })
+  .option("--json", "One JSON object per line")
+  .option("--list-functions [pattern]", "List the functions of the target (Go names too) and exit")
+  .option("--unsafe-uretprobe", "Use a real uretprobe on a Go binary (may crash it)")
+  .option("--wait", "Wait for the process to map the library")
+  .option("--attach-mode <mode>", "multi (one uprobe_multi link) or perf (perf-event uprobes)")
+  .example("probe uprobe /lib/x86_64-linux-gnu/libc.so.6 getenv -d 5")
+  .example("probe uprobe libc malloc --ret --pid 1234 --json")
+  .action((target, fn, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fn, opts))));
+
+cli
+  .command("ssl-read", "Count OpenSSL SSL_read/SSL_read_ex calls, returns, bytes and errors per process")
+  .option("-p, --pid <pid>", "Only this process (host PID); uses the libssl it has mapped")
+  .option("-c, --container <name>", "Only the process of this container (docker, podman, containerd)")
+  .option("-d, --duration <seconds>", "Stop after this many seconds (0: until Ctrl-C)", { default: 0 })
+  .option("-i, --interval <seconds>", "Seconds between reports", { default: 1 })
+  .option("--lib <path>", "The libssl to probe (default: every OpenSSL libssl on the host, or the target's)")
+  .option("--verify-order", "Exit with an error if a return is seen without its entry (reversed probes)")
+  .option("--wait", "Wait for the process to map libssl")
+  .option("--json", "One JSON object per line")
+  .option("--attach-mode <mode>", "multi (one uprobe_multi link) or perf (perf-event uprobes)")
+  .example("probe ssl-read -d 10")
+  .example("probe ssl-read --pid 6575")
+  .action((opts) => runCommand("ssl-read", () => import("./commands/ssl-read.ts").then((m) => m.run(opts))));
+
+cli
+  .command("demo", "Trace a local TLS server and client with ssl-read (needs the openssl command)")
+  .option("-n, --requests <n>", "How many requests the client makes", { default: 5 })
+  .option("--json", "One JSON object per line")
+  .action((opts) => runCommand("demo", () => import("./commands/demo.ts").then((m) => m.run(opts))));
+
+cli.help();
+cli.option("-v, --version", "Display version number");
+
+function main(): void {
+  try {
+    cli.parse(process.argv, { run: false });
+    if (cli.options.version && !cli.matchedCommand) {
+      console.log(`probe ${pkg.version}`);
+    } else if (cli.matchedCommand) {
+      void cli.runMatchedCommand();
+    } else if (!cli.options.help) {
+      const unknown = cli.args[0];
+      if (unknown) fail(new UsageError(`unknown command '${unknown}'`), cli);
+      cli.outputHelp();
+    }
+  } catch (e) {
+    fail(e, cli);
+  }
+}
+
+main();

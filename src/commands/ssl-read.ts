@@ -1,0 +1,187 @@
+// `probe ssl-read`: OpenSSL reads per process — calls, returns, bytes, errors — from entry and
+// return probes on SSL_read and SSL_read_ex, with a per-thread check that returns follow entries.
+import pc from "picocolors";
+import { Scope } from "../../lib/scope.ts";
+import { OpenTarget } from "../../lib/target.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { attachUprobe, defaultAttachMode, type ProbePoint, type UprobeLink } from "../../lib/uprobe.ts";
+import { loadEmbedded } from "../../lib/programs.ts";
+import { MapReader } from "../../lib/maps.ts";
+import { findInLdCache, findInLibDirs } from "../../lib/resolve.ts";
+import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
+import { ProbeError } from "../errors.ts";
+import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
+import { openTargetFor } from "../targets.ts";
+import { Out, jsonInt, pad } from "../output.ts";
+import { runLoop } from "../run-loop.ts";
+
+export interface SslReadOptions {
+  pid?: number | string;
+  container?: string;
+  duration?: number | string;
+  interval?: number | string;
+  lib?: string;
+  verifyOrder?: boolean;
+  wait?: boolean;
+  json?: boolean;
+  attachMode?: string;
+}
+
+export interface SslRow {
+  pid: number;
+  comm: string;
+  calls: bigint;
+  returns: bigint;
+  bytes: bigint;
+  errors: bigint;
+  orphanReturns: bigint;
+  lostEntries: bigint;
+}
+
+export interface SslReadHooks {
+  /** Called once every probe is attached; the loop stops when its promise settles. */
+  onAttached?: () => Promise<unknown>;
+}
+
+export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
+  const durationSec = parseSeconds("duration", o.duration ?? 0);
+  const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
+  const requestedMode = parseAttachMode(o.attachMode);
+  const pid = parsePid(o.pid);
+  const scope = new Scope();
+  try {
+    const libs = await openLibssl(scope, o.lib, pid, o.wait);
+    requireTracingCaps();
+    const mode = requestedMode ?? defaultAttachMode();
+    const cfg = new Uint8Array(SSL_CONFIG.size);
+    new DataView(cfg.buffer).setUint32(SSL_CONFIG.target_tgid, pid ?? 0, true);
+    const obj = scope.add(loadEmbedded("ssl_read", mode, cfg));
+
+    const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
+    for (const lib of libs) {
+      const points = sslReadPoints(lib);
+      const common = { pid, mode, displayPath: lib.display };
+      const entry = scope.add(attachUprobe(obj.progFd("ssl_read_entry"), lib.kernelPath, points, { ...common, retprobe: false }));
+      const ret = scope.add(attachUprobe(obj.progFd("ssl_read_return"), lib.kernelPath, points, { ...common, retprobe: true }));
+      links.push({ lib, entry, ret });
+    }
+    for (const { lib, entry, ret } of links) {
+      // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
+      const kinds = [...entry.info(), ...ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
+      const uniq = [...new Set(kinds)].join(" + ");
+      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${pid ? ` (pid ${pid})` : ""}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
+    }
+    process.stderr.write(pc.dim(`Reporting every ${intervalSec} s. Ctrl-C to stop.\n`));
+
+    const stats = new MapReader(obj.mapFd("stats"));
+    const out = new Out();
+    const json = !!o.json;
+    const last = new Map<number, bigint>();
+    let warned = false;
+    const report = (final: boolean) => {
+      const rows = readSslStats(stats);
+      const changed = final ? rows : rows.filter((r) => last.get(r.pid) !== r.calls + r.returns);
+      for (const r of rows) last.set(r.pid, r.calls + r.returns);
+      printRows(out, changed, json, final);
+      const orphans = rows.reduce((s, r) => s + r.orphanReturns, 0n);
+      if (orphans > 0n && !warned) {
+        warned = true;
+        process.stderr.write(pc.yellow(`probe: warning: ${orphans} return(s) without a preceding entry on their thread: return probes are running at function entry\n`));
+      }
+      out.flush();
+    };
+    await runLoop({
+      durationSec,
+      report: () => report(false),
+      intervalSec,
+      watchPid: pid,
+      onTargetExit: () => process.stderr.write(`probe: pid ${pid} exited\n`),
+      until: hooks.onAttached?.(),
+    });
+    report(true);
+    const rows = readSslStats(stats);
+    const orphans = rows.reduce((s, r) => s + r.orphanReturns, 0n);
+    if (o.verifyOrder && orphans > 0n) {
+      throw new ProbeError(`order check failed: ${orphans} SSL_read return(s) ran without their entry first`, "the return probe is attached as an entry probe; compare 'probe list'");
+    }
+    return 0;
+  } finally {
+    scope.close();
+  }
+}
+
+/** SSL_read (cookie 0) and SSL_read_ex (cookie 1, OpenSSL >= 1.1.1) of one libssl. */
+function sslReadPoints(lib: OpenTarget): ProbePoint[] {
+  const points: ProbePoint[] = [{ offset: resolveFunction(lib.elf, "SSL_read").offset, cookie: BigInt(SSL_FN.READ) }];
+  try {
+    points.push({ offset: resolveFunction(lib.elf, "SSL_read_ex").offset, cookie: BigInt(SSL_FN.READ_EX) });
+  } catch {
+    // OpenSSL 1.1.0 and older have no SSL_read_ex.
+  }
+  return points;
+}
+
+/** Every OpenSSL libssl to probe: the given one, the one the process has mapped, or all on the host. */
+async function openLibssl(scope: Scope, lib: string | undefined, pid: number | undefined, wait?: boolean): Promise<OpenTarget[]> {
+  if (lib) return [scope.add(await openTargetFor(lib, { pid }))];
+  if (pid) return [scope.add(await openTargetFor("libssl", { pid, wait }))];
+  const paths = [...new Set([...findInLdCache("libssl"), ...findInLibDirs("libssl")])];
+  const seen = new Set<string>();
+  const out: OpenTarget[] = [];
+  for (const p of paths) {
+    const t = scope.add(OpenTarget.open(p));
+    const id = `${t.dev}:${t.ino}`;
+    if (seen.has(id)) continue; // a symlink and its target, or a copy in two places: one probe
+    seen.add(id);
+    out.push(t);
+  }
+  if (!out.length) throw new ProbeError("no OpenSSL libssl found on this host", "give it with --lib PATH, or a process with --pid");
+  return out;
+}
+
+export function readSslStats(stats: MapReader): SslRow[] {
+  const rows = stats.entries().map(({ key, values }) => {
+    const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
+    const u = (off: number) => v.getBigUint64(off, true);
+    return {
+      pid: new DataView(key.buffer).getUint32(0, true),
+      comm: commAt(v, SSL_STATS.comm),
+      calls: u(SSL_STATS.calls),
+      returns: u(SSL_STATS.returns),
+      bytes: u(SSL_STATS.bytes),
+      errors: u(SSL_STATS.errors),
+      orphanReturns: u(SSL_STATS.orphan_returns),
+      lostEntries: u(SSL_STATS.lost_entries),
+    };
+  });
+  return rows.sort((a, b) => a.pid - b.pid);
+}
+
+function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean): void {
+  if (json) {
+    for (const r of rows) {
+      out.line(
+        JSON.stringify({
+          event: "ssl-read",
+          pid: r.pid,
+          comm: r.comm,
+          calls: jsonInt(r.calls),
+          returns: jsonInt(r.returns),
+          bytes: jsonInt(r.bytes),
+          errors: jsonInt(r.errors),
+          orphan_returns: jsonInt(r.orphanReturns),
+          ...(final ? { final: true } : {}),
+        }),
+      );
+    }
+    return;
+  }
+  if (!rows.length && !final) return;
+  const title = final ? "TOTAL" : new Date().toTimeString().slice(0, 8);
+  out.line(pc.bold(`${pad(title, 10)}${pad("PID", 8)}${pad("COMM", 16)}${pad("CALLS", 10)}${pad("RETURNS", 10)}${pad("BYTES", 14)}${pad("ERRORS", 8)}ORDER`));
+  for (const r of rows) {
+    const order = r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok";
+    out.line(`${pad("", 10)}${pad(r.pid, 8)}${pad(r.comm, 16)}${pad(String(r.calls), 10)}${pad(String(r.returns), 10)}${pad(String(r.bytes), 14)}${pad(String(r.errors), 8)}${order}`);
+  }
+  if (final && !rows.length) out.line(`${pad("", 10)}no SSL_read calls seen`);
+}

@@ -1,0 +1,178 @@
+// `probe uprobe <target> <function>`: every call (and with --ret every return) of one function.
+import pc from "picocolors";
+import { Scope } from "../../lib/scope.ts";
+import { OpenTarget } from "../../lib/target.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/uprobe.ts";
+import { loadEmbedded } from "../../lib/programs.ts";
+import { RingBuffer } from "../../lib/ringbuf.ts";
+import { MapReader } from "../../lib/maps.ts";
+import { UPROBE_CONFIG, UPROBE_EVENT, UPROBE_COUNTS, EV_CALL, commAt } from "../../lib/layouts.ts";
+import { UsageError } from "../errors.ts";
+import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
+import { openTargetFor } from "../targets.ts";
+import { Out, WallClock, hex, jsonInt, formatDuration, pad } from "../output.ts";
+import { runLoop } from "../run-loop.ts";
+
+export interface UprobeOptions {
+  pid?: number | string;
+  container?: string;
+  duration?: number | string;
+  ret?: boolean;
+  summary?: boolean;
+  interval?: number | string;
+  json?: boolean;
+  listFunctions?: string | boolean;
+  unsafeUretprobe?: boolean;
+  wait?: boolean;
+  attachMode?: string;
+}
+
+const RING_SIZE = 8 << 20;
+const HUMAN_ARGS = 4;
+
+export async function run(target: string | undefined, fn: string | undefined, o: UprobeOptions): Promise<number> {
+  if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
+  if (!fn) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, symbol+0x10, or an offset)`);
+  const durationSec = parseSeconds("duration", o.duration ?? 0);
+  const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
+  const requestedMode = parseAttachMode(o.attachMode);
+  const pid = parsePid(o.pid);
+
+  const scope = new Scope();
+  try {
+    const t = scope.add(await openTargetFor(target, { pid, wait: o.wait }));
+    const f = resolveFunction(t.elf, fn);
+    requireTracingCaps();
+    const mode = requestedMode ?? defaultAttachMode();
+
+    const cfg = new Uint8Array(UPROBE_CONFIG.size);
+    const cv = new DataView(cfg.buffer);
+    cv.setUint32(UPROBE_CONFIG.target_tgid, pid ?? 0, true);
+    cv.setUint8(UPROBE_CONFIG.emit_events, o.summary ? 0 : 1);
+    cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
+    cv.setUint8(UPROBE_CONFIG.track_latency, o.ret && !o.summary ? 1 : 0);
+    const obj = scope.add(loadEmbedded("uprobe", mode, cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]));
+
+    const points: ProbePoint[] = [{ offset: f.offset, cookie: 0n }];
+    const common = { pid, mode, displayPath: t.display };
+    scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, points, { ...common, retprobe: false }));
+    if (o.ret) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, points, { ...common, retprobe: true }));
+
+    const names = [f.name];
+    const out = new Out();
+    const clock = new WallClock();
+    const json = !!o.json;
+    process.stderr.write(
+      `${pc.dim(`Tracing ${f.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(f.offset))}` +
+        `${pid ? `, pid ${pid}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
+    );
+
+    let poll: (() => void) | undefined;
+    let report: (() => void) | undefined;
+    if (o.summary) {
+      const counts = new MapReader(obj.mapFd("counts"));
+      report = () => printCounts(counts, out, json);
+    } else {
+      if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
+      const rb = scope.add(new RingBuffer(obj.mapFd("events"), RING_SIZE));
+      const onEvent = json ? jsonEvent(out, names) : humanEvent(out, names, clock);
+      poll = () => {
+        rb.consume(onEvent);
+        out.flush();
+      };
+    }
+    out.flush();
+    const why = await runLoop({
+      durationSec,
+      poll,
+      report,
+      intervalSec,
+      watchPid: pid,
+      onTargetExit: () => process.stderr.write(`probe: pid ${pid} exited\n`),
+    });
+    poll?.();
+    if (o.summary) report?.();
+    out.flush();
+    const lost = droppedEvents(obj.mapFd("dropped"));
+    if (lost > 0) process.stderr.write(`probe: warning: ${lost} events lost (ring buffer full)\n`);
+    void why;
+    return 0;
+  } finally {
+    scope.close();
+  }
+}
+
+function humanEvent(out: Out, names: string[], clock: WallClock) {
+  return (v: DataView, off: number) => {
+    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
+    const head =
+      `${pad(clock.format(v.getBigUint64(off + UPROBE_EVENT.ts, true)), 13)}${pad(v.getUint32(off + UPROBE_EVENT.pid, true), 8)}` +
+      `${pad(v.getUint32(off + UPROBE_EVENT.tid, true), 8)}${pad(commAt(v, off + UPROBE_EVENT.comm), 16)}`;
+    const name = names[v.getUint32(off + UPROBE_EVENT.func, true)] ?? "?";
+    if (kind === EV_CALL) {
+      const args: string[] = [];
+      for (let i = 0; i < HUMAN_ARGS; i++) args.push(hex(v.getBigUint64(off + UPROBE_EVENT.a + i * 8, true)));
+      out.line(`${head}${name}(${args.join(", ")})`);
+    } else {
+      const ret = v.getBigInt64(off + UPROBE_EVENT.a, true);
+      const lat = v.getBigUint64(off + UPROBE_EVENT.a + 8, true);
+      out.line(`${head}${name} returned ${hex(BigInt.asUintN(64, ret))} (${ret})${lat ? ` in ${formatDuration(lat)}` : ""}`);
+    }
+  };
+}
+
+function jsonEvent(out: Out, names: string[]) {
+  return (v: DataView, off: number) => {
+    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
+    const base = {
+      event: kind === EV_CALL ? "call" : "return",
+      ts: jsonInt(v.getBigUint64(off + UPROBE_EVENT.ts, true)),
+      pid: v.getUint32(off + UPROBE_EVENT.pid, true),
+      tid: v.getUint32(off + UPROBE_EVENT.tid, true),
+      comm: commAt(v, off + UPROBE_EVENT.comm),
+      function: names[v.getUint32(off + UPROBE_EVENT.func, true)] ?? "?",
+    };
+    if (kind === EV_CALL) {
+      const args: string[] = [];
+      for (let i = 0; i < 6; i++) args.push(hex(v.getBigUint64(off + UPROBE_EVENT.a + i * 8, true)));
+      out.line(JSON.stringify({ ...base, args }));
+    } else {
+      const ret = v.getBigInt64(off + UPROBE_EVENT.a, true);
+      out.line(
+        JSON.stringify({
+          ...base,
+          ret: jsonInt(ret),
+          ret_hex: hex(BigInt.asUintN(64, ret)),
+          latency_ns: jsonInt(v.getBigUint64(off + UPROBE_EVENT.a + 8, true)),
+        }),
+      );
+    }
+  };
+}
+
+function printCounts(counts: MapReader, out: Out, json: boolean): void {
+  const rows = counts.entries().map(({ key, values }) => {
+    const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
+    return {
+      pid: new DataView(key.buffer).getUint32(0, true),
+      comm: commAt(v, UPROBE_COUNTS.comm),
+      calls: v.getBigUint64(UPROBE_COUNTS.calls, true),
+      returns: v.getBigUint64(UPROBE_COUNTS.returns, true),
+    };
+  });
+  rows.sort((a, b) => a.pid - b.pid);
+  if (json) {
+    for (const r of rows) out.line(JSON.stringify({ event: "count", pid: r.pid, comm: r.comm, calls: jsonInt(r.calls), returns: jsonInt(r.returns) }));
+  } else {
+    out.line(pc.bold(`${pad(new Date().toTimeString().slice(0, 8), 10)}${pad("PID", 8)}${pad("COMM", 16)}${pad("CALLS", 12)}RETURNS`));
+    for (const r of rows) out.line(`${pad("", 10)}${pad(r.pid, 8)}${pad(r.comm, 16)}${pad(String(r.calls), 12)}${r.returns}`);
+  }
+  out.flush();
+}
+
+function droppedEvents(fd: number): number {
+  const m = new MapReader(fd);
+  const v = m.lookup(new Uint8Array(4));
+  return (v ?? []).reduce((s, b) => s + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)), 0);
+}

@@ -1,0 +1,62 @@
+// The life of a tracing command after attach: poll on a timer, report every interval, stop on
+// SIGINT/SIGTERM, the duration, or when the target process is gone, then close everything.
+import { existsSync, readFileSync } from "node:fs";
+
+export interface LoopOptions {
+  durationSec: number;
+  /** Called every poll (default every 10 ms): drain ring buffers here. */
+  poll?: () => void;
+  pollMs?: number;
+  /** Called every interval with the interval in seconds (summaries). */
+  report?: () => void;
+  intervalSec?: number;
+  /** Stop when this process exits. */
+  watchPid?: number;
+  onTargetExit?: () => void;
+  /** Stop when this settles (the demo's clients are done). */
+  until?: Promise<unknown>;
+}
+
+export type StopReason = "signal" | "duration" | "target-exit" | "done";
+
+export function runLoop(o: LoopOptions): Promise<StopReason> {
+  return new Promise((resolve) => {
+    const timers: Timer[] = [];
+    let done = false;
+    const stop = (why: StopReason) => {
+      if (done) return;
+      done = true;
+      for (const t of timers) clearInterval(t);
+      process.off("SIGINT", onSig);
+      process.off("SIGTERM", onSig);
+      resolve(why);
+    };
+    const onSig = () => stop("signal");
+    process.on("SIGINT", onSig);
+    process.on("SIGTERM", onSig);
+    if (o.poll) timers.push(setInterval(o.poll, o.pollMs ?? 10));
+    if (o.report) timers.push(setInterval(o.report, (o.intervalSec ?? 1) * 1000));
+    o.until?.finally(() => stop("done"));
+    if (o.durationSec > 0) timers.push(setTimeout(() => stop("duration"), o.durationSec * 1000));
+    if (o.watchPid) {
+      const pid = o.watchPid;
+      timers.push(
+        setInterval(() => {
+          if (!existsSync(`/proc/${pid}`) || isZombie(pid)) {
+            o.onTargetExit?.();
+            stop("target-exit");
+          }
+        }, 200),
+      );
+    }
+  });
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
