@@ -68,13 +68,21 @@ int ssl_read_return(struct pt_regs *ctx)
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->returns, 1);
+	/* A real return runs at the caller's return address. At the function's own address, this
+	 * "return" program was attached as an entry probe and runs before the entry program. */
+	__u64 ip = REG(ctx, rip);
+	__u64 func = bpf_get_func_ip(ctx);
+	if (ip - func <= 1) {
+		__sync_fetch_and_add(&s->orphan_returns, 1);
+		return 0;
+	}
 	struct pending *p = bpf_map_lookup_elem(&pending, &id);
 	if (!p) {
 		__sync_fetch_and_add(&s->orphan_returns, 1);
 		return 0;
 	}
 	long ret = REG(ctx, rax);
-	__u64 func = p->func;
+	func = p->func;
 	__u64 readbytes = p->readbytes;
 	bpf_map_delete_elem(&pending, &id);
 	if (func == SSL_FN_READ_EX) {

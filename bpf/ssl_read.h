@@ -14,7 +14,7 @@ struct ssl_stats {
 	__u64 returns;
 	__u64 bytes;
 	__u64 errors;
-	__u64 orphan_returns;  /* a return on a thread with no entry before it: reversed probes */
+	__u64 orphan_returns;  /* a return with no entry before it, or run at function entry: reversed probes */
 	__u64 lost_entries;    /* an entry on a thread that still had one pending */
 	char comm[16];
 };

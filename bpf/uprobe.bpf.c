@@ -18,10 +18,13 @@ struct {
 	__type(value, struct uprobe_counts);
 } counts SEC(".maps");
 
-/* Entry time per thread (or per goroutine for Go) and function, for return latency. */
+/* Entry time per thread and function, for return latency. For Go: per goroutine, function and
+ * frame (depth below the top of the goroutine stack), which also tells a frame that re-enters its
+ * entry after morestack from a new call. */
 struct start_key {
 	__u64 id;
 	__u64 func;
+	__u64 depth;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -32,7 +35,8 @@ struct {
 
 /* Events the ring buffer had no room for: the reader reports them as lost. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	/* Not per-CPU: reading per-CPU values needs /sys, which a container may not have. */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -63,6 +67,22 @@ static __always_inline __u64 pairing_id(struct pt_regs *ctx)
 	return bpf_get_current_pid_tgid();
 }
 
+/*
+ * A Go frame's identity that survives stack copies: its distance below g.stack.hi. At the entry
+ * and at every RET, RSP points at the return address, so both probes compute the same value, and
+ * copystack keeps distances from the top. Recursive frames of one goroutine get distinct keys.
+ * g.stack.hi is at offset 8 of runtime.g in every Go version (struct stack {lo, hi} comes first).
+ */
+static __always_inline __u64 go_frame_depth(struct pt_regs *ctx)
+{
+	__u64 g = REG(ctx, r14);
+	__u64 sp = REG(ctx, rsp);
+	__u64 hi = 0;
+	if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(g + 8)) || hi < sp)
+		return sp;
+	return hi - sp;
+}
+
 static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 cookie)
 {
 	struct uprobe_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -70,7 +90,7 @@ static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 
 		__u32 zero = 0;
 		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
 		if (d)
-			*d += 1;
+			__sync_fetch_and_add(d, 1);
 		return 0;
 	}
 	e->kind = kind;
@@ -90,13 +110,24 @@ int probe_entry(struct pt_regs *ctx)
 	if (cfg.target_tgid && tgid != cfg.target_tgid)
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	if (cfg.count_calls)
-		count(tgid, 0);
-	if (cfg.track_latency) {
+	if (cfg.go_abi) {
+		/*
+		 * A Go prologue that finds the stack too small (or a preemption request) calls morestack
+		 * and jumps back to the entry: the same call hits this probe again, on the same goroutine
+		 * and frame depth, with no return in between. Count it once. Always tracked for Go.
+		 */
+		struct start_key k = { .id = REG(ctx, r14), .func = cookie, .depth = go_frame_depth(ctx) };
+		if (bpf_map_lookup_elem(&starts, &k))
+			return 0;
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&starts, &k, &now, BPF_NOEXIST);
+	} else if (cfg.track_latency) {
 		struct start_key k = { .id = pairing_id(ctx), .func = cookie };
 		__u64 now = bpf_ktime_get_ns();
 		bpf_map_update_elem(&starts, &k, &now, BPF_ANY);
 	}
+	if (cfg.count_calls)
+		count(tgid, 0);
 	if (cfg.emit_events) {
 		struct uprobe_event *e = reserve(EV_CALL, id, cookie);
 		if (!e)
@@ -134,8 +165,11 @@ int probe_return(struct pt_regs *ctx)
 	if (cfg.count_calls)
 		count(tgid, 1);
 	__u64 latency = 0;
-	if (cfg.track_latency) {
-		struct start_key k = { .id = pairing_id(ctx), .func = cookie };
+	__u64 depth = 0;
+	if (cfg.go_abi)
+		depth = go_frame_depth(ctx);
+	if (cfg.track_latency || cfg.go_abi) {
+		struct start_key k = { .id = pairing_id(ctx), .func = cookie, .depth = depth };
 		__u64 *start = bpf_map_lookup_elem(&starts, &k);
 		if (start) {
 			latency = bpf_ktime_get_ns() - *start;
@@ -153,8 +187,11 @@ int probe_return(struct pt_regs *ctx)
 		e->a[4] = 0;
 		e->a[5] = 0;
 		if (cfg.go_abi) {
+			/* Second and third results; then the goroutine and frame depth that paired it. */
 			e->a[2] = REG(ctx, rbx);
 			e->a[3] = REG(ctx, rcx);
+			e->a[4] = REG(ctx, r14);
+			e->a[5] = depth;
 		}
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	}

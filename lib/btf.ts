@@ -287,6 +287,18 @@ export class Btf {
         }
         return json ? obj : `{${parts.join(", ")}}`;
       }
+      case BTF_KIND.DATASEC: {
+        // A global data section (.rodata/.bss/.data map value): its variables by name.
+        const obj: Record<string, JsonValue> = {};
+        const parts: string[] = [];
+        for (const v of t.vars!) {
+          const name = this.types[v.type]?.name ?? `@${v.offset}`;
+          const val = this.render(v.type, b.subarray(v.offset, v.offset + v.size), depth + 1, json);
+          obj[name] = val as JsonValue;
+          parts.push(`${name}: ${val as string}`);
+        }
+        return json ? obj : `{${parts.join(", ")}}`;
+      }
       default:
         return hexBytes(b);
     }

@@ -1,5 +1,6 @@
 // A container name or id -> the host PID of its main process, asking each engine whose CLI is
-// installed: docker, podman, containerd's ctr (k8s.io and default namespaces), crictl.
+// installed: docker, podman, containerd's ctr (every namespace of every socket found), crictl.
+import { existsSync } from "node:fs";
 export type Engine = "docker" | "podman" | "ctr" | "crictl";
 
 export interface ContainerPid {
@@ -59,27 +60,40 @@ function inspectLookup(engine: "docker" | "podman"): Lookup {
   };
 }
 
+// containerd sockets: its own, dockerd's private one, k3s's.
+const CONTAINERD_SOCKETS = ["/run/containerd/containerd.sock", "/run/docker/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"];
+
 function ctrLookup(nameOrId: string): ContainerPid | string {
+  const addrs = [...new Set([process.env.CONTAINERD_ADDRESS, ...CONTAINERD_SOCKETS].filter((a): a is string => !!a && existsSync(a)))];
+  if (addrs.length === 0) return `no containerd socket (${CONTAINERD_SOCKETS.join(", ")})`;
   const reasons: string[] = [];
-  for (const ns of ["k8s.io", "default", "moby"]) {
-    const r = run(["ctr", "-n", ns, "task", "ls"]);
-    if (!r.ok) {
-      reasons.push(`${ns}: ${firstLine(r.err)}`);
+  for (const addr of addrs) {
+    const ctr = ["ctr", "-a", addr, "--connect-timeout", "2s"];
+    const nsList = run([...ctr, "namespaces", "ls", "-q"]);
+    if (!nsList.ok) {
+      reasons.push(`${addr}: ${firstLine(nsList.err)}`);
       continue;
     }
-    // TASK  PID  STATUS; task ids are container ids: accept a unique id prefix too.
-    const rows = r.out.split("\n").slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c.length >= 3);
-    const exact = rows.find((c) => c[0] === nameOrId);
-    const prefix = rows.filter((c) => c[0]!.startsWith(nameOrId));
-    const row = exact ?? (prefix.length === 1 ? prefix[0] : undefined);
-    if (row) {
-      const pid = Number(row[1]);
-      if (!pid || row[2] !== "RUNNING") return `task ${ns}/${row[0]} is ${row[2]?.toLowerCase()}`;
-      return { pid, engine: "ctr", id: `${ns}/${row[0]}` };
+    for (const ns of nsList.out.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const r = run([...ctr, "-n", ns, "task", "ls"]);
+      if (!r.ok) {
+        reasons.push(`${addr} ${ns}: ${firstLine(r.err)}`);
+        continue;
+      }
+      // TASK  PID  STATUS; task ids are container ids: a unique id prefix is accepted too.
+      const rows = r.out.split("\n").slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c.length >= 3);
+      const exact = rows.find((c) => c[0] === nameOrId);
+      const prefix = rows.filter((c) => c[0]!.startsWith(nameOrId));
+      const row = exact ?? (prefix.length === 1 ? prefix[0] : undefined);
+      if (row) {
+        const pid = Number(row[1]);
+        if (!pid || row[2] !== "RUNNING") return `task ${ns}/${row[0]} is ${row[2]?.toLowerCase()}`;
+        return { pid, engine: "ctr", id: `${ns}/${row[0]}` };
+      }
+      if (prefix.length > 1) reasons.push(`${ns}: ${nameOrId} is a prefix of ${prefix.length} tasks`);
     }
-    if (prefix.length > 1) reasons.push(`${ns}: ${nameOrId} is a prefix of ${prefix.length} tasks`);
   }
-  return reasons.length ? reasons.join("; ") : "no such task in namespaces k8s.io, default, moby";
+  return reasons.length ? reasons.join("; ") : `no such task in ${addrs.join(", ")}`;
 }
 
 function crictlLookup(nameOrId: string): ContainerPid | string {

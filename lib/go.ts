@@ -1,7 +1,7 @@
 // Go executables: recognising them, their Go version and calling convention, and their functions
 // (names as Go writes them, entry and end) from `.gopclntab`, which Go keeps even in binaries
 // stripped with `-ldflags='-s -w'`.
-import { ElfFile, STT, SHN_UNDEF, view, type Section } from "./elf.ts";
+import { ElfFile, STT, SHT, SHN_UNDEF, view } from "./elf.ts";
 
 export class GoError extends Error {
   constructor(
@@ -54,7 +54,7 @@ const BUILDINFO_MAGIC = "\xff Go buildinf:";
 export function inspectGo(elf: ElfFile): GoInfo | undefined {
   const evidence = [".note.go.buildid", ".go.buildinfo", ".gopclntab"].filter((n) => elf.section(n));
   const pcln = findPclntab(elf);
-  if (pcln && !evidence.includes(pcln.section.name)) evidence.push(pcln.section.name);
+  if (pcln && !evidence.includes(pcln.sectionName)) evidence.push(pcln.sectionName === ".gopclntab" ? ".gopclntab" : `pclntab in ${pcln.sectionName}`);
   if (evidence.length === 0) return undefined;
 
   const info: GoInfo = { evidence, abi: "unknown", stripped: !elf.sections.some((s) => s.name === ".symtab") };
@@ -185,15 +185,52 @@ export function parseVersion(raw: string): GoVersion | undefined {
 //   0xfffffffb Go 1.2-1.15   0xfffffffa Go 1.16-1.17   0xfffffff0 Go 1.18-1.19   0xfffffff1 Go 1.20+
 
 interface Pclntab {
-  section: Section;
+  /** The section it is (or lies in, for external-linked PIEs that fold it into .data.rel.ro). */
+  sectionName: string;
+  vaddr: number;
   bytes: Uint8Array;
 }
 
+const pclntabCache = new WeakMap<ElfFile, Pclntab | null>();
+
 function findPclntab(elf: ElfFile): Pclntab | undefined {
-  // External linking (cgo, some PIE builds) may rename it into the relro data.
-  const section = elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
-  if (!section || section.size < 16) return undefined;
-  return { section, bytes: elf.sectionBytes(section) };
+  const cached = pclntabCache.get(elf);
+  if (cached !== undefined) return cached ?? undefined;
+  let found: Pclntab | undefined;
+  const named = elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
+  if (named && named.size >= 16) {
+    found = { sectionName: named.name, vaddr: named.addr, bytes: elf.sectionBytes(named) };
+  } else {
+    // gcc-linked stripped PIEs keep no section for it: look for a valid header in the read-only data.
+    for (const name of [".data.rel.ro", ".rodata", ".noptrdata"]) {
+      const sec = elf.section(name);
+      if (!sec || sec.type === SHT.NOBITS) continue;
+      const data = elf.sectionBytes(sec);
+      const at = scanForPclntab(data);
+      if (at >= 0) {
+        found = { sectionName: name, vaddr: sec.addr + at, bytes: data.subarray(at) };
+        break;
+      }
+    }
+  }
+  pclntabCache.set(elf, found ?? null);
+  return found;
+}
+
+/** Index of a plausible .gopclntab header in `data`, or -1. */
+function scanForPclntab(data: Uint8Array): number {
+  const v = view(data);
+  for (let i = 0; i + 72 <= data.length; i += 8) {
+    if (data[i + 3] !== 0xff || data[i + 4] !== 0 || data[i + 5] !== 0 || data[i + 6] !== 1 || data[i + 7] !== 8) continue;
+    const version = pclntabVersion(data.subarray(i));
+    if (!version) continue;
+    const nfunc = Number(v.getBigUint64(i + 8, true));
+    if (nfunc === 0 || nfunc > 10_000_000) continue;
+    // The header's table offsets must all fall inside what follows.
+    const offs = version === "1.2" ? [] : version === "1.16" ? [24, 32, 40, 48, 56] : [32, 40, 48, 56, 64];
+    if (offs.every((o) => Number(v.getBigUint64(i + o, true)) < data.length - i)) return i;
+  }
+  return -1;
 }
 
 function pclntabVersion(b: Uint8Array): GoInfo["pclntabVersion"] {
@@ -236,7 +273,7 @@ export function pclntabFunctions(elf: ElfFile): GoFunction[] {
   let names = 0;
   if (version === "1.18" || version === "1.20") {
     // magic, pad, quantum, ptrSize, nfunc, nfiles, textStart, funcname, cu, filetab, pctab, pcln offsets
-    const textStart = word(24) || textStartFallback(elf);
+    const textStart = word(24) || textStartFallback(elf, pcln.vaddr);
     names = word(32);
     const functab = word(64);
     for (let i = 0; i <= nfunc; i++) {
@@ -273,25 +310,25 @@ export function pclntabFunctions(elf: ElfFile): GoFunction[] {
  * relocation and reads as 0 in the file. Go's text then starts at runtime.text, which is the
  * start of .text unless C code (cgo, external linking) comes first.
  */
-function textStartFallback(elf: ElfFile): number {
+function textStartFallback(elf: ElfFile, pclntabVaddr: number): number {
+  const rel = relativeRelocationAt(elf, pclntabVaddr + 24);
+  if (rel !== undefined) return rel;
   const sym = elf.symbols().find((s) => s.name === "runtime.text" && s.shndx !== SHN_UNDEF);
   if (sym) return sym.value;
   const text = elf.section(".text");
   if (!text) throw new GoError(`${elf.path} has no .text section`);
-  const rel = relativeRelocationAt(elf, elf.section(".gopclntab")?.addr ?? -1, 24);
-  return rel ?? text.addr;
+  return text.addr;
 }
 
 /** The addend of an R_X86_64_RELATIVE relocation that patches `base + delta`, if there is one. */
-function relativeRelocationAt(elf: ElfFile, base: number, delta: number): number | undefined {
-  if (base < 0) return undefined;
+function relativeRelocationAt(elf: ElfFile, where: number): number | undefined {
   const R_X86_64_RELATIVE = 8;
   for (const s of elf.sections) {
     if (s.name !== ".rela.dyn") continue;
     const d = elf.sectionBytes(s);
     const dv = view(d);
     for (let o = 0; o + 24 <= d.length; o += 24) {
-      if (Number(dv.getBigUint64(o, true)) === base + delta && Number(dv.getBigUint64(o + 8, true) & 0xffffffffn) === R_X86_64_RELATIVE) {
+      if (Number(dv.getBigUint64(o, true)) === where && Number(dv.getBigUint64(o + 8, true) & 0xffffffffn) === R_X86_64_RELATIVE) {
         return Number(dv.getBigInt64(o + 16, true));
       }
     }

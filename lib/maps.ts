@@ -43,9 +43,10 @@ export function mapInfo(fd: number): MapInfo {
     maxEntries: v.getUint32(16, true),
     flags: v.getUint32(20, true),
     name: new TextDecoder().decode(nameBytes.subarray(0, end < 0 ? 16 : end)),
-    btfId: v.getUint32(48, true),
-    btfKeyTypeId: v.getUint32(52, true),
-    btfValueTypeId: v.getUint32(56, true),
+    // struct bpf_map_info: ifindex@40, btf_vmlinux_value_type_id@44, netns_dev@48, netns_ino@56, then:
+    btfId: v.getUint32(64, true),
+    btfKeyTypeId: v.getUint32(68, true),
+    btfValueTypeId: v.getUint32(72, true),
   };
 }
 

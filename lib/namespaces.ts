@@ -5,7 +5,7 @@
 // The fd returned by openInProcessView is what gets parsed (ElfFile) and attached to (through
 // /proc/self/fd/N), so the probed inode is the parsed one even if the container later replaces the
 // file or the process exits.
-import { fstatSync, readFileSync, readSync, readdirSync } from "node:fs";
+import { fstatSync, readFileSync, readSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import {
   closeFd, cstr, fchdir, chroot, OsError, openPath, ptr, setns, syscallErr, unshare, CLONE, O, SYS,
 } from "./ffi/libc.ts";
@@ -27,9 +27,21 @@ export interface OpenedFile {
   path: string;
   /** A host path that names the same file, for messages only (never re-opened: it can be swapped). */
   hostPathHint: string;
-  /** fstat of the opened fd: the identity to dedupe attachments by. */
+  /** fstat of the opened fd (on overlayfs: the overlay mount's st_dev, differing per container). */
   inode: InodeId;
+  /**
+   * The inode the kernel registers the uprobe on (d_real_inode): for a file on overlayfs, the
+   * layer's own file, so two containers from one image give the same key. Dedupe by inodeKey(realInode).
+   */
+  realInode: RealInode;
   method: OpenMethod;
+}
+
+export interface RealInode extends InodeId {
+  /** "fstat": the file is not on overlayfs; "overlay": found in a layer (realPath); "overlay-unresolved": layers not reachable, fstat kept. */
+  via: "fstat" | "overlay" | "overlay-unresolved";
+  /** The layer file, as a path in the view of the mounter (host paths for docker/containerd). */
+  realPath?: string;
 }
 
 /** The path that makes the kernel open exactly this fd's file (uprobe attach, ElfFile messages). */
@@ -97,6 +109,8 @@ export function processIdentity(pid: number): ProcessIdentity {
   }
   // comm (field 2) can hold spaces and parentheses: fields resume after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // A zombie has exited: no maps, no root, nothing to probe; it only waits for its parent.
+  if (rest[0] === "Z" || rest[0] === "X") throw gone(pid, "(it is a zombie)");
   return { pid, startTime: BigInt(rest[19]!) }; // field 22 = index 19 after state (field 3)
 }
 
@@ -107,6 +121,20 @@ export function isSameProcess(id: ProcessIdentity): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Resolves when the identified process has exited (or its PID was reused); polls /proc, which
+ * works for any process (pidfd needs the PID to still be the same process when opened). `signal`
+ * stops the wait (the promise then resolves with false).
+ */
+export async function waitForProcessExit(id: ProcessIdentity, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+  const poll = opts.pollMs ?? 200;
+  while (!opts.signal?.aborted) {
+    if (!isSameProcess(id)) return true;
+    await Bun.sleep(poll);
+  }
+  return false;
 }
 
 /** Throws ProcessError "gone" or "reused" unless `id` still names the same running process. */
@@ -189,7 +217,8 @@ export function openInProcessView(pid: number, path: string, opts: OpenOptions =
   } else {
     fd = openViaSetns(pid, path, flags);
   }
-  return { fd, path, hostPathHint: `/proc/${pid}/root${path}`, inode: inodeOf(fd), method };
+  const inode = inodeOf(fd);
+  return { fd, path, hostPathHint: `/proc/${pid}/root${path}`, inode, realInode: realInodeOf(pid, fd, inode), method };
 }
 
 function notFound(pid: number, path: string): ProcessError {
@@ -222,19 +251,15 @@ function openViaOpenat2(pid: number, path: string, flags: number): number | "uns
   }
 }
 
-let fsUnshared = false;
-
 /**
  * Enters the target's mount namespace on this (the JS) thread, opens the path with a synchronous
  * open(2), and comes back through an fd of our own namespace opened before leaving, restoring our
  * root and cwd from saved fds (setns resets both to the namespace's root).
  */
 function openViaSetns(pid: number, path: string, flags: number): number {
-  // setns(CLONE_NEWNS) is EINVAL while the fs struct is shared with Bun's other threads.
-  if (!fsUnshared) {
-    unshare(CLONE.FS);
-    fsUnshared = true;
-  }
+  // setns(CLONE_NEWNS) is EINVAL while the fs struct is shared with other threads; threads Bun
+  // creates later from this thread share it again, so unshare every time (a no-op when unshared).
+  unshare(CLONE.FS);
   let target: number;
   try {
     target = openPath(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
@@ -434,7 +459,8 @@ export function openMappedFile(pid: number, f: MappedFile, opts: OpenOptions = {
     // map_files needs CAP_SYS_ADMIN in the target's user namespace.
     throw procErrno(pid, (e as OsError).errno ?? EINVAL, `opening ${f.path}${f.deleted ? " (deleted)" : ""} through /proc/PID/map_files`, "CAP_SYS_ADMIN");
   }
-  return { fd, path: f.path, hostPathHint: mf, inode: inodeOf(fd), method: "map_files" };
+  const inode = inodeOf(fd);
+  return { fd, path: f.path, hostPathHint: mf, inode, realInode: realInodeOf(pid, fd, inode), method: "map_files" };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +609,104 @@ export async function waitForLibrary(pid: number, name: string, timeoutMs: numbe
   }
 }
 
-/** A key that is equal for two opened files exactly when they are one inode (dedupe attachments). */
+/** A key that is equal for two opened files exactly when they are one inode (dedupe by realInode). */
 export function inodeKey(i: InodeId): string {
   return `${i.dev}:${i.ino}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// overlayfs: the real inode behind a container's file.
+
+interface MountInfo {
+  id: number;
+  root: string;
+  mountPoint: string;
+  fsType: string;
+  superOptions: string[];
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export function parseMountInfo(text: string): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const [pre, post] = line.split(" - ");
+    if (!pre || !post) continue;
+    const f = pre.split(" ");
+    const g = post.split(" ");
+    // Super options are comma-separated; overlay escapes commas inside paths with a backslash.
+    const superOptions = (g[2] ?? "").split(/(?<!\\),/).map((o) => unescapeMount(o).replace(/\\,/g, ","));
+    out.push({ id: Number(f[0]), root: unescapeMount(f[3] ?? "/"), mountPoint: unescapeMount(f[4] ?? "/"), fsType: g[0] ?? "", superOptions });
+  }
+  return out;
+}
+
+function fdMountId(fd: number): number | undefined {
+  try {
+    const m = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Layer directories of an overlay mount, topmost first (upperdir, then lowerdirs in order). */
+export function overlayLayers(superOptions: string[]): string[] {
+  const upper: string[] = [];
+  const lower: string[] = [];
+  for (const o of superOptions) {
+    const eq = o.indexOf("=");
+    const k = o.slice(0, eq), v = o.slice(eq + 1);
+    if (k === "upperdir") upper.push(v);
+    else if (k === "lowerdir") lower.push(...v.split(/(?<!\\):/).map((d) => d.replace(/\\:/g, ":")));
+    else if (k === "lowerdir+" || k === "datadir+") lower.push(v);
+  }
+  return [...upper, ...lower];
+}
+
+/**
+ * For a file on overlayfs, the layer file the kernel really probes: the topmost layer holding the
+ * file's path (verified by inode number, which overlayfs passes through when all layers share a
+ * filesystem). Layer paths are the mounter's; they are looked up on our view, then in PID 1's.
+ */
+function realInodeOf(pid: number, fd: number, inode: InodeId): RealInode {
+  const plain: RealInode = { ...inode, via: "fstat" };
+  const mntId = fdMountId(fd);
+  if (mntId === undefined) return plain;
+  let mounts: MountInfo[];
+  try {
+    mounts = parseMountInfo(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
+  } catch {
+    return plain;
+  }
+  const mnt = mounts.find((m) => m.id === mntId);
+  if (!mnt || mnt.fsType !== "overlay") return plain;
+  let inView: string;
+  try {
+    inView = readlinkSync(fdPath(fd));
+  } catch {
+    return { ...inode, via: "overlay-unresolved" };
+  }
+  const mp = mnt.mountPoint === "/" ? "" : mnt.mountPoint;
+  if (mp && !inView.startsWith(`${mp}/`)) return { ...inode, via: "overlay-unresolved" };
+  const rel = `${mnt.root === "/" ? "" : mnt.root}${inView.slice(mp.length)}`;
+  let firstExisting: RealInode | undefined;
+  for (const layer of overlayLayers(mnt.superOptions)) {
+    for (const candidate of [`${layer}${rel}`, `/proc/1/root${layer}${rel}`]) {
+      let st;
+      try {
+        st = statSync(candidate);
+      } catch {
+        continue;
+      }
+      const r: RealInode = { dev: st.dev, ino: st.ino, via: "overlay", realPath: `${layer}${rel}` };
+      if (st.ino === inode.ino) return r;
+      firstExisting ??= r;
+      break;
+    }
+  }
+  return firstExisting ?? { ...inode, via: "overlay-unresolved" };
 }

@@ -63,7 +63,9 @@ function main(): void {
       cli.outputHelp();
     }
   } catch (e) {
-    fail(e, cli);
+    // What cac throws before a command runs is always about the command line (its class name
+    // does not survive minification, so it is not checked).
+    fail(new UsageError((e as Error).message), cli);
   }
 }
 

@@ -9,7 +9,7 @@ interface HelpSource {
 /** Prints `probe: error: ...` (and a hint) on stderr and exits: 2 for usage, 1 otherwise. */
 export function fail(e: unknown, cli?: HelpSource | string): never {
   const err = e as Error & { hint?: string; name?: string };
-  const usage = e instanceof UsageError || err?.name === "CACError";
+  const usage = e instanceof UsageError;
   const msg = (err?.message ?? String(e)).replace(/`/g, "'").split("\n")[0];
   process.stderr.write(`${pc.red("probe: error:")} ${msg}\n`);
   if (err?.hint) process.stderr.write(`${pc.dim("hint:")} ${err.hint}\n`);

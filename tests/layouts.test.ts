@@ -1,0 +1,39 @@
+// The struct layouts lib/layouts.ts assumes, checked against the C headers the BPF programs are
+// compiled from: a C program prints sizeof/offsetof of every field the TypeScript side names.
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, WORK, sh } from "./helpers.ts";
+import * as L from "../lib/layouts.ts";
+
+const STRUCTS: [header: string, struct: string, layout: Record<string, number>][] = [
+  ["uprobe.h", "uprobe_config", L.UPROBE_CONFIG],
+  ["uprobe.h", "uprobe_event", L.UPROBE_EVENT],
+  ["uprobe.h", "uprobe_counts", L.UPROBE_COUNTS],
+  ["ssl_read.h", "ssl_config", L.SSL_CONFIG],
+  ["ssl_read.h", "ssl_stats", L.SSL_STATS],
+];
+
+function cLayouts(): Record<string, Record<string, number>> {
+  const headers = [...new Set(STRUCTS.map(([h]) => h))];
+  const body = STRUCTS.map(([, s, layout]) => {
+    const fields = Object.keys(layout).filter((f) => f !== "size");
+    const parts = [`"\\"size\\":%zu"`, ...fields.map((f) => `"\\"${f}\\":%zu"`)].join(` "," `);
+    const args = [`sizeof(struct ${s})`, ...fields.map((f) => `offsetof(struct ${s}, ${f})`)].join(", ");
+    return `  printf("\\"${s}\\":{" ${parts} "},", ${args});`;
+  }).join("\n");
+  const src = `#include <stdio.h>\n#include <stddef.h>\n#include <linux/types.h>\n${headers.map((h) => `#include "${h}"`).join("\n")}\nint main(void) {\n  printf("{");\n${body}\n  printf("\\"end\\":{}}");\n  return 0;\n}\n`;
+  const c = join(WORK, "layouts.c");
+  writeFileSync(c, src);
+  sh(`gcc -I${join(ROOT, "bpf")} -o ${join(WORK, "layouts")} ${c}`);
+  return JSON.parse(sh(join(WORK, "layouts")));
+}
+
+describe("shared struct layouts match bpf/*.h", () => {
+  const c = cLayouts();
+  for (const [header, struct, layout] of STRUCTS) {
+    test(`${header}: struct ${struct}`, () => {
+      expect(c[struct]).toEqual({ ...layout });
+    });
+  }
+});
