@@ -2,6 +2,7 @@
 // (names as Go writes them, entry and end) from `.gopclntab`, which Go keeps even in binaries
 // stripped with `-ldflags='-s -w'`.
 import { ElfFile, STT, SHT, SHN_UNDEF, view } from "./elf.ts";
+import { directBranchTargets } from "./x86/decoder.ts";
 
 export class GoError extends Error {
   constructor(
@@ -349,8 +350,9 @@ export function goFunction(elf: ElfFile, name: string): GoFunction {
     return { name, entry: sym.value, end: sym.value + sym.size, offset, source: "symtab" };
   }
   const all = pclntabFunctions(elf);
-  const fn = all.find((f) => f.name === name);
-  if (fn) return fn;
+  const same = all.filter((f) => sameGoName(f.name, name));
+  if (same.length === 1) return same[0]!;
+  if (same.length > 1) return abiInternalOf(elf, same);
   const close = suggestGo(all, name);
   throw new GoError(
     `Go function ${name} not found in ${elf.path}`,
@@ -359,8 +361,33 @@ export function goFunction(elf: ElfFile, name: string): GoFunction {
 }
 
 /**
- * Go functions whose name matches `pattern`: a glob when it has `*` or `?`, else a substring.
- * Sorted by name.
+ * .gopclntab names an ABI wrapper like the function it wraps (the symbol table calls one of them
+ * `name.abi0`). The wrapper is the one that calls or jumps to the other; the register-ABI
+ * function is the one left.
+ */
+function abiInternalOf(elf: ElfFile, same: GoFunction[]): GoFunction {
+  const entries = new Set(same.map((f) => f.entry));
+  const wrappers = new Set<number>();
+  for (const f of same) {
+    try {
+      const targets = directBranchTargets(elf.readAt(f.offset, f.end - f.entry), 0, f.end - f.entry, f.entry);
+      if (targets.some((t) => t !== f.entry && entries.has(t))) wrappers.add(f.entry);
+    } catch {
+      // not decodable: cannot be told apart this way
+    }
+  }
+  const left = same.filter((f) => !wrappers.has(f.entry));
+  if (left.length === 1) return left[0]!;
+  throw new GoError(
+    `${same.length} functions are named ${same[0]!.name} in ${elf.path} (at ${same.map((f) => `0x${f.entry.toString(16)}`).join(", ")}) and probe cannot tell which is the Go one`,
+    "give its address instead of its name",
+  );
+}
+
+/**
+ * Go functions whose name matches `pattern`, sorted by name: a whole-name glob when it has a `*`
+ * or `?` wildcard, else a substring. `(*` is Go's pointer-receiver spelling, never a wildcard:
+ * `(*conn).serve` is a substring, `main.(*T).*` a glob.
  */
 export function listGoFunctions(elf: ElfFile, pattern = ""): GoFunction[] {
   const match = matcher(pattern);
@@ -370,8 +397,10 @@ export function listGoFunctions(elf: ElfFile, pattern = ""): GoFunction[] {
 }
 
 function matcher(pattern: string): (name: string) => boolean {
-  if (!/[*?]/.test(pattern)) return (n) => n.includes(pattern);
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  const parts = pattern.split("(*");
+  if (!parts.some((p) => /[*?]/.test(p))) return (n) => n.includes(pattern);
+  const glob = (p: string) => p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const re = new RegExp(`^${parts.map(glob).join("\\(\\*")}$`);
   return (n) => re.test(n);
 }
 
@@ -383,11 +412,18 @@ function suggestGo(all: GoFunction[], name: string): string[] {
 }
 
 const dec = new TextDecoder("latin1");
+const utf8 = new TextDecoder("utf-8");
 function latin1(b: Uint8Array): string {
   return dec.decode(b);
 }
+/** Go function names are UTF-8. */
 function cstr(b: Uint8Array, off: number): string {
   let end = off;
   while (end < b.length && b[end] !== 0) end++;
-  return dec.decode(b.subarray(off, end));
+  return utf8.decode(b.subarray(off, end));
+}
+
+/** The linker writes `·` (in compiler-generated names) as `.` in the symbol table: accept both. */
+function sameGoName(a: string, b: string): boolean {
+  return a === b || a.replaceAll("·", ".") === b.replaceAll("·", ".");
 }

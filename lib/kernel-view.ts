@@ -197,7 +197,7 @@ function processFds(): FdRef[] {
         continue;
       }
       const kind = target === "anon_inode:bpf-prog" ? "prog" : target === "anon_inode:bpf-map" ? "map"
-        : target === "anon_inode:bpf_link" ? "link" : target === "anon_inode:[perf_event]" ? "perf" : undefined;
+        : target === "anon_inode:bpf_link" || target === "anon_inode:bpf-link" ? "link" : target === "anon_inode:[perf_event]" ? "perf" : undefined;
       if (kind) out.push({ pid: Number(p), fd: Number(f), kind });
     }
   }
@@ -235,7 +235,7 @@ export function pinnedObject(path: string): { kind: "prog" | "map" | "link"; id:
   try {
     const target = readlinkSync(`/proc/self/fd/${fd}`);
     const kind = target === "anon_inode:bpf-prog" ? "prog" : target === "anon_inode:bpf-map" ? "map"
-      : target === "anon_inode:bpf_link" ? "link" : undefined;
+      : target === "anon_inode:bpf_link" || target === "anon_inode:bpf-link" ? "link" : undefined;
     if (!kind) return undefined;
     return { kind, id: objInfo(fd, 8).getUint32(4, true) };
   } catch {

@@ -13,7 +13,7 @@ import {
 /** openat2(2) RESOLVE_* flags. */
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
 
-export type OpenMethod = "openat2" | "setns" | "map_files";
+export type OpenMethod = "openat2" | "setns" | "map_files" | "proc_exe";
 
 export interface InodeId {
   dev: number;
@@ -62,10 +62,12 @@ export class ProcessError extends Error {
 
 const ENOENT = 2, ESRCH = 3, EACCES = 13, EPERM = 1, EINVAL = 22, ENOSYS = 38, E2BIG = 7;
 
+/** Whether the PID names a live process (a zombie has exited: no root, no maps). */
 export function processExists(pid: number): boolean {
   try {
-    readFileSync(`/proc/${pid}/stat`);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
   } catch {
     return false;
   }
@@ -456,11 +458,32 @@ export function openMappedFile(pid: number, f: MappedFile, opts: OpenOptions = {
   try {
     fd = openPath(mf, O.RDONLY | O.CLOEXEC);
   } catch (e) {
-    // map_files needs CAP_SYS_ADMIN in the target's user namespace.
-    throw procErrno(pid, (e as OsError).errno ?? EINVAL, `opening ${f.path}${f.deleted ? " (deleted)" : ""} through /proc/PID/map_files`, "CAP_SYS_ADMIN");
+    // map_files needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) in the initial user namespace.
+    throw procErrno(pid, (e as OsError).errno ?? EINVAL, `opening ${f.path}${f.deleted ? " (deleted)" : ""} through /proc/PID/map_files`, "CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE)");
   }
   const inode = inodeOf(fd);
   return { fd, path: f.path, hostPathHint: mf, inode, realInode: realInodeOf(pid, fd, inode), method: "map_files" };
+}
+
+/**
+ * The process's main executable, exactly the running inode (/proc/PID/exe: still there when the
+ * file was replaced or deleted); `path` is what the process sees it as.
+ */
+export function openExecutable(pid: number): OpenedFile {
+  validPid(pid);
+  let fd: number;
+  let path: string;
+  try {
+    path = readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "");
+    fd = openPath(`/proc/${pid}/exe`, O.RDONLY | O.CLOEXEC);
+  } catch (e) {
+    const errno = e instanceof OsError ? e.errno : errnoOf(e);
+    // Kernel threads have no executable: ENOENT while the process still exists.
+    if (errno === ENOENT && processExists(pid)) throw new ProcessError(`process ${pid} has no executable (a kernel thread?)`, pid, "not-found");
+    throw procErrno(pid, errno, "opening the executable (/proc/PID/exe)");
+  }
+  const inode = inodeOf(fd);
+  return { fd, path, hostPathHint: `/proc/${pid}/exe`, inode, realInode: realInodeOf(pid, fd, inode), method: "proc_exe" };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,7 +547,8 @@ export const STANDARD_LIB_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linu
 
 export interface LibraryCandidate {
   path: string;
-  source: "maps" | "ld.so.cache" | "dir";
+  /** maps: the mapped file; ld.so.cache / dir: found for a bare name; path: a path given as is. */
+  source: "maps" | "ld.so.cache" | "dir" | "path";
   mapped?: MappedFile;
 }
 
@@ -575,7 +599,7 @@ export interface OpenedLibrary extends OpenedFile {
 export function openLibraryInProcess(pid: number, name: string, opts: OpenOptions = {}): OpenedLibrary {
   const mapped = findMappedLibrary(pid, name);
   if (mapped) return { ...openMappedFile(pid, mapped, opts), source: "maps", mapped };
-  if (isPathSpec(name)) return { ...openInProcessView(pid, name, opts), source: "dir" };
+  if (isPathSpec(name)) return { ...openInProcessView(pid, name, opts), source: "path" };
   for (const c of unmappedLibraryCandidates(pid, name)) {
     try {
       return { ...openInProcessView(pid, c.path, opts), source: c.source };

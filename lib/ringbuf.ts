@@ -34,16 +34,22 @@ export class RingBuffer {
   /**
    * Hands every committed record to `onRecord(view, offset, length)` and returns how many.
    * Plain reads only: this mapping is PROT_READ, and Atomics on it crash once JIT-compiled.
+   * Positions are 64-bit counters; record offsets need only their low 32 bits (the size is a power
+   * of two below 2^32), which keeps the loop in integer arithmetic.
    */
   consume(onRecord: (data: DataView, offset: number, length: number) => void, max = Infinity): number {
     const cv = this.consumerView;
-    const pv = this.producerView;
     const data = this.data;
-    let cons = cv.getUint32(0, true) + cv.getUint32(4, true) * 2 ** 32;
-    const prod = pv.getUint32(0, true) + pv.getUint32(4, true) * 2 ** 32;
+    const mask = this.mask;
+    const lo0 = cv.getUint32(0, true);
+    const hi0 = cv.getUint32(4, true);
+    // Bytes available: producer - consumer, exact while under 2^32 (the ring is far smaller).
+    const avail = (this.producerView.getUint32(0, true) - lo0) >>> 0;
+    let done = 0;
     let n = 0;
-    while (cons < prod && n < max) {
-      const off = cons % this.size;
+    let sinceStore = 0;
+    while (done < avail && n < max) {
+      const off = ((lo0 + done) >>> 0) & mask;
       const hdr = data.getUint32(off, true);
       if (hdr & BUSY) break;
       const len = hdr & ~(BUSY | DISCARD);
@@ -51,11 +57,21 @@ export class RingBuffer {
         onRecord(data, off + HDR, len);
         n++;
       }
-      cons += (len + HDR + 7) & ~7;
-      cv.setUint32(0, cons % 2 ** 32, true);
-      cv.setUint32(4, Math.floor(cons / 2 ** 32), true);
+      done += (len + HDR + 7) & ~7;
+      // Hand space back to the kernel now and then, not per record: the store is what costs.
+      if (++sinceStore === 1024) {
+        sinceStore = 0;
+        this.store(lo0, hi0, done);
+      }
     }
+    if (done) this.store(lo0, hi0, done);
     return n;
+  }
+
+  private store(lo0: number, hi0: number, done: number): void {
+    const lo = lo0 + done;
+    this.consumerView.setUint32(4, hi0 + (lo >= 2 ** 32 ? 1 : 0), true);
+    this.consumerView.setUint32(0, lo >>> 0, true);
   }
 
   /** Bytes written by the kernel and not yet consumed. */

@@ -185,7 +185,9 @@ export class UserObject {
       for (const m of this.obj.maps()) {
         const existing = L.bpf_map__pin_path(m.handle);
         if (existing && existsSync(new CString(existing as Pointer).toString())) continue;
-        pin(this.obj.mapFd(m), join(dir, bpffsName(m.name)));
+        // Data-section maps are named `<obj prefix>.rodata`: pin them as `rodata`, `bss`, `data`.
+        const internal = L.bpf_map__is_internal(m.handle) !== 0 && m.name.includes(".");
+        pin(this.obj.mapFd(m), join(dir, bpffsName(internal ? m.name.slice(m.name.indexOf(".") + 1) : m.name)));
       }
       for (const p of this.obj.programs()) {
         const fd = libbpf().bpf_program__fd(p.handle);
@@ -319,6 +321,22 @@ function planAttachments(programs: BpfProgram[], explicit: AttachSpec[]): Attach
       throw new UserObjectError(`--attach ${s.prog}=...: the object has no program '${s.prog}'`, `its programs: ${names.join(", ")}`, true);
     }
   }
+  // A uprobe program is a kprobe-type program; a tracepoint program is its own type: the kernel
+  // would only say EINVAL at attach time.
+  const PROG_KPROBE = 2;
+  const PROG_TRACEPOINT = 5;
+  for (const s of explicit) {
+    const type = libbpf().bpf_program__type(programs.find((p) => p.name === s.prog)!.handle);
+    const want = s.kind === "tracepoint" ? PROG_TRACEPOINT : PROG_KPROBE;
+    if (type !== want) {
+      const sec = programs.find((p) => p.name === s.prog)!.section;
+      throw new UserObjectError(
+        `--attach ${s.prog}=${s.kind}:...: program '${s.prog}' (SEC("${sec}")) is not a ${s.kind === "tracepoint" ? "tracepoint" : "uprobe"} program`,
+        s.kind === "tracepoint" ? 'tracepoint programs have SEC("tracepoint/...") or SEC("tp/...")' : 'uprobe programs have SEC("uprobe...") or SEC("uretprobe...")',
+        true,
+      );
+    }
+  }
   const out = [...explicit];
   for (const p of programs) {
     if (explicit.some((s) => s.prog === p.name)) continue;
@@ -332,7 +350,7 @@ function planAttachments(programs: BpfProgram[], explicit: AttachSpec[]): Attach
 function setGlobal(obj: BpfObject, s: GlobalSetting): void {
   const btfPtr = libbpf().bpf_object__btf(objectHandle(obj));
   if (!btfPtr) throw new UserObjectError(`--set ${s.name}: ${obj.name} has no BTF`, "compile it with -g", true);
-  const btf = Btf.fromLibbpf(btfPtr);
+  const btf = Btf.fromLibbpf(btfPtr as Pointer);
   const known: string[] = [];
   for (const sec of btf.types) {
     if (!sec || sec.kind !== BTF_KIND.DATASEC || !/^\.(rodata|bss|data)/.test(sec.name)) continue;
@@ -465,24 +483,28 @@ export function unpinDir(dir: string, opts: { quiet?: boolean } = {}): Unpinned[
     if (opts.quiet) return [];
     throw new UserObjectError(`${dir} does not exist`, "nothing is pinned there", true);
   }
-  const removed: Unpinned[] = [];
+  const found: Unpinned[] = [];
+  const dirs: string[] = [];
   const walk = (d: string) => {
     for (const n of readdirSync(d)) {
       const p = join(d, n);
       if (statSync(p).isDirectory()) {
         walk(p);
-        removeEmptyDir(p);
+        dirs.push(p);
         continue;
       }
       const o = pinnedObject(p);
-      if (!o) continue;
-      unlinkSync(p);
-      removed.push({ path: p, ...o });
+      if (o) found.push({ path: p, ...o });
     }
   };
   walk(abs);
+  // Links first: the probes stop firing before their programs and maps go.
+  const order = { link: 0, prog: 1, map: 2 };
+  found.sort((a, b) => order[a.kind] - order[b.kind]);
+  for (const f of found) unlinkSync(f.path);
+  for (const d of dirs) removeEmptyDir(d);
   removeEmptyDir(abs);
-  return removed;
+  return found;
 }
 
 // ---- tracepoints and tracefs ----

@@ -4,8 +4,9 @@ import { existsSync, readFileSync } from "node:fs";
 
 export interface LoopOptions {
   durationSec: number;
-  /** Called every poll (default every 10 ms): drain ring buffers here. */
-  poll?: () => void;
+  /** Drains ring buffers; returns how many records it took. Polled every `pollMs` (10 ms) while
+   * quiet, and again at once while busy. */
+  poll?: () => number;
   pollMs?: number;
   /** Called every interval with the interval in seconds (summaries). */
   report?: () => void;
@@ -23,9 +24,11 @@ export function runLoop(o: LoopOptions): Promise<StopReason> {
   return new Promise((resolve) => {
     const timers: Timer[] = [];
     let done = false;
+    let cancelPoll = () => {};
     const stop = (why: StopReason) => {
       if (done) return;
       done = true;
+      cancelPoll();
       for (const t of timers) clearInterval(t);
       process.off("SIGINT", onSig);
       process.off("SIGTERM", onSig);
@@ -34,7 +37,18 @@ export function runLoop(o: LoopOptions): Promise<StopReason> {
     const onSig = () => stop("signal");
     process.on("SIGINT", onSig);
     process.on("SIGTERM", onSig);
-    if (o.poll) timers.push(setInterval(o.poll, o.pollMs ?? 10));
+    if (o.poll) {
+      const poll = o.poll;
+      const quietMs = o.pollMs ?? 10;
+      let t: Timer;
+      const tick = () => {
+        if (done) return;
+        const n = poll();
+        t = setTimeout(tick, n > 0 ? 1 : quietMs);
+      };
+      t = setTimeout(tick, quietMs);
+      cancelPoll = () => clearTimeout(t);
+    }
     if (o.report) timers.push(setInterval(o.report, (o.intervalSec ?? 1) * 1000));
     o.until?.finally(() => stop("done"));
     if (o.durationSec > 0) timers.push(setTimeout(() => stop("duration"), o.durationSec * 1000));

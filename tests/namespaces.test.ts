@@ -226,6 +226,23 @@ describe("a process's view of files", () => {
     }
   });
 
+  test("the main executable is the running inode, named as the container sees it", () => {
+    const exe = ns.openExecutable(nginx.pid);
+    try {
+      expect(exe.path).toBe("/usr/sbin/nginx");
+      expect(exe.method).toBe("proc_exe");
+      expect(exe.inode.ino).toBe(statSync(join(rootfs.root, "usr/sbin/nginx")).ino);
+      expect(new ElfFile(exe.fd, exe.hostPathHint).isPie).toBe(true);
+    } finally {
+      closeFd(exe.fd);
+    }
+    // A path given as is opens in the view too (the `probe uprobe /usr/sbin/nginx --pid` case).
+    const byPath = ns.openLibraryInProcess(nginx.pid, "/usr/sbin/nginx");
+    expect(byPath.source).toBe("maps");
+    expect(byPath.inode.ino).toBe(statSync(join(rootfs.root, "usr/sbin/nginx")).ino);
+    closeFd(byPath.fd);
+  });
+
   test("library names match their own sonames only", () => {
     const yes: [string, string][] = [["libssl", "libssl.so.3"], ["libssl", "libssl.so.1.1"], ["libssl", "libssl.so.1.0.2"], ["libcrypto", "/opt/ssl/libcrypto.so.3"], ["libz", "libz.so.1.2.13"], ["libpcre2-8", "libpcre2-8.so.0"], ["libfoo", "libfoo-2.1.so"], ["libssl.so.3", "/x/libssl.so.3"]];
     const no: [string, string][] = [["libssl", "libssl.so.59"], ["libssl", "libssl3.so"], ["libssl", "libssl.so"], ["libcrypto", "libcrypto.so.52"], ["libz", "libzstd.so.1"], ["libc", "libcrypt.so.1"], ["libc", "libc.so.6x"], ["libssl.so.3", "libssl.so.3.0"]];
@@ -338,11 +355,15 @@ describe("probes attached in the container's view", () => {
         expect(entries.map((i) => i.uprobe!.offsets[0]!).sort((a, b) => a - b)).toEqual(want);
         expect(returns.map((i) => i.uprobe!.offsets[0]!).sort((a, b) => a - b)).toEqual(want);
       }
-      // The kernel names the container's file, never the host's libssl.
+      // The kernel names the container's file, never the host's libssl: uprobe_multi reports the
+      // probed file's path (in the container's view), a perf uprobe the string it was opened with
+      // (our /proc/self/fd/N, which is the container's inode).
       for (const i of infos) {
-        expect(i.uprobe!.path).toEndWith(CONTAINER_LIB);
+        if (probe.mode === "multi") expect(i.uprobe!.path).toBe(CONTAINER_LIB);
+        else expect(i.uprobe!.path).toBe(ns.fdPath(probe.lib.fd));
         expect(i.uprobe!.path).not.toBe(HOST_LIBSSL);
       }
+      expect(statSync(ns.fdPath(probe.lib.fd)).ino).not.toBe(inodeOfHostLibssl().ino);
     } finally {
       probe.close();
     }
@@ -386,11 +407,19 @@ describe("probes attached in the container's view", () => {
         try { ns.openInProcessView(${nginx.pid}, "/opt/ssl/libssl.so.3", { method }); console.log(method + ": opened"); }
         catch (e) { console.log(method + ": " + e.reason + ": " + e.message); }
       }`;
-    const r = Bun.spawnSync(["capsh", "--drop=cap_sys_ptrace,cap_sys_admin,cap_dac_read_search", "--", "-c", `exec ${process.execPath} -e '${code.replace(/'/g, "'\\''")}'`], { stdout: "pipe", stderr: "pipe" });
-    const out = r.stdout.toString();
-    expect(r.stderr.toString()).toBe("");
+    const withoutCaps = (caps: string) => {
+      const r = Bun.spawnSync(["capsh", `--drop=${caps}`, "--", "-c", `exec ${process.execPath} -e '${code.replace(/'/g, "'\\''")}'`], { stdout: "pipe", stderr: "pipe" });
+      expect(r.stderr.toString()).toBe("");
+      return r.stdout.toString();
+    };
+    // Without ptrace rights, /proc/PID/root and /proc/PID/ns are closed to us.
+    let out = withoutCaps("cap_sys_ptrace,cap_sys_admin,cap_dac_read_search");
     expect(out).toContain(`openat2: permission: permission denied opening the root directory (/proc/PID/root) of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
     expect(out).toContain(`setns: permission: permission denied opening the mount namespace (/proc/PID/ns/mnt) of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
+    // With them but without CAP_SYS_ADMIN: the root opens, entering the namespace does not.
+    out = withoutCaps("cap_sys_admin");
+    expect(out).toContain("openat2: opened");
+    expect(out).toContain(`setns: permission: permission denied entering the mount namespace of process ${nginx.pid}: needs CAP_SYS_ADMIN and CAP_SYS_CHROOT`);
   });
 });
 
@@ -405,6 +434,10 @@ describe("container engines", () => {
     const c = containerPid(d.name);
     expect(c).toEqual({ pid: Number(inspect[0]), engine: "docker", id: inspect[1]! });
     expect(containerPid(inspect[1]!.slice(0, 12)).pid).toBe(c.pid);
+    // containerd's ctr sees the same task in dockerd's own containerd ("moby" namespace).
+    expect(installedEngines()).toContain("ctr");
+    expect(containerPid(inspect[1]!, ["ctr"])).toEqual({ pid: c.pid, engine: "ctr", id: `moby/${inspect[1]}` });
+    expect(containerPid(inspect[1]!.slice(0, 12), ["ctr"]).pid).toBe(c.pid);
     expect(ns.nsPids(c.pid)).toEqual([c.pid, 1]);
     expect(readFileSync(`/proc/${c.pid}/comm`, "utf8").trim()).toBe("nginx");
     // The same probe path as for the namespace container, through a real engine's overlay root.

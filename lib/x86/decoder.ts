@@ -31,7 +31,8 @@ const MAX_LENGTH = 15;
 /**
  * Length of the instruction at `code[pos]`, or a negative number when it is not a valid 64-bit
  * instruction (-1: unknown opcode, -2: runs past `end`, -3: longer than 15 bytes).
- * `retOut[0]` receives a ReturnKind code (0 none, 1 ret, 2 ret imm16, 3 rep ret, 4 far ret).
+ * `retOut[0]` receives a ReturnKind code (0 none, 1 ret, 2 ret imm16, 3 rep ret, 4 far ret);
+ * `retOut[1]`, when present, 1 for CALL rel32 and 2 for JMP rel32 (target: end + last 4 bytes).
  */
 export function instructionLength(code: Uint8Array, pos: number, end: number, retOut?: Int32Array): number {
   const start = pos;
@@ -39,7 +40,10 @@ export function instructionLength(code: Uint8Array, pos: number, end: number, re
   let addr32 = false; // 0x67
   let rep = false; // 0xF3
   let rexW = false;
-  if (retOut) retOut[0] = 0;
+  if (retOut) {
+    retOut[0] = 0;
+    if (retOut.length > 1) retOut[1] = 0;
+  }
 
   // Legacy prefixes in any order, then at most one effective REX right before the opcode.
   for (;;) {
@@ -129,6 +133,7 @@ export function instructionLength(code: Uint8Array, pos: number, end: number, re
       if (b === 0xc3) retOut[0] = rep ? 3 : 1;
       else if (b === 0xc2) retOut[0] = 2;
       else if (b === 0xcb || b === 0xca) retOut[0] = 4;
+      else if ((b === 0xe8 || b === 0xe9) && retOut.length > 1) retOut[1] = b === 0xe8 ? 1 : 2;
     }
   }
 
@@ -225,6 +230,21 @@ export function findReturns(code: Uint8Array, start: number, end: number, baseOf
     pos += n;
   }
   return out;
+}
+
+/** Targets (`baseOffset` numbering) of the direct CALL rel32 / JMP rel32 in `code[start, end)`. */
+export function directBranchTargets(code: Uint8Array, start: number, end: number, baseOffset = 0): number[] {
+  const out = new Int32Array(2);
+  const targets: number[] = [];
+  const v = new DataView(code.buffer, code.byteOffset, code.byteLength);
+  let pos = start;
+  while (pos < end) {
+    const n = instructionLength(code, pos, end, out);
+    if (n < 0) throw decodeFailure(code, pos, end, n, baseOffset);
+    if (out[1]) targets.push(baseOffset + pos + n + v.getInt32(pos + n - 4, true));
+    pos += n;
+  }
+  return targets;
 }
 
 /** Instruction start offsets in `code[start, end)`, for validation and tools. */

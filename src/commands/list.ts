@@ -40,8 +40,8 @@ export async function run(o: ListOptions): Promise<number> {
     return 0;
   }
   out.line(pc.bold(`PROGRAMS (${v.programs.length})`));
-  if (v.programs.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 15)}${pad("NAME", 18)}${pad("TAG", 18)}${pad("MAPS", 14)}HELD BY`));
-  for (const p of v.programs) out.line(`  ${pad(p.id, 7)}${pad(p.type, 15)}${pad(p.name || "-", 18)}${pad(p.tag, 18)}${pad(p.mapIds.join(",") || "-", 14)}${holders(p.holders, p.pins)}`);
+  if (v.programs.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 15)}${pad("NAME", 18)}${pad("TAG", 18)}${pad("MAPS", 20)}HELD BY`));
+  for (const p of v.programs) out.line(`  ${pad(p.id, 7)}${pad(p.type, 15)}${pad(p.name || "-", 18)}${pad(p.tag, 18)}${pad(p.mapIds.join(",") || "-", 20)}${holders(p.holders, p.pins)}`);
   out.line("");
   out.line(pc.bold(`MAPS (${v.maps.length})`));
   if (v.maps.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 15)}${pad("NAME", 18)}${pad("KEY", 6)}${pad("VALUE", 7)}${pad("MAX", 9)}HELD BY`));

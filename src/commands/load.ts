@@ -135,7 +135,9 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
       const summary = verifierSummary(e.log);
       if (summary) process.stderr.write(`${summary}\n`);
       const reason = verifierReason(e.log);
-      throw new ProbeError(`${e.message}${reason ? `: ${reason}` : ""}`, summary ? "the verifier's log is above" : undefined);
+      const prog = /prog '([^']+)': BPF program load failed/.exec(e.log)?.[1];
+      const what = prog && reason ? `the verifier rejected program '${prog}' of ${object}: ${reason}` : `${e.message}${reason ? `: ${reason}` : ""}`;
+      throw new ProbeError(what, summary ? "the verifier's log (its last lines) is above" : undefined);
     }
     throw cliError(e);
   }

@@ -7,11 +7,12 @@ import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/upro
 import { loadEmbedded } from "../../lib/programs.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { UPROBE_CONFIG, UPROBE_EVENT, UPROBE_COUNTS, EV_CALL, commAt } from "../../lib/layouts.ts";
+import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
 import { UsageError } from "../errors.ts";
 import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
 import { openTargetFor } from "../targets.ts";
-import { Out, WallClock, hex, jsonInt, formatDuration, pad } from "../output.ts";
+import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
+import { EventFormatter } from "../event-format.ts";
 import { runLoop } from "../run-loop.ts";
 
 export interface UprobeOptions {
@@ -68,7 +69,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
         `${pid ? `, pid ${pid}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
     );
 
-    let poll: (() => void) | undefined;
+    let poll: (() => number) | undefined;
     let report: (() => void) | undefined;
     if (o.summary) {
       const counts = new MapReader(obj.mapFd("counts"));
@@ -76,10 +77,12 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = scope.add(new RingBuffer(obj.mapFd("events"), RING_SIZE));
-      const onEvent = json ? jsonEvent(out, names) : humanEvent(out, names, clock);
+      const fmt = new EventFormatter(names, clock, HUMAN_ARGS);
+      const onEvent = json ? (v: DataView, off: number) => out.line(fmt.json(v, off)) : (v: DataView, off: number) => out.line(fmt.human(v, off));
       poll = () => {
-        rb.consume(onEvent);
+        const n = rb.consume(onEvent);
         out.flush();
+        return n;
       };
     }
     out.flush();
@@ -101,54 +104,6 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   } finally {
     scope.close();
   }
-}
-
-function humanEvent(out: Out, names: string[], clock: WallClock) {
-  return (v: DataView, off: number) => {
-    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
-    const head =
-      `${pad(clock.format(v.getBigUint64(off + UPROBE_EVENT.ts, true)), 13)}${pad(v.getUint32(off + UPROBE_EVENT.pid, true), 8)}` +
-      `${pad(v.getUint32(off + UPROBE_EVENT.tid, true), 8)}${pad(commAt(v, off + UPROBE_EVENT.comm), 16)}`;
-    const name = names[v.getUint32(off + UPROBE_EVENT.func, true)] ?? "?";
-    if (kind === EV_CALL) {
-      const args: string[] = [];
-      for (let i = 0; i < HUMAN_ARGS; i++) args.push(hex(v.getBigUint64(off + UPROBE_EVENT.a + i * 8, true)));
-      out.line(`${head}${name}(${args.join(", ")})`);
-    } else {
-      const ret = v.getBigInt64(off + UPROBE_EVENT.a, true);
-      const lat = v.getBigUint64(off + UPROBE_EVENT.a + 8, true);
-      out.line(`${head}${name} returned ${hex(BigInt.asUintN(64, ret))} (${ret})${lat ? ` in ${formatDuration(lat)}` : ""}`);
-    }
-  };
-}
-
-function jsonEvent(out: Out, names: string[]) {
-  return (v: DataView, off: number) => {
-    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
-    const base = {
-      event: kind === EV_CALL ? "call" : "return",
-      ts: jsonInt(v.getBigUint64(off + UPROBE_EVENT.ts, true)),
-      pid: v.getUint32(off + UPROBE_EVENT.pid, true),
-      tid: v.getUint32(off + UPROBE_EVENT.tid, true),
-      comm: commAt(v, off + UPROBE_EVENT.comm),
-      function: names[v.getUint32(off + UPROBE_EVENT.func, true)] ?? "?",
-    };
-    if (kind === EV_CALL) {
-      const args: string[] = [];
-      for (let i = 0; i < 6; i++) args.push(hex(v.getBigUint64(off + UPROBE_EVENT.a + i * 8, true)));
-      out.line(JSON.stringify({ ...base, args }));
-    } else {
-      const ret = v.getBigInt64(off + UPROBE_EVENT.a, true);
-      out.line(
-        JSON.stringify({
-          ...base,
-          ret: jsonInt(ret),
-          ret_hex: hex(BigInt.asUintN(64, ret)),
-          latency_ns: jsonInt(v.getBigUint64(off + UPROBE_EVENT.a + 8, true)),
-        }),
-      );
-    }
-  };
 }
 
 function printCounts(counts: MapReader, out: Out, json: boolean): void {

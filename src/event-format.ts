@@ -1,0 +1,105 @@
+// Turning uprobe_event records into output lines fast enough for a million events a second:
+// 64-bit fields are read as two 32-bit halves (no BigInt), JSON is written by hand (no objects),
+// and a thread's comm is decoded once and reused while its bytes stay the same.
+import { UPROBE_EVENT, EV_CALL } from "../lib/layouts.ts";
+import type { WallClock } from "./output.ts";
+import { formatDuration, pad } from "./output.ts";
+
+const TWO32 = 4294967296;
+const latin1 = new TextDecoder("latin1");
+
+function hex64(lo: number, hi: number): string {
+  return hi ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")}` : `0x${lo.toString(16)}`;
+}
+
+/** A 64-bit field as a JSON value: a number while exact, else a decimal string. */
+function u64Json(lo: number, hi: number): string {
+  return hi < 0x200000 ? String(hi * TWO32 + lo) : `"${(BigInt(hi) * 4294967296n + BigInt(lo)).toString()}"`;
+}
+
+function i64Json(lo: number, hi: number): string {
+  if (hi < 0x80000000) return u64Json(lo, hi);
+  if (hi >= 0xffe00000) return String((hi - TWO32) * TWO32 + lo); // small negatives are exact
+  return `"${BigInt.asIntN(64, BigInt(hi) * 4294967296n + BigInt(lo)).toString()}"`;
+}
+
+function i64Text(lo: number, hi: number): string {
+  const j = i64Json(lo, hi);
+  return j.startsWith('"') ? j.slice(1, -1) : j;
+}
+
+function jsonString(s: string): string {
+  return /^[\x20-\x7e]*$/.test(s) && !/["\\]/.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+export class EventFormatter {
+  private readonly comms = new Map<number, { w: number[]; text: string; json: string }>();
+  private readonly jsonNames: string[];
+
+  constructor(
+    private readonly names: string[],
+    private readonly clock: WallClock,
+    private readonly humanArgs = 4,
+  ) {
+    this.jsonNames = names.map(jsonString);
+  }
+
+  private comm(v: DataView, off: number, tid: number) {
+    const o = off + UPROBE_EVENT.comm;
+    const w0 = v.getUint32(o, true);
+    const w1 = v.getUint32(o + 4, true);
+    const w2 = v.getUint32(o + 8, true);
+    const w3 = v.getUint32(o + 12, true);
+    const c = this.comms.get(tid);
+    if (c && c.w[0] === w0 && c.w[1] === w1 && c.w[2] === w2 && c.w[3] === w3) return c;
+    const bytes = new Uint8Array(v.buffer, v.byteOffset + o, 16);
+    const end = bytes.indexOf(0);
+    const text = latin1.decode(bytes.subarray(0, end < 0 ? 16 : end));
+    const entry = { w: [w0, w1, w2, w3], text, json: jsonString(text) };
+    if (this.comms.size > 65536) this.comms.clear();
+    this.comms.set(tid, entry);
+    return entry;
+  }
+
+  json(v: DataView, off: number): string {
+    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
+    const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
+    const tid = v.getUint32(off + UPROBE_EVENT.tid, true);
+    const fn = this.jsonNames[v.getUint32(off + UPROBE_EVENT.func, true)] ?? '"?"';
+    const ts = u64Json(v.getUint32(off + UPROBE_EVENT.ts, true), v.getUint32(off + UPROBE_EVENT.ts + 4, true));
+    const head = `"ts":${ts},"pid":${pid},"tid":${tid},"comm":${this.comm(v, off, tid).json},"function":${fn}`;
+    const a = off + UPROBE_EVENT.a;
+    if (kind === EV_CALL) {
+      let args = "";
+      for (let i = 0; i < 6; i++) {
+        args += `${i ? "," : ""}"${hex64(v.getUint32(a + i * 8, true), v.getUint32(a + i * 8 + 4, true))}"`;
+      }
+      return `{"event":"call",${head},"args":[${args}]}`;
+    }
+    const lo = v.getUint32(a, true);
+    const hi = v.getUint32(a + 4, true);
+    const lat = u64Json(v.getUint32(a + 8, true), v.getUint32(a + 12, true));
+    return `{"event":"return",${head},"ret":${i64Json(lo, hi)},"ret_hex":"${hex64(lo, hi)}","latency_ns":${lat}}`;
+  }
+
+  human(v: DataView, off: number): string {
+    const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
+    const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
+    const tid = v.getUint32(off + UPROBE_EVENT.tid, true);
+    const ts = BigInt(v.getUint32(off + UPROBE_EVENT.ts + 4, true)) * 4294967296n + BigInt(v.getUint32(off + UPROBE_EVENT.ts, true));
+    const name = this.names[v.getUint32(off + UPROBE_EVENT.func, true)] ?? "?";
+    const head = `${pad(this.clock.format(ts), 13)}${pad(pid, 8)}${pad(tid, 8)}${pad(this.comm(v, off, tid).text, 16)}`;
+    const a = off + UPROBE_EVENT.a;
+    if (kind === EV_CALL) {
+      const args: string[] = [];
+      for (let i = 0; i < this.humanArgs; i++) args.push(hex64(v.getUint32(a + i * 8, true), v.getUint32(a + i * 8 + 4, true)));
+      return `${head}${name}(${args.join(", ")})`;
+    }
+    const lo = v.getUint32(a, true);
+    const hi = v.getUint32(a + 4, true);
+    const latLo = v.getUint32(a + 8, true);
+    const latHi = v.getUint32(a + 12, true);
+    const lat = latLo || latHi ? ` in ${formatDuration(BigInt(latHi) * 4294967296n + BigInt(latLo))}` : "";
+    return `${head}${name} returned ${hex64(lo, hi)} (${i64Text(lo, hi)})${lat}`;
+  }
+}
