@@ -125,7 +125,7 @@ rmSync(jsonFile, { force: true });
   new DataView(cfg.buffer).setUint8(UPROBE_CONFIG.emit_events, 1);
   const obj = scope.add(loadEmbedded("uprobe", mode, cfg, ["probe_entry"]));
   const t = scope.add(OpenTarget.open(LOOP));
-  const rb = scope.add(new RingBuffer(obj.mapFd("events"), 8 << 20));
+  const rb = scope.add(new RingBuffer(obj.mapFd("events")));
   let total = 0;
   let ns = 0;
   for (let round = 0; round < 5; round++) {

@@ -54,7 +54,8 @@ const BUILDINFO_MAGIC = "\xff Go buildinf:";
 /** Go facts about an ELF file, or undefined when it is not a Go program. */
 export function inspectGo(elf: ElfFile): GoInfo | undefined {
   const evidence = [".note.go.buildid", ".go.buildinfo", ".gopclntab"].filter((n) => elf.section(n));
-  const pcln = findPclntab(elf);
+  // Only look inside the data of files that already look like Go: C binaries can be huge.
+  const pcln = evidence.length || elf.section(".data.rel.ro.gopclntab") ? findPclntab(elf) : undefined;
   if (pcln && !evidence.includes(pcln.sectionName)) evidence.push(pcln.sectionName === ".gopclntab" ? ".gopclntab" : `pclntab in ${pcln.sectionName}`);
   if (evidence.length === 0) return undefined;
 
@@ -249,8 +250,19 @@ function pclntabVersion(b: Uint8Array): GoInfo["pclntabVersion"] {
   return undefined;
 }
 
+const functionsCache = new WeakMap<ElfFile, GoFunction[]>();
+
 /** Every function `.gopclntab` lists, in address order, with end = next function's entry. */
 export function pclntabFunctions(elf: ElfFile): GoFunction[] {
+  let fns = functionsCache.get(elf);
+  if (!fns) {
+    fns = readPclntabFunctions(elf);
+    functionsCache.set(elf, fns);
+  }
+  return fns;
+}
+
+function readPclntabFunctions(elf: ElfFile): GoFunction[] {
   const pcln = findPclntab(elf);
   if (!pcln) throw new GoError(`${elf.path} has no .gopclntab: not a Go program, or one whose function table is gone`);
   const b = pcln.bytes;

@@ -1,22 +1,25 @@
-// Does a library file name answer to what the user typed? `libssl` means OpenSSL's libssl.so.3 or
-// libssl.so.1.1, never LibreSSL's libssl.so.59; `libc` means libc.so.6, not libcap.so.2.
+// Does a library file name answer to what the user typed? `libssl` means OpenSSL's libssl.so.3
+// or libssl.so.1.1, never LibreSSL's libssl.so.59; `libc` means libc.so.6, not libcap.so.2;
+// `libssl.so.3` means that soname or the versioned file behind it (libssl.so.3.0.7 in maps on
+// distributions where the soname is a symlink).
 
 // Libraries whose name is shared by unrelated ABIs: only these sonames are the one users mean.
 const KNOWN_SONAMES: Record<string, RegExp> = {
-  libssl: /^libssl\.so\.(3|1\.1|1\.0\.\d+)$/,
-  libcrypto: /^libcrypto\.so\.(3|1\.1|1\.0\.\d+)$/,
+  libssl: /^libssl\.so\.(3|1\.1|1\.0\.\d+[a-z]?)$/,
+  libcrypto: /^libcrypto\.so\.(3|1\.1|1\.0\.\d+[a-z]?)$/,
 };
 
+/** `fileName` may be a path (as in /proc/PID/maps or ld.so.cache): its last component is compared. */
 export function libraryNameMatches(query: string, fileName: string): boolean {
-  if (query === fileName) return true;
+  const base = fileName.slice(fileName.lastIndexOf("/") + 1);
+  if (query === base) return true;
   if (query.includes(".so")) {
-    // `libssl.so.3` matches the file itself or a versioned file behind it (libssl.so.3.0.2).
-    return fileName.startsWith(`${query}.`) && /^[\d.]+$/.test(fileName.slice(query.length + 1));
+    return base.startsWith(`${query}.`) && /^[\d.]+$/.test(base.slice(query.length + 1));
   }
   const known = KNOWN_SONAMES[query];
-  if (known) return known.test(fileName);
+  if (known) return known.test(base);
   const esc = query.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`^${esc}(-[\\d.]+)?\\.so(\\.\\d+)*$`).test(fileName);
+  return new RegExp(`^${esc}(-[\\d.]+)?\\.so(\\.\\d+)*$`).test(base);
 }
 
 /** Whether a target argument names a library (not a path, not an executable on PATH). */

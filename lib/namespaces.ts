@@ -9,6 +9,8 @@ import { fstatSync, readFileSync, readSync, readdirSync, readlinkSync, statSync 
 import {
   closeFd, cstr, fchdir, chroot, OsError, openPath, ptr, setns, syscallErr, unshare, CLONE, O, SYS,
 } from "./ffi/libc.ts";
+import { libraryNameMatches } from "./libname.ts";
+import { libraryCandidates, STANDARD_LIB_DIRS, type LibraryCandidate, type LibraryView } from "./ldcache.ts";
 
 /** openat2(2) RESOLVE_* flags. */
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
@@ -411,23 +413,6 @@ export function mappedFiles(pid: number): MappedFile[] {
   return [...byKey.values()];
 }
 
-const OPENSSL_SONAME = /\.so\.(3|1\.1|1\.0\.\d+[a-z]?)$/;
-
-/**
- * Whether a file name is the library `name` ("libssl", "libssl.so.3", "libfoo-1.2.so"): a bare
- * name matches its versioned file names, never another library's. For libssl/libcrypto only
- * OpenSSL's sonames count (LibreSSL's libssl.so.59 is another library with the same name).
- */
-export function libraryNameMatches(name: string, fileName: string): boolean {
-  const base = fileName.slice(fileName.lastIndexOf("/") + 1);
-  if (name.includes(".so")) return base === name;
-  if (name === "libssl" || name === "libcrypto") {
-    return base.startsWith(`${name}.so`) && OPENSSL_SONAME.test(base);
-  }
-  const esc = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`^${esc}(-[\\d.]+)?\\.so(\\.\\d+)*$`).test(base);
-}
-
 function isPathSpec(name: string): boolean {
   return name.includes("/");
 }
@@ -487,69 +472,21 @@ export function openExecutable(pid: number): OpenedFile {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The loader cache (glibc "glibc-ld.so.cache1.1", optionally after the old "ld.so-1.7.0" table).
+// Libraries the process has not mapped: its own loader cache and directories.
 
-export interface LdCacheEntry {
-  /** The soname ("libssl.so.3"). */
-  name: string;
-  path: string;
-  flags: number;
-}
-
-const FLAG_ELF_LIBC6 = 0x0003;
-const FLAG_TYPE_MASK = 0x00ff;
-const FLAG_ARCH_MASK = 0xff00;
-const FLAG_X8664_LIB64 = 0x0300;
-
-export class LdCacheError extends Error {}
-
-export function parseLdSoCache(buf: Uint8Array): LdCacheEntry[] {
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const td = new TextDecoder();
-  const ascii = (o: number, n: number) => td.decode(buf.subarray(o, o + n));
-  let base = 0;
-  if (ascii(0, 11) === "ld.so-1.7.0") {
-    // Old format first: 12-byte magic (with padding), u32 count, 12-byte entries; the new
-    // table follows, aligned to its 8-byte alignment.
-    const n = v.getUint32(12, true);
-    base = 16 + n * 12;
-    base = (base + 7) & ~7;
-  }
-  const NEW_MAGIC = "glibc-ld.so.cache";
-  if (ascii(base, NEW_MAGIC.length) !== NEW_MAGIC) throw new LdCacheError("not a glibc ld.so.cache (no glibc-ld.so.cache magic)");
-  const version = ascii(base + 17, 3);
-  if (version !== "1.1") throw new LdCacheError(`unsupported ld.so.cache version ${version}`);
-  const nlibs = v.getUint32(base + 20, true);
-  const HEADER = 48; // magic 17 + version 3 + nlibs 4 + len_strings 4 + flags 1 + pad 3 + extension_offset 4 + unused 12
-  const ENTRY = 24; // int32 flags, u32 key, u32 value, u32 osversion, u64 hwcap
-  if (base + HEADER + nlibs * ENTRY > buf.length) throw new LdCacheError(`truncated ld.so.cache (${nlibs} entries, ${buf.length} bytes)`);
-  const str = (off: number) => {
-    // String offsets count from the new header's start.
-    const s = base + off;
-    let e = s;
-    while (e < buf.length && buf[e] !== 0) e++;
-    return td.decode(buf.subarray(s, e));
+/** The process's own files, for the loader's search (lib/ldcache.ts) inside its root. */
+export function processLibraryView(pid: number): LibraryView {
+  return {
+    read(path) {
+      try {
+        return readInProcessView(pid, path);
+      } catch (e) {
+        if (e instanceof ProcessError && e.reason === "not-found") return undefined;
+        throw e;
+      }
+    },
+    list: (dir) => listInProcessView(pid, dir),
   };
-  const out: LdCacheEntry[] = [];
-  for (let i = 0; i < nlibs; i++) {
-    const o = base + HEADER + i * ENTRY;
-    out.push({ flags: v.getInt32(o, true), name: str(v.getUint32(o + 4, true)), path: str(v.getUint32(o + 8, true)) });
-  }
-  return out;
-}
-
-function isX8664Elf(e: LdCacheEntry): boolean {
-  return (e.flags & FLAG_TYPE_MASK) === FLAG_ELF_LIBC6 && (e.flags & FLAG_ARCH_MASK) === FLAG_X8664_LIB64;
-}
-
-/** The standard directories the loader searches, in its order, when the cache does not list a library. */
-export const STANDARD_LIB_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"];
-
-export interface LibraryCandidate {
-  path: string;
-  /** maps: the mapped file; ld.so.cache / dir: found for a bare name; path: a path given as is. */
-  source: "maps" | "ld.so.cache" | "dir" | "path";
-  mapped?: MappedFile;
 }
 
 /**
@@ -557,36 +494,12 @@ export interface LibraryCandidate {
  * (read inside its root), then the standard directories there. Candidates in preference order.
  */
 export function unmappedLibraryCandidates(pid: number, name: string): LibraryCandidate[] {
-  const out: LibraryCandidate[] = [];
-  const seen = new Set<string>();
-  const add = (path: string, source: LibraryCandidate["source"]) => {
-    if (!seen.has(path)) {
-      seen.add(path);
-      out.push({ path, source });
-    }
-  };
-  let cache: LdCacheEntry[] = [];
-  try {
-    cache = parseLdSoCache(readInProcessView(pid, "/etc/ld.so.cache"));
-  } catch (e) {
-    if (e instanceof ProcessError && e.reason !== "not-found") throw e;
-    // No (or an unreadable) cache in the container: the directories below still apply.
-  }
-  for (const e of cache) if (isX8664Elf(e) && libraryNameMatches(name, e.name)) add(e.path, "ld.so.cache");
-  for (const dir of STANDARD_LIB_DIRS) {
-    const names = listInProcessView(pid, dir).filter((n) => libraryNameMatches(name, n)).sort(preferSoname);
-    for (const n of names) add(`${dir}/${n}`, "dir");
-  }
-  return out;
-}
-
-// Shorter names first (libssl.so.3 before libssl.so.3.0.2): the soname is what the loader opens.
-function preferSoname(a: string, b: string): number {
-  return a.length - b.length || a.localeCompare(b);
+  return libraryCandidates(name, processLibraryView(pid));
 }
 
 export interface OpenedLibrary extends OpenedFile {
-  source: LibraryCandidate["source"];
+  /** maps: the mapped file; path: a path given as is; ld.so.cache / dir: found for a bare name. */
+  source: "maps" | "path" | LibraryCandidate["source"];
   /** The mapping, when the process has the library mapped. */
   mapped?: MappedFile;
 }
@@ -631,6 +544,11 @@ export async function waitForLibrary(pid: number, name: string, timeoutMs: numbe
     }
     await Bun.sleep(Math.min(pollMs, Math.max(1, end - Date.now())));
   }
+}
+
+/** realInode of a file this process opened itself, on its own mounts (host libraries). */
+export function realInodeOfFd(fd: number): RealInode {
+  return realInodeOf("self", fd, inodeOf(fd));
 }
 
 /** A key that is equal for two opened files exactly when they are one inode (dedupe by realInode). */
@@ -696,7 +614,7 @@ export function overlayLayers(superOptions: string[]): string[] {
  * file's path (verified by inode number, which overlayfs passes through when all layers share a
  * filesystem). Layer paths are the mounter's; they are looked up on our view, then in PID 1's.
  */
-function realInodeOf(pid: number, fd: number, inode: InodeId): RealInode {
+function realInodeOf(pid: number | "self", fd: number, inode: InodeId): RealInode {
   const plain: RealInode = { ...inode, via: "fstat" };
   const mntId = fdMountId(fd);
   if (mntId === undefined) return plain;

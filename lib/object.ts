@@ -115,6 +115,11 @@ export class BpfObject {
     return p ? new Uint8Array(toArrayBuffer(p, 0, Number(size[0]))) : undefined;
   }
 
+  /** libbpf's `struct btf *` of the object (owned by the object), or null without BTF. */
+  btfHandle(): Pointer | null {
+    return libbpf().bpf_object__btf(this.obj);
+  }
+
   setExpectedAttachType(prog: BpfProgram, type: number): void {
     libbpf().bpf_program__set_expected_attach_type(prog.handle, type);
   }

@@ -3,8 +3,9 @@
 // standard directories; an executable name without a slash is looked up on PATH.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, resolve as resolvePath } from "node:path";
-import { parseLdCache } from "./ldcache.ts";
-import { libraryNameMatches, looksLikeLibrary } from "./libname.ts";
+import { libraryCandidates, STANDARD_LIB_DIRS, type LibraryView } from "./ldcache.ts";
+import { looksLikeLibrary } from "./libname.ts";
+import { findMappedLibrary, mappedFiles, ProcessError } from "./namespaces.ts";
 
 export class TargetNotFound extends Error {
   constructor(
@@ -24,64 +25,27 @@ export interface ResolvedTarget {
   via: "path" | "maps" | "ld.so.cache" | "libdir" | "PATH";
 }
 
-const LIB_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"];
-
-export interface MappedFile {
-  path: string;
-  deleted: boolean;
-  start: string;
-  end: string;
-  inode: number;
-}
-
-/** Files a process has mapped, from /proc/PID/maps, first mapping of each path. */
-export function mappedFiles(pid: number): MappedFile[] {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/maps`, "utf8");
-  } catch (e) {
-    throw new TargetNotFound(`cannot read the mappings of pid ${pid}: ${(e as Error).message}`);
-  }
-  const seen = new Set<string>();
-  const out: MappedFile[] = [];
-  for (const line of text.split("\n")) {
-    // start-end perms offset dev inode path
-    const m = /^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\/.*)$/.exec(line);
-    if (!m) continue;
-    let path = m[4]!;
-    const deleted = path.endsWith(" (deleted)");
-    if (deleted) path = path.slice(0, -" (deleted)".length);
-    if (seen.has(path)) continue;
-    seen.add(path);
-    out.push({ path, deleted, start: m[1]!, end: m[2]!, inode: Number(m[3]) });
-  }
-  return out;
-}
-
-export function findInLdCache(name: string, root = ""): string[] {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(`${root}/etc/ld.so.cache`);
-  } catch {
-    return [];
-  }
-  return parseLdCache(bytes)
-    .filter((e) => libraryNameMatches(name, e.name))
-    .map((e) => e.path);
-}
-
-export function findInLibDirs(name: string, root = ""): string[] {
-  const out: string[] = [];
-  for (const dir of LIB_DIRS) {
-    let entries: string[];
+/** This process's own files, for the loader's search. */
+export const HOST_VIEW: LibraryView = {
+  read(path) {
     try {
-      entries = readdirSync(`${root}${dir}`);
+      return readFileSync(path);
     } catch {
-      continue;
+      return undefined;
     }
-    for (const f of entries.sort()) if (libraryNameMatches(name, f)) out.push(`${dir}/${f}`);
-  }
-  return out;
+  },
+  list(dir) {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  },
+};
+
+/** Every host file that could be library `name`, the loader's choice first. */
+export function hostLibraryCandidates(name: string) {
+  return libraryCandidates(name, HOST_VIEW);
 }
 
 function onPath(name: string): string | undefined {
@@ -94,7 +58,10 @@ function onPath(name: string): string | undefined {
   return undefined;
 }
 
-/** Resolves a target on the host (or, with `pid`, among what that host process has mapped). */
+/**
+ * Resolves a target on the host (or, with `pid`, among what that host process has mapped) to a
+ * path. Paths are re-opened later: commands that attach use src/targets.ts, which opens once.
+ */
 export function resolveTarget(target: string, opts: { pid?: number } = {}): ResolvedTarget {
   if (target.includes("/")) {
     const p = resolvePath(target);
@@ -102,26 +69,28 @@ export function resolveTarget(target: string, opts: { pid?: number } = {}): Reso
     return { path: p, display: target, via: "path" };
   }
   if (opts.pid !== undefined) {
-    const hit = mappedFiles(opts.pid).find((m) => libraryNameMatches(target, basename(m.path)) || basename(m.path) === target);
+    let hit;
+    try {
+      hit = findMappedLibrary(opts.pid, target) ?? mappedFiles(opts.pid).find((m) => basename(m.path) === target);
+    } catch (e) {
+      if (e instanceof ProcessError) throw new TargetNotFound(e.message, e.hint);
+      throw e;
+    }
     if (hit) {
       // The process's own view: its root, or the mapped inode itself if the file was replaced.
-      const path = hit.deleted ? `/proc/${opts.pid}/map_files/${hit.start}-${hit.end}` : `/proc/${opts.pid}/root${hit.path}`;
+      const path = hit.deleted ? `/proc/${opts.pid}/map_files/${hit.start.toString(16)}-${hit.end.toString(16)}` : `/proc/${opts.pid}/root${hit.path}`;
       return { path, display: hit.path, via: "maps" };
     }
     if (looksLikeLibrary(target)) {
-      throw new TargetNotFound(
-        `pid ${opts.pid} has no library matching '${target}' mapped`,
-        `see which it has in /proc/${opts.pid}/maps`,
-      );
+      throw new TargetNotFound(`pid ${opts.pid} has no library matching '${target}' mapped`, `see which it has in /proc/${opts.pid}/maps`);
     }
   }
   if (looksLikeLibrary(target)) {
-    const cached = findInLdCache(target);
-    const found = cached.length ? cached : findInLibDirs(target);
+    const found = hostLibraryCandidates(target);
     if (found.length === 0) {
-      throw new TargetNotFound(`library '${target}' not found in /etc/ld.so.cache or ${LIB_DIRS.slice(0, 2).join(", ")}`, "give the library's full path");
+      throw new TargetNotFound(`library '${target}' not found in /etc/ld.so.cache or ${STANDARD_LIB_DIRS.slice(0, 2).join(", ")}`, "give the library's full path");
     }
-    return { path: found[0]!, display: found[0]!, via: cached.length ? "ld.so.cache" : "libdir" };
+    return { path: found[0]!.path, display: found[0]!.path, via: found[0]!.source === "dir" ? "libdir" : "ld.so.cache" };
   }
   const exe = onPath(target);
   if (!exe) throw new TargetNotFound(`${target}: not found (not a path, a library name, or a program on PATH)`, "give the full path to the binary");

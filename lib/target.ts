@@ -7,18 +7,25 @@ export class OpenTarget {
   readonly elf: ElfFile;
   readonly dev: number;
   readonly ino: number;
+  /** Equal for two targets exactly when the kernel probes one inode (see lib/namespaces.ts realInode). */
+  readonly inodeKey: string;
   private closed = false;
 
-  /** Takes ownership of `fd`. `display` is the name the user knows the file by. */
+  /**
+   * Takes ownership of `fd`. `display` is the name the user knows the file by; `inodeKey` the
+   * key of the inode the kernel really probes (on overlayfs the layer file), default dev:ino.
+   */
   constructor(
     readonly fd: number,
     readonly display: string,
+    inodeKey?: string,
   ) {
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new Error(`${display} is not a regular file`);
       this.dev = st.dev;
       this.ino = st.ino;
+      this.inodeKey = inodeKey ?? `${st.dev}:${st.ino}`;
       this.elf = new ElfFile(fd, display);
     } catch (e) {
       closeSync(fd);

@@ -348,7 +348,7 @@ function planAttachments(programs: BpfProgram[], explicit: AttachSpec[]): Attach
 
 /** Sets a global variable of .rodata/.bss/.data from text, typed by the object's BTF. */
 function setGlobal(obj: BpfObject, s: GlobalSetting): void {
-  const btfPtr = libbpf().bpf_object__btf(objectHandle(obj));
+  const btfPtr = obj.btfHandle();
   if (!btfPtr) throw new UserObjectError(`--set ${s.name}: ${obj.name} has no BTF`, "compile it with -g", true);
   const btf = Btf.fromLibbpf(btfPtr as Pointer);
   const known: string[] = [];
@@ -369,11 +369,6 @@ function setGlobal(obj: BpfObject, s: GlobalSetting): void {
     known.length ? `its globals: ${known.join(", ")}` : "the object has no .rodata/.bss/.data globals",
     true,
   );
-}
-
-// BpfObject keeps its libbpf handle private; the object's BTF is reached through it.
-function objectHandle(obj: BpfObject): Pointer {
-  return (obj as unknown as { obj: Pointer }).obj;
 }
 
 function encodeValue(btf: Btf, typeId: number, size: number, s: GlobalSetting): Uint8Array {

@@ -2,8 +2,7 @@
 // 64-bit fields are read as two 32-bit halves (no BigInt), JSON is written by hand (no objects),
 // and a thread's comm is decoded once and reused while its bytes stay the same.
 import { UPROBE_EVENT, EV_CALL } from "../lib/layouts.ts";
-import type { WallClock } from "./output.ts";
-import { formatDuration, pad } from "./output.ts";
+import { formatDuration, pad, type Out, type WallClock } from "./output.ts";
 
 const TWO32 = 4294967296;
 const latin1 = new TextDecoder("latin1");
@@ -28,8 +27,9 @@ function i64Text(lo: number, hi: number): string {
   return j.startsWith('"') ? j.slice(1, -1) : j;
 }
 
+/** A JSON string literal in ASCII only (Out.ascii writes char codes as bytes). */
 function jsonString(s: string): string {
-  return /^[\x20-\x7e]*$/.test(s) && !/["\\]/.test(s) ? `"${s}"` : JSON.stringify(s);
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export class EventFormatter {
@@ -61,25 +61,51 @@ export class EventFormatter {
     return entry;
   }
 
-  json(v: DataView, off: number): string {
+  /** Writes one event as a JSON line straight into `out`'s bytes. */
+  json(out: Out, v: DataView, off: number): void {
     const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
-    const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
     const tid = v.getUint32(off + UPROBE_EVENT.tid, true);
+    const comm = this.comm(v, off, tid);
     const fn = this.jsonNames[v.getUint32(off + UPROBE_EVENT.func, true)] ?? '"?"';
-    const ts = u64Json(v.getUint32(off + UPROBE_EVENT.ts, true), v.getUint32(off + UPROBE_EVENT.ts + 4, true));
-    const head = `"ts":${ts},"pid":${pid},"tid":${tid},"comm":${this.comm(v, off, tid).json},"function":${fn}`;
+    out.room(512 + comm.json.length + fn.length);
+    out.ascii(kind === EV_CALL ? '{"event":"call","ts":' : '{"event":"return","ts":');
+    this.u64(out, v, off + UPROBE_EVENT.ts);
+    out.ascii(',"pid":');
+    out.uint(v.getUint32(off + UPROBE_EVENT.pid, true));
+    out.ascii(',"tid":');
+    out.uint(tid);
+    out.ascii(',"comm":');
+    out.ascii(comm.json);
+    out.ascii(',"function":');
+    out.ascii(fn);
     const a = off + UPROBE_EVENT.a;
     if (kind === EV_CALL) {
-      let args = "";
+      out.ascii(',"args":[');
       for (let i = 0; i < 6; i++) {
-        args += `${i ? "," : ""}"${hex64(v.getUint32(a + i * 8, true), v.getUint32(a + i * 8 + 4, true))}"`;
+        out.ascii(i ? ',"' : '"');
+        out.hex64(v.getUint32(a + i * 8, true), v.getUint32(a + i * 8 + 4, true));
+        out.ascii('"');
       }
-      return `{"event":"call",${head},"args":[${args}]}`;
+      out.ascii("]}\n");
+      return;
     }
     const lo = v.getUint32(a, true);
     const hi = v.getUint32(a + 4, true);
-    const lat = u64Json(v.getUint32(a + 8, true), v.getUint32(a + 12, true));
-    return `{"event":"return",${head},"ret":${i64Json(lo, hi)},"ret_hex":"${hex64(lo, hi)}","latency_ns":${lat}}`;
+    out.ascii(',"ret":');
+    if (hi === 0 && lo < 0x80000000) out.uint(lo);
+    else out.ascii(i64Json(lo, hi));
+    out.ascii(',"ret_hex":"');
+    out.hex64(lo, hi);
+    out.ascii('","latency_ns":');
+    this.u64(out, v, a + 8);
+    out.ascii("}\n");
+  }
+
+  private u64(out: Out, v: DataView, off: number): void {
+    const lo = v.getUint32(off, true);
+    const hi = v.getUint32(off + 4, true);
+    if (hi < 0x200000) out.uint(hi * TWO32 + lo);
+    else out.ascii(u64Json(lo, hi));
   }
 
   human(v: DataView, off: number): string {

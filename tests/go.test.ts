@@ -1,10 +1,10 @@
 // Go targets: the x86-64 decoder against objdump, Go binary detection and function tables
 // (plain, stripped, PIE, cgo), and return probes at RET instructions on a live Go HTTP server.
 import { describe, test, expect, beforeAll } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { ElfFile, STT, SHN_UNDEF } from "../lib/elf.ts";
-import { findReturns, decodeRange, instructionStarts, DecodeError } from "../lib/x86/decoder.ts";
+import { findReturns, decodeRange, instructionStarts, instructionLength } from "../lib/x86/decoder.ts";
 import { inspectGo, requireRegisterAbi, goFunction, listGoFunctions, pclntabFunctions, readBuildInfo, GoError, type GoFunction, type GoInfo } from "../lib/go.ts";
 import { returnOffsets } from "../lib/go-returns.ts";
 import { BpfObject } from "../lib/object.ts";
@@ -105,83 +105,107 @@ function textRegions(elf: ElfFile): { name: string; start: number; end: number }
   return sorted.map(([start, name], i) => ({ name, start, end: sorted[i + 1]?.[0] ?? text.addr + text.size }));
 }
 
+interface Comparison {
+  bytes: number;
+  linear: number;
+  ms: number;
+  rets: number;
+  c3: number;
+  compared: number;
+  objdumpCount: number;
+  objdumpRets: number;
+  skipped: string[];
+  mismatches: string[];
+}
+
+/** Our instruction boundaries against objdump's over a whole .text, symbol by symbol. */
+function compareWithObjdump(path: string): Comparison {
+  return withElf(path, (elf) => {
+    const text = elf.section(".text")!;
+    const code = elf.sectionBytes(text);
+    const theirs = objdump(path);
+    const badAt = theirs.filter((i) => i.text.includes("(bad)")).map((i) => i.addr);
+
+    // Timing: one linear pass over the whole section with the length decoder.
+    const t0 = performance.now();
+    const kind = new Int32Array(1);
+    let pos = 0;
+    let linear = 0;
+    let rets = 0;
+    while (pos < code.length) {
+      const n = instructionLength(code, pos, code.length, kind);
+      if (n < 0) {
+        pos++; // only in data regions, which objdump cannot decode either
+        continue;
+      }
+      linear++;
+      if (kind[0]) rets++;
+      pos += n;
+    }
+    const ms = performance.now() - t0;
+
+    // Boundaries, symbol by symbol (objdump restarts its sweep at every symbol too).
+    let compared = 0;
+    let cursor = 0; // into `theirs`, sorted by address like the regions
+    const skipped: string[] = [];
+    const mismatches: string[] = [];
+    for (const r of textRegions(elf)) {
+      if (badAt.some((a) => a >= r.start && a < r.end)) {
+        skipped.push(r.name); // data inside the function: objdump has no truth to compare with
+        continue;
+      }
+      let mine: number[];
+      try {
+        mine = instructionStarts(code, r.start - text.addr, r.end - text.addr, text.addr);
+      } catch (e) {
+        mismatches.push(`${r.name}: ${(e as Error).message}`);
+        continue;
+      }
+      const mineSet = new Set(mine);
+      while (cursor < theirs.length && theirs[cursor]!.addr < r.start) cursor++;
+      const theirsHere = new Set<number>();
+      for (; cursor < theirs.length && theirs[cursor]!.addr < r.end; cursor++) {
+        const a = theirs[cursor]!.addr;
+        theirsHere.add(a);
+        if (!mineSet.has(a)) mismatches.push(`${r.name}: objdump starts an instruction at 0x${a.toString(16)}, we do not`);
+      }
+      for (const a of mine) if (!theirsHere.has(a)) mismatches.push(`${r.name}: we start an instruction at 0x${a.toString(16)}, objdump does not`);
+      compared += mine.length;
+    }
+    let c3 = 0;
+    for (const b of code) if (b === 0xc3) c3++;
+    const objdumpRets = theirs.filter((i) => isObjdumpRet(i.text)).length;
+    return { bytes: code.length, linear, ms, rets, c3, compared, objdumpCount: theirs.length, objdumpRets, skipped, mismatches };
+  });
+}
+
 describe("x86-64 decoder", () => {
   test("agrees with objdump on every instruction boundary of a whole Go binary's .text", () => {
+    const r = compareWithObjdump(bins.server!);
+    console.log(
+      `decoder: Go server .text ${(r.bytes / 1e6).toFixed(2)} MB, ${r.linear} instructions in ${r.ms.toFixed(1)} ms (${(r.bytes / 1e3 / r.ms).toFixed(0)} MB/s); ` +
+        `${r.compared} boundaries agree with objdump; ${r.rets} RETs vs ${r.c3} C3 bytes; skipped (objdump: (bad)): ${r.skipped.join(", ") || "none"}`,
+    );
+    expect(r.mismatches.slice(0, 20)).toEqual([]);
+    expect(r.compared).toBeGreaterThan(100_000);
+    expect(r.compared).toBeGreaterThan(r.objdumpCount * 0.999);
+    // The only region objdump cannot decode is data behind a jump; our refusal covers it.
+    expect(r.skipped.length).toBeLessThanOrEqual(2);
     withElf(bins.server!, (elf) => {
-      const text = elf.section(".text")!;
-      const code = elf.sectionBytes(text);
-      const theirs = objdump(bins.server!);
-      const theirStarts = new Set(theirs.map((i) => i.addr));
-      const badAt = theirs.filter((i) => i.text.includes("(bad)")).map((i) => i.addr);
-
-      // Timing: one linear pass over the whole section.
-      const t0 = performance.now();
-      let pos = 0;
-      let linear = 0;
-      const ret = new Int32Array(1);
-      let rets = 0;
-      for (;;) {
-        try {
-          for (const insn of decodeRange(code, pos, code.length, text.addr)) {
-            linear++;
-            if (insn.ret) rets++;
-            pos = insn.offset - text.addr + insn.length;
-          }
-          break;
-        } catch (e) {
-          if (!(e instanceof DecodeError)) throw e;
-          pos = e.at - text.addr + 1; // only in data regions objdump cannot decode either
-        }
-      }
-      const ms = performance.now() - t0;
-      void ret;
-
-      // Boundaries, symbol by symbol (objdump restarts its sweep at every symbol too).
-      let compared = 0;
-      let cursor = 0; // into `theirs`, sorted by address like the regions
-      const skipped: string[] = [];
-      const mismatches: string[] = [];
-      for (const r of textRegions(elf)) {
-        const lo = r.start - text.addr;
-        const hi = r.end - text.addr;
-        if (badAt.some((a) => a >= r.start && a < r.end)) {
-          skipped.push(r.name); // data inside the function: objdump has no truth to compare with
-          continue;
-        }
-        let mine: number[];
-        try {
-          mine = instructionStarts(code, lo, hi, text.addr);
-        } catch (e) {
-          mismatches.push(`${r.name}: ${(e as Error).message}`);
-          continue;
-        }
-        for (const a of mine) if (!theirStarts.has(a)) mismatches.push(`${r.name}: we start an instruction at 0x${a.toString(16)}, objdump does not`);
-        const mineSet = new Set(mine);
-        while (cursor < theirs.length && theirs[cursor]!.addr < r.start) cursor++;
-        for (; cursor < theirs.length && theirs[cursor]!.addr < r.end; cursor++) {
-          const a = theirs[cursor]!.addr;
-          if (!mineSet.has(a)) mismatches.push(`${r.name}: objdump starts an instruction at 0x${a.toString(16)}, we do not`);
-        }
-        compared += mine.length;
-      }
-      let c3 = 0;
-      for (const b of code) if (b === 0xc3) c3++;
-      const objdumpRets = theirs.filter((i) => isObjdumpRet(i.text)).length;
-      console.log(
-        `decoder: ${(code.length / 1e6).toFixed(2)} MB of .text, ${linear} instructions in ${ms.toFixed(1)} ms (${(code.length / 1e3 / ms).toFixed(0)} MB/s); ` +
-          `${compared} boundaries agree with objdump; ${rets} RETs vs ${c3} C3 bytes; skipped (objdump: (bad)): ${skipped.join(", ") || "none"}`,
-      );
-      expect(mismatches.slice(0, 20)).toEqual([]);
-      expect(compared).toBeGreaterThan(100_000);
-      expect(compared).toBeGreaterThan(theirs.length * 0.999);
-      // The only region objdump cannot decode is data behind a jump; our refusal covers it.
-      expect(skipped.length).toBeLessThanOrEqual(2);
-      for (const name of skipped) {
-        expect(() => returnOffsets(elf, goFunction(elf, name))).toThrow(GoError);
-      }
-      expect(rets).toBeGreaterThanOrEqual(objdumpRets - 2); // objdump also sees the data region's lret
-      expect(c3).toBeGreaterThan(rets * 1.3);
+      for (const name of r.skipped) expect(() => returnOffsets(elf, goFunction(elf, name))).toThrow(GoError);
     });
+    expect(r.rets).toBeGreaterThanOrEqual(r.objdumpRets - 2); // objdump also counts the data region's lret
+    expect(r.c3).toBeGreaterThan(r.rets * 1.3);
+  });
+
+  test("agrees with objdump over a cgo binary and over libc (AVX2 and AVX-512 string functions)", () => {
+    for (const path of [bins.cgo!, "/lib/x86_64-linux-gnu/libc.so.6"]) {
+      const r = compareWithObjdump(path);
+      console.log(`decoder: ${path}: ${r.compared} of ${r.objdumpCount} boundaries agree with objdump in ${(r.bytes / 1e6).toFixed(2)} MB`);
+      expect(r.mismatches.slice(0, 20)).toEqual([]);
+      expect(r.skipped).toEqual([]);
+      expect(r.compared).toBe(r.objdumpCount);
+    }
   });
 
   test("agrees with objdump on hand-written assembly (VEX, EVEX, prefixes, moffs, C3 in operands)", () => {
@@ -481,7 +505,7 @@ describe("Go return probes in the kernel", () => {
       objs.push(raw);
       links.push(attachUprobe(raw.progFd("probe_entry"), bins.server!, [{ offset: recurse.offset, cookie: 0n }], { retprobe: false, pid: server.pid, mode: "multi" }));
 
-      rb = new RingBuffer(obj.mapFd("events"), 8 << 20);
+      rb = new RingBuffer(obj.mapFd("events"));
       const events: Ev[] = [];
       const drain = () =>
         rb!.consume((v, off) => {
@@ -497,7 +521,7 @@ describe("Go return probes in the kernel", () => {
       const sleeps = new Map<number, number>(); // id -> ms
       for (let i = 0; i < 400; i++) {
         const n = 20 + (i % 41);
-        if (i % 5 === 4) {
+        if (i % 4 === 3) {
           sleeps.set(i, 1 + (i % 3));
           urls.push(`${base}/sleep?ms=${1 + (i % 3)}&id=${i}`);
         } else if (i % 10 === 3) {
@@ -550,10 +574,20 @@ describe("Go return probes in the kernel", () => {
       const got = new Map<bigint, number>();
       for (const r of recRets) got.set(r.a[0]!, (got.get(r.a[0]!) ?? 0) + 1);
       expect(got).toEqual(want);
-      // Per goroutine and frame, returns come in the order of a stack: each goroutine's deepest
-      // frame (largest depth) returns first within one request.
+      // Frames are told apart by their depth below the top of the goroutine's stack, which
+      // survives the stack copies: from one return to the next of the same goroutine (value v,
+      // then v+2: one frame up), the depth shrinks by exactly recurse's frame size, every time.
       const goroutines = new Set(recRets.map((r) => r.a[4]));
       expect(goroutines.size).toBeGreaterThan(1);
+      const lastByG = new Map<bigint, Ev>();
+      const deltas = new Map<bigint, number>();
+      for (const r of recRets) {
+        const prev = lastByG.get(r.a[4]!);
+        if (prev && r.a[0] === prev.a[0]! + 2n) deltas.set(prev.a[5]! - r.a[5]!, (deltas.get(prev.a[5]! - r.a[5]!) ?? 0) + 1);
+        lastByG.set(r.a[4]!, r);
+      }
+      expect(deltas.size).toBe(1);
+      expect([...deltas.values()][0]).toBe(expectedRecurse - (urls.length - sleeps.size));
 
       // sleepy(ms, id): pair by id; all pair, values right, latency >= the sleep, some change thread.
       const sCalls = new Map(calls.filter((e) => e.func === 1).map((e) => [Number(e.a[1]), e]));
@@ -609,4 +643,3 @@ describe("Go return probes in the kernel", () => {
   }, 60_000);
 });
 
-void existsSync;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, WORK, FIXTURES, buildC, testCert, start, type Running } from "./helpers.ts";
+import { ROOT, WORK, FIXTURES, buildC, testCert, start, probeBinary, type Running } from "./helpers.ts";
 import { loadUserObject, parseAttachSpec, parseSection, parseSetting, PrintkReader, printkFormats, verifierSummary, unpinDir, type UserObject } from "../lib/user-object.ts";
 import { LoadError } from "../lib/object.ts";
 import { MapReader } from "../lib/maps.ts";
@@ -22,7 +22,7 @@ import { openLibraryInProcess } from "../lib/namespaces.ts";
 import { startNginxContainer, httpsGet } from "./fixtures/container.ts";
 
 const BPF_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu"];
-const CLI = ["bun", join(FIXTURES, "load-cli.ts")];
+const CLI = [probeBinary()];
 const RET_KEY = 0xbebecafe;
 const CONTAINER_LIBSSL = "/opt/ssl/libssl.so.3";
 

@@ -1,8 +1,12 @@
 // An x86-64 instruction *length* decoder: where each instruction starts and ends, and which ones
 // return. It exists so that return probes on Go functions land on real RET instructions: a byte
 // scan for 0xC3 also finds C3 bytes inside immediates, displacements and ModRM bytes, and a probe
-// there corrupts the instruction. Validated against objdump over a whole Go binary's .text
-// (tests/go.test.ts). Only 64-bit mode; anything it does not know is an error, never a guess.
+// there corrupts the instruction. Validated against objdump, instruction by instruction, over a
+// whole Go binary's .text, a cgo binary, libc (AVX2/AVX-512) and hand-written edge cases
+// (tests/go.test.ts). Only 64-bit mode; an opcode it does not know is an error, never a guess.
+// Limit: VEX/EVEX opcodes are sized by map without checking that the opcode exists, so data
+// that happens to look like VEX decodes (objdump says "(bad)"); callers refuse far RETs, which
+// is how data inside a Go function has shown up.
 import { OP, OP_0F, ModRM, Imm, MAP_0F_IMM8_VEX, VALID } from "./tables.ts";
 
 export class DecodeError extends Error {
@@ -31,18 +35,18 @@ const MAX_LENGTH = 15;
 /**
  * Length of the instruction at `code[pos]`, or a negative number when it is not a valid 64-bit
  * instruction (-1: unknown opcode, -2: runs past `end`, -3: longer than 15 bytes).
- * `retOut[0]` receives a ReturnKind code (0 none, 1 ret, 2 ret imm16, 3 rep ret, 4 far ret);
- * `retOut[1]`, when present, 1 for CALL rel32 and 2 for JMP rel32 (target: end + last 4 bytes).
+ * `info[0]` receives a ReturnKind code (0 none, 1 ret, 2 ret imm16, 3 rep ret, 4 far ret);
+ * `info[1]`, when present, 1 for CALL rel32 and 2 for JMP rel32 (target: end + last 4 bytes).
  */
-export function instructionLength(code: Uint8Array, pos: number, end: number, retOut?: Int32Array): number {
+export function instructionLength(code: Uint8Array, pos: number, end: number, info?: Int32Array): number {
   const start = pos;
   let opsize16 = false; // 0x66
   let addr32 = false; // 0x67
   let rep = false; // 0xF3
   let rexW = false;
-  if (retOut) {
-    retOut[0] = 0;
-    if (retOut.length > 1) retOut[1] = 0;
+  if (info) {
+    info[0] = 0;
+    if (info.length > 1) info[1] = 0;
   }
 
   // Legacy prefixes in any order, then at most one effective REX right before the opcode.
@@ -129,11 +133,11 @@ export function instructionLength(code: Uint8Array, pos: number, end: number, re
     if (!(e & VALID)) return -1;
     modrm = e & 3;
     imm = (e >> 2) & 15;
-    if (retOut) {
-      if (b === 0xc3) retOut[0] = rep ? 3 : 1;
-      else if (b === 0xc2) retOut[0] = 2;
-      else if (b === 0xcb || b === 0xca) retOut[0] = 4;
-      else if ((b === 0xe8 || b === 0xe9) && retOut.length > 1) retOut[1] = b === 0xe8 ? 1 : 2;
+    if (info) {
+      if (b === 0xc3) info[0] = rep ? 3 : 1;
+      else if (b === 0xc2) info[0] = 2;
+      else if (b === 0xcb || b === 0xca) info[0] = 4;
+      else if ((b === 0xe8 || b === 0xe9) && info.length > 1) info[1] = b === 0xe8 ? 1 : 2;
     }
   }
 
@@ -143,9 +147,14 @@ export function instructionLength(code: Uint8Array, pos: number, end: number, re
     const mod = m >> 6;
     const reg = (m >> 3) & 7;
     const rm = m & 7;
-    if (modrm === ModRM.Grp3 && map === 0) {
+    if (map === 0) {
       // F6/F7: only TEST (/0, /1) has an immediate.
-      if (reg > 1) imm = Imm.None;
+      if (modrm === ModRM.Grp3 && reg > 1) imm = Imm.None;
+      // Group encodings that do not exist: refusing them catches data decoded as code early.
+      if ((b === 0xc6 || b === 0xc7) && reg !== 0 && m !== 0xf8) return -1; // MOV /0, XABORT/XBEGIN
+      if (b === 0x8f && reg !== 0) return -1; // POP /0 (the rest is AMD XOP)
+      if (b === 0xfe && reg > 1) return -1; // INC/DEC r/m8
+      if (b === 0xff && reg === 7) return -1;
     }
     if (mod !== 3) {
       // 32- and 64-bit addressing share one ModRM/SIB format, so 0x67 does not change lengths here.

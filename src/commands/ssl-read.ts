@@ -7,11 +7,11 @@ import { resolveFunction } from "../../lib/symbols.ts";
 import { attachUprobe, defaultAttachMode, type ProbePoint, type UprobeLink } from "../../lib/uprobe.ts";
 import { loadEmbedded } from "../../lib/programs.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { findInLdCache, findInLibDirs } from "../../lib/resolve.ts";
+import { hostLibraryCandidates } from "../../lib/resolve.ts";
 import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
-import { ProbeError } from "../errors.ts";
-import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
-import { openTargetFor } from "../targets.ts";
+import { ProbeError, UsageError } from "../errors.ts";
+import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
+import { NsPidCache, openHostFile, openTargetFor, targetProcess, type TargetProcess } from "../targets.ts";
 import { Out, jsonInt, pad } from "../output.ts";
 import { runLoop } from "../run-loop.ts";
 
@@ -23,6 +23,7 @@ export interface SslReadOptions {
   lib?: string;
   verifyOrder?: boolean;
   wait?: boolean;
+  anyProcess?: boolean;
   json?: boolean;
   attachMode?: string;
 }
@@ -47,10 +48,13 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
   const requestedMode = parseAttachMode(o.attachMode);
-  const pid = parsePid(o.pid);
+  const proc = await targetProcess(o);
+  if (o.anyProcess && !proc) throw new UsageError("--any-process goes with --pid or --container (the process that says which libssl)");
+  // --any-process: the process only says which libssl; every process using that inode is counted.
+  const pid = o.anyProcess ? undefined : proc?.pid;
   const scope = new Scope();
   try {
-    const libs = await openLibssl(scope, o.lib, pid, o.wait);
+    const libs = await openLibssl(scope, o.lib, proc, o.wait);
     requireTracingCaps();
     const mode = requestedMode ?? defaultAttachMode();
     const cfg = new Uint8Array(SSL_CONFIG.size);
@@ -60,16 +64,17 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
     for (const lib of libs) {
       const points = sslReadPoints(lib);
-      const common = { pid, mode, displayPath: lib.display };
+      const common = { pid: o.anyProcess ? undefined : proc?.kernelPid, mode, displayPath: lib.display };
       const entry = scope.add(attachUprobe(obj.progFd("ssl_read_entry"), lib.kernelPath, points, { ...common, retprobe: false }));
       const ret = scope.add(attachUprobe(obj.progFd("ssl_read_return"), lib.kernelPath, points, { ...common, retprobe: true }));
       links.push({ lib, entry, ret });
     }
+    proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
     for (const { lib, entry, ret } of links) {
       // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
       const kinds = [...entry.info(), ...ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
       const uniq = [...new Set(kinds)].join(" + ");
-      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${pid ? ` (pid ${pid})` : ""}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
+      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${proc ? `, ${proc.label}${o.anyProcess ? " and every process using that file" : ""}` : ""}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
     }
     process.stderr.write(pc.dim(`Reporting every ${intervalSec} s. Ctrl-C to stop.\n`));
 
@@ -77,12 +82,13 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const out = new Out();
     const json = !!o.json;
     const last = new Map<number, bigint>();
+    const nspids = new NsPidCache();
     let warned = false;
     const report = (final: boolean) => {
       const rows = readSslStats(stats);
       const changed = final ? rows : rows.filter((r) => last.get(r.pid) !== r.calls + r.returns);
       for (const r of rows) last.set(r.pid, r.calls + r.returns);
-      printRows(out, changed, json, final);
+      printRows(out, changed, json, final, nspids);
       const orphans = rows.reduce((s, r) => s + r.orphanReturns, 0n);
       if (orphans > 0n && !warned) {
         warned = true;
@@ -122,17 +128,17 @@ function sslReadPoints(lib: OpenTarget): ProbePoint[] {
 }
 
 /** Every OpenSSL libssl to probe: the given one, the one the process has mapped, or all on the host. */
-async function openLibssl(scope: Scope, lib: string | undefined, pid: number | undefined, wait?: boolean): Promise<OpenTarget[]> {
-  if (lib) return [scope.add(await openTargetFor(lib, { pid }))];
-  if (pid) return [scope.add(await openTargetFor("libssl", { pid, wait }))];
-  const paths = [...new Set([...findInLdCache("libssl"), ...findInLibDirs("libssl")])];
+async function openLibssl(scope: Scope, lib: string | undefined, proc: TargetProcess | undefined, wait?: boolean): Promise<OpenTarget[]> {
+  if (lib) return [scope.add(await openTargetFor(lib, { proc, wait }))];
+  if (proc) return [scope.add(await openTargetFor("libssl", { proc, wait }))];
   const seen = new Set<string>();
   const out: OpenTarget[] = [];
-  for (const p of paths) {
-    const t = scope.add(OpenTarget.open(p));
-    const id = `${t.dev}:${t.ino}`;
-    if (seen.has(id)) continue; // a symlink and its target, or a copy in two places: one probe
-    seen.add(id);
+  for (const c of hostLibraryCandidates("libssl")) {
+    const t = scope.add(openHostFile(c.path));
+    // A symlink and its target, or one overlay layer file under two paths: the kernel probes
+    // the real inode, so one attachment each.
+    if (seen.has(t.inodeKey)) continue;
+    seen.add(t.inodeKey);
     out.push(t);
   }
   if (!out.length) throw new ProbeError("no OpenSSL libssl found on this host", "give it with --lib PATH, or a process with --pid");
@@ -157,9 +163,10 @@ export function readSslStats(stats: MapReader): SslRow[] {
   return rows.sort((a, b) => a.pid - b.pid);
 }
 
-function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean): void {
+function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache): void {
   if (json) {
     for (const r of rows) {
+      const nspid = nspids.get(r.pid);
       out.line(
         JSON.stringify({
           event: "ssl-read",
@@ -170,6 +177,7 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean): voi
           bytes: jsonInt(r.bytes),
           errors: jsonInt(r.errors),
           orphan_returns: jsonInt(r.orphanReturns),
+          ...(nspid.length > 1 ? { nspid } : {}),
           ...(final ? { final: true } : {}),
         }),
       );
@@ -178,10 +186,14 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean): voi
   }
   if (!rows.length && !final) return;
   const title = final ? "TOTAL" : new Date().toTimeString().slice(0, 8);
-  out.line(pc.bold(`${pad(title, 10)}${pad("PID", 8)}${pad("COMM", 16)}${pad("CALLS", 10)}${pad("RETURNS", 10)}${pad("BYTES", 14)}${pad("ERRORS", 8)}ORDER`));
+  // The PID inside the container (every nested level, outermost first) when any row has one.
+  const inner = (r: SslRow) => nspids.get(r.pid).slice(1).join("/") || "-";
+  const nsCol = rows.some((r) => nspids.get(r.pid).length > 1) ? 10 : 0;
+  const nsCell = (s: string) => (nsCol ? pad(s, nsCol) : "");
+  out.line(pc.bold(`${pad(title, 10)}${pad("PID", 8)}${nsCell("NSPID")}${pad("COMM", 16)}${pad("CALLS", 10)}${pad("RETURNS", 10)}${pad("BYTES", 14)}${pad("ERRORS", 8)}ORDER`));
   for (const r of rows) {
     const order = r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok";
-    out.line(`${pad("", 10)}${pad(r.pid, 8)}${pad(r.comm, 16)}${pad(String(r.calls), 10)}${pad(String(r.returns), 10)}${pad(String(r.bytes), 14)}${pad(String(r.errors), 8)}${order}`);
+    out.line(`${pad("", 10)}${pad(r.pid, 8)}${nsCell(inner(r))}${pad(r.comm, 16)}${pad(String(r.calls), 10)}${pad(String(r.returns), 10)}${pad(String(r.bytes), 14)}${pad(String(r.errors), 8)}${order}`);
   }
   if (final && !rows.length) out.line(`${pad("", 10)}no SSL_read calls seen`);
 }

@@ -7,10 +7,10 @@ import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/upro
 import { loadEmbedded } from "../../lib/programs.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
+import { UPROBE_CONFIG, UPROBE_COUNTS, UPROBE_EVENT, commAt } from "../../lib/layouts.ts";
 import { UsageError } from "../errors.ts";
-import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
-import { openTargetFor } from "../targets.ts";
+import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
+import { openTargetFor, targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
 import { EventFormatter } from "../event-format.ts";
 import { runLoop } from "../run-loop.ts";
@@ -26,10 +26,10 @@ export interface UprobeOptions {
   listFunctions?: string | boolean;
   unsafeUretprobe?: boolean;
   wait?: boolean;
+  anyProcess?: boolean;
   attachMode?: string;
 }
 
-const RING_SIZE = 8 << 20;
 const HUMAN_ARGS = 4;
 
 export async function run(target: string | undefined, fn: string | undefined, o: UprobeOptions): Promise<number> {
@@ -38,11 +38,14 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
   const requestedMode = parseAttachMode(o.attachMode);
-  const pid = parsePid(o.pid);
+  const proc = await targetProcess(o);
+  if (o.anyProcess && !proc) throw new UsageError("--any-process goes with --pid or --container (the process that says which file)");
+  // --any-process: the process only says which file; every process using that inode is traced.
+  const pid = o.anyProcess ? undefined : proc?.pid;
 
   const scope = new Scope();
   try {
-    const t = scope.add(await openTargetFor(target, { pid, wait: o.wait }));
+    const t = scope.add(await openTargetFor(target, { proc, wait: o.wait }));
     const f = resolveFunction(t.elf, fn);
     requireTracingCaps();
     const mode = requestedMode ?? defaultAttachMode();
@@ -56,9 +59,10 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     const obj = scope.add(loadEmbedded("uprobe", mode, cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]));
 
     const points: ProbePoint[] = [{ offset: f.offset, cookie: 0n }];
-    const common = { pid, mode, displayPath: t.display };
+    const common = { pid: o.anyProcess ? undefined : proc?.kernelPid, mode, displayPath: t.display };
     scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, points, { ...common, retprobe: false }));
     if (o.ret) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, points, { ...common, retprobe: true }));
+    proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
 
     const names = [f.name];
     const out = new Out();
@@ -66,7 +70,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     const json = !!o.json;
     process.stderr.write(
       `${pc.dim(`Tracing ${f.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(f.offset))}` +
-        `${pid ? `, pid ${pid}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
+        `${proc ? `, ${proc.label}${o.anyProcess ? " and every process using that file" : ""}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
     );
 
     let poll: (() => number) | undefined;
@@ -76,9 +80,10 @@ export async function run(target: string | undefined, fn: string | undefined, o:
       report = () => printCounts(counts, out, json);
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
-      const rb = scope.add(new RingBuffer(obj.mapFd("events"), RING_SIZE));
+      const rb = scope.add(new RingBuffer(obj.mapFd("events")));
       const fmt = new EventFormatter(names, clock, HUMAN_ARGS);
-      const onEvent = json ? (v: DataView, off: number) => out.line(fmt.json(v, off)) : (v: DataView, off: number) => out.line(fmt.human(v, off));
+      const jsonEvent = proc && (o.anyProcess || proc.nspid.length > 1) ? withNsPid(out, fmt) : (v: DataView, off: number) => fmt.json(out, v, off);
+      const onEvent = json ? jsonEvent : (v: DataView, off: number) => out.line(fmt.human(v, off));
       poll = () => {
         const n = rb.consume(onEvent);
         out.flush();
@@ -104,6 +109,31 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   } finally {
     scope.close();
   }
+}
+
+/**
+ * JSON events of processes in containers also carry `"nspid":[host, ..., innermost]`, looked up
+ * once per PID; host processes' events are left as they are.
+ */
+function withNsPid(out: Out, fmt: EventFormatter): (v: DataView, off: number) => void {
+  const cache = new NsPidCache();
+  const suffixes = new Map<number, string>();
+  return (v, off) => {
+    fmt.json(out, v, off);
+    const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
+    let suffix = suffixes.get(pid);
+    if (suffix === undefined) {
+      const chain = cache.get(pid);
+      suffix = chain.length > 1 ? `,"nspid":[${chain.join(",")}]}\n` : "";
+      if (suffixes.size > 65536) suffixes.clear();
+      suffixes.set(pid, suffix);
+    }
+    if (suffix) {
+      // The formatter ended the object with "}\n" and left room (it reserves 512 bytes an event).
+      out.pos -= 2;
+      out.ascii(suffix);
+    }
+  };
 }
 
 function printCounts(counts: MapReader, out: Out, json: boolean): void {
