@@ -40,6 +40,8 @@ export class EventFormatter {
     private readonly names: string[],
     private readonly clock: WallClock,
     private readonly humanArgs = 4,
+    /** Go register ABI: returns also carry the 2nd and 3rd results (RBX, RCX in a[2], a[3]). */
+    private readonly goResults = false,
   ) {
     this.jsonNames = names.map(jsonString);
   }
@@ -98,6 +100,15 @@ export class EventFormatter {
     out.hex64(lo, hi);
     out.ascii('","latency_ns":');
     this.u64(out, v, a + 8);
+    if (this.goResults) {
+      out.ascii(',"results":["');
+      out.hex64(lo, hi);
+      for (const k of [2, 3]) {
+        out.ascii('","');
+        out.hex64(v.getUint32(a + k * 8, true), v.getUint32(a + k * 8 + 4, true));
+      }
+      out.ascii('"]');
+    }
     out.ascii("}\n");
   }
 

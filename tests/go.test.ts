@@ -14,6 +14,7 @@ import { attachUprobe, type UprobeLink } from "../lib/uprobe.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { MapReader } from "../lib/maps.ts";
 import { UPROBE_EVENT, EV_CALL, EV_RETURN } from "../lib/layouts.ts";
+import { goBuild, goEnv, run, startServer, load, type Server } from "./fixtures/go.ts";
 
 const fixtures = join(import.meta.dir, "fixtures", "go");
 const work = join(import.meta.dir, ".work", "go");
@@ -21,30 +22,6 @@ const work = join(import.meta.dir, ".work", "go");
 // ---------------------------------------------------------------------------------------------
 // Building the fixtures (Go toolchain and gcc); caches live under tests/.work so a fresh clone
 // builds as root without a HOME.
-
-const goEnv = {
-  ...process.env,
-  GOCACHE: join(work, "cache"),
-  GOPATH: join(work, "gopath"),
-  GOENV: "off",
-  GOFLAGS: "-modcacherw",
-  GOTOOLCHAIN: "local",
-};
-
-function run(cmd: string[], env: Record<string, string | undefined>, cwd: string): void {
-  const r = Bun.spawnSync(cmd, { env, cwd, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}): ${r.stderr.toString()}${r.stdout.toString()}`);
-}
-
-function goBuild(dir: string, out: string, opts: { cgo?: boolean; pie?: boolean; strip?: boolean } = {}): string {
-  const path = join(work, out);
-  const args = ["go", "build", "-o", path];
-  if (opts.pie) args.push("-buildmode=pie");
-  if (opts.strip) args.push("-ldflags=-s -w");
-  args.push("main.go");
-  run(args, { ...goEnv, CGO_ENABLED: opts.cgo ? "1" : "0" }, join(fixtures, dir));
-  return path;
-}
 
 const bins: Record<string, string> = {};
 
@@ -396,49 +373,6 @@ describe("Go binaries", () => {
 
 // ---------------------------------------------------------------------------------------------
 // The real thing: a Go HTTP server under load with entry probes and RET probes.
-
-interface Server {
-  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
-  port: number;
-  pid: number;
-  stderr: () => Promise<string>;
-}
-
-async function startServer(bin: string): Promise<Server> {
-  const proc = Bun.spawn([bin], { env: { ...process.env, GOMAXPROCS: "2" }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  const deadline = Date.now() + 10_000;
-  while (!buf.includes("\n")) {
-    const r = await Promise.race([reader.read(), Bun.sleep(Math.max(0, deadline - Date.now())).then(() => undefined)]);
-    if (!r || r.done) throw new Error(`Go server did not start: ${buf}`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  const m = /listening (\d+) pid (\d+) gomaxprocs (\d+)/.exec(buf)!;
-  expect(Number(m[3])).toBeGreaterThanOrEqual(2);
-  return { proc, port: Number(m[1]), pid: Number(m[2]), stderr: () => new Response(proc.stderr).text() };
-}
-
-/** GETs every url with at most `concurrency` in flight, each on a new connection (new goroutine). */
-async function load(urls: string[], concurrency: number): Promise<{ ok: string[]; failed: number }> {
-  const ok: string[] = [];
-  let failed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < urls.length) {
-      const url = urls[next++]!;
-      try {
-        const r = await fetch(url, { headers: { Connection: "close" }, keepalive: false, signal: AbortSignal.timeout(10_000) });
-        ok.push(`${url} ${(await r.text()).trim()}`);
-      } catch {
-        failed++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { ok, failed };
-}
 
 function config(tgid: number, emit: boolean, count: boolean, latency: boolean, goAbi: boolean): Uint8Array {
   const c = new Uint8Array(8);

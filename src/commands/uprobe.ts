@@ -2,7 +2,7 @@
 import pc from "picocolors";
 import { Scope } from "../../lib/scope.ts";
 import { OpenTarget } from "../../lib/target.ts";
-import { resolveFunction } from "../../lib/symbols.ts";
+import { listGoFunctions, inspectGo } from "../../lib/go.ts";
 import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/uprobe.ts";
 import { loadEmbedded } from "../../lib/programs.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
@@ -14,6 +14,7 @@ import { openTargetFor, targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
 import { EventFormatter } from "../event-format.ts";
 import { runLoop } from "../run-loop.ts";
+import { planProbes } from "../probe-plan.ts";
 
 export interface UprobeOptions {
   pid?: number | string;
@@ -34,6 +35,7 @@ const HUMAN_ARGS = 4;
 
 export async function run(target: string | undefined, fn: string | undefined, o: UprobeOptions): Promise<number> {
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
+  if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
   if (!fn) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, symbol+0x10, or an offset)`);
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
@@ -46,7 +48,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   const scope = new Scope();
   try {
     const t = scope.add(await openTargetFor(target, { proc, wait: o.wait }));
-    const f = resolveFunction(t.elf, fn);
+    const plan = planProbes(t.elf, fn, o);
     requireTracingCaps();
     const mode = requestedMode ?? defaultAttachMode();
 
@@ -56,20 +58,21 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     cv.setUint8(UPROBE_CONFIG.emit_events, o.summary ? 0 : 1);
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.track_latency, o.ret && !o.summary ? 1 : 0);
+    cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     const obj = scope.add(loadEmbedded("uprobe", mode, cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]));
 
-    const points: ProbePoint[] = [{ offset: f.offset, cookie: 0n }];
     const common = { pid: o.anyProcess ? undefined : proc?.kernelPid, mode, displayPath: t.display };
-    scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, points, { ...common, retprobe: false }));
-    if (o.ret) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, points, { ...common, retprobe: true }));
+    scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, plan.entry, { ...common, retprobe: false }));
+    if (plan.returns) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, plan.returns.points, { ...common, retprobe: plan.returns.retprobe }));
     proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
 
-    const names = [f.name];
+    const names = [plan.name];
+    if (plan.note) process.stderr.write(`${pc.dim(plan.note)}\n`);
     const out = new Out();
     const clock = new WallClock();
     const json = !!o.json;
     process.stderr.write(
-      `${pc.dim(`Tracing ${f.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(f.offset))}` +
+      `${pc.dim(`Tracing ${plan.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(plan.entry[0]!.offset))}` +
         `${proc ? `, ${proc.label}${o.anyProcess ? " and every process using that file" : ""}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
     );
 
@@ -81,7 +84,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = scope.add(new RingBuffer(obj.mapFd("events")));
-      const fmt = new EventFormatter(names, clock, HUMAN_ARGS);
+      const fmt = new EventFormatter(names, clock, HUMAN_ARGS, plan.goAbi);
       const jsonEvent = proc && (o.anyProcess || proc.nspid.length > 1) ? withNsPid(out, fmt) : (v: DataView, off: number) => fmt.json(out, v, off);
       const onEvent = json ? jsonEvent : (v: DataView, off: number) => out.line(fmt.human(v, off));
       poll = () => {
@@ -160,4 +163,36 @@ function droppedEvents(fd: number): number {
   const m = new MapReader(fd);
   const v = m.lookup(new Uint8Array(4));
   return (v ?? []).reduce((s, b) => s + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)), 0);
+}
+
+/** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
+async function listFunctions(target: string, o: UprobeOptions): Promise<number> {
+  const scope = new Scope();
+  try {
+    const proc = await targetProcess(o);
+    const t = scope.add(await openTargetFor(target, { proc, wait: false }));
+    const pattern = typeof o.listFunctions === "string" ? o.listFunctions : "";
+    const go = inspectGo(t.elf);
+    const out = new Out();
+    if (go) {
+      process.stderr.write(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
+      for (const f of listGoFunctions(t.elf, pattern)) {
+        out.line(o.json ? JSON.stringify({ function: f.name, offset: hex(BigInt(f.offset)), size: f.end - f.entry }) : `${hex(BigInt(f.offset)).padEnd(12)} ${String(f.end - f.entry).padStart(7)}  ${f.name}`);
+      }
+    } else {
+      const needle = pattern.toLowerCase();
+      const seen = new Set<string>();
+      for (const s of t.elf.functions()) {
+        if (seen.has(s.name) || (needle && !s.name.toLowerCase().includes(needle))) continue;
+        seen.add(s.name);
+        const off = t.elf.vaddrToOffset(s.value);
+        if (off === undefined) continue;
+        out.line(o.json ? JSON.stringify({ function: s.name, offset: hex(BigInt(off)), size: s.size }) : `${hex(BigInt(off)).padEnd(12)} ${String(s.size).padStart(7)}  ${s.name}`);
+      }
+    }
+    out.flush();
+    return 0;
+  } finally {
+    scope.close();
+  }
 }
