@@ -8,7 +8,7 @@ const volatile struct uprobe_config cfg = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* 40k events: 30 ms at full speed; the reader polls every 1-10 ms */
+	__uint(max_entries, 8 << 20); /* 87k events: ~65 ms of a full-speed stream, for a reader behind a slow pipe */
 } events SEC(".maps");
 
 struct {

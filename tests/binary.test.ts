@@ -37,8 +37,8 @@ describe("the built binary needs only glibc and libbpf1 (+ libelf, zlib)", () =>
     expect(v.stderr.toString()).toBe("");
     expect(v.stdout.toString()).toMatch(/^probe \d/);
 
-    // The target runs on the host from the same inode, so the probe attached inside the root fires.
-    const target = start([join(root, "calls"), "7"]);
+    // The target runs in the same root: with --pid, /calls is resolved in the target's view.
+    const target = start(["chroot", root, "/calls", "7"]);
     const [, pid] = await target.out.waitFor(/^ready (\d+)/);
     const p = start(inRoot(`uprobe /calls target_fn --ret --pid ${pid} --json`));
     await p.err.waitFor(/Tracing target_fn/);

@@ -110,13 +110,13 @@ describe("probe uprobe --ret on a C function", () => {
   }
 
   test("a long stream wraps the ring buffer several times: nothing lost, every record decoded", async () => {
-    // 2 x 40000 events of 96 bytes = 7.7 MB through a 4 MB ring.
-    const t = await traceCalls(40000, 1);
+    // 2 x 100000 events of 96 bytes = 19 MB through an 8 MB ring.
+    const t = await traceCalls(100000, 1);
     const events = await finish(t);
     const c = events.filter((e) => e.event === "call");
     const r = events.filter((e) => e.event === "return");
-    expect(c).toHaveLength(40000);
-    expect(r).toHaveLength(40000);
+    expect(c).toHaveLength(100000);
+    expect(r).toHaveLength(100000);
     expect(c.every((e, i) => Number(e.args![0]) === i && e.args![1] === "0x7")).toBe(true);
     expect(r.every((e, i) => e.ret === i * 100 + 7)).toBe(true);
     expect(t.p.err.all.join("\n")).not.toMatch(/lost/);
