@@ -111,7 +111,9 @@ int probe_entry(struct pt_regs *ctx)
 	__u32 tgid = id >> 32;
 	if (cfg.target_tgid && tgid != cfg.target_tgid)
 		return 0;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
+	 * branches on .rodata constants). */
+	__u64 cookie = (cfg.go_abi || cfg.track_latency || cfg.emit_events) ? bpf_get_attach_cookie(ctx) : 0;
 	if (cfg.go_abi) {
 		/*
 		 * A Go prologue that finds the stack too small (or a preemption request) calls morestack
@@ -163,7 +165,9 @@ int probe_return(struct pt_regs *ctx)
 	/* The kernel's return path ignores the perf PID filter: filter here as well. */
 	if (cfg.target_tgid && tgid != cfg.target_tgid)
 		return 0;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
+	 * branches on .rodata constants). */
+	__u64 cookie = (cfg.go_abi || cfg.track_latency || cfg.emit_events) ? bpf_get_attach_cookie(ctx) : 0;
 	if (cfg.count_calls)
 		count(tgid, 1);
 	__u64 latency = 0;

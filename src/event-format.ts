@@ -5,6 +5,27 @@ import { UPROBE_EVENT, EV_CALL } from "../lib/layouts.ts";
 import { formatDuration, pad, type Out, type WallClock } from "./output.ts";
 
 const TWO32 = 4294967296;
+const ENC = new TextEncoder();
+/** The constant pieces of a JSON event, encoded once. */
+const J = {
+  call: ENC.encode('{"event":"call","ts":'),
+  ret: ENC.encode('{"event":"return","ts":'),
+  args: ENC.encode(',"args":["'),
+  sep: ENC.encode('","'),
+  argsEnd: ENC.encode('"]}\n'),
+  retVal: ENC.encode(',"ret":'),
+  retHex: ENC.encode(',"ret_hex":"'),
+  latency: ENC.encode('","latency_ns":'),
+  results: ENC.encode(',"results":["'),
+  resultsEnd: ENC.encode('"]'),
+  end: ENC.encode("}\n"),
+};
+
+interface Comm {
+  w: number[];
+  text: string;
+  json: string;
+}
 const latin1 = new TextDecoder("latin1");
 
 function hex64(lo: number, hi: number): string {
@@ -33,7 +54,8 @@ function jsonString(s: string): string {
 }
 
 export class EventFormatter {
-  private readonly comms = new Map<number, { w: number[]; text: string; json: string }>();
+  private readonly comms = new Map<number, Comm>();
+  private readonly middles = new Map<number, { comm: Comm; func: number; bytes: Uint8Array }>();
   private readonly jsonNames: string[];
 
   constructor(
@@ -63,53 +85,63 @@ export class EventFormatter {
     return entry;
   }
 
+  /**
+   * `,"pid":P,"tid":T,"comm":C,"function":F` as bytes, cached per thread and function: all that
+   * is left per event is the timestamp, the values and a few copies.
+   */
+  private middle(v: DataView, off: number, tid: number): Uint8Array {
+    const func = v.getUint32(off + UPROBE_EVENT.func, true);
+    const comm = this.comm(v, off, tid);
+    const key = tid * 64 + (func & 63);
+    let m = this.middles.get(key);
+    if (!m || m.comm !== comm || m.func !== func) {
+      const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
+      const fn = this.jsonNames[func] ?? '"?"';
+      m = { comm, func, bytes: ENC.encode(`,"pid":${pid},"tid":${tid},"comm":${comm.json},"function":${fn}`) };
+      if (this.middles.size > 65536) this.middles.clear();
+      this.middles.set(key, m);
+    }
+    return m.bytes;
+  }
+
   /** Writes one event as a JSON line straight into `out`'s bytes. */
   json(out: Out, v: DataView, off: number): void {
     const kind = v.getUint32(off + UPROBE_EVENT.kind, true);
     const tid = v.getUint32(off + UPROBE_EVENT.tid, true);
-    const comm = this.comm(v, off, tid);
-    const fn = this.jsonNames[v.getUint32(off + UPROBE_EVENT.func, true)] ?? '"?"';
-    out.room(512 + comm.json.length + fn.length);
-    out.ascii(kind === EV_CALL ? '{"event":"call","ts":' : '{"event":"return","ts":');
+    const mid = this.middle(v, off, tid);
+    out.room(400 + mid.length);
+    out.bytes(kind === EV_CALL ? J.call : J.ret);
     this.u64(out, v, off + UPROBE_EVENT.ts);
-    out.ascii(',"pid":');
-    out.uint(v.getUint32(off + UPROBE_EVENT.pid, true));
-    out.ascii(',"tid":');
-    out.uint(tid);
-    out.ascii(',"comm":');
-    out.ascii(comm.json);
-    out.ascii(',"function":');
-    out.ascii(fn);
+    out.bytes(mid);
     const a = off + UPROBE_EVENT.a;
     if (kind === EV_CALL) {
-      out.ascii(',"args":[');
+      out.bytes(J.args);
       for (let i = 0; i < 6; i++) {
-        out.ascii(i ? ',"' : '"');
+        if (i) out.bytes(J.sep);
         out.hex64(v.getUint32(a + i * 8, true), v.getUint32(a + i * 8 + 4, true));
-        out.ascii('"');
       }
-      out.ascii("]}\n");
+      out.bytes(J.argsEnd);
       return;
     }
     const lo = v.getUint32(a, true);
     const hi = v.getUint32(a + 4, true);
-    out.ascii(',"ret":');
+    out.bytes(J.retVal);
     if (hi === 0 && lo < 0x80000000) out.uint(lo);
     else out.ascii(i64Json(lo, hi));
-    out.ascii(',"ret_hex":"');
+    out.bytes(J.retHex);
     out.hex64(lo, hi);
-    out.ascii('","latency_ns":');
+    out.bytes(J.latency);
     this.u64(out, v, a + 8);
     if (this.goResults) {
-      out.ascii(',"results":["');
+      out.bytes(J.results);
       out.hex64(lo, hi);
       for (const k of [2, 3]) {
-        out.ascii('","');
+        out.bytes(J.sep);
         out.hex64(v.getUint32(a + k * 8, true), v.getUint32(a + k * 8 + 4, true));
       }
-      out.ascii('"]');
+      out.bytes(J.resultsEnd);
     }
-    out.ascii("}\n");
+    out.bytes(J.end);
   }
 
   private u64(out: Out, v: DataView, off: number): void {

@@ -25,8 +25,15 @@ export class Out {
   }
 
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const buf = this.buf;
+    let p = this.pos;
+    // A loop beats TypedArray.set for the few bytes a JSON fragment has.
+    if (b.length < 16) for (let i = 0; i < b.length; i++) buf[p++] = b[i]!;
+    else {
+      buf.set(b, p);
+      p += b.length;
+    }
+    this.pos = p;
   }
 
   ascii(s: string): void {
@@ -34,48 +41,47 @@ export class Out {
     for (let i = 0; i < s.length; i++) buf[this.pos++] = s.charCodeAt(i);
   }
 
-  /** A non-negative integer below 2^53, in decimal. */
+  /** A non-negative integer below 2^53, in decimal (digits written in place: no allocation). */
   uint(n: number): void {
     if (n >= 1e9) {
       const high = Math.floor(n / 1e9);
-      let low = n - high * 1e9;
       this.uint(high);
-      for (let d = 1e8; d >= 1; d /= 10) {
-        const digit = Math.floor(low / d);
-        this.buf[this.pos++] = 48 + digit;
-        low -= digit * d;
-      }
+      this.digits(n - high * 1e9, 9);
       return;
     }
-    let x = n | 0;
-    const start = this.pos;
-    do {
-      this.buf[this.pos++] = 48 + (x % 10);
-      x = (x / 10) | 0;
-    } while (x);
-    this.buf.subarray(start, this.pos).reverse();
+    let width = 1;
+    for (let p = 10; p <= n && width < 9; p *= 10) width++;
+    this.digits(n, width);
   }
 
-  /** `0x` and the hex digits of the 64-bit value hi:lo. */
+  /** `x` (< 1e9) as exactly `width` decimal digits, zero-padded. */
+  private digits(x: number, width: number): void {
+    const buf = this.buf;
+    let v = x | 0;
+    for (let i = this.pos + width - 1; i >= this.pos; i--) {
+      buf[i] = 48 + (v % 10);
+      v = (v / 10) | 0;
+    }
+    this.pos += width;
+  }
+
+  /** `0x` and the hex digits of the 64-bit value hi:lo, without leading zeros. */
   hex64(lo: number, hi: number): void {
     const buf = this.buf;
     buf[this.pos++] = 48;
     buf[this.pos++] = 120;
-    let started = false;
-    for (let shift = 28; shift >= 0; shift -= 4) {
-      const d = (hi >>> shift) & 15;
-      if (d || started) {
-        buf[this.pos++] = HEX[d]!;
-        started = true;
-      }
+    if (hi) {
+      this.hex32(hi, 8 - (Math.clz32(hi) >> 2));
+      this.hex32(lo, 8);
+    } else {
+      this.hex32(lo, lo ? 8 - (Math.clz32(lo) >> 2) : 1);
     }
-    for (let shift = 28; shift >= 0; shift -= 4) {
-      const d = (lo >>> shift) & 15;
-      if (d || started || shift === 0) {
-        buf[this.pos++] = HEX[d]!;
-        started = true;
-      }
-    }
+  }
+
+  private hex32(x: number, width: number): void {
+    const buf = this.buf;
+    for (let i = width - 1, shift = 0; i >= 0; i--, shift += 4) buf[this.pos + i] = HEX[(x >>> shift) & 15]!;
+    this.pos += width;
   }
 
   flush(): void {

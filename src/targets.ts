@@ -108,7 +108,7 @@ export async function targetProcess(o: { pid?: unknown; container?: unknown; wai
   if (o.container !== undefined) {
     if (typeof o.container !== "string" || !o.container) throw new UsageError("--container takes a container name or id");
     const name = o.container;
-    let c: ContainerPid | undefined;
+    let c: ContainerPid;
     let said = false;
     for (;;) {
       try {
@@ -121,11 +121,41 @@ export async function targetProcess(o: { pid?: unknown; container?: unknown; wai
         await Bun.sleep(CONTAINER_POLL_MS);
       }
     }
-    return new TargetProcess(probeErrors(() => ns.processIdentity(c.pid)), { ...c, name });
+    const found = c;
+    return new TargetProcess(probeErrors(() => ns.processIdentity(found.pid)), { ...found, name });
   }
   const pid = parsePid(o.pid);
   if (pid === undefined) return undefined;
   return new TargetProcess(probeErrors(() => ns.processIdentity(pid)));
+}
+
+/** Which processes a tracing command counts, from --pid / --container / --any-process. */
+export interface ProcessFilter {
+  /** The process that says which file to probe (and, unless --any-process, the only one traced). */
+  proc?: TargetProcess;
+  /** For the BPF programs' tgid filter and watching for exit; undefined: every process. */
+  pid?: number;
+  /** For the kernel's own filter on the link (see TargetProcess.kernelPid). */
+  kernelPid?: number;
+  /** ", pid 6575 (container pid 1)" for the "Tracing ..." line; "" without a process. */
+  label: string;
+}
+
+/**
+ * --any-process keeps the process only to find the file: a uprobe is on an inode, so it then
+ * fires in every process (every container sharing the image layer) that runs that file.
+ * A target that exits ends the run (`probe: pid N exited`, exit 0), --wait or not: --wait only
+ * covers the time before attaching, and a PID never comes back (for a restarted container, run
+ * probe again with --container NAME --wait).
+ */
+export async function processFilter(o: { pid?: unknown; container?: unknown; wait?: boolean; anyProcess?: boolean }): Promise<ProcessFilter> {
+  const proc = await targetProcess(o);
+  if (!proc) {
+    if (o.anyProcess) throw new UsageError("--any-process goes with --pid or --container (the process that says which file)");
+    return { label: "" };
+  }
+  if (o.anyProcess) return { proc, label: `, ${proc.label} and every process using that file` };
+  return { proc, pid: proc.pid, kernelPid: proc.kernelPid, label: `, ${proc.label}` };
 }
 
 /** Opens what `target` names: in the process's view with `proc`, else on the host. */

@@ -4,22 +4,12 @@ import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { WORK, buildC, probeBinary, start } from "./helpers.ts";
-
-const LIBS = [
-  "/lib64/ld-linux-x86-64.so.2",
-  "/lib/x86_64-linux-gnu/libc.so.6",
-  "/lib/x86_64-linux-gnu/libpthread.so.0",
-  "/lib/x86_64-linux-gnu/libdl.so.2",
-  "/lib/x86_64-linux-gnu/libm.so.6",
-  "/lib/x86_64-linux-gnu/libbpf.so.1",
-  "/lib/x86_64-linux-gnu/libelf.so.1",
-  "/lib/x86_64-linux-gnu/libz.so.1",
-];
+import { IMAGE_LIBS } from "./fixtures/probe-image.ts";
 
 function minimalRoot(): string {
   const root = join(WORK, "minroot");
   rmSync(root, { recursive: true, force: true });
-  for (const l of LIBS) {
+  for (const l of IMAGE_LIBS) {
     mkdirSync(join(root, dirname(l)), { recursive: true });
     copyFileSync(l, join(root, l));
   }

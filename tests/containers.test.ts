@@ -288,6 +288,20 @@ describe("container engines (real dockerd)", () => {
     expect(byPid.get(pid2)!.bytes).toBe(bytes2);
     expect(byPid.get(pid2)!.nspid).toEqual([pid2, 1]);
 
+    // --container NAME --wait before the container exists: probe waits for it, then for its libssl.
+    const lateName = `probe-test-late-${process.pid}`;
+    p = await startProbe(["ssl-read", "--container", lateName, "--wait", "--json", "-i", "0.2"]); // returns at the "Ctrl-C to stop" of the waiting line
+    expect(p.err.all.join("\n")).toContain(`probe: waiting for container ${lateName} to run...`);
+    const late = await startDockerNginx(lateName);
+    started.push(late);
+    await p.err.waitFor(/Tracing SSL_read/, 30_000);
+    const latePid = inspectPid(lateName);
+    bytes = requests(late.port, 2);
+    r = await stopProbe(p);
+    expect(r.code).toBe(0);
+    expect(expectExactReads(r.rows, latePid, 2, bytes).nspid).toEqual([latePid, 1]);
+    late.stop();
+
     // A container no engine knows: one error line naming every engine asked.
     const e = runProbe(["ssl-read", "--container", `no-such-${process.pid}`]);
     expect(e.code).toBe(1);

@@ -9,9 +9,9 @@ import { loadEmbedded } from "../../lib/programs.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { hostLibraryCandidates } from "../../lib/resolve.ts";
 import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
-import { ProbeError, UsageError } from "../errors.ts";
+import { ProbeError } from "../errors.ts";
 import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
-import { NsPidCache, openHostFile, openTargetFor, targetProcess, type TargetProcess } from "../targets.ts";
+import { NsPidCache, openHostFile, openTargetFor, processFilter, type TargetProcess } from "../targets.ts";
 import { Out, jsonInt, pad } from "../output.ts";
 import { runLoop } from "../run-loop.ts";
 
@@ -48,10 +48,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
   const requestedMode = parseAttachMode(o.attachMode);
-  const proc = await targetProcess(o);
-  if (o.anyProcess && !proc) throw new UsageError("--any-process goes with --pid or --container (the process that says which libssl)");
-  // --any-process: the process only says which libssl; every process using that inode is counted.
-  const pid = o.anyProcess ? undefined : proc?.pid;
+  const { proc, pid, kernelPid, label } = await processFilter(o);
   const scope = new Scope();
   try {
     const libs = await openLibssl(scope, o.lib, proc, o.wait);
@@ -64,7 +61,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
     for (const lib of libs) {
       const points = sslReadPoints(lib);
-      const common = { pid: o.anyProcess ? undefined : proc?.kernelPid, mode, displayPath: lib.display };
+      const common = { pid: kernelPid, mode, displayPath: lib.display };
       const entry = scope.add(attachUprobe(obj.progFd("ssl_read_entry"), lib.kernelPath, points, { ...common, retprobe: false }));
       const ret = scope.add(attachUprobe(obj.progFd("ssl_read_return"), lib.kernelPath, points, { ...common, retprobe: true }));
       links.push({ lib, entry, ret });
@@ -74,7 +71,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
       // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
       const kinds = [...entry.info(), ...ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
       const uniq = [...new Set(kinds)].join(" + ");
-      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${proc ? `, ${proc.label}${o.anyProcess ? " and every process using that file" : ""}` : ""}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
+      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${label}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
     }
     process.stderr.write(pc.dim(`Reporting every ${intervalSec} s. Ctrl-C to stop.\n`));
 

@@ -10,7 +10,7 @@ import { MapReader } from "../../lib/maps.ts";
 import { UPROBE_CONFIG, UPROBE_COUNTS, UPROBE_EVENT, commAt } from "../../lib/layouts.ts";
 import { UsageError } from "../errors.ts";
 import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
-import { openTargetFor, targetProcess, NsPidCache } from "../targets.ts";
+import { openTargetFor, processFilter, targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
 import { EventFormatter } from "../event-format.ts";
 import { runLoop } from "../run-loop.ts";
@@ -40,10 +40,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
   const requestedMode = parseAttachMode(o.attachMode);
-  const proc = await targetProcess(o);
-  if (o.anyProcess && !proc) throw new UsageError("--any-process goes with --pid or --container (the process that says which file)");
-  // --any-process: the process only says which file; every process using that inode is traced.
-  const pid = o.anyProcess ? undefined : proc?.pid;
+  const { proc, pid, kernelPid, label } = await processFilter(o);
 
   const scope = new Scope();
   try {
@@ -61,7 +58,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     const obj = scope.add(loadEmbedded("uprobe", mode, cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]));
 
-    const common = { pid: o.anyProcess ? undefined : proc?.kernelPid, mode, displayPath: t.display };
+    const common = { pid: kernelPid, mode, displayPath: t.display };
     scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, plan.entry, { ...common, retprobe: false }));
     if (plan.returns) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, plan.returns.points, { ...common, retprobe: plan.returns.retprobe }));
     proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
@@ -73,7 +70,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     const json = !!o.json;
     process.stderr.write(
       `${pc.dim(`Tracing ${plan.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(plan.entry[0]!.offset))}` +
-        `${proc ? `, ${proc.label}${o.anyProcess ? " and every process using that file" : ""}` : ""} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
+        `${label} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
     );
 
     let poll: (() => number) | undefined;
