@@ -1,22 +1,19 @@
 // `probe load app.bpf.o`: a user's own BPF object: --set globals, attach its programs (from
 // --attach specs or their SEC names), then print its maps every interval and its bpf_printk lines,
 // or --pin it all so it stays attached after probe exits.
-import { readlinkSync } from "node:fs";
-import { basename } from "node:path";
 import pc from "picocolors";
 import { LoadError } from "../../lib/object.ts";
 import { OpenTarget } from "../../lib/target.ts";
 import { resolveTarget, TargetNotFound } from "../../lib/resolve.ts";
-import { openLibraryInProcess, ProcessError } from "../../lib/namespaces.ts";
-import { containerPid } from "../../lib/containers.ts";
 import {
   loadUserObject, parseAttachSpec, parseSetting, printkFormats, PrintkReader, verifierSummary, UserObjectError,
-  type TargetOpener, type UserObject, type Attachment,
+  type UserObject, type Attachment,
 } from "../../lib/user-object.ts";
 import { MapFormatter } from "../../lib/btf.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { ProbeError, UsageError } from "../errors.ts";
-import { parseAttachMode, parsePid, parseSeconds, requireTracingCaps } from "../options.ts";
+import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
+import { targetProcess, openForProcess, openHostFile } from "../targets.ts";
 import { Out, pad } from "../output.ts";
 import { runLoop } from "../run-loop.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
@@ -52,32 +49,6 @@ function cliError(e: unknown): unknown {
 }
 
 /** Library and executable names on the host (ld.so.cache, PATH), paths as given. */
-const hostOpener: TargetOpener = (target) => {
-  const r = resolveTarget(target);
-  return OpenTarget.open(r.path, r.display);
-};
-
-/** Names and paths as process `pid` sees them: its mapped libraries, its root, its executable. */
-function processOpener(pid: number): TargetOpener {
-  return (target) => {
-    try {
-      const lib = openLibraryInProcess(pid, target);
-      return new OpenTarget(lib.fd, lib.mapped?.path ?? lib.path);
-    } catch (e) {
-      if (e instanceof ProcessError && !target.includes("/")) {
-        let exe = "";
-        try {
-          exe = readlinkSync(`/proc/${pid}/exe`);
-        } catch {
-          // gone or kernel thread
-        }
-        if (exe && basename(exe.replace(/ \(deleted\)$/, "")) === target) return OpenTarget.open(`/proc/${pid}/exe`, exe);
-      }
-      throw e;
-    }
-  };
-}
-
 /** The verifier's reason in one line: its last line that is not bookkeeping. */
 function verifierReason(log: string): string {
   const lines = verifierSummary(log, 40).split("\n").filter((l) => !/^\d+: /.test(l) && !/^;/.test(l) && !/BPF program load failed/.test(l));
@@ -97,20 +68,24 @@ function describeAttachment(a: Attachment): Record<string, unknown> {
   };
 }
 
+/** A target on the host: resolved like the dynamic linker would, opened once. */
+function hostTarget(target: string): OpenTarget {
+  try {
+    const r = resolveTarget(target);
+    return openHostFile(r.path, r.display);
+  } catch (e) {
+    if (e instanceof TargetNotFound) throw new ProbeError(e.message, e.hint);
+    throw e;
+  }
+}
+
 export async function run(object: string | undefined, o: LoadCommandOptions): Promise<number> {
   if (!object) throw new UsageError("missing argument <object>: the BPF object file (clang -O2 -g -target bpf -c app.bpf.c -o app.bpf.o)");
   const durationSec = parseSeconds("duration", o.duration ?? 0);
   const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
   const mode = parseAttachMode(o.attachMode);
-  if (o.pid !== undefined && o.container) throw new UsageError("give --pid or --container, not both");
-  let pid = parsePid(o.pid);
-  if (o.container) {
-    try {
-      pid = containerPid(o.container).pid;
-    } catch (e) {
-      throw new ProbeError((e as Error).message, (e as { hint?: string }).hint);
-    }
-  }
+  const proc = await targetProcess(o);
+  const pid = proc?.pid;
   const out = new Out();
   const json = !!o.json;
   const note = (m: string) => {
@@ -129,7 +104,7 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
 
   let uo: UserObject;
   try {
-    uo = loadUserObject(object, { attach, set, pinDir: o.pin, pid, mode, openTarget: pid ? processOpener(pid) : hostOpener, onNote: note });
+    uo = loadUserObject(object, { attach, set, pinDir: o.pin, pid, mode, openTarget: (target) => (proc ? openForProcess(target, proc) : hostTarget(target)), onNote: note });
   } catch (e) {
     if (e instanceof LoadError) {
       const summary = verifierSummary(e.log);
