@@ -46,7 +46,7 @@ export class BpfObject {
     const v = new DataView(opts);
     v.setBigUint64(0, BigInt(OPEN_OPTS_SIZE), true); // sz
     v.setBigUint64(8, BigInt(ptr(nameBuf)), true); // object_name
-    const obj = libbpf().bpf_object__open_mem(image, image.length, new Uint8Array(opts));
+    const obj = libbpf().bpf_object__open_mem(image, BigInt(image.length), new Uint8Array(opts)) as Pointer | null;
     if (!obj) throw new LoadError(`cannot open BPF object ${name}: ${describeErrno(errno())}`, takeLibbpfLog());
     return new BpfObject(obj, name, image, nameBuf);
   }
@@ -55,7 +55,7 @@ export class BpfObject {
   static fromFile(path: string): BpfObject {
     captureLibbpfLog();
     const p = cstr(path);
-    const obj = libbpf().bpf_object__open_file(p, null);
+    const obj = libbpf().bpf_object__open_file(p, null) as Pointer | null;
     if (!obj) {
       const e = errno();
       throw new LoadError(`cannot open BPF object ${path}: ${describeErrno(e)}`, takeLibbpfLog());
@@ -66,7 +66,7 @@ export class BpfObject {
   programs(): BpfProgram[] {
     const out: BpfProgram[] = [];
     let p: Pointer | null = null;
-    while ((p = libbpf().bpf_object__next_program(this.obj, p))) {
+    while ((p = libbpf().bpf_object__next_program(this.obj, p) as Pointer | null)) {
       out.push({
         name: String(libbpf().bpf_program__name(p)),
         section: String(libbpf().bpf_program__section_name(p)),
@@ -85,7 +85,7 @@ export class BpfObject {
   maps(): BpfMapHandle[] {
     const out: BpfMapHandle[] = [];
     let m: Pointer | null = null;
-    while ((m = libbpf().bpf_object__next_map(this.obj, m))) {
+    while ((m = libbpf().bpf_object__next_map(this.obj, m) as Pointer | null)) {
       out.push({ name: String(libbpf().bpf_map__name(m)), handle: m });
     }
     return out;
@@ -117,7 +117,7 @@ export class BpfObject {
 
   /** libbpf's `struct btf *` of the object (owned by the object), or null without BTF. */
   btfHandle(): Pointer | null {
-    return libbpf().bpf_object__btf(this.obj);
+    return libbpf().bpf_object__btf(this.obj) as Pointer | null;
   }
 
   setExpectedAttachType(prog: BpfProgram, type: number): void {

@@ -3,7 +3,8 @@
 // (one per offset) otherwise. Either way the result is a UprobeLink that closes what it made.
 import { readFileSync } from "node:fs";
 import { closeFd, cstr, ptr, syscallErr, SYS, OsError } from "./ffi/libc.ts";
-import { kernelHasUprobeMulti, linkCreatePerfEvent, linkCreateUprobeMulti, linkInfo, type LinkInfo } from "./bpf-syscall.ts";
+import { kernelHasUprobeMulti, linkCreatePerfEvent, linkCreateUprobeMulti } from "./bpf-syscall.ts";
+import { LinkSet } from "./link.ts";
 
 export type AttachMode = "multi" | "perf";
 
@@ -29,29 +30,17 @@ export function defaultAttachMode(): AttachMode {
   return kernelHasUprobeMulti() ? "multi" : "perf";
 }
 
-export class UprobeLink {
-  private closed = false;
+/** Uprobes attached to one file: one uprobe_multi link, or one perf-event link per offset. */
+export class UprobeLink extends LinkSet {
   constructor(
     readonly mode: AttachMode,
     readonly retprobe: boolean,
     readonly path: string,
     readonly points: ProbePoint[],
-    /** BPF link fds (one for multi; one per point for perf). */
-    readonly linkFds: number[],
-    /** perf event fds (perf mode only). */
-    readonly perfFds: number[],
-  ) {}
-
-  /** What the kernel says about each link: type, path, offsets, entry or return. */
-  info(): LinkInfo[] {
-    return this.linkFds.map((fd) => linkInfo(fd));
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const fd of this.linkFds) closeFd(fd);
-    for (const fd of this.perfFds) closeFd(fd);
+    linkFds: number[],
+    perfFds: number[],
+  ) {
+    super(linkFds, perfFds);
   }
 }
 

@@ -7,8 +7,9 @@ import { dirname, join, resolve as resolvePath } from "node:path";
 import { CString, type Pointer } from "bun:ffi";
 import { libbpf } from "./ffi/libbpf.ts";
 import { closeFd, cstr, errno, mount, OsError, syscallErr, SYS, ptr } from "./ffi/libc.ts";
-import { BPF_ATTACH, linkCreatePerfEvent, linkInfo, type LinkInfo } from "./bpf-syscall.ts";
+import { BPF_ATTACH, linkCreatePerfEvent } from "./bpf-syscall.ts";
 import { BpfObject, LoadError, type BpfProgram } from "./object.ts";
+import { LinkSet } from "./link.ts";
 import { Btf, BTF_KIND, type BtfType } from "./btf.ts";
 import { resolveFunction } from "./symbols.ts";
 import { attachUprobe, defaultAttachMode, type AttachMode, type UprobeLink } from "./uprobe.ts";
@@ -121,21 +122,13 @@ export interface Attachment {
 }
 
 /** A perf-event tracepoint with a BPF link on it. */
-export class TracepointLink {
-  private closed = false;
+export class TracepointLink extends LinkSet {
   constructor(
     readonly name: string,
-    readonly linkFds: number[],
-    readonly perfFds: number[],
-  ) {}
-  info(): LinkInfo[] {
-    return this.linkFds.map((fd) => linkInfo(fd));
-  }
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const fd of this.linkFds) closeFd(fd);
-    for (const fd of this.perfFds) closeFd(fd);
+    linkFds: number[],
+    perfFds: number[],
+  ) {
+    super(linkFds, perfFds);
   }
 }
 

@@ -7,9 +7,8 @@ import { ElfFile, STT, SHN_UNDEF } from "../lib/elf.ts";
 import { findReturns, decodeRange, instructionStarts, instructionLength } from "../lib/x86/decoder.ts";
 import { inspectGo, requireRegisterAbi, goFunction, listGoFunctions, pclntabFunctions, readBuildInfo, GoError, type GoFunction, type GoInfo } from "../lib/go.ts";
 import { returnOffsets } from "../lib/go-returns.ts";
-import { BpfObject } from "../lib/object.ts";
-import { embeddedObject } from "../lib/embedded.ts";
-import { BPF_ATTACH } from "../lib/bpf-syscall.ts";
+import type { BpfObject } from "../lib/object.ts";
+import { loadEmbedded } from "../lib/programs.ts";
 import { attachUprobe, type UprobeLink } from "../lib/uprobe.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { MapReader } from "../lib/maps.ts";
@@ -385,16 +384,7 @@ function config(tgid: number, emit: boolean, count: boolean, latency: boolean, g
 }
 
 function loadUprobeObject(cfg: Uint8Array): BpfObject {
-  const obj = BpfObject.fromBytes(embeddedObject("uprobe"), "uprobe");
-  try {
-    for (const p of obj.programs()) obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
-    obj.setGlobalData(".rodata", 0, cfg);
-    obj.load();
-    return obj;
-  } catch (e) {
-    obj.close();
-    throw e;
-  }
+  return loadEmbedded("uprobe", "multi", cfg);
 }
 
 interface Ev {

@@ -1,15 +1,17 @@
 // The libbpf symbols probe calls (system libbpf.so.1; 1.1 on Debian 12). Declared here only.
-import { dlopen, FFIType, JSCallback, type Pointer } from "bun:ffi";
+import { dlopen, JSCallback, type Pointer } from "bun:ffi";
 import { errno, vformat } from "./libc.ts";
 
-const { i32, u32, i64, u64, ptr: p, usize, void: v, cstring } = FFIType;
+// String literals, not FFIType members: TypeScript then infers each function's exact types.
+// size_t is u64 on x86-64.
+const i32 = "i32", u32 = "u32", i64 = "i64", u64 = "u64", p = "ptr", v = "void", cstring = "cstring";
 
 function open() {
   try {
     return dlopen("libbpf.so.1", {
       libbpf_set_print: { args: [p], returns: p },
       libbpf_get_error: { args: [p], returns: i32 },
-      bpf_object__open_mem: { args: [p, usize, p], returns: p },
+      bpf_object__open_mem: { args: [p, u64, p], returns: p },
       bpf_object__open_file: { args: [p, p], returns: p },
       bpf_object__load: { args: [p], returns: i32 },
       bpf_object__close: { args: [p], returns: v },
@@ -28,7 +30,7 @@ function open() {
       bpf_program__set_expected_attach_type: { args: [p, i32], returns: i32 },
       bpf_program__set_autoload: { args: [p, u32], returns: i32 },
       bpf_program__set_log_level: { args: [p, u32], returns: i32 },
-      bpf_program__set_log_buf: { args: [p, p, usize], returns: i32 },
+      bpf_program__set_log_buf: { args: [p, p, u64], returns: i32 },
       bpf_program__log_buf: { args: [p, p], returns: p },
       bpf_map__name: { args: [p], returns: cstring },
       bpf_map__fd: { args: [p], returns: i32 },

@@ -1,7 +1,9 @@
 // The libc symbols probe calls. Every libc function probe uses is declared here and nowhere else.
-import { dlopen, FFIType, ptr, read, CString, toArrayBuffer, type Pointer } from "bun:ffi";
+import { dlopen, ptr, read, CString, toArrayBuffer, type Pointer } from "bun:ffi";
 
-const { i32, u32, i64, u64, ptr: p, usize, void: v, cstring } = FFIType;
+// String literals, not FFIType members: TypeScript then infers each function's exact types.
+// size_t is u64 on x86-64.
+const i32 = "i32", u32 = "u32", i64 = "i64", u64 = "u64", p = "ptr", v = "void", cstring = "cstring";
 
 export const libc = dlopen("libc.so.6", {
   __errno_location: { args: [], returns: p },
@@ -12,12 +14,12 @@ export const libc = dlopen("libc.so.6", {
   unshare: { args: [i32], returns: i32 },
   open: { args: [p, i32, u32], returns: i32 },
   close: { args: [i32], returns: i32 },
-  mmap: { args: [p, usize, i32, i32, i32, i64], returns: p },
-  munmap: { args: [p, usize], returns: i32 },
+  mmap: { args: [p, u64, i32, i32, i32, i64], returns: p },
+  munmap: { args: [p, u64], returns: i32 },
   ioctl: { args: [i32, u64, u64], returns: i32 },
   mount: { args: [p, p, p, u64, p], returns: i32 },
   clock_gettime: { args: [i32, p], returns: i32 },
-  vsnprintf: { args: [p, usize, p, p], returns: i32 },
+  vsnprintf: { args: [p, u64, p, p], returns: i32 },
   getpid: { args: [], returns: i32 },
   gettid: { args: [], returns: i32 },
   fchdir: { args: [i32], returns: i32 },
@@ -163,7 +165,7 @@ export const CLOCK = { REALTIME: 0, MONOTONIC: 1 } as const;
 let fmtBuf: Uint8Array | undefined;
 export function vformat(fmt: Pointer, ap: Pointer): string {
   const buf = (fmtBuf ??= new Uint8Array(1 << 20));
-  const n = L.vsnprintf(buf, buf.length, fmt, ap);
+  const n = L.vsnprintf(buf, BigInt(buf.length), fmt, ap);
   return new TextDecoder().decode(buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))));
 }
 

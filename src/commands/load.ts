@@ -5,6 +5,7 @@ import pc from "picocolors";
 import { LoadError } from "../../lib/object.ts";
 import { OpenTarget } from "../../lib/target.ts";
 import { resolveTarget, TargetNotFound } from "../../lib/resolve.ts";
+import { ProcessError } from "../../lib/namespaces.ts";
 import {
   loadUserObject, parseAttachSpec, parseSetting, printkFormats, PrintkReader, verifierSummary, UserObjectError,
   type UserObject, type Attachment,
@@ -44,11 +45,10 @@ function cliError(e: unknown): unknown {
   if (e instanceof UserObjectError) {
     return Object.assign(e.usage ? new UsageError(e.message) : new ProbeError(e.message, e.hint), { hint: e.hint });
   }
-  if (e instanceof TargetNotFound || e instanceof ProcessError) return new ProbeError(e.message, (e as { hint?: string }).hint);
+  if (e instanceof TargetNotFound || e instanceof ProcessError) return new ProbeError(e.message, e.hint);
   return e;
 }
 
-/** Library and executable names on the host (ld.so.cache, PATH), paths as given. */
 /** The verifier's reason in one line: its last line that is not bookkeeping. */
 function verifierReason(log: string): string {
   const lines = verifierSummary(log, 40).split("\n").filter((l) => !/^\d+: /.test(l) && !/^;/.test(l) && !/BPF program load failed/.test(l));
@@ -68,7 +68,7 @@ function describeAttachment(a: Attachment): Record<string, unknown> {
   };
 }
 
-/** A target on the host: resolved like the dynamic linker would, opened once. */
+/** Library and executable names on the host (ld.so.cache, PATH), paths as given; opened once. */
 function hostTarget(target: string): OpenTarget {
   try {
     const r = resolveTarget(target);
