@@ -65,7 +65,10 @@ export interface PerfProbeView {
   comm: string;
   fd: number;
   kind: string; // uprobe | uretprobe | tracepoint | kprobe | ...
+  /** The probed file; for `/proc/self/fd/N` (probe attaches through an fd), the file behind it. */
   path: string;
+  /** The path string the kernel keeps, when it differs from `path`. */
+  kernelPath?: string;
   offset: number;
   progId: number;
   progName?: string;
@@ -309,7 +312,8 @@ export function kernelView(): KernelView {
     if (ref.kind === "perf") {
       const q = taskFdQuery(ref.pid, ref.fd);
       if (!q) continue; // a perf event without a BPF program (perf record, ...)
-      perfEvents.push({ pid: ref.pid, comm: comm(ref.pid), fd: ref.fd, kind: q.kind, path: q.path, offset: q.offset, progId: q.progId, progName: progById.get(q.progId)?.name });
+      const path = holderPath(q.path, ref.pid);
+      perfEvents.push({ pid: ref.pid, comm: comm(ref.pid), fd: ref.fd, kind: q.kind, path, ...(path !== q.path ? { kernelPath: q.path } : {}), offset: q.offset, progId: q.progId, progName: progById.get(q.progId)?.name });
       continue;
     }
     const id = fdinfoId(ref.pid, ref.fd, `${ref.kind}_id`);
@@ -324,5 +328,23 @@ export function kernelView(): KernelView {
     const obj = kind === "prog" ? progById.get(id) : kind === "map" ? mapById.get(id) : linkById.get(id);
     obj?.pins.push(...paths);
   }
+  for (const l of links) {
+    const holder = l.holders[0];
+    if (l.uprobe && holder) l.uprobe.path = holderPath(l.uprobe.path, holder.pid);
+  }
   return { programs, maps, links, perfEvents };
+}
+
+/**
+ * A perf-event uprobe keeps the path string it was opened with; `/proc/self/fd/N` means fd N of
+ * the process that opened it, which still holds it: its fd table names the file.
+ */
+function holderPath(path: string, pid: number): string {
+  const m = /^\/proc\/self\/fd\/(\d+)$/.exec(path);
+  if (!m) return path;
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${m[1]}`);
+  } catch {
+    return path;
+  }
 }

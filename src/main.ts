@@ -1,5 +1,5 @@
 // Running a command: its exit code, and the one-line error a user sees when it fails.
-import pc from "picocolors";
+import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 
 interface HelpSource {

@@ -3,7 +3,7 @@
 // loader cache and directories, paths inside its root; without one, on the host.
 import { readlinkSync } from "node:fs";
 import { basename } from "node:path";
-import pc from "picocolors";
+import { pc } from "./colors.ts";
 import { OpenTarget } from "../lib/target.ts";
 import { resolveTarget, TargetNotFound } from "../lib/resolve.ts";
 import { looksLikeLibrary } from "../lib/libname.ts";

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { run as sslRead } from "./ssl-read.ts";
 

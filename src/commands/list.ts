@@ -1,6 +1,6 @@
 // `probe list`: the kernel's view of BPF on this machine: programs, maps, links (for uprobes: file,
 // offset, and whether the kernel runs it at entry or at return), perf-event probes and their holders.
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { kernelView, type Holder } from "../../lib/kernel-view.ts";
 import { Out, pad } from "../output.ts";
 import { requireTracingCaps } from "../options.ts";

@@ -1,7 +1,7 @@
 // `probe load app.bpf.o`: a user's own BPF object: --set globals, attach its programs (from
 // --attach specs or their SEC names), then print its maps every interval and its bpf_printk lines,
 // or --pin it all so it stays attached after probe exits.
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { LoadError } from "../../lib/object.ts";
 import { OpenTarget } from "../../lib/target.ts";
 import { resolveTarget, TargetNotFound } from "../../lib/resolve.ts";

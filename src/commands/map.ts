@@ -1,7 +1,7 @@
 // `probe map dump <name|id|pinned path>`: a map's entries, keys and values formatted from its BTF.
 // Also the map printing that `probe load --maps` uses.
 import { readlinkSync } from "node:fs";
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { libbpf } from "../../lib/ffi/libbpf.ts";
 import { closeFd, cstr, errno, describeErrno } from "../../lib/ffi/libc.ts";
 import { MapReader, type MapInfo } from "../../lib/maps.ts";

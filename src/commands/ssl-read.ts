@@ -1,6 +1,6 @@
 // `probe ssl-read`: OpenSSL reads per process — calls, returns, bytes, errors — from entry and
 // return probes on SSL_read and SSL_read_ex, with a per-thread check that returns follow entries.
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { Scope } from "../../lib/scope.ts";
 import { OpenTarget } from "../../lib/target.ts";
 import { resolveFunction } from "../../lib/symbols.ts";

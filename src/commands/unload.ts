@@ -1,6 +1,6 @@
 // `probe unload DIR`: removes everything a `probe load --pin DIR` pinned; the programs detach
 // once nothing else holds them.
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { unpinDir, UserObjectError } from "../../lib/user-object.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { Out } from "../output.ts";

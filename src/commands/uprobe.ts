@@ -1,5 +1,5 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of one function.
-import pc from "picocolors";
+import { pc } from "../colors.ts";
 import { Scope } from "../../lib/scope.ts";
 import { OpenTarget } from "../../lib/target.ts";
 import { listGoFunctions, inspectGo } from "../../lib/go.ts";
