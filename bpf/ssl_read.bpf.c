@@ -38,14 +38,21 @@ static __always_inline struct ssl_stats *stats_for(__u32 tgid)
 	return bpf_map_lookup_elem(&stats, &tgid);
 }
 
+/* The stats of the calling process, or NULL when it is not the one being traced. The return
+ * program filters too: the kernel's return path ignores the perf PID filter. */
+static __always_inline struct ssl_stats *traced(__u64 id)
+{
+	__u32 tgid = id >> 32;
+	if (cfg.target_tgid && tgid != cfg.target_tgid)
+		return 0;
+	return stats_for(tgid);
+}
+
 SEC("uprobe")
 int ssl_read_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	if (cfg.target_tgid && tgid != cfg.target_tgid)
-		return 0;
-	struct ssl_stats *s = stats_for(tgid);
+	struct ssl_stats *s = traced(id);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->calls, 1);
@@ -63,10 +70,7 @@ SEC("uprobe")
 int ssl_read_return(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	if (cfg.target_tgid && tgid != cfg.target_tgid)
-		return 0;
-	struct ssl_stats *s = stats_for(tgid);
+	struct ssl_stats *s = traced(id);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->returns, 1);

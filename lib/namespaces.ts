@@ -260,10 +260,24 @@ function openViaOpenat2(pid: number, path: string, flags: number): number | "uns
  * open(2), and comes back through an fd of our own namespace opened before leaving, restoring our
  * root and cwd from saved fds (setns resets both to the namespace's root).
  */
+/**
+ * setns(CLONE_NEWNS) on this thread. It is EINVAL while the thread's fs struct is shared, and any
+ * thread the runtime starts from the JS thread (GC and JIT helpers start on demand) shares it
+ * again, even between our unshare(CLONE_FS) and the setns: so unshare and retry.
+ */
+function enterMountNs(fd: number, what: string): void {
+  for (let attempt = 1; ; attempt++) {
+    unshare(CLONE.FS);
+    try {
+      setns(fd, CLONE.NEWNS, what);
+      return;
+    } catch (e) {
+      if ((e as OsError).errno !== EINVAL || attempt === 20) throw e;
+    }
+  }
+}
+
 function openViaSetns(pid: number, path: string, flags: number): number {
-  // setns(CLONE_NEWNS) is EINVAL while the fs struct is shared with other threads; threads Bun
-  // creates later from this thread share it again, so unshare every time (a no-op when unshared).
-  unshare(CLONE.FS);
   let target: number;
   try {
     target = openPath(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
@@ -277,7 +291,7 @@ function openViaSetns(pid: number, path: string, flags: number): number {
   let openErr: OsError | undefined;
   try {
     try {
-      setns(target, CLONE.NEWNS, `mount namespace of pid ${pid}`);
+      enterMountNs(target, `mount namespace of pid ${pid}`);
     } catch (e) {
       const errno = (e as OsError).errno;
       if (errno === EPERM) throw permission(pid, "entering the mount namespace", "CAP_SYS_ADMIN and CAP_SYS_CHROOT");
@@ -291,7 +305,7 @@ function openViaSetns(pid: number, path: string, flags: number): number {
     } finally {
       // Coming back must not fail silently: a thread stuck in the container's namespace would
       // resolve every later path there.
-      setns(own, CLONE.NEWNS, "back to probe's own mount namespace");
+      enterMountNs(own, "back to probe's own mount namespace");
       fchdir(ownRoot);
       chroot(".");
       fchdir(ownCwd);

@@ -31,3 +31,16 @@ export function requireTracingCaps(): void {
     throw new ProbeError(`probe needs root, or ${missing.join(" and ")} (missing from this process)`, "run it with sudo");
   }
 }
+
+/** What every tracing command reads from its options, checked before anything is opened. */
+export function parseTracingOptions(o: { duration?: unknown; interval?: unknown; attachMode?: unknown }): {
+  durationSec: number;
+  intervalSec: number;
+  requestedMode: AttachMode | undefined;
+} {
+  return {
+    durationSec: parseSeconds("duration", o.duration ?? 0),
+    intervalSec: parseSeconds("interval", o.interval ?? 1, 0.01),
+    requestedMode: parseAttachMode(o.attachMode),
+  };
+}

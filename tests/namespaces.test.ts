@@ -15,6 +15,7 @@ import { embeddedObject } from "../lib/embedded.ts";
 import { attachUprobe, defaultAttachMode, type AttachMode, type UprobeLink } from "../lib/uprobe.ts";
 import { BPF_ATTACH } from "../lib/bpf-syscall.ts";
 import { MapReader } from "../lib/maps.ts";
+import { readSslStats, type SslRow } from "../src/commands/ssl-read.ts";
 import { closeFd } from "../lib/ffi/libc.ts";
 import { ensureRootfs, httpsGet, startNginxContainer, startNsContainer, WORK, type NsContainer, type RootfsInfo } from "./fixtures/container.ts";
 import { ensureDocker, startDockerNginx, timings as dockerTimings } from "./fixtures/docker.ts";
@@ -39,31 +40,6 @@ afterAll(async () => {
 });
 
 // --- ssl_read counting through the process's view ------------------------------------------
-
-interface SslStats {
-  calls: bigint;
-  returns: bigint;
-  bytes: bigint;
-  errors: bigint;
-  orphanReturns: bigint;
-  lostEntries: bigint;
-  comm: string;
-}
-
-function decodeStats(v: Uint8Array): SslStats {
-  const d = new DataView(v.buffer, v.byteOffset, v.byteLength);
-  const comm = v.subarray(48, 64);
-  const end = comm.indexOf(0);
-  return {
-    calls: d.getBigUint64(0, true),
-    returns: d.getBigUint64(8, true),
-    bytes: d.getBigUint64(16, true),
-    errors: d.getBigUint64(24, true),
-    orphanReturns: d.getBigUint64(32, true),
-    lostEntries: d.getBigUint64(40, true),
-    comm: new TextDecoder().decode(comm.subarray(0, end < 0 ? 16 : end)),
-  };
-}
 
 /** The ssl_read programs loaded for one target tgid, attached to a library opened in its view. */
 class SslReadProbe {
@@ -102,12 +78,8 @@ class SslReadProbe {
     }
   }
 
-  stats(): Map<number, SslStats> {
-    const out = new Map<number, SslStats>();
-    for (const e of new MapReader(this.obj.mapFd("stats")).entries()) {
-      out.set(new DataView(e.key.buffer).getUint32(0, true), decodeStats(e.values[0]!));
-    }
-    return out;
+  stats(): Map<number, SslRow> {
+    return new Map(readSslStats(new MapReader(this.obj.mapFd("stats"))).map((r) => [r.pid, r]));
   }
 
   close(): void {

@@ -10,7 +10,7 @@ import { MapReader } from "../../lib/maps.ts";
 import { hostLibraryCandidates } from "../../lib/resolve.ts";
 import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
 import { ProbeError } from "../errors.ts";
-import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
+import { parseTracingOptions, requireTracingCaps } from "../options.ts";
 import { NsPidCache, openHostFile, openTargetFor, processFilter, type TargetProcess } from "../targets.ts";
 import { Out, jsonInt, pad } from "../output.ts";
 import { runLoop } from "../run-loop.ts";
@@ -45,9 +45,7 @@ export interface SslReadHooks {
 }
 
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
-  const durationSec = parseSeconds("duration", o.duration ?? 0);
-  const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
-  const requestedMode = parseAttachMode(o.attachMode);
+  const { durationSec, intervalSec, requestedMode } = parseTracingOptions(o);
   const { proc, pid, kernelPid, label } = await processFilter(o);
   const scope = new Scope();
   try {

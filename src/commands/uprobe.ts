@@ -9,7 +9,7 @@ import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { UPROBE_CONFIG, UPROBE_COUNTS, UPROBE_EVENT, commAt } from "../../lib/layouts.ts";
 import { UsageError } from "../errors.ts";
-import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
+import { parseTracingOptions, requireTracingCaps } from "../options.ts";
 import { openTargetFor, processFilter, targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
 import { EventFormatter } from "../event-format.ts";
@@ -37,9 +37,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
   if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
   if (!fn) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, symbol+0x10, or an offset)`);
-  const durationSec = parseSeconds("duration", o.duration ?? 0);
-  const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
-  const requestedMode = parseAttachMode(o.attachMode);
+  const { durationSec, intervalSec, requestedMode } = parseTracingOptions(o);
   const { proc, pid, kernelPid, label } = await processFilter(o);
 
   const scope = new Scope();
