@@ -191,12 +191,23 @@ if (bpftrace) {
     const p = Bun.spawn([bpftrace, "-p", String(pid), "-e", `uprobe:${LOOP}:bench_fn { @[pid] = count(); }`], { stdout: "pipe", stderr: "pipe" });
     const o = new Lines(p.stdout);
     await o.waitFor(/Attaching/, 30000);
+    await Bun.sleep(1500); // "Attaching" is printed before the probes are in place
     return async () => {
       p.kill("SIGINT");
       await p.exited;
     };
   });
   row("bpftrace @[pid] = count()", `${bt.toFixed(1)} ns/call`, `${(bt / empty).toFixed(3)}x (a)`);
+  const btPrintf = await loopNs(async (pid) => {
+    const script = `uprobe:${LOOP}:bench_fn { printf("call %d %d %d\\n", pid, tid, arg0); } uretprobe:${LOOP}:bench_fn { printf("ret %d %d %d\\n", pid, tid, retval); }`;
+    const p = Bun.spawn([bpftrace, "-p", String(pid), "-e", script], { stdout: Bun.file("/dev/null"), stderr: "pipe" });
+    await Bun.sleep(1500); // bpftrace says "Attaching" on stdout, which goes to /dev/null here
+    return async () => {
+      p.kill("SIGINT");
+      await p.exited;
+    };
+  });
+  row("bpftrace printf per call and return (to /dev/null)", `${btPrintf.toFixed(1)} ns/call`, `${(btPrintf / stream).toFixed(2)}x probe's (d)`);
 } else {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
