@@ -2,10 +2,9 @@
 // for a process, the library it really has mapped; otherwise the dynamic linker's cache, then the
 // standard directories; an executable name without a slash is looked up on PATH.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { basename, resolve as resolvePath } from "node:path";
+import { resolve as resolvePath } from "node:path";
 import { libraryCandidates, STANDARD_LIB_DIRS, type LibraryView } from "./ldcache.ts";
 import { looksLikeLibrary } from "./libname.ts";
-import { findMappedLibrary, mappedFiles, ProcessError } from "./namespaces.ts";
 
 export class TargetNotFound extends Error {
   constructor(
@@ -22,7 +21,7 @@ export interface ResolvedTarget {
   /** How to show it to the user. */
   display: string;
   /** How it was found. */
-  via: "path" | "maps" | "ld.so.cache" | "libdir" | "PATH";
+  via: "path" | "ld.so.cache" | "libdir" | "PATH";
 }
 
 /** This process's own files, for the loader's search. */
@@ -59,31 +58,14 @@ function onPath(name: string): string | undefined {
 }
 
 /**
- * Resolves a target on the host (or, with `pid`, among what that host process has mapped) to a
- * path. Paths are re-opened later: commands that attach use src/targets.ts, which opens once.
+ * Resolves a target on the host to a path. A process's own view is lib/namespaces.ts's
+ * (openLibraryInProcess); commands open targets once through src/targets.ts.
  */
-export function resolveTarget(target: string, opts: { pid?: number } = {}): ResolvedTarget {
+export function resolveTarget(target: string): ResolvedTarget {
   if (target.includes("/")) {
     const p = resolvePath(target);
     if (!existsSync(p)) throw new TargetNotFound(`${target}: file not found`, "give an existing path, or a library name like 'libc'");
     return { path: p, display: target, via: "path" };
-  }
-  if (opts.pid !== undefined) {
-    let hit;
-    try {
-      hit = findMappedLibrary(opts.pid, target) ?? mappedFiles(opts.pid).find((m) => basename(m.path) === target);
-    } catch (e) {
-      if (e instanceof ProcessError) throw new TargetNotFound(e.message, e.hint);
-      throw e;
-    }
-    if (hit) {
-      // The process's own view: its root, or the mapped inode itself if the file was replaced.
-      const path = hit.deleted ? `/proc/${opts.pid}/map_files/${hit.start.toString(16)}-${hit.end.toString(16)}` : `/proc/${opts.pid}/root${hit.path}`;
-      return { path, display: hit.path, via: "maps" };
-    }
-    if (looksLikeLibrary(target)) {
-      throw new TargetNotFound(`pid ${opts.pid} has no library matching '${target}' mapped`, `see which it has in /proc/${opts.pid}/maps`);
-    }
   }
   if (looksLikeLibrary(target)) {
     const found = hostLibraryCandidates(target);

@@ -64,6 +64,8 @@ export class EventFormatter {
     private readonly humanArgs = 4,
     /** Go register ABI: returns also carry the 2nd and 3rd results (RBX, RCX in a[2], a[3]). */
     private readonly goResults = false,
+    /** A process's PIDs from the host's namespace inward; JSON gets `"nspid"` when there are several. */
+    private readonly nsPids?: (pid: number) => number[],
   ) {
     this.jsonNames = names.map(jsonString);
   }
@@ -86,7 +88,7 @@ export class EventFormatter {
   }
 
   /**
-   * `,"pid":P,"tid":T,"comm":C,"function":F` as bytes, cached per thread and function: all that
+   * `,"pid":P[,"nspid":[..]],"tid":T,"comm":C,"function":F` as bytes, cached per thread and function: all that
    * is left per event is the timestamp, the values and a few copies.
    */
   private middle(v: DataView, off: number, tid: number): Uint8Array {
@@ -97,7 +99,9 @@ export class EventFormatter {
     if (!m || m.comm !== comm || m.func !== func) {
       const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
       const fn = this.jsonNames[func] ?? '"?"';
-      m = { comm, func, bytes: ENC.encode(`,"pid":${pid},"tid":${tid},"comm":${comm.json},"function":${fn}`) };
+      const chain = this.nsPids?.(pid) ?? [pid];
+      const nspid = chain.length > 1 ? `,"nspid":[${chain.join(",")}]` : "";
+      m = { comm, func, bytes: ENC.encode(`,"pid":${pid}${nspid},"tid":${tid},"comm":${comm.json},"function":${fn}`) };
       if (this.middles.size > 65536) this.middles.clear();
       this.middles.set(key, m);
     }

@@ -1,6 +1,6 @@
 // The life of a tracing command after attach: poll on a timer, report every interval, stop on
 // SIGINT/SIGTERM, the duration, or when the target process is gone, then close everything.
-import { existsSync, readFileSync } from "node:fs";
+import { processExists } from "../lib/namespaces.ts";
 
 export interface LoopOptions {
   durationSec: number;
@@ -56,7 +56,7 @@ export function runLoop(o: LoopOptions): Promise<StopReason> {
       const pid = o.watchPid;
       timers.push(
         setInterval(() => {
-          if (!existsSync(`/proc/${pid}`) || isZombie(pid)) {
+          if (!processExists(pid)) {
             o.onTargetExit?.();
             stop("target-exit");
           }
@@ -64,13 +64,4 @@ export function runLoop(o: LoopOptions): Promise<StopReason> {
       );
     }
   });
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
 }

@@ -161,6 +161,11 @@ export async function processFilter(o: { pid?: unknown; container?: unknown; wai
 /** Opens what `target` names: in the process's view with `proc`, else on the host. */
 export async function openTargetFor(target: string, o: { proc?: TargetProcess; wait?: boolean }): Promise<OpenTarget> {
   if (o.proc) return openInProcess(target, o.proc, !!o.wait);
+  return openHostTarget(target);
+}
+
+/** `target` on the host: resolved like the dynamic linker (or PATH) would, opened once. */
+export function openHostTarget(target: string): OpenTarget {
   let r;
   try {
     r = resolveTarget(target);

@@ -6,9 +6,8 @@ import { rmSync } from "node:fs";
 import * as ns from "../lib/namespaces.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { resolveFunction } from "../lib/symbols.ts";
-import { kernelView, type LinkView } from "../lib/kernel-view.ts";
 import { closeFd } from "../lib/ffi/libc.ts";
-import { Lines, probeBinary, runProbe, startProbe, type Running } from "./helpers.ts";
+import { Lines, linksHeldBy, probeBinary, runProbe, startProbe, type Running } from "./helpers.ts";
 import { httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "./fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "./fixtures/docker.ts";
 import { importProbeImage, probeImageRoot } from "./fixtures/probe-image.ts";
@@ -39,11 +38,6 @@ function containerOffsets(pid: number): { read: number; readEx: number; write: n
   } finally {
     closeFd(lib.fd);
   }
-}
-
-/** The BPF links a process holds, as the kernel describes them. */
-function linksHeldBy(pid: number): LinkView[] {
-  return kernelView().links.filter((l) => l.holders.some((h) => h.pid === pid));
 }
 
 /** Makes `n` requests; returns the bytes nginx's SSL_read must have returned for them. */

@@ -3,10 +3,7 @@
 // every return pairs with its call.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { goBuild, load, startServer } from "./fixtures/go.ts";
-import { runProbe, startProbe } from "./helpers.ts";
-import { libbpf } from "../lib/ffi/libbpf.ts";
-import { linkInfo, type LinkInfo } from "../lib/bpf-syscall.ts";
-import { closeFd } from "../lib/ffi/libc.ts";
+import { linksHeldBy, runProbe, startProbe } from "./helpers.ts";
 
 const bins: Record<string, string> = {};
 beforeAll(() => {
@@ -25,19 +22,6 @@ interface Ev {
   latency_ns?: number;
 }
 
-function linksHeldBy(pid: number): LinkInfo[] {
-  const fdinfo = Bun.spawnSync(["sh", "-c", `grep -h link_id /proc/${pid}/fdinfo/* 2>/dev/null || true`], { stdout: "pipe" }).stdout.toString();
-  const ids = [...fdinfo.matchAll(/link_id:\s*(\d+)/g)].map((m) => Number(m[1]));
-  return ids.map((id) => {
-    const fd = libbpf().bpf_link_get_fd_by_id(id);
-    try {
-      return linkInfo(fd);
-    } finally {
-      closeFd(fd);
-    }
-  });
-}
-
 describe("probe uprobe on a Go server", () => {
   for (const which of ["server", "serverPieStripped"] as const) {
     test(`[${which}] --ret under concurrent load with stack growth: alive, exact pairs, no uretprobe`, async () => {
@@ -48,7 +32,7 @@ describe("probe uprobe on a Go server", () => {
         // The kernel's view: every link of ours is an entry probe (RETs), none a uretprobe.
         const links = linksHeldBy(p.proc.pid);
         expect(links.length).toBe(2);
-        expect(links.every((l) => l.uprobe && !l.uprobe.retprobe)).toBe(true);
+        expect(links.every((l) => l.uprobe?.kind === "uprobe")).toBe(true);
 
         const depth = 30; // recurse(30): 31 calls per request, 1 KB frames: the stack grows and is copied
         const urls = Array.from({ length: 200 }, () => `http://127.0.0.1:${srv.port}/recurse?n=${depth}`);

@@ -1,8 +1,9 @@
 // Shared by the tests: fixture builds (cached under tests/.work), the built binary, and processes
 // driven step by step (a target that waits for "go", a probe that says when it is attached).
-import { existsSync, mkdirSync, statSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { kernelView, type LinkView } from "../lib/kernel-view.ts";
 
 export const ROOT = join(import.meta.dir, "..");
 export const WORK = join(ROOT, "tests", ".work");
@@ -138,28 +139,8 @@ export function runProbe(args: string[], env: Record<string, string> = {}): { co
 export function probePrograms(): string[] {
   const r = Bun.spawnSync(["bpftool", "prog", "list", "--json"], { stdout: "pipe" });
   const progs = JSON.parse(r.stdout.toString() || "[]") as { id: number; name?: string }[];
-  const ours = new Set(["probe_entry", "probe_return", "probe_empty", "ssl_read_entry", "ssl_read_return", "ssl_read_retur"]);
+  const ours = new Set(["probe_entry", "probe_return", "probe_empty", "ssl_read_entry", "ssl_read_return"]);
   return progs.filter((p) => p.name && ours.has(p.name)).map((p) => `${p.id}:${p.name}`);
-}
-
-/** BPF links whose program is one of `progIds`, as `bpftool link` lists them. */
-export function linksOf(progIds: number[]): unknown[] {
-  const r = Bun.spawnSync(["bpftool", "link", "list", "--json"], { stdout: "pipe" });
-  const links = JSON.parse(r.stdout.toString() || "[]") as { prog_id: number }[];
-  return links.filter((l) => progIds.includes(l.prog_id));
-}
-
-/** Whether a process of ours still holds any BPF object (fds under /proc/PID/fd). */
-export function bpfFdsOf(pid: number): string[] {
-  try {
-    return Bun.spawnSync(["sh", "-c", `ls -l /proc/${pid}/fd 2>/dev/null | grep -E 'bpf|perf_event' || true`], { stdout: "pipe" })
-      .stdout.toString()
-      .trim()
-      .split("\n")
-      .filter(Boolean);
-  } catch {
-    return [];
-  }
 }
 
 export function sh(cmd: string): string {
@@ -168,6 +149,8 @@ export function sh(cmd: string): string {
   return r.stdout.toString();
 }
 
-export function readText(p: string): string {
-  return readFileSync(p, "utf8");
+
+/** The BPF links a process holds, as the kernel describes them (what `probe list` shows). */
+export function linksHeldBy(pid: number): LinkView[] {
+  return kernelView().links.filter((l) => l.holders.some((h) => h.pid === pid));
 }

@@ -14,7 +14,6 @@ import { MapReader } from "../lib/maps.ts";
 import { Btf, MapFormatter, hexBytes } from "../lib/btf.ts";
 import { kernelView } from "../lib/kernel-view.ts";
 import { OpenTarget } from "../lib/target.ts";
-import { resolveTarget } from "../lib/resolve.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { resolveFunction } from "../lib/symbols.ts";
 import { openPath, closeFd } from "../lib/ffi/libc.ts";
@@ -131,16 +130,15 @@ describe("the SSL_read app (entry_ssl_read + ret_ssl_read sharing rcount) on the
       set: [parseSetting(`target_tgid=${pid}`)],
       pid,
       openTarget: (t) => {
-        const r = resolveTarget(t, { pid });
-        return OpenTarget.open(r.path, r.display);
+        const lib = openLibraryInProcess(pid, t);
+        return new OpenTarget(lib.fd, lib.path);
       },
     });
     try {
       // Where SSL_read is in the libssl the client has mapped: what the kernel must report.
-      const lib = resolveTarget("libssl", { pid });
-      const fd = openPath(lib.path);
-      const offset = resolveFunction(new ElfFile(fd, lib.path), "SSL_read").offset;
-      closeFd(fd);
+      const lib = openLibraryInProcess(pid, "libssl");
+      const offset = resolveFunction(new ElfFile(lib.fd, lib.path), "SSL_read").offset;
+      closeFd(lib.fd);
 
       const ids = progIdsOf(uo);
       const view = kernelView();

@@ -9,7 +9,7 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { MapReader } from "../lib/maps.ts";
 import { Scope } from "../lib/scope.ts";
 import { readSslStats } from "../src/commands/ssl-read.ts";
-import { resolveTarget } from "../lib/resolve.ts";
+import { openLibraryInProcess } from "../lib/namespaces.ts";
 
 function tlsPair() {
   return buildC("tls_pair", "tls_pair.c", ["-lssl", "-lcrypto"]);
@@ -66,7 +66,8 @@ describe("probe ssl-read", () => {
       const cfg = new Uint8Array(8);
       new DataView(cfg.buffer).setUint32(0, pid, true);
       const obj = scope.add(loadEmbedded("ssl_read", mode, cfg));
-      const lib = scope.add(OpenTarget.open(resolveTarget("libssl", { pid }).path));
+      const opened = openLibraryInProcess(pid, "libssl");
+      const lib = scope.add(new OpenTarget(opened.fd, opened.path));
       const points = [{ offset: resolveFunction(lib.elf, "SSL_read").offset, cookie: 0n }];
       scope.add(attachUprobe(obj.progFd("ssl_read_entry"), lib.kernelPath, points, { retprobe: false, mode, pid }));
       const wrong = scope.add(attachUprobe(obj.progFd("ssl_read_return"), lib.kernelPath, points, { retprobe: false, mode, pid }));

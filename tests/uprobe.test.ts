@@ -4,29 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildC, start, startProbe, probePrograms, runProbe, probeBinary, Lines, WORK } from "./helpers.ts";
-import { libbpf } from "../lib/ffi/libbpf.ts";
-import { linkInfo, type LinkInfo } from "../lib/bpf-syscall.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { resolveFunction } from "../lib/symbols.ts";
-import { closeFd } from "../lib/ffi/libc.ts";
-
-/** Every BPF link in the kernel, described by the kernel itself. */
-function kernelLinks(): LinkInfo[] {
-  const out: LinkInfo[] = [];
-  const id = new Uint32Array(1);
-  let cur = 0;
-  while (libbpf().bpf_link_get_next_id(cur, id) === 0) {
-    cur = id[0]!;
-    const fd = libbpf().bpf_link_get_fd_by_id(cur);
-    if (fd < 0) continue;
-    try {
-      out.push(linkInfo(fd));
-    } finally {
-      closeFd(fd);
-    }
-  }
-  return out;
-}
+import { kernelView } from "../lib/kernel-view.ts";
 
 function offsetOf(path: string, fn: string): number {
   const fd = openSync(path, "r");
@@ -96,9 +76,9 @@ describe("probe uprobe --ret on a C function", () => {
     test(`[${mode}] the kernel reports one entry and one return probe at target_fn's offset`, async () => {
       const t = await traceCalls(1, 1, ["--attach-mode", mode]);
       const off = offsetOf(t.calls, "target_fn");
-      const ours = kernelLinks().filter((l) => l.uprobe && l.uprobe.offsets.includes(off) && (l.uprobe.path.endsWith("/calls") || l.uprobe.path.startsWith("/proc/self/fd/")));
+      const ours = kernelView().links.filter((l) => l.uprobe && l.uprobe.offsets.includes(off) && (l.uprobe.path.endsWith("/calls") || l.uprobe.path.startsWith("/proc/self/fd/")));
       expect(ours.map((l) => l.type)).toEqual(mode === "multi" ? ["uprobe_multi", "uprobe_multi"] : ["perf_event", "perf_event"]);
-      expect(ours.map((l) => l.uprobe!.retprobe).sort()).toEqual([false, true]);
+      expect(ours.map((l) => l.uprobe!.kind).sort()).toEqual(["uprobe", "uretprobe"]);
       if (mode === "perf") {
         // bpftool's view (BPF_TASK_FD_QUERY on the probe process's perf fds) agrees.
         const perf = Bun.spawnSync(["bpftool", "perf", "show", "--json"], { stdout: "pipe" }).stdout.toString();
@@ -144,7 +124,7 @@ describe("probe uprobe --ret on a C function", () => {
     const during = probePrograms().filter((x) => !before.has(x));
     expect(during.length).toBe(2); // probe_entry and probe_return
     const ids = during.map((x) => Number(x.split(":")[0]));
-    expect(kernelLinks().filter((l) => ids.includes(l.progId))).toHaveLength(2);
+    expect(kernelView().links.filter((l) => ids.includes(l.progId))).toHaveLength(2);
     target.proc.stdin.write("go\n");
     await Bun.sleep(300); // mid-stream
     p.proc.kill("SIGINT");
@@ -160,7 +140,7 @@ describe("probe uprobe --ret on a C function", () => {
       return probePrograms().filter((x) => ids.includes(Number(x.split(":")[0])));
     };
     expect(await left()).toEqual([]);
-    expect(kernelLinks().filter((l) => ids.includes(l.progId))).toEqual([]);
+    expect(kernelView().links.filter((l) => ids.includes(l.progId))).toEqual([]);
     const perf = JSON.parse(Bun.spawnSync(["bpftool", "perf", "show", "--json"], { stdout: "pipe" }).stdout.toString() || "[]") as { pid: number }[];
     expect(perf.filter((x) => x.pid === p.proc.pid)).toEqual([]);
   });

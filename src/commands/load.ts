@@ -3,8 +3,7 @@
 // or --pin it all so it stays attached after probe exits.
 import { pc } from "../colors.ts";
 import { LoadError } from "../../lib/object.ts";
-import { OpenTarget } from "../../lib/target.ts";
-import { resolveTarget, TargetNotFound } from "../../lib/resolve.ts";
+import { TargetNotFound } from "../../lib/resolve.ts";
 import { ProcessError } from "../../lib/namespaces.ts";
 import {
   loadUserObject, parseAttachSpec, parseSetting, printkFormats, PrintkReader, verifierSummary, UserObjectError,
@@ -14,7 +13,7 @@ import { MapFormatter } from "../../lib/btf.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
-import { targetProcess, openForProcess, openHostFile } from "../targets.ts";
+import { targetProcess, openForProcess, openHostTarget } from "../targets.ts";
 import { Out, pad } from "../output.ts";
 import { runLoop } from "../run-loop.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
@@ -68,17 +67,6 @@ function describeAttachment(a: Attachment): Record<string, unknown> {
   };
 }
 
-/** Library and executable names on the host (ld.so.cache, PATH), paths as given; opened once. */
-function hostTarget(target: string): OpenTarget {
-  try {
-    const r = resolveTarget(target);
-    return openHostFile(r.path, r.display);
-  } catch (e) {
-    if (e instanceof TargetNotFound) throw new ProbeError(e.message, e.hint);
-    throw e;
-  }
-}
-
 export async function run(object: string | undefined, o: LoadCommandOptions): Promise<number> {
   if (!object) throw new UsageError("missing argument <object>: the BPF object file (clang -O2 -g -target bpf -c app.bpf.c -o app.bpf.o)");
   const durationSec = parseSeconds("duration", o.duration ?? 0);
@@ -104,7 +92,7 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
 
   let uo: UserObject;
   try {
-    uo = loadUserObject(object, { attach, set, pinDir: o.pin, pid, mode, openTarget: (target) => (proc ? openForProcess(target, proc) : hostTarget(target)), onNote: note });
+    uo = loadUserObject(object, { attach, set, pinDir: o.pin, pid, mode, openTarget: (target) => (proc ? openForProcess(target, proc) : openHostTarget(target)), onNote: note });
   } catch (e) {
     if (e instanceof LoadError) {
       const summary = verifierSummary(e.log);

@@ -79,7 +79,8 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const last = new Map<number, bigint>();
     const nspids = new NsPidCache();
     let warned = false;
-    const report = (final: boolean) => {
+    /** Prints what changed (everything when final) and returns the returns seen without their entry. */
+    const report = (final: boolean): bigint => {
       const rows = readSslStats(stats);
       const changed = final ? rows : rows.filter((r) => last.get(r.pid) !== r.calls + r.returns);
       for (const r of rows) last.set(r.pid, r.calls + r.returns);
@@ -90,18 +91,17 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
         process.stderr.write(pc.yellow(`probe: warning: ${orphans} return(s) without a preceding entry on their thread: return probes are running at function entry\n`));
       }
       out.flush();
+      return orphans;
     };
     await runLoop({
       durationSec,
-      report: () => report(false),
+      report: () => void report(false),
       intervalSec,
       watchPid: pid,
       onTargetExit: () => process.stderr.write(`probe: pid ${pid} exited\n`),
       until: hooks.onAttached?.(),
     });
-    report(true);
-    const rows = readSslStats(stats);
-    const orphans = rows.reduce((s, r) => s + r.orphanReturns, 0n);
+    const orphans = report(true);
     if (o.verifyOrder && orphans > 0n) {
       throw new ProbeError(`order check failed: ${orphans} SSL_read return(s) ran without their entry first`, "the return probe is attached as an entry probe; compare 'probe list'");
     }

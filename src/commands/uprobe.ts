@@ -7,7 +7,7 @@ import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/upro
 import { loadEmbedded } from "../../lib/programs.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { UPROBE_CONFIG, UPROBE_COUNTS, UPROBE_EVENT, commAt } from "../../lib/layouts.ts";
+import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
 import { UsageError } from "../errors.ts";
 import { parseTracingOptions, requireTracingCaps } from "../options.ts";
 import { openTargetFor, processFilter, targetProcess, NsPidCache } from "../targets.ts";
@@ -79,9 +79,10 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = scope.add(new RingBuffer(obj.mapFd("events")));
-      const fmt = new EventFormatter(names, clock, HUMAN_ARGS, plan.goAbi);
-      const jsonEvent = proc && (o.anyProcess || proc.nspid.length > 1) ? withNsPid(out, fmt) : (v: DataView, off: number) => fmt.json(out, v, off);
-      const onEvent = json ? jsonEvent : (v: DataView, off: number) => out.line(fmt.human(v, off));
+      // Processes in containers get their PIDs at every namespace level (looked up once per PID).
+      const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache() : undefined;
+      const fmt = new EventFormatter(names, clock, HUMAN_ARGS, plan.goAbi, nsPids && ((pid) => nsPids.get(pid)));
+      const onEvent = json ? (v: DataView, off: number) => fmt.json(out, v, off) : (v: DataView, off: number) => out.line(fmt.human(v, off));
       poll = () => {
         const n = rb.consume(onEvent);
         out.flush();
@@ -89,7 +90,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
       };
     }
     out.flush();
-    const why = await runLoop({
+    await runLoop({
       durationSec,
       poll,
       report,
@@ -102,36 +103,10 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     out.flush();
     const lost = droppedEvents(obj.mapFd("dropped"));
     if (lost > 0) process.stderr.write(`probe: warning: ${lost} events lost (ring buffer full)\n`);
-    void why;
     return 0;
   } finally {
     scope.close();
   }
-}
-
-/**
- * JSON events of processes in containers also carry `"nspid":[host, ..., innermost]`, looked up
- * once per PID; host processes' events are left as they are.
- */
-function withNsPid(out: Out, fmt: EventFormatter): (v: DataView, off: number) => void {
-  const cache = new NsPidCache();
-  const suffixes = new Map<number, string>();
-  return (v, off) => {
-    fmt.json(out, v, off);
-    const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
-    let suffix = suffixes.get(pid);
-    if (suffix === undefined) {
-      const chain = cache.get(pid);
-      suffix = chain.length > 1 ? `,"nspid":[${chain.join(",")}]}\n` : "";
-      if (suffixes.size > 65536) suffixes.clear();
-      suffixes.set(pid, suffix);
-    }
-    if (suffix) {
-      // The formatter ended the object with "}\n" and left room (it reserves 512 bytes an event).
-      out.pos -= 2;
-      out.ascii(suffix);
-    }
-  };
 }
 
 function printCounts(counts: MapReader, out: Out, json: boolean): void {
@@ -154,10 +129,10 @@ function printCounts(counts: MapReader, out: Out, json: boolean): void {
   out.flush();
 }
 
+/** Events the programs found no room for in the ring buffer (counted in the `dropped` array). */
 function droppedEvents(fd: number): number {
-  const m = new MapReader(fd);
-  const v = m.lookup(new Uint8Array(4));
-  return (v ?? []).reduce((s, b) => s + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true)), 0);
+  const [v] = new MapReader(fd).lookup(new Uint8Array(4)) ?? [];
+  return v ? Number(new DataView(v.buffer, v.byteOffset).getBigUint64(0, true)) : 0;
 }
 
 /** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
