@@ -1,7 +1,7 @@
 // A loaded BPF object (libbpf's bpf_object): owns its programs and maps and closes them together.
 import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
-import { cstr, describeErrno, errno } from "./ffi/libc.ts";
-import { libbpf, captureLibbpfLog, takeLibbpfLog } from "./ffi/libbpf.ts";
+import { cstr, errno } from "./ffi/libc.ts";
+import { libbpf, captureLibbpfLog, takeLibbpfLog, describeLibbpfError } from "./ffi/libbpf.ts";
 
 export class LoadError extends Error {
   constructor(
@@ -47,7 +47,7 @@ export class BpfObject {
     v.setBigUint64(0, BigInt(OPEN_OPTS_SIZE), true); // sz
     v.setBigUint64(8, BigInt(ptr(nameBuf)), true); // object_name
     const obj = libbpf().bpf_object__open_mem(image, BigInt(image.length), new Uint8Array(opts)) as Pointer | null;
-    if (!obj) throw new LoadError(`cannot open BPF object ${name}: ${describeErrno(errno())}`, takeLibbpfLog());
+    if (!obj) throw new LoadError(`cannot open BPF object ${name}: ${describeLibbpfError(errno())}`, takeLibbpfLog());
     return new BpfObject(obj, name, image, nameBuf);
   }
 
@@ -58,7 +58,7 @@ export class BpfObject {
     const obj = libbpf().bpf_object__open_file(p, null) as Pointer | null;
     if (!obj) {
       const e = errno();
-      throw new LoadError(`cannot open BPF object ${path}: ${describeErrno(e)}`, takeLibbpfLog());
+      throw new LoadError(`cannot open BPF object ${path}: ${describeLibbpfError(e)}`, takeLibbpfLog());
     }
     return new BpfObject(obj, path, undefined, p);
   }
@@ -137,7 +137,7 @@ export class BpfObject {
     const r = libbpf().bpf_object__load(this.obj);
     if (r < 0) {
       const log = takeLibbpfLog();
-      throw new LoadError(`cannot load BPF object ${this.name}: ${describeErrno(-r)}`, log);
+      throw new LoadError(`cannot load BPF object ${this.name}: ${describeLibbpfError(-r)}`, log);
     }
     this.loaded = true;
   }

@@ -554,8 +554,10 @@ export function attachTracepoint(progFd: number, category: string, name: string,
 export function verifierSummary(log: string, lines = 20): string {
   const all = log.split("\n");
   const begin = all.findIndex((l) => l.includes("-- BEGIN PROG LOAD LOG --"));
+  // No verifier log (the object did not open, a map failed): libbpf's chatter is no summary.
+  if (begin < 0) return "";
   const end = all.findIndex((l, i) => i > begin && l.includes("-- END PROG LOAD LOG --"));
-  let body = begin >= 0 ? all.slice(begin + 1, end > begin ? end : undefined) : all;
+  let body = all.slice(begin + 1, end > begin ? end : undefined);
   body = body.filter((l) => l.trim() !== "" && !/^processed \d+ insns/.test(l) && !/^verification time/.test(l));
   const tail = body.slice(-lines);
   const failed = all.find((l) => /BPF program load failed|failed to load/.test(l));

@@ -68,6 +68,12 @@ export function nsPidNote(nspid: number[]): string {
 export class NsPidCache {
   private readonly known = new Map<number, number[]>();
 
+  /** Starts from chains already read (the target's, read before attach: it may exit before its
+   * last events are printed, and /proc then has nothing to say). */
+  constructor(known: [pid: number, chain: number[]][] = []) {
+    for (const [pid, chain] of known) this.known.set(pid, chain);
+  }
+
   get(pid: number): number[] {
     let v = this.known.get(pid);
     if (!v) {

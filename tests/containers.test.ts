@@ -7,7 +7,7 @@ import * as ns from "../lib/namespaces.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { resolveFunction } from "../lib/symbols.ts";
 import { closeFd } from "../lib/ffi/libc.ts";
-import { Lines, linksHeldBy, probeBinary, runProbe, startProbe, type Running } from "./helpers.ts";
+import { Lines, buildC, linksHeldBy, probeBinary, runProbe, sh, start, startProbe, type Running } from "./helpers.ts";
 import { httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "./fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "./fixtures/docker.ts";
 import { importProbeImage, probeImageRoot } from "./fixtures/probe-image.ts";
@@ -65,11 +65,13 @@ function expectExactReads(rows: Record<string, unknown>[], pid: number, n: numbe
   expect(finals.map((r) => r.pid)).toEqual([pid]); // nothing else counted (curl's host libssl!)
   const f = finals[0]!;
   expect(f.comm).toBe("nginx");
-  // One successful SSL_read per request; the reads that return WANT_READ/EOF are errors.
-  expect((f.calls as number) - (f.errors as number)).toBe(n);
+  // Exact: every request byte read once, every call returned, in order. The reads that return
+  // WANT_READ/EOF are errors; at least one read per request succeeds (under load nginx may take a
+  // request in two, see tests/namespaces.test.ts).
+  expect(f.bytes).toBe(bytes);
   expect(f.returns).toBe(f.calls);
   expect(f.orphan_returns).toBe(0);
-  expect(f.bytes).toBe(bytes);
+  expect((f.calls as number) - (f.errors as number)).toBeGreaterThanOrEqual(n);
   return f;
 }
 
@@ -217,6 +219,21 @@ describe("--pid of a process in a container", () => {
     expect(err.join("\n")).toContain(`Tracing SSL_read in ${CONTAINER_LIB}`);
     expect(await p.proc.exited).toBe(0);
     await late.stop();
+  });
+});
+
+describe("a short-lived process in a PID namespace", () => {
+  test("every event and the final report carry its NSpid, though it exits before they are printed", async () => {
+    const calls = buildC("calls", "calls.c");
+    const u = start(["unshare", "--pid", "--fork", "--mount-proc", calls, "3"]);
+    await u.out.waitFor(/^ready 1$/); // PID 1 of its namespace
+    const host = Number(sh(`pgrep -P ${u.proc.pid}`).trim());
+    const p = await startProbe(["uprobe", calls, "target_fn", "--ret", "--pid", String(host), "--json"]);
+    u.proc.stdin.write("go\n");
+    u.proc.stdin.end();
+    const events = (await p.out.done()).map((l) => JSON.parse(l));
+    expect(events).toHaveLength(6);
+    for (const e of events) expect(e.nspid).toEqual([host, 1]);
   });
 });
 

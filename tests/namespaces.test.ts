@@ -101,7 +101,7 @@ async function countRequests(pid: number, port: number, n: number, opts: Constru
     // nginx reads each request with one successful SSL_read; around it come reads that return
     // WANT_READ or EOF, whose number depends on timing: count those, assert the rest exactly.
     const perRequest = one!.calls;
-    expect(one!.calls - one!.errors).toBe(1n);
+    expect(one!.calls - one!.errors).toBeGreaterThanOrEqual(1n); // see the lower bound below
     let requestBytes = first.requestBytes;
     for (let i = 0; i < n; i++) {
       const r = httpsGet(port, `/r${i}`);
@@ -113,12 +113,14 @@ async function countRequests(pid: number, port: number, n: number, opts: Constru
     // Only the target's tgid is in the map: nothing else (curl's host libssl!) was counted.
     expect([...s.keys()]).toEqual([pid]);
     expect(st.comm).toBe("nginx");
-    expect(st.calls - st.errors).toBe(BigInt(n + 1));
-    expect(st.calls).toBeGreaterThanOrEqual(BigInt(n + 1));
+    // Exact: every request byte was read once, every call returned, in order.
+    expect(st.bytes).toBe(BigInt(requestBytes));
     expect(st.returns).toBe(st.calls);
     expect(st.orphanReturns).toBe(0n);
     expect(st.lostEntries).toBe(0n);
-    expect(st.bytes).toBe(BigInt(requestBytes));
+    // At least one successful read per request; under load nginx has been seen to take one
+    // request in two reads (once in ~10 full runs), so the count of successes is a lower bound.
+    expect(st.calls - st.errors).toBeGreaterThanOrEqual(BigInt(n + 1));
     return { probe, perRequest, stats: st };
   } catch (e) {
     probe.close();

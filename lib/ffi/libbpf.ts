@@ -1,6 +1,6 @@
 // The libbpf symbols probe calls (system libbpf.so.1; 1.1 on Debian 12). Declared here only.
 import { dlopen, JSCallback, type Pointer } from "bun:ffi";
-import { errno, vformat } from "./libc.ts";
+import { describeErrno, errno, vformat } from "./libc.ts";
 
 // String literals, not FFIType members: TypeScript then infers each function's exact types.
 // size_t is u64 on x86-64.
@@ -11,6 +11,7 @@ function open() {
     return dlopen("libbpf.so.1", {
       libbpf_set_print: { args: [p], returns: p },
       libbpf_get_error: { args: [p], returns: i32 },
+      libbpf_strerror: { args: [i32, p, u64], returns: i32 },
       bpf_object__open_mem: { args: [p, u64, p], returns: p },
       bpf_object__open_file: { args: [p, p], returns: p },
       bpf_object__load: { args: [p], returns: i32 },
@@ -116,4 +117,13 @@ export function takeLibbpfLog(): string {
   const s = captured.join("");
   captured = [];
   return s;
+}
+
+/** An error code from libbpf: its own codes (4000 and up: bad ELF, relocation, ...) or an errno. */
+export function describeLibbpfError(err: number): string {
+  if (err < 4000) return describeErrno(err);
+  const buf = new Uint8Array(256);
+  libbpf().libbpf_strerror(err, buf, BigInt(buf.length));
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
 }

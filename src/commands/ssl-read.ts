@@ -77,7 +77,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const out = new Out();
     const json = !!o.json;
     const last = new Map<number, bigint>();
-    const nspids = new NsPidCache();
+    const nspids = new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []);
     let warned = false;
     /** Prints what changed (everything when final) and returns the returns seen without their entry. */
     const report = (final: boolean): bigint => {

@@ -80,7 +80,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = scope.add(new RingBuffer(obj.mapFd("events")));
       // Processes in containers get their PIDs at every namespace level (looked up once per PID).
-      const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache() : undefined;
+      const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
       const fmt = new EventFormatter(names, clock, HUMAN_ARGS, plan.goAbi, nsPids && ((pid) => nsPids.get(pid)));
       const onEvent = json ? (v: DataView, off: number) => fmt.json(out, v, off) : (v: DataView, off: number) => out.line(fmt.human(v, off));
       poll = () => {
