@@ -4,8 +4,8 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Lines } from "../tests/helpers.ts";
 import { loadEmbedded } from "../lib/programs.ts";
-import { attachUprobe, defaultAttachMode } from "../lib/uprobe.ts";
-import { OpenTarget } from "../lib/target.ts";
+import { attachUprobe, bestAttachMode } from "../lib/uprobe.ts";
+import { openHostFile } from "../lib/proc/target.ts";
 import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
@@ -60,7 +60,7 @@ function vmHwmKb(pid: number): number {
   return Number(m?.[1] ?? 0);
 }
 
-console.error(`probe benchmarks: ${CALLS} calls of a push-first function per case, ${defaultAttachMode()} attach mode`);
+console.error(`probe benchmarks: ${CALLS} calls of a push-first function per case, ${bestAttachMode()} attach mode`);
 
 // --- per-call overhead -------------------------------------------------------------------------
 const base = await loopNs();
@@ -70,9 +70,9 @@ row("no probe (baseline)", `${base.toFixed(1)} ns/call`);
 // between runs, as much as the difference being measured.
 const emptyProbe = (pid: number) => {
   const scope = new Scope();
-  const mode = defaultAttachMode();
+  const mode = bestAttachMode();
   const obj = scope.add(loadEmbedded("uprobe", mode, new Uint8Array(UPROBE_CONFIG.size), ["probe_empty"]));
-  const t = scope.add(OpenTarget.open(LOOP));
+  const t = scope.add(openHostFile(LOOP));
   scope.add(attachUprobe(obj.progFd("probe_empty"), t.kernelPath, [{ offset: resolveFunction(t.elf, "bench_fn").offset, cookie: 0n }], { retprobe: false, pid, mode }));
   return Promise.resolve(() => scope.close());
 };
@@ -129,11 +129,11 @@ rmSync(jsonFile, { force: true });
 {
   // Fill the ring buffer from the kernel without consuming, then time one drain of it in JS.
   const scope = new Scope();
-  const mode = defaultAttachMode();
+  const mode = bestAttachMode();
   const cfg = new Uint8Array(UPROBE_CONFIG.size);
   new DataView(cfg.buffer).setUint8(UPROBE_CONFIG.emit_events, 1);
   const obj = scope.add(loadEmbedded("uprobe", mode, cfg, ["probe_entry"]));
-  const t = scope.add(OpenTarget.open(LOOP));
+  const t = scope.add(openHostFile(LOOP));
   const rb = scope.add(new RingBuffer(obj.mapFd("events")));
   let total = 0;
   let ns = 0;

@@ -3,8 +3,9 @@
 // One parser serves both sources: a map's BTF object in the kernel and a libbpf object's own BTF.
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libbpf } from "./ffi/libbpf.ts";
+import { ProbeError } from "./errors.ts";
 import { OsError, closeFd, errno, ptr } from "./ffi/libc.ts";
-import { objInfo } from "./bpf-syscall.ts";
+import { objInfo } from "./kernel/bpf.ts";
 
 export const BTF_KIND = {
   INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9, CONST: 10,
@@ -15,7 +16,7 @@ const INT_SIGNED = 1;
 const INT_CHAR = 2;
 const INT_BOOL = 4;
 
-export class BtfError extends Error {}
+export class BtfError extends ProbeError {}
 
 export interface BtfMember {
   name: string;

@@ -1,6 +1,7 @@
 // A container name or id -> the host PID of its main process, asking each engine whose CLI is
 // installed: docker, podman, containerd's ctr (every namespace of every socket found), crictl.
 import { existsSync } from "node:fs";
+import { ProbeError } from "./errors.ts";
 export type Engine = "docker" | "podman" | "ctr" | "crictl";
 
 export interface ContainerPid {
@@ -16,13 +17,13 @@ export interface EngineAttempt {
   reason: string;
 }
 
-export class ContainerError extends Error {
+export class ContainerError extends ProbeError {
   constructor(
     message: string,
     readonly attempts: EngineAttempt[],
-    readonly hint?: string,
+    hint?: string,
   ) {
-    super(message);
+    super(message, hint);
   }
 }
 
@@ -138,8 +139,8 @@ export function containerPid(nameOrId: string, engines: Engine[] = installedEngi
     attempts.push({ engine, reason: r });
   }
   if (attempts.length === 0) {
-    throw new ContainerError(`cannot look up container ${nameOrId}: none of docker, podman, ctr, crictl is installed`, [], "pass the host PID with --pid instead");
+    throw new ContainerError(`cannot look up container ${nameOrId}: none of docker, podman, ctr, crictl is installed`, [], "give the container's host PID instead");
   }
   const detail = attempts.map((a) => `${a.engine}: ${a.reason}`).join("; ");
-  throw new ContainerError(`no running container ${nameOrId} (asked ${attempts.map((a) => a.engine).join(", ")} — ${detail})`, attempts, "check the name with `docker ps` / `podman ps` / `ctr -n k8s.io task ls`, or pass --pid");
+  throw new ContainerError(`no running container ${nameOrId} (asked ${attempts.map((a) => a.engine).join(", ")} — ${detail})`, attempts, "check the name with `docker ps` / `podman ps` / `ctr -n k8s.io task ls`, or give its host PID");
 }

@@ -1,6 +1,7 @@
 // An ELF64 reader that works on an open fd: it reads headers and the sections it is asked for,
 // never the whole file, so that a 100 MB Go binary or a library inside a container costs little.
 import { readSync, fstatSync } from "node:fs";
+import { ProbeError } from "./errors.ts";
 
 export const ET = { EXEC: 2, DYN: 3 } as const;
 export const EM_X86_64 = 62;
@@ -10,7 +11,7 @@ export const SHT = { SYMTAB: 2, STRTAB: 3, NOTE: 7, NOBITS: 8, DYNSYM: 11, VERDE
 export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4, TLS: 6, GNU_IFUNC: 10 } as const;
 export const SHN_UNDEF = 0;
 
-export class ElfError extends Error {}
+export class ElfError extends ProbeError {}
 
 export interface Segment {
   type: number;

@@ -1,17 +1,11 @@
 // Go executables: recognising them, their Go version and calling convention, and their functions
 // (names as Go writes them, entry and end) from `.gopclntab`, which Go keeps even in binaries
 // stripped with `-ldflags='-s -w'`.
+import { ProbeError } from "./errors.ts";
 import { ElfFile, STT, SHT, SHN_UNDEF, view } from "./elf.ts";
 import { directBranchTargets } from "./x86/decoder.ts";
 
-export class GoError extends Error {
-  constructor(
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
-}
+export class GoError extends ProbeError {}
 
 export interface GoVersion {
   /** As the toolchain wrote it: `go1.19.8`, `go1.21rc2`, `devel go1.22-abc...`. */

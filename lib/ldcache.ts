@@ -3,6 +3,7 @@
 // directories. Reads go through a `LibraryView` so the same search runs on the host's files or
 // inside another process's root.
 import { libraryNameMatches } from "./libname.ts";
+import { ProbeError } from "./errors.ts";
 
 export interface LdCacheEntry {
   /** The soname ("libssl.so.3"). */
@@ -16,7 +17,7 @@ const FLAG_TYPE_MASK = 0x00ff;
 const FLAG_ARCH_MASK = 0xff00;
 const FLAG_X8664_LIB64 = 0x0300;
 
-export class LdCacheError extends Error {}
+export class LdCacheError extends ProbeError {}
 
 export function parseLdCache(buf: Uint8Array): LdCacheEntry[] {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);

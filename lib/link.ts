@@ -1,6 +1,6 @@
 // The owner of a set of BPF links and the perf events they sit on: closing it detaches them.
 import { closeFd } from "./ffi/libc.ts";
-import { linkInfo, type LinkInfo } from "./bpf-syscall.ts";
+import { linkInfo, type LinkInfo } from "./kernel/bpf.ts";
 
 export class LinkSet {
   private closed = false;

@@ -2,53 +2,10 @@
 import { readFileSync } from "node:fs";
 import { libbpf } from "./ffi/libbpf.ts";
 import { OsError, errno } from "./ffi/libc.ts";
-import { objInfo } from "./bpf-syscall.ts";
+import { mapInfo, type MapInfo } from "./kernel/bpf.ts";
+import { MAP_TYPE } from "./kernel/abi.ts";
 
-export const MAP_TYPE: Record<number, string> = {
-  1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash", 6: "percpu_array",
-  7: "stack_trace", 8: "cgroup_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
-  12: "array_of_maps", 13: "hash_of_maps", 14: "devmap", 15: "sockmap", 16: "cpumap", 17: "xskmap",
-  18: "sockhash", 19: "cgroup_storage", 20: "reuseport_sockarray", 21: "percpu_cgroup_storage",
-  22: "queue", 23: "stack", 24: "sk_storage", 25: "devmap_hash", 26: "struct_ops", 27: "ringbuf",
-  28: "inode_storage", 29: "task_storage", 30: "bloom_filter", 31: "user_ringbuf", 32: "cgrp_storage", 33: "arena",
-};
-
-const PERCPU = new Set([5, 6, 10, 21]);
-
-export interface MapInfo {
-  id: number;
-  type: number;
-  typeName: string;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
-  name: string;
-  btfId: number;
-  btfKeyTypeId: number;
-  btfValueTypeId: number;
-}
-
-export function mapInfo(fd: number): MapInfo {
-  const v = objInfo(fd, 88);
-  const type = v.getUint32(0, true);
-  const nameBytes = new Uint8Array(v.buffer, 24, 16);
-  const end = nameBytes.indexOf(0);
-  return {
-    type,
-    typeName: MAP_TYPE[type] ?? `type ${type}`,
-    id: v.getUint32(4, true),
-    keySize: v.getUint32(8, true),
-    valueSize: v.getUint32(12, true),
-    maxEntries: v.getUint32(16, true),
-    flags: v.getUint32(20, true),
-    name: new TextDecoder().decode(nameBytes.subarray(0, end < 0 ? 16 : end)),
-    // struct bpf_map_info: ifindex@40, btf_vmlinux_value_type_id@44, netns_dev@48, netns_ino@56, then:
-    btfId: v.getUint32(64, true),
-    btfKeyTypeId: v.getUint32(68, true),
-    btfValueTypeId: v.getUint32(72, true),
-  };
-}
+const PERCPU_TYPES: Set<number> = new Set([MAP_TYPE.PERCPU_HASH, MAP_TYPE.PERCPU_ARRAY, MAP_TYPE.LRU_PERCPU_HASH, MAP_TYPE.PERCPU_CGROUP_STORAGE]);
 
 let possible: number | undefined;
 /** Number of possible CPUs: per-CPU maps hold one value slot for each. */
@@ -78,7 +35,7 @@ export class MapReader {
 
   constructor(readonly fd: number) {
     this.info = mapInfo(fd);
-    this.perCpu = PERCPU.has(this.info.type);
+    this.perCpu = PERCPU_TYPES.has(this.info.type);
     this.slot = this.perCpu ? (this.info.valueSize + 7) & ~7 : this.info.valueSize;
   }
 

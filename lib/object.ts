@@ -2,8 +2,9 @@
 import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { cstr, errno } from "./ffi/libc.ts";
 import { libbpf, captureLibbpfLog, takeLibbpfLog, describeLibbpfError } from "./ffi/libbpf.ts";
+import { ProbeError } from "./errors.ts";
 
-export class LoadError extends Error {
+export class LoadError extends ProbeError {
   constructor(
     message: string,
     /** The verifier's (or libbpf's) log, when there is one. */
@@ -38,8 +39,12 @@ export class BpfObject {
     private readonly nameBuf: Uint8Array,
   ) {}
 
-  /** Opens an object from memory (probe's embedded programs). */
-  static fromBytes(image: Uint8Array, name: string): BpfObject {
+  /**
+   * Opens an object from memory: probe's embedded programs, or a user's file read by probe (so a
+   * FIFO or a huge file never reaches libbpf). `name` is libbpf's object name (its data maps are
+   * named after it); `display` names it in messages.
+   */
+  static fromBytes(image: Uint8Array, name: string, display = name): BpfObject {
     captureLibbpfLog();
     const nameBuf = cstr(name);
     const opts = new ArrayBuffer(OPEN_OPTS_SIZE);
@@ -47,20 +52,8 @@ export class BpfObject {
     v.setBigUint64(0, BigInt(OPEN_OPTS_SIZE), true); // sz
     v.setBigUint64(8, BigInt(ptr(nameBuf)), true); // object_name
     const obj = libbpf().bpf_object__open_mem(image, BigInt(image.length), new Uint8Array(opts)) as Pointer | null;
-    if (!obj) throw new LoadError(`cannot open BPF object ${name}: ${describeLibbpfError(errno())}`, takeLibbpfLog());
-    return new BpfObject(obj, name, image, nameBuf);
-  }
-
-  /** Opens a user's object file (`probe load`). */
-  static fromFile(path: string): BpfObject {
-    captureLibbpfLog();
-    const p = cstr(path);
-    const obj = libbpf().bpf_object__open_file(p, null) as Pointer | null;
-    if (!obj) {
-      const e = errno();
-      throw new LoadError(`cannot open BPF object ${path}: ${describeLibbpfError(e)}`, takeLibbpfLog());
-    }
-    return new BpfObject(obj, path, undefined, p);
+    if (!obj) throw new LoadError(`cannot open BPF object ${display}: ${describeLibbpfError(errno())}`, takeLibbpfLog());
+    return new BpfObject(obj, display, image, nameBuf);
   }
 
   programs(): BpfProgram[] {
@@ -107,9 +100,8 @@ export class BpfObject {
     new Uint8Array(toArrayBuffer(p, 0, Number(size[0]))).set(bytes, offset);
   }
 
-  globalData(section: string): Uint8Array | undefined {
-    const m = this.maps().find((x) => x.name.endsWith(section));
-    if (!m) return undefined;
+  /** A data-section map's initial contents (what .rodata/.data hold before load). */
+  initialValue(m: BpfMapHandle): Uint8Array | undefined {
     const size = new BigUint64Array(1);
     const p = libbpf().bpf_map__initial_value(m.handle, size);
     return p ? new Uint8Array(toArrayBuffer(p, 0, Number(size[0]))) : undefined;

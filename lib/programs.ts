@@ -1,7 +1,7 @@
 // Loading probe's own embedded programs for a given attach mode, with their config written first.
 import { BpfObject } from "./object.ts";
 import { embeddedObject } from "./embedded.ts";
-import { BPF_ATTACH } from "./bpf-syscall.ts";
+import { BPF_ATTACH } from "./kernel/abi.ts";
 import type { AttachMode } from "./uprobe.ts";
 
 /**

@@ -4,7 +4,7 @@
 // The data area is mapped once, not twice back to back as libbpf does: resident memory counts
 // both copies, and the few records that wrap past the end are cheaper to copy.
 import { mmapFd, munmap, PROT, type Mapping } from "./ffi/libc.ts";
-import { mapInfo } from "./maps.ts";
+import { mapInfo } from "./kernel/bpf.ts";
 
 const PAGE = 4096;
 const BUSY = 0x80000000;

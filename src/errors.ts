@@ -1,12 +1,7 @@
-// The two kinds of failure a user sees: bad input (exit 2, with usage) and everything else (exit 1).
+// Bad command-line input: exit 2 with a pointer to --help. Everything else a user can act on is a
+// lib/ ProbeError (exit 1).
+import { ProbeError } from "../lib/errors.ts";
 
-export class UsageError extends Error {}
+export class UsageError extends ProbeError {}
 
-export class ProbeError extends Error {
-  constructor(
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
-}
+export { ProbeError };

@@ -1,4 +1,5 @@
-// Running a command: its exit code, and the one-line error a user sees when it fails.
+// Running a command: its exit code, and the one-line error a user sees when it fails
+// (`probe: error: ...` and a hint on stderr; with --json, one JSON object there instead).
 import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 
@@ -6,18 +7,33 @@ interface HelpSource {
   matchedCommand?: { name: string };
 }
 
-/** Prints `probe: error: ...` (and a hint) on stderr and exits: 2 for usage, 1 otherwise. */
+function jsonWanted(): boolean {
+  return process.argv.includes("--json");
+}
+
+/** Prints the error on stderr and exits: 2 for usage, 1 otherwise. */
 export function fail(e: unknown, cli?: HelpSource | string): never {
-  const err = e as Error & { hint?: string; name?: string };
+  const err = e as Error & { hint?: string };
   const usage = e instanceof UsageError;
-  const msg = (err?.message ?? String(e)).replace(/`/g, "'").split("\n")[0];
-  process.stderr.write(`${pc.red("probe: error:")} ${msg}\n`);
-  if (err?.hint) process.stderr.write(`${pc.dim("hint:")} ${err.hint}\n`);
-  if (usage) {
-    const name = typeof cli === "string" ? cli : cli?.matchedCommand?.name;
-    process.stderr.write(`Run 'probe ${name ? `${name} ` : ""}--help' for usage.\n`);
+  // Only our own errors are worded for users; anything else is a bug, shown as one line too.
+  const known = e instanceof ProbeError;
+  let msg = (err?.message ?? String(e)).replace(/`/g, "'").split("\n")[0]!;
+  if (!known) msg = `internal error: ${msg}`;
+  if (msg.length > 600) msg = `${msg.slice(0, 600)}...`;
+  const hint = known ? err.hint : "this is a bug in probe; PROBE_DEBUG=1 shows where";
+  const name = typeof cli === "string" ? cli : cli?.matchedCommand?.name;
+  try {
+    if (jsonWanted()) {
+      process.stderr.write(`${JSON.stringify({ event: "error", message: msg, ...(hint ? { hint } : {}), exit: usage ? 2 : 1 })}\n`);
+    } else {
+      process.stderr.write(`${pc.red("probe: error:")} ${msg}\n`);
+      if (hint) process.stderr.write(`${pc.dim("hint:")} ${hint}\n`);
+      if (usage) process.stderr.write(`Run 'probe ${name ? `${name} ` : ""}--help' for usage.\n`);
+    }
+    if (process.env.PROBE_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
+  } catch {
+    // stderr is gone (a closed pipe): the exit code still says it.
   }
-  if (process.env.PROBE_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(usage ? 2 : 1);
 }
 
@@ -30,5 +46,3 @@ export async function runCommand(name: string, run: () => Promise<number>): Prom
   }
   process.exit(code);
 }
-
-export { ProbeError, UsageError };

@@ -1,46 +1,128 @@
-// Validation of the options every tracing command shares.
-import { existsSync } from "node:fs";
-import { UsageError, ProbeError } from "./errors.ts";
-import { missingTracingCaps } from "../lib/caps.ts";
+// The options several commands share, declared once, and the validation of every value a user
+// types: numbers finite, in range and not empty, said back as typed.
+import type { Command } from "cac";
+import { UsageError } from "./errors.ts";
 import type { AttachMode } from "../lib/uprobe.ts";
 
-export function parsePid(v: unknown): number | undefined {
-  if (v === undefined || v === false) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--pid takes a process id, not '${v}'`);
-  if (!existsSync(`/proc/${n}`)) throw new ProbeError(`pid ${n} does not exist`, "check the process id with 'ps' or 'pgrep'");
+/** Which process(es): --pid, --container and their companions. */
+export function processOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option("-p, --pid <pid>", `Only this process (host PID); ${what} is looked up in its view (its mappings, its root)`)
+    .option("-c, --container <name>", "Only the processes of this container (docker, podman, containerd); its files are looked up in its main process's view")
+    .option("--any-process", "With -p/-c: every process using the same file (all containers sharing the image layer)")
+    .option("--wait", `Wait (until Ctrl-C) for the process to map ${what}, or for the container to run`);
+}
+
+/** How long, how often, in what form. */
+export function runOptions(cmd: Command, interval = "Seconds between reports"): Command {
+  return cmd
+    .option("-d, --duration <seconds>", "Stop after this many seconds (0: until Ctrl-C)")
+    .option("-i, --interval <seconds>", interval)
+    .option("--json", "One JSON object per line (errors too, on stderr)");
+}
+
+export function attachModeOption(cmd: Command): Command {
+  return cmd.option("--attach-mode <mode>", "multi (uprobe_multi links) or perf (perf-event uprobes)");
+}
+
+function raw(v: unknown): string {
+  return Array.isArray(v) ? String(v.at(-1)) : String(v);
+}
+
+/** A number of seconds: finite, >= min, <= max; '' and text are refused as typed. */
+export function parseSeconds(name: string, v: unknown, dflt: number, min = 0, max = 1e12): number {
+  if (v === undefined) return dflt;
+  const text = raw(v).trim();
+  const n = Number(text);
+  if (text === "" || typeof v === "boolean" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} takes a number of seconds from ${min} to ${max}, not '${raw(v)}'`);
+  }
   return n;
 }
 
-export function parseSeconds(name: string, v: unknown, min = 0): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} takes a number of seconds${min ? ` >= ${min}` : ""}, not '${v}'`);
+/** A process id: a whole number > 0, as typed. */
+export function parsePid(v: unknown): number | undefined {
+  if (v === undefined || v === false) return undefined;
+  const text = raw(v).trim();
+  const n = Number(text);
+  if (text === "" || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0 || n > 4194304) throw new UsageError(`--pid takes a process id, not '${raw(v)}'`);
+  return n;
+}
+
+/** A whole number in [min, max]. */
+export function parseCount(name: string, v: unknown, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  const text = raw(v).trim();
+  const n = Number(text);
+  if (text === "" || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, not '${raw(v)}'`);
+  return n;
+}
+
+/** A size like 4096, 64K, 1M ('0' allowed where it means no limit). */
+export function parseBytes(name: string, v: unknown, dflt: number, max = 1 << 30): number {
+  if (v === undefined) return dflt;
+  const m = /^(\d+)([kKmMgG]?)(i?[bB])?$/.exec(raw(v).trim());
+  const n = m ? Number(m[1]) * ({ "": 1, k: 1024, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[m[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(n) || n > max) throw new UsageError(`--${name} takes a size in bytes (like 4096, 64K, 1M; at most ${max}), not '${raw(v)}'`);
   return n;
 }
 
 export function parseAttachMode(v: unknown): AttachMode | undefined {
   if (v === undefined) return undefined;
   if (v === "multi" || v === "perf") return v;
-  throw new UsageError(`--attach-mode is 'multi' or 'perf', not '${v}'`);
+  throw new UsageError(`--attach-mode is 'multi' or 'perf', not '${raw(v)}'`);
 }
 
-/** Refuses early, before anything is loaded, when the process lacks what tracing needs. */
-export function requireTracingCaps(): void {
-  const missing = missingTracingCaps();
-  if (missing.length) {
-    throw new ProbeError(`probe needs root, or ${missing.join(" and ")} (missing from this process)`, "run it with sudo");
+/** Repeatable options arrive as a string or a list. */
+export function list(v: unknown): string[] {
+  if (v === undefined || v === false) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+interface FlagSpec {
+  flags: string[];
+  takesValue: boolean;
+}
+
+function flagSpecs(cmd: { options: { rawName: string }[] }): FlagSpec[] {
+  return cmd.options.map((o) => ({
+    flags: o.rawName.replace(/[<[].*$/, "").split(",").map((f) => f.trim()).filter(Boolean),
+    takesValue: /[<[]/.test(o.rawName),
+  }));
+}
+
+/**
+ * Checks a command line against a command's options before cac sees it, so that unknown options
+ * are named as typed (cac says '--bogusOpt'), and rewrites `-d -1` to `-d=-1` so that a negative
+ * number reaches the validation instead of reading as an option.
+ */
+export function normalizeArgv(argv: string[], cmd: { options: { rawName: string }[] } | undefined, global: { options: { rawName: string }[] }): string[] {
+  if (!cmd) return argv;
+  const specs = [...flagSpecs(cmd), ...flagSpecs(global)];
+  const find = (flag: string) => specs.find((s) => s.flags.includes(flag));
+  const out = argv.slice(0, 2);
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (!a.startsWith("-") || a === "-" || /^-\d/.test(a)) {
+      out.push(a);
+      continue;
+    }
+    const name = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    // Bundled short flags (-rs) are cac's business when each one is known.
+    const known = find(name) ?? (/^-[a-zA-Z]{2,}$/.test(name) && [...name.slice(1)].every((c) => find(`-${c}`)) ? { flags: [name], takesValue: false } : undefined);
+    if (!known) throw new UsageError(`unknown option '${name}'`);
+    out.push(a);
+    if (known.takesValue && !a.includes("=") && i + 1 < argv.length) {
+      const next = argv[i + 1]!;
+      if (next === "" || /^-\d|^-\.\d/.test(next)) {
+        out[out.length - 1] = `${name}=${next}`;
+        i++;
+      }
+    }
   }
-}
-
-/** What every tracing command reads from its options, checked before anything is opened. */
-export function parseTracingOptions(o: { duration?: unknown; interval?: unknown; attachMode?: unknown }): {
-  durationSec: number;
-  intervalSec: number;
-  requestedMode: AttachMode | undefined;
-} {
-  return {
-    durationSec: parseSeconds("duration", o.duration ?? 0),
-    intervalSec: parseSeconds("interval", o.interval ?? 1, 0.01),
-    requestedMode: parseAttachMode(o.attachMode),
-  };
+  return out;
 }

@@ -1,27 +1,23 @@
-// From a target argument (and maybe a process or container) to one open file we can parse and
-// probe. With a process, everything is looked up in ITS view: the library it has mapped, its own
-// loader cache and directories, paths inside its root; without one, on the host.
-import { readlinkSync } from "node:fs";
-import { basename } from "node:path";
+// Which process(es) a command traces, from --pid / --container / --any-process / --wait: the
+// process whose view resolves the target's files, and the filters the programs and the kernel
+// apply. Finding and opening the files themselves is lib/proc/target.ts's job.
 import { pc } from "./colors.ts";
-import { OpenTarget } from "../lib/target.ts";
-import { resolveTarget, TargetNotFound } from "../lib/resolve.ts";
-import { looksLikeLibrary } from "../lib/libname.ts";
-import * as ns from "../lib/namespaces.ts";
-import { containerPid, ContainerError, type ContainerPid } from "../lib/containers.ts";
-import { openPath, O } from "../lib/ffi/libc.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parsePid } from "./options.ts";
+import { containerPid, ContainerError, type ContainerPid } from "../lib/containers.ts";
+import { nsPids, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type ProcessIdentity } from "../lib/proc/identity.ts";
 
 /** The process a command traces: its host PID, its PID at every namespace level, its identity. */
 export class TargetProcess {
   readonly nspid: number[];
+  readonly watch: ProcessWatch;
 
   constructor(
-    readonly identity: ns.ProcessIdentity,
+    readonly identity: ProcessIdentity,
     readonly container?: ContainerPid & { name: string },
   ) {
-    this.nspid = probeErrors(() => ns.nsPids(identity.pid));
+    this.nspid = nsPids(identity.pid);
+    this.watch = new ProcessWatch(identity);
   }
 
   get pid(): number {
@@ -39,20 +35,16 @@ export class TargetProcess {
    * container with the host's /proc mounted). The BPF programs' tgid filter, on host PIDs, stays.
    */
   get kernelPid(): number | undefined {
-    return procMatchesOurPidNamespace() ? this.pid : undefined;
+    return procIsOurPidNamespace() ? this.pid : undefined;
   }
 
-  /** Throws ProbeError unless the PID still names the process identified at the start. */
+  /** Throws unless the PID still names the process identified at the start. */
   confirm(doing = "while attaching"): void {
-    probeErrors(() => ns.assertSameProcess(this.identity, doing));
+    assertSameProcess(this.identity, doing);
   }
-}
 
-function procMatchesOurPidNamespace(): boolean {
-  try {
-    return readlinkSync("/proc/self") === String(process.pid);
-  } catch {
-    return false;
+  close(): void {
+    this.watch.close();
   }
 }
 
@@ -74,11 +66,16 @@ export class NsPidCache {
     for (const [pid, chain] of known) this.known.set(pid, chain);
   }
 
+  /** Records a chain seen by the programs themselves (a process that exits at once has no /proc left). */
+  set(pid: number, chain: number[]): void {
+    this.known.set(pid, chain);
+  }
+
   get(pid: number): number[] {
     let v = this.known.get(pid);
     if (!v) {
       try {
-        v = ns.nsPids(pid);
+        v = nsPids(pid);
       } catch {
         v = [pid]; // exited before we looked: only the host PID is known
       }
@@ -86,20 +83,6 @@ export class NsPidCache {
       this.known.set(pid, v);
     }
     return v;
-  }
-}
-
-/** Library errors carry a hint for users: the one-line `probe: error:` form. */
-function toProbeError(e: unknown): unknown {
-  if (e instanceof ns.ProcessError || e instanceof ContainerError || e instanceof TargetNotFound) return new ProbeError(e.message, e.hint);
-  return e;
-}
-
-function probeErrors<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw toProbeError(e);
   }
 }
 
@@ -112,7 +95,7 @@ const CONTAINER_POLL_MS = 1000;
 export async function targetProcess(o: { pid?: unknown; container?: unknown; wait?: boolean }): Promise<TargetProcess | undefined> {
   if (o.pid !== undefined && o.container !== undefined) throw new UsageError("--pid and --container both name the process: give one");
   if (o.container !== undefined) {
-    if (typeof o.container !== "string" || !o.container) throw new UsageError("--container takes a container name or id");
+    if (typeof o.container !== "string" || !o.container.trim()) throw new UsageError(`--container takes a container name or id, not '${String(o.container)}'`);
     const name = o.container;
     let c: ContainerPid;
     let said = false;
@@ -121,18 +104,23 @@ export async function targetProcess(o: { pid?: unknown; container?: unknown; wai
         c = containerPid(name);
         break;
       } catch (e) {
-        if (!(e instanceof ContainerError) || !o.wait || e.attempts.length === 0) throw toProbeError(e);
+        if (!(e instanceof ContainerError) || !o.wait || e.attempts.length === 0) throw withHint(e, "or give its host PID with --pid");
         if (!said) process.stderr.write(pc.dim(`probe: waiting for container ${name} to run... (Ctrl-C to stop)\n`));
         said = true;
         await Bun.sleep(CONTAINER_POLL_MS);
       }
     }
-    const found = c;
-    return new TargetProcess(probeErrors(() => ns.processIdentity(found.pid)), { ...found, name });
+    return new TargetProcess(processIdentity(c.pid), { ...c, name });
   }
   const pid = parsePid(o.pid);
   if (pid === undefined) return undefined;
-  return new TargetProcess(probeErrors(() => ns.processIdentity(pid)));
+  return new TargetProcess(processIdentity(pid));
+}
+
+function withHint(e: unknown, extra: string): unknown {
+  if (e instanceof ContainerError && e.attempts.length === 0) return new ProbeError(e.message, "give the container's host PID with --pid");
+  if (e instanceof ContainerError) return new ProbeError(e.message, `${e.hint ?? ""} ${extra}`.trim());
+  return e;
 }
 
 /** Which processes a tracing command counts, from --pid / --container / --any-process. */
@@ -162,88 +150,4 @@ export async function processFilter(o: { pid?: unknown; container?: unknown; wai
   }
   if (o.anyProcess) return { proc, label: `, ${proc.label} and every process using that file` };
   return { proc, pid: proc.pid, kernelPid: proc.kernelPid, label: `, ${proc.label}` };
-}
-
-/** Opens what `target` names: in the process's view with `proc`, else on the host. */
-export async function openTargetFor(target: string, o: { proc?: TargetProcess; wait?: boolean }): Promise<OpenTarget> {
-  if (o.proc) return openInProcess(target, o.proc, !!o.wait);
-  return openHostTarget(target);
-}
-
-/** `target` on the host: resolved like the dynamic linker (or PATH) would, opened once. */
-export function openHostTarget(target: string): OpenTarget {
-  let r;
-  try {
-    r = resolveTarget(target);
-  } catch (e) {
-    if (e instanceof TargetNotFound) throw new ProbeError(e.message, e.hint);
-    throw e;
-  }
-  return openHostFile(r.path, r.display);
-}
-
-/** A host file, keyed by the inode the kernel probes (the layer file when on overlayfs). */
-export function openHostFile(path: string, display = path): OpenTarget {
-  let fd: number;
-  try {
-    fd = openPath(path, O.RDONLY | O.CLOEXEC);
-  } catch (e) {
-    throw new ProbeError(`${display}: ${(e as Error).message}`);
-  }
-  return wrap(fd, display, () => ns.inodeKey(ns.realInodeOfFd(fd)));
-}
-
-function wrap(fd: number, display: string, key: () => string): OpenTarget {
-  try {
-    return new OpenTarget(fd, display, key());
-  } catch (e) {
-    const msg = (e as Error).message;
-    throw new ProbeError(msg.includes(display) ? msg : `${display}: ${msg}`);
-  }
-}
-
-function executablePath(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "");
-  } catch {
-    return undefined;
-  }
-}
-
-async function openInProcess(target: string, proc: TargetProcess, wait: boolean): Promise<OpenTarget> {
-  const pid = proc.pid;
-  if (wait && (target.includes("/") || looksLikeLibrary(target)) && target !== executablePath(pid)) {
-    await probeErrorsAsync(async () => {
-      if (ns.findMappedLibrary(pid, target)) return;
-      process.stderr.write(pc.dim(`probe: waiting for ${proc.label} to map ${target}... (Ctrl-C to stop)\n`));
-      await ns.waitForLibrary(pid, target, Number.POSITIVE_INFINITY);
-    });
-  }
-  return openForProcess(target, proc);
-}
-
-/**
- * `target` as process `proc` sees it: its executable (by path or bare name: exactly the running
- * inode), the library it has mapped, else its own loader cache and directories, or a path in its root.
- */
-export function openForProcess(target: string, proc: TargetProcess): OpenTarget {
-  const pid = proc.pid;
-  const exe = executablePath(pid);
-  const isPath = target.includes("/");
-  const opened = probeErrors(() => {
-    if (exe && (target === exe || (!isPath && target === basename(exe)))) return ns.openExecutable(pid);
-    if (!isPath && !looksLikeLibrary(target)) {
-      throw new ProbeError(`${target}: neither the executable of ${proc.label} (${exe ?? "unknown"}) nor a library name`, "give a path as the process sees it, or a library name like 'libssl'");
-    }
-    return ns.openLibraryInProcess(pid, target);
-  });
-  return wrap(opened.fd, opened.path, () => ns.inodeKey(opened.realInode));
-}
-
-async function probeErrorsAsync<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    throw toProbeError(e);
-  }
 }

@@ -1,5 +1,6 @@
 // The libc symbols probe calls. Every libc function probe uses is declared here and nowhere else.
 import { dlopen, ptr, read, CString, toArrayBuffer, type Pointer } from "bun:ffi";
+import { ProbeError } from "../errors.ts";
 
 // String literals, not FFIType members: TypeScript then infers each function's exact types.
 // size_t is u64 on x86-64.
@@ -25,6 +26,8 @@ export const libc = dlopen("libc.so.6", {
   fchdir: { args: [i32], returns: i32 },
   chdir: { args: [p], returns: i32 },
   chroot: { args: [p], returns: i32 },
+  fstatfs: { args: [i32, p], returns: i32 },
+  poll: { args: [p, u64, i32], returns: i32 },
 });
 
 const L = libc.symbols;
@@ -37,7 +40,7 @@ export const SYS = {
   pidfd_open: 434,
 } as const;
 
-export const O = { RDONLY: 0, CLOEXEC: 0o2000000, PATH: 0o10000000, DIRECTORY: 0o200000 } as const;
+export const O = { RDONLY: 0, NOCTTY: 0o400, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, PATH: 0o10000000, DIRECTORY: 0o200000 } as const;
 export const CLONE = { NEWNS: 0x00020000, FS: 0x00000200, NEWPID: 0x20000000 } as const;
 export const PROT = { READ: 1, WRITE: 2 } as const;
 export const MAP = { SHARED: 1 } as const;
@@ -48,13 +51,14 @@ export function errno(): number {
 }
 
 /** An OS error with the errno and the context of what was being done. */
-export class OsError extends Error {
+export class OsError extends ProbeError {
   constructor(
     readonly op: string,
     readonly errno: number,
     detail?: string,
+    hint?: string,
   ) {
-    super(`${op}: ${describeErrno(errno)}${detail ? ` (${detail})` : ""}`);
+    super(`${op}: ${describeErrno(errno)}${detail ? ` (${detail})` : ""}`, hint);
   }
   get code(): string {
     return ERRNO_NAMES[this.errno] ?? `errno ${this.errno}`;
@@ -167,6 +171,25 @@ export function vformat(fmt: Pointer, ap: Pointer): string {
   const buf = (fmtBuf ??= new Uint8Array(1 << 20));
   const n = L.vsnprintf(buf, BigInt(buf.length), fmt, ap);
   return new TextDecoder().decode(buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))));
+}
+
+const statfsBuf = new BigInt64Array(15); // struct statfs is 120 bytes; f_type comes first
+/** The filesystem magic of an open file (statfs.f_type): tells overlayfs without reading mountinfo. */
+export function fsType(fd: number): number {
+  check(L.fstatfs(fd, statfsBuf), "fstatfs");
+  return Number(statfsBuf[0]!);
+}
+export const FS_MAGIC = { OVERLAYFS: 0x794c7630 } as const;
+
+const pollBuf = new ArrayBuffer(8);
+/** Whether `fd` is readable now (poll with a zero timeout): a pidfd becomes readable when its process exits. */
+export function readableNow(fd: number): boolean {
+  const v = new DataView(pollBuf);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, 1, true); // POLLIN
+  v.setInt16(6, 0, true);
+  const r = L.poll(ptr(pollBuf), 1n, 0);
+  return r > 0 && (v.getInt16(6, true) & 1) !== 0;
 }
 
 export function ioctl(fd: number, req: number, arg: number | bigint, what: string): void {

@@ -8,8 +8,9 @@
 // that happens to look like VEX decodes (objdump says "(bad)"); callers refuse far RETs, which
 // is how data inside a Go function has shown up.
 import { OP, OP_0F, ModRM, Imm, MAP_0F_IMM8_VEX, VALID } from "./tables.ts";
+import { ProbeError } from "../errors.ts";
 
-export class DecodeError extends Error {
+export class DecodeError extends ProbeError {
   constructor(
     message: string,
     /** Offset (in the caller's numbering) of the instruction that could not be decoded. */

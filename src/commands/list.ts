@@ -3,7 +3,7 @@
 import { pc } from "../colors.ts";
 import { kernelView, type Holder } from "../../lib/kernel-view.ts";
 import { Out, pad } from "../output.ts";
-import { requireTracingCaps } from "../options.ts";
+import { requireTracingCaps } from "../session.ts";
 
 export interface ListOptions {
   json?: boolean;

@@ -1,57 +1,55 @@
 // `probe load app.bpf.o`: a user's own BPF object: --set globals, attach its programs (from
 // --attach specs or their SEC names), then print its maps every interval and its bpf_printk lines,
-// or --pin it all so it stays attached after probe exits.
+// or --pin it all so it stays attached after probe exits. Runs through the same session as
+// `uprobe`: targets in the process's view, the kernel's PID filter, the PID re-checked.
 import { pc } from "../colors.ts";
+import { ProbeError, UsageError } from "../errors.ts";
 import { LoadError } from "../../lib/object.ts";
-import { TargetNotFound } from "../../lib/resolve.ts";
-import { ProcessError } from "../../lib/namespaces.ts";
-import {
-  loadUserObject, parseAttachSpec, parseSetting, printkFormats, PrintkReader, verifierSummary, UserObjectError,
-  type UserObject, type Attachment,
-} from "../../lib/user-object.ts";
+import { loadUserObject, ObjectPlanError, type AttachSpec, type UserObject, type Attachment } from "../../lib/user-object.ts";
+import { GlobalError, type GlobalSetting } from "../../lib/globals.ts";
+import { PinDirInUse } from "../../lib/bpffs.ts";
+import { verifierSummary, verifierReason, rejectedProgram, libbpfReason } from "../../lib/verifier.ts";
+import { PrintkReader, cStrings, formatToRegExp } from "../../lib/tracefs/trace-pipe.ts";
+import { openTarget } from "../../lib/proc/target.ts";
 import { MapFormatter } from "../../lib/btf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { ProbeError, UsageError } from "../errors.ts";
-import { parseAttachMode, parseSeconds, requireTracingCaps } from "../options.ts";
-import { targetProcess, openForProcess, openHostTarget } from "../targets.ts";
-import { Out, pad } from "../output.ts";
-import { runLoop } from "../run-loop.ts";
+import { list } from "../options.ts";
+import { withSession, type SessionOptions } from "../session.ts";
+import { pad } from "../output.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
 
-export interface LoadCommandOptions {
+export interface LoadCommandOptions extends SessionOptions {
   /** `PROG=KIND:TARGET:FUNCTION`, repeatable. */
   attach?: string | string[];
   /** `NAME=VALUE` for .rodata/.bss/.data globals, repeatable. */
   set?: string | string[];
   /** Maps to print every interval: `a,b` (repeatable too). */
   maps?: string | string[];
-  interval?: number | string;
-  duration?: number | string;
   pin?: string;
   printk?: boolean;
-  json?: boolean;
-  pid?: number | string;
-  container?: string;
-  attachMode?: string;
 }
 
-function list(v: string | string[] | undefined): string[] {
-  if (v === undefined || (v as unknown) === false) return [];
-  return (Array.isArray(v) ? v : [v]).map(String);
+/** `PROG=KIND:TARGET:FUNCTION` (`entry_ssl_read=uprobe:libssl:SSL_read`, `tp=tracepoint:sched:sched_switch`). */
+export function parseAttachSpec(text: string): AttachSpec {
+  const eq = text.indexOf("=");
+  const bad = () =>
+    new UsageError(`bad --attach '${text}'`, "write PROG=uprobe:TARGET:FUNCTION, PROG=uretprobe:TARGET:FUNCTION or PROG=tracepoint:CATEGORY:NAME");
+  if (eq <= 0) throw bad();
+  const prog = text.slice(0, eq);
+  const parts = text.slice(eq + 1).split(":");
+  if (parts.length < 3) throw bad();
+  const kind = parts[0] === "tp" ? "tracepoint" : parts[0];
+  if (kind !== "uprobe" && kind !== "uretprobe" && kind !== "tracepoint") throw bad();
+  const func = parts[parts.length - 1]!;
+  const target = parts.slice(1, -1).join(":");
+  if (!target || !func) throw bad();
+  return { prog, kind, target, func, from: "explicit" };
 }
 
-function cliError(e: unknown): unknown {
-  if (e instanceof UserObjectError) {
-    return Object.assign(e.usage ? new UsageError(e.message) : new ProbeError(e.message, e.hint), { hint: e.hint });
-  }
-  if (e instanceof TargetNotFound || e instanceof ProcessError) return new ProbeError(e.message, e.hint);
-  return e;
-}
-
-/** The verifier's reason in one line: its last line that is not bookkeeping. */
-function verifierReason(log: string): string {
-  const lines = verifierSummary(log, 40).split("\n").filter((l) => !/^\d+: /.test(l) && !/^;/.test(l) && !/BPF program load failed/.test(l));
-  return lines.at(-1)?.trim() ?? "";
+export function parseSetting(text: string): GlobalSetting {
+  const eq = text.indexOf("=");
+  if (eq <= 0) throw new UsageError(`bad --set '${text}'`, "write NAME=VALUE, NAME being a global variable of the object");
+  return { name: text.slice(0, eq), value: text.slice(eq + 1) };
 }
 
 function describeAttachment(a: Attachment): Record<string, unknown> {
@@ -62,61 +60,64 @@ function describeAttachment(a: Attachment): Record<string, unknown> {
     target: a.target,
     function: a.func,
     offsets: a.offsets,
-    from: a.from,
+    from: a.from === "explicit" ? "--attach" : "SEC",
+    ...(a.atReturns ? { at_returns: true } : {}),
     links: kernel.map((k) => ({ id: k.id, type: k.type, ...(k.uprobe ? { retprobe: k.uprobe.retprobe, path: k.uprobe.path, offsets: k.uprobe.offsets } : {}) })),
   };
 }
 
+/** A failed load in one line: the verifier's reason, or libbpf's own last word. */
+function explainLoad(e: LoadError, object: string): ProbeError {
+  const summary = verifierSummary(e.log);
+  if (summary) process.stderr.write(`${summary}\n`);
+  const reason = verifierReason(e.log);
+  const prog = rejectedProgram(e.log);
+  if (prog && reason) return new ProbeError(`the verifier rejected program '${prog}' of ${object}: ${reason}`, "the verifier's log (its last lines) is above");
+  const libbpf = libbpfReason(e.log);
+  return new ProbeError(`${e.message}${libbpf ? `: ${libbpf}` : reason ? `: ${reason}` : ""}`);
+}
+
 export async function run(object: string | undefined, o: LoadCommandOptions): Promise<number> {
   if (!object) throw new UsageError("missing argument <object>: the BPF object file (clang -O2 -g -target bpf -c app.bpf.c -o app.bpf.o)");
-  const durationSec = parseSeconds("duration", o.duration ?? 0);
-  const intervalSec = parseSeconds("interval", o.interval ?? 1, 0.01);
-  const mode = parseAttachMode(o.attachMode);
-  const proc = await targetProcess(o);
-  const pid = proc?.pid;
-  const out = new Out();
-  const json = !!o.json;
-  const note = (m: string) => {
-    if (json) out.line(JSON.stringify({ note: m }));
-    else process.stderr.write(`${pc.dim(`probe: ${m}`)}\n`);
-  };
-  let attach, set;
-  try {
-    attach = list(o.attach).map(parseAttachSpec);
-    set = list(o.set).map(parseSetting);
-  } catch (e) {
-    throw cliError(e);
-  }
+  const attach = list(o.attach).map(parseAttachSpec);
+  const set = list(o.set).map(parseSetting);
   const mapNames = list(o.maps).flatMap((m) => m.split(",")).map((m) => m.trim()).filter(Boolean);
-  requireTracingCaps();
-
-  let uo: UserObject;
-  try {
-    uo = loadUserObject(object, { attach, set, pinDir: o.pin, pid, mode, openTarget: (target) => (proc ? openForProcess(target, proc) : openHostTarget(target)), onNote: note });
-  } catch (e) {
-    if (e instanceof LoadError) {
-      const summary = verifierSummary(e.log);
-      if (summary) process.stderr.write(`${summary}\n`);
-      const reason = verifierReason(e.log);
-      const prog = /prog '([^']+)': BPF program load failed/.exec(e.log)?.[1];
-      const what = prog && reason ? `the verifier rejected program '${prog}' of ${object}: ${reason}` : `${e.message}${reason ? `: ${reason}` : ""}`;
-      throw new ProbeError(what, summary ? "the verifier's log (its last lines) is above" : undefined);
+  return withSession(o, async (s) => {
+    const out = s.out;
+    const json = s.json;
+    const note = (m: string) => (json ? out.line(JSON.stringify({ note: m })) : s.note(`probe: ${m}`));
+    const proc = s.filter.proc;
+    let uo: UserObject;
+    try {
+      uo = loadUserObject(object, {
+        attach,
+        set,
+        pinDir: o.pin,
+        pid: s.filter.kernelPid,
+        mode: s.mode,
+        openTarget: (target) => openTarget(target, proc ? { pid: proc.pid } : {}),
+        onNote: note,
+      });
+    } catch (e) {
+      if (e instanceof LoadError) throw explainLoad(e, object);
+      if (e instanceof ObjectPlanError || e instanceof GlobalError) throw new UsageError(e.message, e.hint);
+      if (e instanceof PinDirInUse) throw new UsageError(e.message, `run 'probe unload ${o.pin}' first, or pin somewhere else`);
+      throw e;
     }
-    throw cliError(e);
-  }
+    s.scope.add(uo);
+    s.confirm();
 
-  try {
     for (const a of uo.attachments) {
       if (json) out.line(JSON.stringify({ attached: describeAttachment(a) }));
       else {
         const where = a.kind === "tracepoint" ? a.target : `${a.target} ${a.func} ${a.offsets.map((x) => `0x${x.toString(16)}`).join(",")}`;
         const ids = describeAttachment(a).links as { id: number; type: string }[];
-        out.line(`${pc.green("attached")} ${pad(a.prog, 20)}${pad(a.kind, 11)}${where}  ${pc.dim(`[${a.from}; link ${ids.map((l) => `${l.id} ${l.type}`).join(", ")}]`)}`);
+        out.line(`${pc.green("attached")} ${pad(a.prog, 20)} ${pad(a.kind, 11)}${where}  ${pc.dim(`[${a.from === "explicit" ? "--attach" : "SEC"}; link ${ids.map((l) => `${l.id} ${l.type}`).join(", ")}]`)}`);
       }
     }
-    for (const p of uo.unattached) {
-      if (json) out.line(JSON.stringify({ loaded_not_attached: p }));
-      else out.line(`${pc.yellow("loaded  ")} ${pad(p, 20)}not attached (no --attach and its SEC name does not say where)`);
+    for (const u of uo.unattached) {
+      if (json) out.line(JSON.stringify({ loaded_not_attached: u.prog, reason: u.reason }));
+      else out.line(`${pc.yellow("loaded  ")} ${pad(u.prog, 20)} not attached: ${u.reason}`);
     }
     const known = uo.maps().map((m) => m.name);
     for (const m of mapNames) {
@@ -146,20 +147,20 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
     };
 
     let printk: PrintkReader | undefined;
+    const onPrintk = (l: { message: string; pid: number; comm: string; cpu: number; timestamp: number }) => {
+      out.line(json ? JSON.stringify({ printk: l.message, pid: l.pid, comm: l.comm, cpu: l.cpu, ts: l.timestamp }) : `${pc.dim(`${l.comm}-${l.pid}`)} ${l.message}`);
+      out.flush();
+    };
     if (o.printk) {
-      printk = new PrintkReader(printkFormats(object), pid ? new Set([pid]) : undefined);
-      printk.start((l) => {
-        out.line(json ? JSON.stringify({ printk: l.message, pid: l.pid, comm: l.comm, cpu: l.cpu, ts: l.timestamp }) : `${pc.dim(`${l.comm}-${l.pid}`)} ${l.message}`);
-        out.flush();
-      }, note);
+      const formats = uo.rodataSections().flatMap(cStrings).map(formatToRegExp);
+      printk = s.scope.add(new PrintkReader(formats, s.filter.pid ? new Set([s.filter.pid]) : undefined));
+      printk.start(onPrintk, note);
     }
-    if (!json) process.stderr.write(`${pc.dim(`Loaded ${object}${pid ? ` for pid ${pid}` : ""} [${uo.mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`);
-    await runLoop({ durationSec, intervalSec, report: readers.length ? () => printMaps(false) : undefined, watchPid: pid });
-    await printk?.stop();
+    const how = [...new Set(uo.attachments.map((a) => (a.kind === "tracepoint" ? "tracepoint" : s.modeName)))].join(", ") || "nothing attached";
+    if (!json) s.note(`Loaded ${object}${s.label} [${how}]. Ctrl-C to stop.`);
+    await s.run({ report: readers.length ? () => printMaps(false) : undefined });
+    printk?.stop(onPrintk);
     printMaps(true);
     return 0;
-  } finally {
-    out.flush();
-    uo.close();
-  }
+  });
 }

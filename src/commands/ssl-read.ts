@@ -1,31 +1,20 @@
 // `probe ssl-read`: OpenSSL reads per process — calls, returns, bytes, errors — from entry and
 // return probes on SSL_read and SSL_read_ex, with a per-thread check that returns follow entries.
 import { pc } from "../colors.ts";
-import { Scope } from "../../lib/scope.ts";
-import { OpenTarget } from "../../lib/target.ts";
+import type { OpenTarget } from "../../lib/proc/target.ts";
 import { resolveFunction } from "../../lib/symbols.ts";
-import { attachUprobe, defaultAttachMode, type ProbePoint, type UprobeLink } from "../../lib/uprobe.ts";
-import { loadEmbedded } from "../../lib/programs.ts";
+import type { ProbePoint, UprobeLink } from "../../lib/uprobe.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { hostLibraryCandidates } from "../../lib/resolve.ts";
+import { hostLibraryCandidates } from "../../lib/proc/loader.ts";
 import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
 import { ProbeError } from "../errors.ts";
-import { parseTracingOptions, requireTracingCaps } from "../options.ts";
-import { NsPidCache, openHostFile, openTargetFor, processFilter, type TargetProcess } from "../targets.ts";
+import { withSession, type Session, type SessionOptions } from "../session.ts";
+import { NsPidCache } from "../targets.ts";
 import { Out, jsonInt, pad } from "../output.ts";
-import { runLoop } from "../run-loop.ts";
 
-export interface SslReadOptions {
-  pid?: number | string;
-  container?: string;
-  duration?: number | string;
-  interval?: number | string;
+export interface SslReadOptions extends SessionOptions {
   lib?: string;
   verifyOrder?: boolean;
-  wait?: boolean;
-  anyProcess?: boolean;
-  json?: boolean;
-  attachMode?: string;
 }
 
 export interface SslRow {
@@ -45,38 +34,34 @@ export interface SslReadHooks {
 }
 
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
-  const { durationSec, intervalSec, requestedMode } = parseTracingOptions(o);
-  const { proc, pid, kernelPid, label } = await processFilter(o);
-  const scope = new Scope();
-  try {
-    const libs = await openLibssl(scope, o.lib, proc, o.wait);
-    requireTracingCaps();
-    const mode = requestedMode ?? defaultAttachMode();
+  return withSession(o, async (s) => {
+    const libs = await openLibssl(s, o.lib, o.wait);
     const cfg = new Uint8Array(SSL_CONFIG.size);
-    new DataView(cfg.buffer).setUint32(SSL_CONFIG.target_tgid, pid ?? 0, true);
-    const obj = scope.add(loadEmbedded("ssl_read", mode, cfg));
+    new DataView(cfg.buffer).setUint32(SSL_CONFIG.target_tgid, s.targetTgid, true);
+    const obj = s.load("ssl_read", cfg);
 
     const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
     for (const lib of libs) {
       const points = sslReadPoints(lib);
-      const common = { pid: kernelPid, mode, displayPath: lib.display };
-      const entry = scope.add(attachUprobe(obj.progFd("ssl_read_entry"), lib.kernelPath, points, { ...common, retprobe: false }));
-      const ret = scope.add(attachUprobe(obj.progFd("ssl_read_return"), lib.kernelPath, points, { ...common, retprobe: true }));
+      const entry = s.attach(obj.progFd("ssl_read_entry"), lib, points, false, SSL_NAMES);
+      const ret = s.attach(obj.progFd("ssl_read_return"), lib, points, true, SSL_NAMES);
       links.push({ lib, entry, ret });
     }
-    proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
+    s.confirm();
     for (const { lib, entry, ret } of links) {
       // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
       const kinds = [...entry.info(), ...ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
       const uniq = [...new Set(kinds)].join(" + ");
-      process.stderr.write(pc.dim(`Tracing SSL_read, SSL_read_ex in ${lib.display}${label}: kernel reports ${uniq} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]\n`));
+      const fns = entry.points.map((p) => SSL_NAMES[Number(p.cookie)]).join(", ");
+      s.note(`Tracing ${fns} in ${lib.display}${s.label}: kernel reports ${uniq} [${s.modeName}]`);
     }
-    process.stderr.write(pc.dim(`Reporting every ${intervalSec} s. Ctrl-C to stop.\n`));
+    s.note(`Reporting every ${s.intervalSec} s. Ctrl-C to stop.`);
 
     const stats = new MapReader(obj.mapFd("stats"));
-    const out = new Out();
-    const json = !!o.json;
+    const out = s.out;
+    const json = s.json;
     const last = new Map<number, bigint>();
+    const proc = s.filter.proc;
     const nspids = new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []);
     let warned = false;
     /** Prints what changed (everything when final) and returns the returns seen without their entry. */
@@ -85,31 +70,24 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
       const changed = final ? rows : rows.filter((r) => last.get(r.pid) !== r.calls + r.returns);
       for (const r of rows) last.set(r.pid, r.calls + r.returns);
       printRows(out, changed, json, final, nspids);
-      const orphans = rows.reduce((s, r) => s + r.orphanReturns, 0n);
+      const orphans = rows.reduce((a, r) => a + r.orphanReturns, 0n);
       if (orphans > 0n && !warned) {
         warned = true;
-        process.stderr.write(pc.yellow(`probe: warning: ${orphans} return(s) without a preceding entry on their thread: return probes are running at function entry\n`));
+        s.warn(`${orphans} return(s) without a preceding entry on their thread: return probes are running at function entry`);
       }
       out.flush();
       return orphans;
     };
-    await runLoop({
-      durationSec,
-      report: () => void report(false),
-      intervalSec,
-      watchPid: pid,
-      onTargetExit: () => process.stderr.write(`probe: pid ${pid} exited\n`),
-      until: hooks.onAttached?.(),
-    });
+    await s.run({ report: () => void report(false), until: hooks.onAttached?.() });
     const orphans = report(true);
     if (o.verifyOrder && orphans > 0n) {
       throw new ProbeError(`order check failed: ${orphans} SSL_read return(s) ran without their entry first`, "the return probe is attached as an entry probe; compare 'probe list'");
     }
     return 0;
-  } finally {
-    scope.close();
-  }
+  });
 }
+
+const SSL_NAMES = ["SSL_read", "SSL_read_ex"];
 
 /** SSL_read (cookie 0) and SSL_read_ex (cookie 1, OpenSSL >= 1.1.1) of one libssl. */
 function sslReadPoints(lib: OpenTarget): ProbePoint[] {
@@ -123,13 +101,13 @@ function sslReadPoints(lib: OpenTarget): ProbePoint[] {
 }
 
 /** Every OpenSSL libssl to probe: the given one, the one the process has mapped, or all on the host. */
-async function openLibssl(scope: Scope, lib: string | undefined, proc: TargetProcess | undefined, wait?: boolean): Promise<OpenTarget[]> {
-  if (lib) return [scope.add(await openTargetFor(lib, { proc, wait }))];
-  if (proc) return [scope.add(await openTargetFor("libssl", { proc, wait }))];
+async function openLibssl(s: Session, lib: string | undefined, wait?: boolean): Promise<OpenTarget[]> {
+  if (lib) return [await s.openTarget(lib, wait)];
+  if (s.filter.proc) return [await s.openTarget("libssl", wait)];
   const seen = new Set<string>();
   const out: OpenTarget[] = [];
   for (const c of hostLibraryCandidates("libssl")) {
-    const t = scope.add(openHostFile(c.path));
+    const t = s.openHostFile(c.path);
     // A symlink and its target, or one overlay layer file under two paths: the kernel probes
     // the real inode, so one attachment each.
     if (seen.has(t.inodeKey)) continue;

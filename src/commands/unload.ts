@@ -1,10 +1,10 @@
 // `probe unload DIR`: removes everything a `probe load --pin DIR` pinned; the programs detach
 // once nothing else holds them.
 import { pc } from "../colors.ts";
-import { unpinDir, UserObjectError } from "../../lib/user-object.ts";
+import { unpinDir } from "../../lib/bpffs.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { Out } from "../output.ts";
-import { requireTracingCaps } from "../options.ts";
+import { requireTracingCaps } from "../session.ts";
 
 export interface UnloadOptions {
   json?: boolean;
@@ -17,7 +17,8 @@ export async function run(dir: string | undefined, o: UnloadOptions): Promise<nu
   try {
     removed = unpinDir(dir);
   } catch (e) {
-    if (e instanceof UserObjectError) throw Object.assign(e.usage ? new UsageError(e.message) : new ProbeError(e.message, e.hint), { hint: e.hint });
+    // Every refusal of unpinDir is about the directory the user gave.
+    if (e instanceof ProbeError) throw new UsageError(e.message, e.hint);
     throw e;
   }
   const out = new Out();

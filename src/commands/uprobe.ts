@@ -1,34 +1,24 @@
-// `probe uprobe <target> <function>`: every call (and with --ret every return) of one function.
-import { pc } from "../colors.ts";
-import { Scope } from "../../lib/scope.ts";
-import { OpenTarget } from "../../lib/target.ts";
+// `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
+import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
 import { listGoFunctions, inspectGo } from "../../lib/go.ts";
-import { attachUprobe, defaultAttachMode, type ProbePoint } from "../../lib/uprobe.ts";
-import { loadEmbedded } from "../../lib/programs.ts";
+import { planProbes, entryPoints, returnPoints } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
+import { openTarget } from "../../lib/proc/target.ts";
+import { Scope } from "../../lib/scope.ts";
+import { pc } from "../colors.ts";
 import { UsageError } from "../errors.ts";
-import { parseTracingOptions, requireTracingCaps } from "../options.ts";
-import { openTargetFor, processFilter, targetProcess, NsPidCache } from "../targets.ts";
+import { withSession, type SessionOptions } from "../session.ts";
+import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
 import { EventFormatter } from "../event-format.ts";
-import { runLoop } from "../run-loop.ts";
-import { planProbes } from "../probe-plan.ts";
 
-export interface UprobeOptions {
-  pid?: number | string;
-  container?: string;
-  duration?: number | string;
+export interface UprobeOptions extends SessionOptions {
   ret?: boolean;
   summary?: boolean;
-  interval?: number | string;
-  json?: boolean;
   listFunctions?: string | boolean;
   unsafeUretprobe?: boolean;
-  wait?: boolean;
-  anyProcess?: boolean;
-  attachMode?: string;
+  forceOffset?: boolean;
 }
 
 const HUMAN_ARGS = 4;
@@ -37,40 +27,30 @@ export async function run(target: string | undefined, fn: string | undefined, o:
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
   if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
   if (!fn) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, symbol+0x10, or an offset)`);
-  const { durationSec, intervalSec, requestedMode } = parseTracingOptions(o);
-  const { proc, pid, kernelPid, label } = await processFilter(o);
-
-  const scope = new Scope();
-  try {
-    const t = scope.add(await openTargetFor(target, { proc, wait: o.wait }));
-    const plan = planProbes(t.elf, fn, o);
-    requireTracingCaps();
-    const mode = requestedMode ?? defaultAttachMode();
+  return withSession(o, async (s) => {
+    const t = await s.openTarget(target, o.wait);
+    const plan = planProbes(t.elf, [fn], { ret: o.ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
+    const names = plan.functions.map((f) => f.name);
 
     const cfg = new Uint8Array(UPROBE_CONFIG.size);
     const cv = new DataView(cfg.buffer);
-    cv.setUint32(UPROBE_CONFIG.target_tgid, pid ?? 0, true);
+    cv.setUint32(UPROBE_CONFIG.target_tgid, s.targetTgid, true);
     cv.setUint8(UPROBE_CONFIG.emit_events, o.summary ? 0 : 1);
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.track_latency, o.ret && !o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
-    const obj = scope.add(loadEmbedded("uprobe", mode, cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]));
+    const obj = s.load("uprobe", cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]);
+    s.attach(obj.progFd("probe_entry"), t, entryPoints(plan), false, names);
+    if (o.ret) s.attach(obj.progFd("probe_return"), t, returnPoints(plan), plan.retprobe, names);
+    s.confirm();
 
-    const common = { pid: kernelPid, mode, displayPath: t.display };
-    scope.add(attachUprobe(obj.progFd("probe_entry"), t.kernelPath, plan.entry, { ...common, retprobe: false }));
-    if (plan.returns) scope.add(attachUprobe(obj.progFd("probe_return"), t.kernelPath, plan.returns.points, { ...common, retprobe: plan.returns.retprobe }));
-    proc?.confirm(); // the PID still names the process we looked at (not a reused PID)
-
-    const names = [plan.name];
-    if (plan.note) process.stderr.write(`${pc.dim(plan.note)}\n`);
-    const out = new Out();
-    const clock = new WallClock();
-    const json = !!o.json;
-    process.stderr.write(
-      `${pc.dim(`Tracing ${plan.name}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(plan.entry[0]!.offset))}` +
-        `${label} [${mode === "multi" ? "uprobe_multi" : "perf_event"}]. Ctrl-C to stop.`)}\n`,
+    for (const n of plan.notes) s.note(n);
+    s.note(
+      `Tracing ${names.join(", ")}${o.ret ? " (calls and returns)" : ""} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` +
+        `${s.label} [${s.modeName}]. Ctrl-C to stop.`,
     );
-
+    const out = s.out;
+    const json = s.json;
     let poll: (() => number) | undefined;
     let report: (() => void) | undefined;
     if (o.summary) {
@@ -78,11 +58,13 @@ export async function run(target: string | undefined, fn: string | undefined, o:
       report = () => printCounts(counts, out, json);
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
-      const rb = scope.add(new RingBuffer(obj.mapFd("events")));
+      const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
+      const proc = s.filter.proc;
       // Processes in containers get their PIDs at every namespace level (looked up once per PID).
       const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
-      const fmt = new EventFormatter(names, clock, HUMAN_ARGS, plan.goAbi, nsPids && ((pid) => nsPids.get(pid)));
+      const fmt = new EventFormatter(names, new WallClock(), HUMAN_ARGS, plan.goAbi, nsPids && ((pid) => nsPids.get(pid)));
       const onEvent = json ? (v: DataView, off: number) => fmt.json(out, v, off) : (v: DataView, off: number) => out.line(fmt.human(v, off));
+      s.watchLosses(obj.mapFd("dropped"));
       poll = () => {
         const n = rb.consume(onEvent);
         out.flush();
@@ -90,23 +72,11 @@ export async function run(target: string | undefined, fn: string | undefined, o:
       };
     }
     out.flush();
-    await runLoop({
-      durationSec,
-      poll,
-      report,
-      intervalSec,
-      watchPid: pid,
-      onTargetExit: () => process.stderr.write(`probe: pid ${pid} exited\n`),
-    });
-    poll?.();
+    await s.run({ poll, report });
     if (o.summary) report?.();
     out.flush();
-    const lost = droppedEvents(obj.mapFd("dropped"));
-    if (lost > 0) process.stderr.write(`probe: warning: ${lost} events lost (ring buffer full)\n`);
     return 0;
-  } finally {
-    scope.close();
-  }
+  });
 }
 
 function printCounts(counts: MapReader, out: Out, json: boolean): void {
@@ -129,18 +99,13 @@ function printCounts(counts: MapReader, out: Out, json: boolean): void {
   out.flush();
 }
 
-/** Events the programs found no room for in the ring buffer (counted in the `dropped` array). */
-function droppedEvents(fd: number): number {
-  const [v] = new MapReader(fd).lookup(new Uint8Array(4)) ?? [];
-  return v ? Number(new DataView(v.buffer, v.byteOffset).getBigUint64(0, true)) : 0;
-}
-
 /** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
 async function listFunctions(target: string, o: UprobeOptions): Promise<number> {
   const scope = new Scope();
   try {
     const proc = await targetProcess(o);
-    const t = scope.add(await openTargetFor(target, { proc, wait: false }));
+    if (proc) scope.add(proc);
+    const t = scope.add(openTarget(target, proc ? { pid: proc.pid } : {}));
     const pattern = typeof o.listFunctions === "string" ? o.listFunctions : "";
     const go = inspectGo(t.elf);
     const out = new Out();

@@ -1,6 +1,6 @@
 // The classic uprobe lesson's seven cases, plus the other user errors, on the built binary.
 import { describe, expect, test } from "bun:test";
-import { buildC, runProbe, start, startProbe, probeBinary } from "./helpers.ts";
+import { buildC, runProbe, start, startProbe, probeBinary } from "../helpers.ts";
 
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
 

@@ -3,8 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { WORK, buildC, probeBinary, start } from "./helpers.ts";
-import { IMAGE_LIBS } from "./fixtures/probe-image.ts";
+import { WORK, buildC, probeBinary, start } from "../helpers.ts";
+import { IMAGE_LIBS } from "../fixtures/probe-image.ts";
 
 function minimalRoot(): string {
   const root = join(WORK, "minroot");

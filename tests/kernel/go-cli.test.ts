@@ -2,8 +2,8 @@
 // (never a uretprobe), the server survives stack growth, thread migration and GC under load, and
 // every return pairs with its call.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { goBuild, load, startServer } from "./fixtures/go.ts";
-import { linksHeldBy, runProbe, startProbe } from "./helpers.ts";
+import { goBuild, load, startServer } from "../fixtures/go.ts";
+import { linksHeldBy, runProbe, startProbe } from "../helpers.ts";
 
 const bins: Record<string, string> = {};
 beforeAll(() => {

@@ -4,21 +4,26 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import * as ns from "../lib/namespaces.ts";
-import { containerPid, ContainerError, installedEngines } from "../lib/containers.ts";
-import { libraryNameMatches } from "../lib/libname.ts";
-import { parseLdCache } from "../lib/ldcache.ts";
-import { ElfFile } from "../lib/elf.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { BpfObject } from "../lib/object.ts";
-import { embeddedObject } from "../lib/embedded.ts";
-import { attachUprobe, defaultAttachMode, type AttachMode, type UprobeLink } from "../lib/uprobe.ts";
-import { BPF_ATTACH } from "../lib/bpf-syscall.ts";
-import { MapReader } from "../lib/maps.ts";
-import { readSslStats, type SslRow } from "../src/commands/ssl-read.ts";
-import { closeFd } from "../lib/ffi/libc.ts";
-import { ensureRootfs, httpsGet, startNginxContainer, startNsContainer, WORK, type NsContainer, type RootfsInfo } from "./fixtures/container.ts";
-import { ensureDocker, startDockerNginx, timings as dockerTimings } from "./fixtures/docker.ts";
+import { ProcessError, ProcessWatch, assertSameProcess, isSameProcess, nsPids, processIdentity } from "../../lib/proc/identity.ts";
+import { processLibraryCandidates } from "../../lib/proc/loader.ts";
+import { findMappedLibrary, openExecutable, openMappedFile, waitForLibrary } from "../../lib/proc/maps.ts";
+import { inodeKey } from "../../lib/proc/overlay.ts";
+import { type OpenedLibrary, openLibraryInProcess } from "../../lib/proc/target.ts";
+import { fdPath, openInProcessView } from "../../lib/proc/view.ts";
+import { containerPid, ContainerError, installedEngines } from "../../lib/containers.ts";
+import { libraryNameMatches } from "../../lib/libname.ts";
+import { parseLdCache } from "../../lib/ldcache.ts";
+import { ElfFile } from "../../lib/elf.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { BpfObject } from "../../lib/object.ts";
+import { embeddedObject } from "../../lib/embedded.ts";
+import { attachUprobe, bestAttachMode, type AttachMode, type UprobeLink } from "../../lib/uprobe.ts";
+import { BPF_ATTACH } from "../../lib/kernel/abi.ts";
+import { MapReader } from "../../lib/maps.ts";
+import { readSslStats, type SslRow } from "../../src/commands/ssl-read.ts";
+import { closeFd } from "../../lib/ffi/libc.ts";
+import { ensureRootfs, httpsGet, startNginxContainer, startNsContainer, WORK, type NsContainer, type RootfsInfo } from "../fixtures/container.ts";
+import { ensureDocker, startDockerNginx, timings as dockerTimings } from "../fixtures/docker.ts";
 
 const CONTAINER_LIB = "/opt/ssl/libssl.so.3";
 const HOST_LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -44,15 +49,15 @@ afterAll(async () => {
 /** The ssl_read programs loaded for one target tgid, attached to a library opened in its view. */
 class SslReadProbe {
   readonly obj: BpfObject;
-  readonly lib: ns.OpenedLibrary;
+  readonly lib: OpenedLibrary;
   readonly links: UprobeLink[] = [];
   readonly offsets: { read: number; readEx: number };
   readonly mode: AttachMode;
 
   /** `lib`: attach through another process's view of the library (taken over: closed with the probe). */
-  constructor(readonly pid: number, opts: { mode?: AttachMode; lib?: ns.OpenedLibrary } = {}) {
-    this.mode = opts.mode ?? defaultAttachMode();
-    this.lib = opts.lib ?? ns.openLibraryInProcess(pid, "libssl");
+  constructor(readonly pid: number, opts: { mode?: AttachMode; lib?: OpenedLibrary } = {}) {
+    this.mode = opts.mode ?? bestAttachMode();
+    this.lib = opts.lib ?? openLibraryInProcess(pid, "libssl");
     this.obj = BpfObject.fromBytes(embeddedObject("ssl_read"), "ssl_read");
     try {
       const elf = new ElfFile(this.lib.fd, this.lib.hostPathHint);
@@ -69,7 +74,7 @@ class SslReadProbe {
         { offset: this.offsets.readEx, cookie: 1n },
       ];
       // Through /proc/self/fd/N: the kernel probes exactly the inode parsed above.
-      const path = ns.fdPath(this.lib.fd);
+      const path = fdPath(this.lib.fd);
       this.links.push(attachUprobe(this.obj.progFd("ssl_read_entry"), path, points, { retprobe: false, pid, mode: this.mode, displayPath: this.lib.path }));
       this.links.push(attachUprobe(this.obj.progFd("ssl_read_return"), path, points, { retprobe: true, pid, mode: this.mode, displayPath: this.lib.path }));
     } catch (e) {
@@ -136,7 +141,7 @@ function inodeOfHostLibssl() {
 describe("a process's view of files", () => {
   test("opens the container's private libssl, which does not exist on the host, by both methods", () => {
     expect(existsSync(CONTAINER_LIB)).toBe(false);
-    const mapped = ns.findMappedLibrary(nginx.pid, "libssl");
+    const mapped = findMappedLibrary(nginx.pid, "libssl");
     expect(mapped?.path).toBe(CONTAINER_LIB);
     const t: Record<string, number> = {};
     const nsBefore = readlinkSync("/proc/thread-self/ns/mnt");
@@ -144,20 +149,20 @@ describe("a process's view of files", () => {
     const cwdBefore = process.cwd();
     for (const method of ["openat2", "setns"] as const) {
       const t0 = performance.now();
-      const f = ns.openInProcessView(nginx.pid, CONTAINER_LIB, { method });
+      const f = openInProcessView(nginx.pid, CONTAINER_LIB, { method });
       t[method] = performance.now() - t0;
       try {
         expect(f.method).toBe(method);
         expect(f.inode.ino).toBe(mapped!.inode);
-        expect(ns.inodeKey(f.inode)).not.toBe(ns.inodeKey(inodeOfHostLibssl()));
+        expect(inodeKey(f.inode)).not.toBe(inodeKey(inodeOfHostLibssl()));
         expect(f.hostPathHint).toBe(`/proc/${nginx.pid}/root${CONTAINER_LIB}`);
-        expect(readlinkSync(ns.fdPath(f.fd))).toEndWith(CONTAINER_LIB);
+        expect(readlinkSync(fdPath(f.fd))).toEndWith(CONTAINER_LIB);
       } finally {
         closeFd(f.fd);
       }
     }
     // After setns and back, this thread resolves paths on the host again.
-    expect(existsSync(join(import.meta.dir, "namespaces.test.ts"))).toBe(true);
+    expect(existsSync(join(import.meta.dir, "proc-view.test.ts"))).toBe(true);
     expect(readlinkSync("/proc/thread-self/ns/mnt")).toBe(nsBefore);
     expect(readlinkSync("/proc/thread-self/root")).toBe(rootBefore);
     expect(process.cwd()).toBe(cwdBefore);
@@ -166,8 +171,8 @@ describe("a process's view of files", () => {
 
   test("absolute symlinks resolve inside the container root, not on the host", () => {
     for (const method of ["openat2", "setns"] as const) {
-      const link = ns.openInProcessView(nginx.pid, "/opt/ssl-link.so", { method });
-      const real = ns.openInProcessView(nginx.pid, CONTAINER_LIB, { method });
+      const link = openInProcessView(nginx.pid, "/opt/ssl-link.so", { method });
+      const real = openInProcessView(nginx.pid, CONTAINER_LIB, { method });
       expect(link.inode).toEqual(real.inode);
       closeFd(link.fd);
       closeFd(real.fd);
@@ -175,18 +180,18 @@ describe("a process's view of files", () => {
       expect(existsSync(`/proc/${nginx.pid}/root/etc/host-only-link`)).toBe(true);
       let err: unknown;
       try {
-        ns.openInProcessView(nginx.pid, "/etc/host-only-link", { method });
+        openInProcessView(nginx.pid, "/etc/host-only-link", { method });
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(ns.ProcessError);
-      expect((err as ns.ProcessError).reason).toBe("not-found");
+      expect(err).toBeInstanceOf(ProcessError);
+      expect((err as ProcessError).reason).toBe("not-found");
       expect((err as Error).message).toContain(`process ${nginx.pid}`);
     }
   });
 
   test("the ELF parsed from that fd resolves SSL_read of the container's build", () => {
-    const lib = ns.openLibraryInProcess(nginx.pid, "libssl");
+    const lib = openLibraryInProcess(nginx.pid, "libssl");
     try {
       expect(lib.source).toBe("maps");
       const elf = new ElfFile(lib.fd, lib.hostPathHint);
@@ -203,7 +208,7 @@ describe("a process's view of files", () => {
   });
 
   test("the main executable is the running inode, named as the container sees it", () => {
-    const exe = ns.openExecutable(nginx.pid);
+    const exe = openExecutable(nginx.pid);
     try {
       expect(exe.path).toBe("/usr/sbin/nginx");
       expect(exe.method).toBe("proc_exe");
@@ -213,7 +218,7 @@ describe("a process's view of files", () => {
       closeFd(exe.fd);
     }
     // A path given as is opens in the view too (the `probe uprobe /usr/sbin/nginx --pid` case).
-    const byPath = ns.openLibraryInProcess(nginx.pid, "/usr/sbin/nginx");
+    const byPath = openLibraryInProcess(nginx.pid, "/usr/sbin/nginx");
     expect(byPath.source).toBe("maps");
     expect(byPath.inode.ino).toBe(statSync(join(rootfs.root, "usr/sbin/nginx")).ino);
     closeFd(byPath.fd);
@@ -229,10 +234,10 @@ describe("a process's view of files", () => {
   test("a library not mapped yet is found in the container's own ld.so.cache; --wait semantics", async () => {
     const sleeper = await startNsContainer(["/bin/sleep", "1000"]);
     started.push(sleeper);
-    expect(ns.findMappedLibrary(sleeper.pid, "libssl")).toBeUndefined();
-    const cands = ns.unmappedLibraryCandidates(sleeper.pid, "libssl");
+    expect(findMappedLibrary(sleeper.pid, "libssl")).toBeUndefined();
+    const cands = processLibraryCandidates(sleeper.pid, "libssl");
     expect(cands[0]).toEqual({ path: CONTAINER_LIB, source: "ld.so.cache" });
-    const lib = ns.openLibraryInProcess(sleeper.pid, "libssl");
+    const lib = openLibraryInProcess(sleeper.pid, "libssl");
     expect(lib.source).toBe("ld.so.cache");
     expect(lib.path).toBe(CONTAINER_LIB);
     closeFd(lib.fd);
@@ -241,15 +246,15 @@ describe("a process's view of files", () => {
     expect(host.some((e) => e.name === "libssl.so.3" && e.path.endsWith("x86_64-linux-gnu/libssl.so.3"))).toBe(true);
     expect(host.length).toBeGreaterThan(20);
     // Never loaded: waiting times out, naming the pid.
-    await expect(ns.waitForLibrary(sleeper.pid, "libssl", 250)).rejects.toThrow(`process ${sleeper.pid} did not load libssl within 250 ms`);
+    await expect(waitForLibrary(sleeper.pid, "libssl", 250)).rejects.toThrow(`process ${sleeper.pid} did not load libssl within 250 ms`);
     // A nonexistent library: a not-found error with what was looked at.
-    expect(() => ns.openLibraryInProcess(sleeper.pid, "libnosuchlib")).toThrow(/has no libnosuchlib mapped.*ld\.so\.cache/);
+    expect(() => openLibraryInProcess(sleeper.pid, "libnosuchlib")).toThrow(/has no libnosuchlib mapped.*ld\.so\.cache/);
     // The process that loads it later: waitForLibrary returns once maps has it.
     const late = await startNsContainer(["/bin/sh", "-c", "sleep 0.4; LD_PRELOAD=/opt/ssl/libssl.so.3 exec /bin/sleep 1000"]);
     started.push(late);
-    expect(ns.findMappedLibrary(late.pid, "libssl")).toBeUndefined();
+    expect(findMappedLibrary(late.pid, "libssl")).toBeUndefined();
     // The shell execs a program that loads libssl: the same PID then maps it.
-    const found = await ns.waitForLibrary(late.pid, "libssl", 5000, 20);
+    const found = await waitForLibrary(late.pid, "libssl", 5000, 20);
     expect(found.path).toBe(CONTAINER_LIB);
     await late.stop();
     await sleeper.stop();
@@ -262,13 +267,13 @@ describe("a process's view of files", () => {
     copyFileSync(HOST_LIBSSL, copy);
     const p = Bun.spawn(["sleep", "1000"], { env: { ...process.env, LD_PRELOAD: copy }, stdout: "ignore", stderr: "ignore" });
     try {
-      await ns.waitForLibrary(p.pid, copy, 5000, 20);
+      await waitForLibrary(p.pid, copy, 5000, 20);
       const ino = statSync(copy).ino;
       rmSync(copy);
-      const m = ns.findMappedLibrary(p.pid, "libssl")!;
+      const m = findMappedLibrary(p.pid, "libssl")!;
       expect(m.deleted).toBe(true);
       expect(m.path).toBe(copy);
-      const f = ns.openMappedFile(p.pid, m);
+      const f = openMappedFile(p.pid, m);
       try {
         expect(f.method).toBe("map_files");
         expect(f.inode.ino).toBe(ino);
@@ -286,21 +291,21 @@ describe("a process's view of files", () => {
 
 describe("PID namespaces", () => {
   test("NSpid at two levels (container) and three (nested)", async () => {
-    expect(ns.nsPids(nginx.pid)).toEqual([nginx.pid, 1]);
+    expect(nsPids(nginx.pid)).toEqual([nginx.pid, 1]);
     const nested = await startNsContainer(["/bin/sleep", "1000"], { nested: true });
     started.push(nested);
-    const chain = ns.nsPids(nested.pid);
+    const chain = nsPids(nested.pid);
     expect(chain.length).toBe(3);
     expect(chain[0]).toBe(nested.pid);
     expect(chain[2]).toBe(1);
     // The middle level: the outer namespace's PID 1 is the inner unshare, its child is PID 2 there.
-    expect(ns.nsPids(nested.wrappers.at(-1)!)).toEqual([nested.wrappers.at(-1)!, 1]);
+    expect(nsPids(nested.wrappers.at(-1)!)).toEqual([nested.wrappers.at(-1)!, 1]);
     expect(chain[1]).toBe(2);
     // The innermost process sees its own root: a file of the rootfs opens in its view.
-    const f = ns.openInProcessView(nested.pid, "/bin/sleep");
+    const f = openInProcessView(nested.pid, "/bin/sleep");
     expect(f.inode.ino).toBe(statSync(join(rootfs.root, "bin/sleep")).ino);
     closeFd(f.fd);
-    expect(ns.nsPids(process.pid)).toEqual([process.pid]);
+    expect(nsPids(process.pid)).toEqual([process.pid]);
     await nested.stop();
   });
 });
@@ -336,10 +341,10 @@ describe("probes attached in the container's view", () => {
       // (our /proc/self/fd/N, which is the container's inode).
       for (const i of infos) {
         if (probe.mode === "multi") expect(i.uprobe!.path).toBe(CONTAINER_LIB);
-        else expect(i.uprobe!.path).toBe(ns.fdPath(probe.lib.fd));
+        else expect(i.uprobe!.path).toBe(fdPath(probe.lib.fd));
         expect(i.uprobe!.path).not.toBe(HOST_LIBSSL);
       }
-      expect(statSync(ns.fdPath(probe.lib.fd)).ino).not.toBe(inodeOfHostLibssl().ino);
+      expect(statSync(fdPath(probe.lib.fd)).ino).not.toBe(inodeOfHostLibssl().ino);
     } finally {
       probe.close();
     }
@@ -348,27 +353,32 @@ describe("probes attached in the container's view", () => {
   test("the target exits mid-run: detected, named by pid, links close cleanly", async () => {
     const victim = await startNginxContainer();
     started.push(victim);
-    const id = ns.processIdentity(victim.pid);
+    const id = processIdentity(victim.pid);
     const probe = new SslReadProbe(victim.pid);
     try {
       expect(httpsGet(victim.port!, "/").ok).toBe(true);
       expect(probe.stats().get(victim.pid)!.calls).toBeGreaterThan(0n);
       // Killed from outside while probe watches it.
-      const watch = ns.waitForProcessExit(id, { pollMs: 20 });
+      const w = new ProcessWatch(id);
+      const watch = (async () => {
+        while (!w.exited()) await Bun.sleep(20);
+        w.close();
+        return true;
+      })();
       const killedAt = performance.now();
       process.kill(victim.pid, "SIGKILL");
       expect(await watch).toBe(true);
       console.log(`target exit noticed after ${(performance.now() - killedAt).toFixed(0)} ms`);
       await victim.stop();
-      expect(ns.isSameProcess(id)).toBe(false);
-      expect(() => ns.assertSameProcess(id)).toThrow(`process ${victim.pid} does not exist (or has exited)`);
-      expect(() => ns.openInProcessView(victim.pid, CONTAINER_LIB)).toThrow(`process ${victim.pid}`);
-      expect(() => ns.openLibraryInProcess(victim.pid, "libssl")).toThrow(`process ${victim.pid}`);
-      expect(() => ns.nsPids(victim.pid)).toThrow(ns.ProcessError);
+      expect(isSameProcess(id)).toBe(false);
+      expect(() => assertSameProcess(id)).toThrow(`process ${victim.pid} does not exist (or has exited)`);
+      expect(() => openInProcessView(victim.pid, CONTAINER_LIB)).toThrow(`process ${victim.pid}`);
+      expect(() => openLibraryInProcess(victim.pid, "libssl")).toThrow(`process ${victim.pid}`);
+      expect(() => nsPids(victim.pid)).toThrow(ProcessError);
       // PID reuse: the same PID with another start time is not the same process.
-      const me = ns.processIdentity(process.pid);
-      expect(ns.isSameProcess(me)).toBe(true);
-      expect(() => ns.assertSameProcess({ pid: process.pid, startTime: me.startTime + 1n })).toThrow(`process ${process.pid} exited and its PID was reused`);
+      const me = processIdentity(process.pid);
+      expect(isSameProcess(me)).toBe(true);
+      expect(() => assertSameProcess({ pid: process.pid, startTime: me.startTime + 1n })).toThrow(`process ${process.pid} exited and its PID was reused`);
       // The links were on the file, not the process: still valid, and they close.
       expect(probe.links[0]!.info()[0]!.uprobe!.path).toEndWith(CONTAINER_LIB);
     } finally {
@@ -380,7 +390,7 @@ describe("probes attached in the container's view", () => {
     const code = `
       import * as ns from ${JSON.stringify(join(import.meta.dir, "../lib/namespaces.ts"))};
       for (const method of ["openat2", "setns"]) {
-        try { ns.openInProcessView(${nginx.pid}, "/opt/ssl/libssl.so.3", { method }); console.log(method + ": opened"); }
+        try { openInProcessView(${nginx.pid}, "/opt/ssl/libssl.so.3", { method }); console.log(method + ": opened"); }
         catch (e) { console.log(method + ": " + e.reason + ": " + e.message); }
       }`;
     const withoutCaps = (caps: string) => {
@@ -414,7 +424,7 @@ describe("container engines", () => {
     expect(installedEngines()).toContain("ctr");
     expect(containerPid(inspect[1]!, ["ctr"])).toEqual({ pid: c.pid, engine: "ctr", id: `moby/${inspect[1]}` });
     expect(containerPid(inspect[1]!.slice(0, 12), ["ctr"]).pid).toBe(c.pid);
-    expect(ns.nsPids(c.pid)).toEqual([c.pid, 1]);
+    expect(nsPids(c.pid)).toEqual([c.pid, 1]);
     expect(readFileSync(`/proc/${c.pid}/comm`, "utf8").trim()).toBe("nginx");
     // The same probe path as for the namespace container, through a real engine's overlay root.
     const { probe, perRequest } = await countRequests(c.pid, d.port, 3);
@@ -430,11 +440,11 @@ describe("container engines", () => {
     const d2 = await startDockerNginx();
     started.push(d2);
     const pid2 = containerPid(d2.name).pid;
-    const lib1 = ns.openLibraryInProcess(c.pid, "libssl");
-    const lib2 = ns.openLibraryInProcess(pid2, "libssl");
+    const lib1 = openLibraryInProcess(c.pid, "libssl");
+    const lib2 = openLibraryInProcess(pid2, "libssl");
     expect(lib1.realInode.via).toBe("overlay");
-    expect(ns.inodeKey(lib1.inode)).not.toBe(ns.inodeKey(lib2.inode));
-    expect(ns.inodeKey(lib1.realInode)).toBe(ns.inodeKey(lib2.realInode));
+    expect(inodeKey(lib1.inode)).not.toBe(inodeKey(lib2.inode));
+    expect(inodeKey(lib1.realInode)).toBe(inodeKey(lib2.realInode));
     closeFd(lib2.fd);
     // The kernel agrees: a probe attached through container 1's file, filtered to container 2's
     // process, counts container 2's requests.

@@ -3,10 +3,10 @@
 import { describe, expect, test } from "bun:test";
 import { openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { buildC, start, startProbe, probePrograms, runProbe, probeBinary, Lines, WORK } from "./helpers.ts";
-import { ElfFile } from "../lib/elf.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { kernelView } from "../lib/kernel-view.ts";
+import { buildC, start, startProbe, probePrograms, runProbe, probeBinary, Lines, WORK } from "../helpers.ts";
+import { ElfFile } from "../../lib/elf.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { kernelView } from "../../lib/kernel-view.ts";
 
 function offsetOf(path: string, fn: string): number {
   const fd = openSync(path, "r");

@@ -1,15 +1,15 @@
 // `probe ssl-read` against real TLS: a client that makes exactly N SSL_read or SSL_read_ex calls of
 // known sizes (its server writes one record per call), counted by probe per process.
 import { describe, expect, test } from "bun:test";
-import { buildC, start, startProbe, testCert, runProbe } from "./helpers.ts";
-import { loadEmbedded } from "../lib/programs.ts";
-import { attachUprobe, defaultAttachMode } from "../lib/uprobe.ts";
-import { OpenTarget } from "../lib/target.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { MapReader } from "../lib/maps.ts";
-import { Scope } from "../lib/scope.ts";
-import { readSslStats } from "../src/commands/ssl-read.ts";
-import { openLibraryInProcess } from "../lib/namespaces.ts";
+import { buildC, start, startProbe, testCert, runProbe } from "../helpers.ts";
+import { loadEmbedded } from "../../lib/programs.ts";
+import { attachUprobe, bestAttachMode } from "../../lib/uprobe.ts";
+import { OpenTarget } from "../../lib/proc/target.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { MapReader } from "../../lib/maps.ts";
+import { Scope } from "../../lib/scope.ts";
+import { readSslStats } from "../../src/commands/ssl-read.ts";
+import { openLibraryInProcess } from "../../lib/proc/target.ts";
 
 function tlsPair() {
   return buildC("tls_pair", "tls_pair.c", ["-lssl", "-lcrypto"]);
@@ -62,7 +62,7 @@ describe("probe ssl-read", () => {
     const scope = new Scope();
     try {
       const { c, pid } = await clientReady("read", 5, 100);
-      const mode = defaultAttachMode();
+      const mode = bestAttachMode();
       const cfg = new Uint8Array(8);
       new DataView(cfg.buffer).setUint32(0, pid, true);
       const obj = scope.add(loadEmbedded("ssl_read", mode, cfg));

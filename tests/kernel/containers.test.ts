@@ -3,14 +3,15 @@
 // exits mid-run, and probe itself running in a container (the image `Containerfile` builds).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
-import * as ns from "../lib/namespaces.ts";
-import { ElfFile } from "../lib/elf.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { closeFd } from "../lib/ffi/libc.ts";
-import { Lines, buildC, linksHeldBy, probeBinary, runProbe, sh, start, startProbe, type Running } from "./helpers.ts";
-import { httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "./fixtures/container.ts";
-import { ensureDocker, startDockerNginx } from "./fixtures/docker.ts";
-import { importProbeImage, probeImageRoot } from "./fixtures/probe-image.ts";
+import { nsPids } from "../../lib/proc/identity.ts";
+import { openLibraryInProcess } from "../../lib/proc/target.ts";
+import { ElfFile } from "../../lib/elf.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { closeFd } from "../../lib/ffi/libc.ts";
+import { Lines, buildC, linksHeldBy, probeBinary, runProbe, sh, start, startProbe, type Running } from "../helpers.ts";
+import { httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "../fixtures/container.ts";
+import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
+import { importProbeImage, probeImageRoot } from "../fixtures/probe-image.ts";
 
 const CONTAINER_LIB = "/opt/ssl/libssl.so.3";
 const HOST_LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 /** The file offsets of SSL_read and SSL_read_ex in the libssl process `pid` has mapped. */
 function containerOffsets(pid: number): { read: number; readEx: number; write: number } {
-  const lib = ns.openLibraryInProcess(pid, "libssl");
+  const lib = openLibraryInProcess(pid, "libssl");
   try {
     expect(lib.path).toBe(CONTAINER_LIB);
     const elf = new ElfFile(lib.fd, lib.hostPathHint);
@@ -67,7 +68,7 @@ function expectExactReads(rows: Record<string, unknown>[], pid: number, n: numbe
   expect(f.comm).toBe("nginx");
   // Exact: every request byte read once, every call returned, in order. The reads that return
   // WANT_READ/EOF are errors; at least one read per request succeeds (under load nginx may take a
-  // request in two, see tests/namespaces.test.ts).
+  // request in two, see tests/kernel/proc-view.test.ts).
   expect(f.bytes).toBe(bytes);
   expect(f.returns).toBe(f.calls);
   expect(f.orphan_returns).toBe(0);
@@ -149,7 +150,7 @@ describe("--pid of a process in a container", () => {
   test("nested PID namespaces: NSpid at every level (3)", async () => {
     const nested = await startNginxContainer({ nested: true });
     started.push(nested);
-    const chain = ns.nsPids(nested.pid);
+    const chain = nsPids(nested.pid);
     expect(chain.length).toBe(3);
     expect(chain[2]).toBe(1);
     const p = await startProbe(["ssl-read", "--pid", String(nested.pid), "--json", "-i", "0.2"]);
@@ -244,7 +245,7 @@ describe("probe in a container", () => {
       // Own mount and PID namespaces (probe is PID 1 there), the host's /proc and /sys mounted.
       const c = await startNsContainer(["/probe", "ssl-read", "--pid", String(nginx.pid), "--json", "-i", "0.2"], { root, hostProc: true, hostSys: true, stdout: "pipe" });
       started.push(c);
-      expect(ns.nsPids(c.pid)).toEqual([c.pid, 1]);
+      expect(nsPids(c.pid)).toEqual([c.pid, 1]);
       const out = new Lines(c.proc.stdout as ReadableStream<Uint8Array>);
       const err = new Lines(c.proc.stderr as ReadableStream<Uint8Array>);
       await err.waitFor(/Tracing SSL_read/, 20_000);

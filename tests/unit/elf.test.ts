@@ -1,9 +1,9 @@
 // The ELF reader against binutils' readelf, on every FUNC symbol of real libraries and binaries.
 import { describe, expect, test } from "bun:test";
 import { openSync, closeSync } from "node:fs";
-import { ElfFile, STT, versionedName } from "../lib/elf.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { buildC, sh } from "./helpers.ts";
+import { ElfFile, STT, versionedName } from "../../lib/elf.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { buildC, sh } from "../helpers.ts";
 
 /** `readelf -Ws` FUNC/IFUNC rows as "table name value size" (undefined ones included). */
 function readelfFuncs(path: string): string[] {

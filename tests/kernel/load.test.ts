@@ -7,18 +7,22 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, WORK, FIXTURES, buildC, testCert, start, probeBinary, type Running } from "./helpers.ts";
-import { loadUserObject, parseAttachSpec, parseSection, parseSetting, PrintkReader, printkFormats, verifierSummary, unpinDir, type UserObject } from "../lib/user-object.ts";
-import { LoadError } from "../lib/object.ts";
-import { MapReader } from "../lib/maps.ts";
-import { Btf, MapFormatter, hexBytes } from "../lib/btf.ts";
-import { kernelView } from "../lib/kernel-view.ts";
-import { OpenTarget } from "../lib/target.ts";
-import { ElfFile } from "../lib/elf.ts";
-import { resolveFunction } from "../lib/symbols.ts";
-import { openPath, closeFd } from "../lib/ffi/libc.ts";
-import { openLibraryInProcess } from "../lib/namespaces.ts";
-import { startNginxContainer, httpsGet } from "./fixtures/container.ts";
+import { ROOT, WORK, FIXTURES, buildC, testCert, start, probeBinary, type Running } from "../helpers.ts";
+import { loadUserObject, parseSection, type UserObject } from "../../lib/user-object.ts";
+import { parseAttachSpec, parseSetting } from "../../src/commands/load.ts";
+import { PrintkReader, cStrings, formatToRegExp } from "../../lib/tracefs/trace-pipe.ts";
+import { verifierSummary } from "../../lib/verifier.ts";
+import { unpinDir } from "../../lib/bpffs.ts";
+import { LoadError } from "../../lib/object.ts";
+import { MapReader } from "../../lib/maps.ts";
+import { Btf, MapFormatter, hexBytes } from "../../lib/btf.ts";
+import { kernelView } from "../../lib/kernel-view.ts";
+import { OpenTarget } from "../../lib/proc/target.ts";
+import { ElfFile } from "../../lib/elf.ts";
+import { resolveFunction } from "../../lib/symbols.ts";
+import { openPath, closeFd } from "../../lib/ffi/libc.ts";
+import { openLibraryInProcess } from "../../lib/proc/target.ts";
+import { startNginxContainer, httpsGet } from "../fixtures/container.ts";
 
 const BPF_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu"];
 const CLI = [probeBinary()];
@@ -251,7 +255,7 @@ describe("the SSL_read app against a namespace container's nginx (private libssl
         pid: nginx.pid,
         openTarget: (t) => {
           const l = openLibraryInProcess(nginx.pid, t);
-          return new OpenTarget(l.fd, l.mapped?.path ?? l.path);
+          return new OpenTarget(l.fd, l.path);
         },
       });
       try {
@@ -448,7 +452,7 @@ describe("pinning", () => {
     const uo = loadUserObject(obj.sslPin!, { pinDir: dir, attach: [parseAttachSpec("entry_ssl_read=uprobe:/usr/lib/x86_64-linux-gnu/libssl.so.3:SSL_read")], pid: process.pid });
     try {
       expect(readdirSync(dir).sort()).toEqual(["links", "progs", "rcount", "rodata"].sort());
-      expect(uo.unattached).toEqual(["ret_ssl_read"]);
+      expect(uo.unattached.map((u) => u.prog)).toEqual(["ret_ssl_read"]);
     } finally {
       uo.close();
     }
@@ -495,7 +499,7 @@ describe("bpf_printk", () => {
   test("lines of our programs only, from trace_pipe", async () => {
     const t = await startTarget(4);
     const uo = loadUserObject(obj.sec!, { set: [parseSetting(`target_tgid=${t.pid}`)], pid: t.pid });
-    const reader = new PrintkReader(printkFormats(obj.sec!), new Set([t.pid]));
+    const reader = new PrintkReader(uo.rodataSections().flatMap(cStrings).map(formatToRegExp), new Set([t.pid]));
     const got: string[] = [];
     try {
       reader.start((l) => got.push(l.message));
@@ -504,7 +508,7 @@ describe("bpf_printk", () => {
       const end = Date.now() + 3000;
       while (got.length < 4 && Date.now() < end) await Bun.sleep(50);
     } finally {
-      await reader.stop();
+      reader.stop((l) => got.push(l.message));
       uo.close();
     }
     expect(got).toEqual(["probe-test entry arg=0", "probe-test entry arg=1", "probe-test entry arg=2", "probe-test entry arg=3"]);

@@ -3,8 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, WORK, sh } from "./helpers.ts";
-import * as L from "../lib/layouts.ts";
+import { ROOT, WORK, sh } from "../helpers.ts";
+import * as L from "../../lib/layouts.ts";
 
 const STRUCTS: [header: string, struct: string, layout: Record<string, number>][] = [
   ["uprobe.h", "uprobe_config", L.UPROBE_CONFIG],

@@ -1,0 +1,296 @@
+// One tracing session, the path every tracing command runs through: options -> which processes
+// -> capabilities -> attach mode -> targets opened -> programs loaded -> probes attached (errors
+// explained) -> the PID re-checked -> a loop that polls, reports, watches for lost events and
+// stops on Ctrl-C, SIGTERM, SIGHUP, the duration or the target's exit -> everything closed.
+import { pc } from "./colors.ts";
+import { ProbeError, UsageError } from "./errors.ts";
+import { parseAttachMode, parseSeconds } from "./options.ts";
+import { processFilter, type ProcessFilter } from "./targets.ts";
+import { Out } from "./output.ts";
+import { Scope, type Closable } from "../lib/scope.ts";
+import { missingTracingCaps } from "../lib/caps.ts";
+import { bestAttachMode, attachUprobe, AttachError, type AttachMode, type ProbePoint, type UprobeLink } from "../lib/uprobe.ts";
+import { loadEmbedded } from "../lib/programs.ts";
+import type { BpfObject } from "../lib/object.ts";
+import { MapReader } from "../lib/maps.ts";
+import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../lib/proc/target.ts";
+import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/maps.ts";
+import { looksLikeLibrary } from "../lib/libname.ts";
+import { nextInstruction } from "../lib/plan.ts";
+
+export interface SessionOptions {
+  pid?: unknown;
+  container?: unknown;
+  anyProcess?: boolean;
+  wait?: boolean;
+  duration?: unknown;
+  interval?: unknown;
+  json?: boolean;
+  attachMode?: unknown;
+}
+
+export type StopReason = "signal" | "duration" | "target-exit" | "done";
+
+export interface LoopHooks {
+  /** Drains ring buffers; returns how many records it took. Polled every 10 ms while quiet, at once while busy. */
+  poll?: () => number;
+  /** Called every interval (summaries, tables). */
+  report?: () => void;
+  /** Stop when this settles (the demo's clients are done). */
+  until?: Promise<unknown>;
+}
+
+const ENOTSUPP = 524, EOPNOTSUPP = 95, EINVAL = 22, ESRCH = 3;
+
+/** Refuses early, before anything is loaded, when the process lacks what tracing needs. */
+export function requireTracingCaps(): void {
+  const missing = missingTracingCaps();
+  if (missing.length) throw new ProbeError(`probe needs root, or ${missing.join(" and ")} (missing from this process)`, "run it with sudo");
+}
+
+/** A timer that also works past setTimeout's 2^31 ms (24.8 days): long durations are chained. */
+function longTimeout(ms: number, f: () => void): () => void {
+  const MAX = 2 ** 31 - 1;
+  let t: Timer;
+  const arm = (left: number) => {
+    t = setTimeout(() => (left > MAX ? arm(left - MAX) : f()), Math.min(left, MAX));
+  };
+  arm(ms);
+  return () => clearTimeout(t);
+}
+
+export class Session implements Closable {
+  readonly scope = new Scope();
+  readonly out = new Out();
+  readonly json: boolean;
+  readonly durationSec: number;
+  readonly intervalSec: number;
+  readonly mode: AttachMode;
+  private readonly lossCounters: { map: MapReader; what: string; seen: bigint }[] = [];
+  private lossWarned = false;
+
+  private constructor(
+    readonly filter: ProcessFilter,
+    o: SessionOptions,
+    parsed: { durationSec: number; intervalSec: number; mode: AttachMode | undefined },
+  ) {
+    this.json = !!o.json;
+    this.durationSec = parsed.durationSec;
+    this.intervalSec = parsed.intervalSec;
+    this.mode = parsed.mode ?? attachModeFromEnv() ?? bestAttachMode();
+    if (filter.proc) this.scope.add(filter.proc);
+    if (o.wait && !filter.proc) throw new UsageError("--wait goes with --pid or --container (the process to wait for)");
+  }
+
+  /** Validates the shared options, finds the process(es), and checks capabilities. */
+  static async start(o: SessionOptions, defaults: { interval?: number } = {}): Promise<Session> {
+    const parsed = {
+      durationSec: parseSeconds("duration", o.duration, 0),
+      intervalSec: parseSeconds("interval", o.interval, defaults.interval ?? 1, 0.01),
+      mode: parseAttachMode(o.attachMode),
+    };
+    const filter = await processFilter(o);
+    const s = new Session(filter, o, parsed);
+    try {
+      requireTracingCaps();
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  /** ", pid 6575 (container pid 1)" or "". */
+  get label(): string {
+    return this.filter.label;
+  }
+
+  /** The PID the programs filter on (host PID), 0 for every process. */
+  get targetTgid(): number {
+    return this.filter.pid ?? 0;
+  }
+
+  get modeName(): string {
+    return this.mode === "multi" ? "uprobe_multi" : "perf_event";
+  }
+
+  /** A line for the user on stderr (dimmed), out of the way of the data on stdout. */
+  note(text: string): void {
+    process.stderr.write(`${pc.dim(text)}\n`);
+  }
+
+  warn(text: string): void {
+    process.stderr.write(`${pc.yellow(`probe: warning: ${text}`)}\n`);
+  }
+
+  /**
+   * Opens what `spec` names, in the traced process's view or on the host. With --wait and a
+   * library the process has not mapped yet, waits (until Ctrl-C) for it to map it.
+   */
+  async openTarget(spec: string, wait = false): Promise<OpenTarget> {
+    const proc = this.filter.proc;
+    if (proc && wait && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid)) {
+      if (!findMappedLibrary(proc.pid, spec)) {
+        this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
+        await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
+      }
+    }
+    return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+  }
+
+  /** A host file by path (a library found on the host). */
+  openHostFile(path: string): OpenTarget {
+    return this.scope.add(openHostFile(path));
+  }
+
+  /** Loads one of probe's embedded objects with its config, for this session's attach mode. */
+  load(name: string, config: Uint8Array, only?: string[]): BpfObject {
+    return this.scope.add(loadEmbedded(name, this.mode, config, only));
+  }
+
+  /** Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals explained. */
+  attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): UprobeLink {
+    try {
+      return this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
+    } catch (e) {
+      throw this.explainAttach(e, progFd, t, points, retprobe, names);
+    }
+  }
+
+  private explainAttach(e: unknown, progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): unknown {
+    if (!(e instanceof AttachError)) return e;
+    const proc = this.filter.proc;
+    if (e.errno === ESRCH && proc) return new ProbeError(`process ${proc.pid} exited while probe was attaching`, "start probe again once it runs (--wait waits for it)");
+    // One link for many functions fails as a whole: find which offset the kernel refuses.
+    const culprit = points.length > 1 ? points.find((p) => !attachAlone(progFd, t, p, retprobe, this.mode, this.filter.kernelPid)) : points[0];
+    const name = culprit ? (names?.[Number(culprit.cookie)] ?? `0x${culprit.offset.toString(16)}`) : undefined;
+    const where = culprit ? `${name} (offset 0x${culprit.offset.toString(16)} of ${t.display})` : t.display;
+    if ((e.errno === ENOTSUPP || e.errno === EOPNOTSUPP) && culprit) {
+      const next = nextInstruction(t.elf, culprit.offset);
+      return new ProbeError(`the kernel cannot probe the instruction at ${where}: uprobes refuse some instructions (lock-prefixed, some jumps)`, next ? `probe the next instruction instead: ${next}` : "probe a caller of it instead");
+    }
+    if (e.errno === EINVAL) {
+      return new ProbeError(
+        `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${e.message.replace(/^.*: /, "")}`,
+        "another tool may hold a probe there with a different USDT semaphore (the kernel log says 'ref_ctr_offset mismatch'); 'probe list' shows who holds probes on that file",
+      );
+    }
+    return new ProbeError(`cannot attach to ${where}: ${e.message.replace(/^cannot attach [^:]*: /, "")}`);
+  }
+
+  /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID). */
+  confirm(): void {
+    this.filter.proc?.confirm();
+  }
+
+  /** Reports events a program could not hand over (its counter in `dropped`-style array maps) while running. */
+  watchLosses(mapFd: number, what = "events"): void {
+    this.lossCounters.push({ map: new MapReader(mapFd), what, seen: 0n });
+  }
+
+  private checkLosses(final: boolean): void {
+    for (const c of this.lossCounters) {
+      const [v] = c.map.lookup(new Uint8Array(4)) ?? [];
+      const total = v ? new DataView(v.buffer, v.byteOffset).getBigUint64(0, true) : 0n;
+      if (total === c.seen) continue;
+      const delta = total - c.seen;
+      c.seen = total;
+      if (this.json) {
+        this.out.line(JSON.stringify({ event: "lost", what: c.what, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
+        this.out.flush();
+      } else if (!this.lossWarned || final) {
+        this.warn(`${total} ${c.what} lost so far (ring buffer full: the reader fell behind)${final ? "" : "; a total is printed at exit"}`);
+        this.lossWarned = true;
+      }
+    }
+  }
+
+  /** Runs until a signal, the duration, the target's exit, or `until`; then drains and reports once more. */
+  async run(hooks: LoopHooks = {}): Promise<StopReason> {
+    const why = await new Promise<StopReason>((resolve) => {
+      const cancels: (() => void)[] = [];
+      let done = false;
+      const stop = (reason: StopReason) => {
+        if (done) return;
+        done = true;
+        for (const c of cancels) c();
+        for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, onSig);
+        resolve(reason);
+      };
+      const onSig = () => stop("signal");
+      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSig);
+      // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
+      // a run without -d would end at once.
+      const keepAlive = setInterval(() => {}, 2 ** 30);
+      cancels.push(() => clearInterval(keepAlive));
+      if (hooks.poll) {
+        const poll = hooks.poll;
+        let t: Timer;
+        const tick = () => {
+          if (done) return;
+          const n = poll();
+          t = setTimeout(tick, n > 0 ? 1 : 10);
+        };
+        t = setTimeout(tick, 10);
+        cancels.push(() => clearTimeout(t));
+      }
+      const every = (ms: number, f: () => void) => {
+        let cancel = () => {};
+        const again = () => {
+          f();
+          if (!done) cancel = longTimeout(ms, again);
+        };
+        cancel = longTimeout(ms, again);
+        cancels.push(() => cancel());
+      };
+      if (hooks.report) every(this.intervalSec * 1000, hooks.report);
+      if (this.lossCounters.length) every(Math.min(1000, this.intervalSec * 1000), () => this.checkLosses(false));
+      hooks.until?.finally(() => stop("done"));
+      if (this.durationSec > 0) cancels.push(longTimeout(this.durationSec * 1000, () => stop("duration")));
+      const proc = this.filter.pid !== undefined ? this.filter.proc : undefined;
+      if (proc) {
+        every(100, () => {
+          if (!proc.watch.exited()) return;
+          process.stderr.write(`probe: pid ${proc.pid} exited\n`);
+          stop("target-exit");
+        });
+      }
+    });
+    hooks.poll?.();
+    this.checkLosses(true);
+    return why;
+  }
+
+  close(): void {
+    try {
+      this.out.flush();
+    } finally {
+      this.scope.close();
+    }
+  }
+}
+
+function attachAlone(progFd: number, t: OpenTarget, p: ProbePoint, retprobe: boolean, mode: AttachMode, pid?: number): boolean {
+  try {
+    attachUprobe(progFd, t.kernelPath, [p], { retprobe, mode, pid, displayPath: t.display }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** PROBE_ATTACH=perf|multi forces an attach mode everywhere (tests compare both). */
+function attachModeFromEnv(): AttachMode | undefined {
+  const v = process.env.PROBE_ATTACH;
+  return v === "perf" || v === "multi" ? v : undefined;
+}
+
+/** Runs `f` with a started session and closes it, whatever happens. */
+export async function withSession<T>(o: SessionOptions, f: (s: Session) => Promise<T>, defaults?: { interval?: number }): Promise<T> {
+  const s = await Session.start(o, defaults);
+  try {
+    return await f(s);
+  } finally {
+    s.close();
+  }
+}
