@@ -1,24 +1,17 @@
 // The bpf filesystem: where it is mounted (mounting it at /sys/fs/bpf if needed), what is pinned
 // under it, pinning an object, and removing a pinned directory.
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { libbpf } from "./ffi/libbpf.ts";
 import { closeFd, cstr, errno, mount, OsError } from "./ffi/libc.ts";
 import { ProbeError } from "./errors.ts";
 import { fdKind } from "./kernel/abi.ts";
 import { objectId } from "./kernel/bpf.ts";
+import { selfMounts } from "./mounts.ts";
 
-/** Mount points of bpf filesystems, from /proc/self/mounts. */
+/** Mount points of bpf filesystems. */
 export function bpffsMounts(): string[] {
-  try {
-    return readFileSync("/proc/self/mounts", "utf8")
-      .split("\n")
-      .map((l) => l.split(" "))
-      .filter((f) => f[2] === "bpf")
-      .map((f) => f[1]!.replace(/\\040/g, " "));
-  } catch {
-    return [];
-  }
+  return selfMounts().filter((m) => m.fsType === "bpf").map((m) => m.target);
 }
 
 function under(path: string, mountPoint: string): boolean {

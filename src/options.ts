@@ -114,7 +114,7 @@ export function normalizeArgv(argv: string[], cmd: { options: { rawName: string 
     const name = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
     // Bundled short flags (-rs) are cac's business when each one is known.
     const known = find(name) ?? (/^-[a-zA-Z]{2,}$/.test(name) && [...name.slice(1)].every((c) => find(`-${c}`)) ? { flags: [name], takesValue: false } : undefined);
-    if (!known) throw new UsageError(`unknown option '${name}'`);
+    if (!known) throw new UsageError(`Unknown option '${name}'`);
     out.push(a);
     if (known.takesValue && !a.includes("=") && i + 1 < argv.length) {
       const next = argv[i + 1]!;

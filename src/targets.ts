@@ -5,7 +5,7 @@ import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parsePid } from "./options.ts";
 import { containerPid, ContainerError, type ContainerPid } from "../lib/containers.ts";
-import { nsPids, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type ProcessIdentity } from "../lib/proc/identity.ts";
+import { nsPids, processExists, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type ProcessIdentity } from "../lib/proc/identity.ts";
 
 /** The process a command traces: its host PID, its PID at every namespace level, its identity. */
 export class TargetProcess {
@@ -114,6 +114,7 @@ export async function targetProcess(o: { pid?: unknown; container?: unknown; wai
   }
   const pid = parsePid(o.pid);
   if (pid === undefined) return undefined;
+  if (!processExists(pid)) throw new ProbeError(`pid ${pid} does not exist`, "check the process id with 'ps' or 'pgrep'");
   return new TargetProcess(processIdentity(pid));
 }
 

@@ -10,41 +10,25 @@ function open() {
   try {
     return dlopen("libbpf.so.1", {
       libbpf_set_print: { args: [p], returns: p },
-      libbpf_get_error: { args: [p], returns: i32 },
       libbpf_strerror: { args: [i32, p, u64], returns: i32 },
       bpf_object__open_mem: { args: [p, u64, p], returns: p },
-      bpf_object__open_file: { args: [p, p], returns: p },
       bpf_object__load: { args: [p], returns: i32 },
       bpf_object__close: { args: [p], returns: v },
-      bpf_object__name: { args: [p], returns: cstring },
       bpf_object__btf: { args: [p], returns: p },
       bpf_object__next_program: { args: [p, p], returns: p },
       bpf_object__next_map: { args: [p, p], returns: p },
-      bpf_object__find_program_by_name: { args: [p, p], returns: p },
-      bpf_object__find_map_by_name: { args: [p, p], returns: p },
       bpf_program__name: { args: [p], returns: cstring },
       bpf_program__section_name: { args: [p], returns: cstring },
       bpf_program__fd: { args: [p], returns: i32 },
       bpf_program__type: { args: [p], returns: i32 },
-      bpf_program__set_type: { args: [p, i32], returns: i32 },
-      bpf_program__expected_attach_type: { args: [p], returns: i32 },
       bpf_program__set_expected_attach_type: { args: [p, i32], returns: i32 },
       bpf_program__set_autoload: { args: [p, u32], returns: i32 },
-      bpf_program__set_log_level: { args: [p, u32], returns: i32 },
-      bpf_program__set_log_buf: { args: [p, p, u64], returns: i32 },
-      bpf_program__log_buf: { args: [p, p], returns: p },
       bpf_map__name: { args: [p], returns: cstring },
       bpf_map__fd: { args: [p], returns: i32 },
-      bpf_map__type: { args: [p], returns: i32 },
-      bpf_map__key_size: { args: [p], returns: u32 },
-      bpf_map__value_size: { args: [p], returns: u32 },
-      bpf_map__max_entries: { args: [p], returns: u32 },
       bpf_map__set_max_entries: { args: [p, u32], returns: i32 },
       bpf_map__initial_value: { args: [p, p], returns: p },
       bpf_map__set_pin_path: { args: [p, p], returns: i32 },
       bpf_map__is_internal: { args: [p], returns: u32 },
-      bpf_map__btf_key_type_id: { args: [p], returns: u32 },
-      bpf_map__btf_value_type_id: { args: [p], returns: u32 },
       bpf_map_lookup_elem: { args: [i32, p, p], returns: i32 },
       bpf_map_update_elem: { args: [i32, p, p, u64], returns: i32 },
       bpf_map_delete_elem: { args: [i32, p], returns: i32 },
@@ -60,12 +44,6 @@ function open() {
       bpf_link_get_fd_by_id: { args: [u32], returns: i32 },
       bpf_btf_get_fd_by_id: { args: [u32], returns: i32 },
       bpf_task_fd_query: { args: [i32, i32, u32, p, p, p, p, p, p], returns: i32 },
-      btf__load_from_kernel_by_id: { args: [u32], returns: p },
-      btf__free: { args: [p], returns: v },
-      btf__type_by_id: { args: [p, u32], returns: p },
-      btf__name_by_offset: { args: [p, u32], returns: cstring },
-      btf__resolve_size: { args: [p, u32], returns: i64 },
-      // For `probe load` (lib/btf.ts, lib/user-object.ts): the object's BTF as raw bytes, pin paths.
       btf__raw_data: { args: [p, p], returns: p },
       bpf_map__pin_path: { args: [p], returns: p },
     });
@@ -81,11 +59,6 @@ let lib: ReturnType<typeof open> | undefined;
 export function libbpf(): ReturnType<typeof open>["symbols"] {
   lib ??= open();
   return lib.symbols;
-}
-
-/** libbpf returns NULL and sets errno (libbpf 1.x strict mode) for constructor failures. */
-export function nullOrErrno(p: Pointer | null): number {
-  return p === null || (p as unknown as number) === 0 ? errno() : 0;
 }
 
 let printHook: JSCallback | undefined;

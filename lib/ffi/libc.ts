@@ -17,14 +17,10 @@ export const libc = dlopen("libc.so.6", {
   close: { args: [i32], returns: i32 },
   mmap: { args: [p, u64, i32, i32, i32, i64], returns: p },
   munmap: { args: [p, u64], returns: i32 },
-  ioctl: { args: [i32, u64, u64], returns: i32 },
   mount: { args: [p, p, p, u64, p], returns: i32 },
   clock_gettime: { args: [i32, p], returns: i32 },
   vsnprintf: { args: [p, u64, p, p], returns: i32 },
-  getpid: { args: [], returns: i32 },
-  gettid: { args: [], returns: i32 },
   fchdir: { args: [i32], returns: i32 },
-  chdir: { args: [p], returns: i32 },
   chroot: { args: [p], returns: i32 },
   fstatfs: { args: [i32, p], returns: i32 },
   poll: { args: [p, u64, i32], returns: i32 },
@@ -43,7 +39,7 @@ export const SYS = {
 export const O = { RDONLY: 0, NOCTTY: 0o400, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, PATH: 0o10000000, DIRECTORY: 0o200000 } as const;
 export const CLONE = { NEWNS: 0x00020000, FS: 0x00000200, NEWPID: 0x20000000 } as const;
 export const PROT = { READ: 1, WRITE: 2 } as const;
-export const MAP = { SHARED: 1 } as const;
+const MAP = { SHARED: 1 } as const;
 const MAP_FAILED = -1;
 
 export function errno(): number {
@@ -148,10 +144,6 @@ export function chroot(path: string): void {
   check(L.chroot(cstr(path)), "chroot", path);
 }
 
-export function chdir(path: string): void {
-  check(L.chdir(cstr(path)), "chdir", path);
-}
-
 export function mount(source: string, target: string, fstype: string, flags = 0): void {
   check(L.mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), null), "mount", `${fstype} on ${target}`);
 }
@@ -190,10 +182,6 @@ export function readableNow(fd: number): boolean {
   v.setInt16(6, 0, true);
   const r = L.poll(ptr(pollBuf), 1n, 0);
   return r > 0 && (v.getInt16(6, true) & 1) !== 0;
-}
-
-export function ioctl(fd: number, req: number, arg: number | bigint, what: string): void {
-  check(L.ioctl(fd, BigInt(req), BigInt(arg)), "ioctl", what);
 }
 
 export { ptr, read, CString, toArrayBuffer };

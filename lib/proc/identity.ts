@@ -25,7 +25,7 @@ export function gone(pid: number, doing: string): ProcessError {
 export function permission(pid: number, doing: string, cap: string): ProcessError {
   const root = process.getuid?.() === 0;
   // Root is refused /proc/PID/* of a process that made itself non-dumpable only without CAP_SYS_PTRACE.
-  const hint = root ? `probe runs as root but lacks ${cap} (a container without --cap-add for it?)` : `run as root, or grant ${cap}`;
+  const hint = root ? `probe runs as root but lacks ${cap} (a container started without it?)` : `run as root, or grant ${cap}`;
   return new ProcessError(`permission denied ${doing} of process ${pid}: needs ${cap}`, pid, "permission", hint);
 }
 

@@ -1,22 +1,18 @@
 // Where tracefs is: its mount point, mounted at /sys/kernel/tracing when it is nowhere.
 import { existsSync, readFileSync } from "node:fs";
 import { mount } from "../ffi/libc.ts";
+import { selfMounts } from "../mounts.ts";
 import { ProbeError } from "../errors.ts";
 
 let cached: string | undefined;
 
 export function tracefsRoot(onNote?: (m: string) => void): string {
   if (cached) return cached;
-  let mounts: string[][] = [];
-  try {
-    mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
-  } catch {
-    // no procfs: try the usual place anyway
-  }
-  const tfs = mounts.find((f) => f[2] === "tracefs");
-  if (tfs) return (cached = tfs[1]!);
-  const dbg = mounts.find((f) => f[2] === "debugfs");
-  if (dbg && existsSync(`${dbg[1]}/tracing/trace_pipe`)) return (cached = `${dbg[1]}/tracing`);
+  const mounts = selfMounts();
+  const tfs = mounts.find((m) => m.fsType === "tracefs");
+  if (tfs) return (cached = tfs.target);
+  const dbg = mounts.find((m) => m.fsType === "debugfs");
+  if (dbg && existsSync(`${dbg.target}/tracing/trace_pipe`)) return (cached = `${dbg.target}/tracing`);
   try {
     mount("tracefs", "/sys/kernel/tracing", "tracefs");
   } catch (e) {

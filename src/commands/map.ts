@@ -6,6 +6,7 @@ import { libbpf } from "../../lib/ffi/libbpf.ts";
 import { closeFd, cstr, errno, describeErrno } from "../../lib/ffi/libc.ts";
 import { MapReader } from "../../lib/maps.ts";
 import type { MapInfo } from "../../lib/kernel/bpf.ts";
+import { fdKind } from "../../lib/kernel/abi.ts";
 import { MapFormatter, type JsonValue } from "../../lib/btf.ts";
 import { kernelView } from "../../lib/kernel-view.ts";
 import { ProbeError, UsageError } from "../errors.ts";
@@ -28,7 +29,7 @@ export function openMapRef(ref: string): number {
   if (ref.includes("/")) {
     const fd = L.bpf_obj_get(cstr(ref));
     if (fd < 0) throw new ProbeError(`cannot open pinned map ${ref}: ${describeErrno(errno())}`, "give a path under a bpf filesystem, e.g. /sys/fs/bpf/myapp/rcount");
-    if (readlinkSync(`/proc/self/fd/${fd}`) !== "anon_inode:bpf-map") {
+    if (fdKind(readlinkSync(`/proc/self/fd/${fd}`)) !== "map") {
       closeFd(fd);
       throw new ProbeError(`${ref} is a pinned BPF object but not a map`, "maps of a 'probe load --pin DIR' are DIR/<map name>");
     }

@@ -104,25 +104,6 @@ async function eventually(check: () => boolean, ms = 3000): Promise<boolean> {
   return check();
 }
 
-describe("attach specs and SEC names", () => {
-  test("PROG=KIND:TARGET:FUNCTION", () => {
-    expect(parseAttachSpec("entry_ssl_read=uprobe:libssl:SSL_read")).toMatchObject({ prog: "entry_ssl_read", kind: "uprobe", target: "libssl", func: "SSL_read" });
-    expect(parseAttachSpec("r=uretprobe:/usr/lib/x86_64-linux-gnu/libssl.so.3:SSL_read+0x4")).toMatchObject({ kind: "uretprobe", target: "/usr/lib/x86_64-linux-gnu/libssl.so.3", func: "SSL_read+0x4" });
-    expect(parseAttachSpec("t=tracepoint:sched:sched_switch")).toMatchObject({ kind: "tracepoint", target: "sched", func: "sched_switch" });
-    expect(() => parseAttachSpec("x=kprobe:foo:bar")).toThrow(/bad --attach/);
-    expect(() => parseAttachSpec("nospec")).toThrow(/bad --attach/);
-  });
-
-  test("libbpf SEC names", () => {
-    expect(parseSection("p", "uprobe/libssl.so.3:SSL_read")).toMatchObject({ kind: "uprobe", target: "libssl.so.3", func: "SSL_read" });
-    expect(parseSection("p", "uretprobe//usr/lib/x86_64-linux-gnu/libssl.so.3:SSL_read")).toMatchObject({ kind: "uretprobe", target: "/usr/lib/x86_64-linux-gnu/libssl.so.3", func: "SSL_read" });
-    expect(parseSection("p", "tracepoint/syscalls/sys_enter_openat")).toMatchObject({ kind: "tracepoint", target: "syscalls", func: "sys_enter_openat" });
-    expect(parseSection("p", "tp/sched/sched_switch")).toMatchObject({ kind: "tracepoint", target: "sched", func: "sched_switch" });
-    expect(parseSection("p", "uprobe")).toEqual({ prog: "p", kind: "uprobe", bare: true });
-    expect(parseSection("p", "xdp")).toBeUndefined();
-  });
-});
-
 describe("the SSL_read app (entry_ssl_read + ret_ssl_read sharing rcount) on the host's libssl", () => {
   test("library: rcount has N for the client's pid and N for 0xBEBECAFE; the kernel shows one uprobe and one uretprobe at SSL_read", async () => {
     const { cert, key } = testCert();

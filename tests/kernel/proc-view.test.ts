@@ -388,7 +388,7 @@ describe("probes attached in the container's view", () => {
 
   test("permission denied on the namespace names the capability", () => {
     const code = `
-      import * as ns from ${JSON.stringify(join(import.meta.dir, "../lib/namespaces.ts"))};
+      import { openInProcessView } from ${JSON.stringify(join(import.meta.dir, "../../lib/proc/view.ts"))};
       for (const method of ["openat2", "setns"]) {
         try { openInProcessView(${nginx.pid}, "/opt/ssl/libssl.so.3", { method }); console.log(method + ": opened"); }
         catch (e) { console.log(method + ": " + e.reason + ": " + e.message); }
@@ -400,8 +400,8 @@ describe("probes attached in the container's view", () => {
     };
     // Without ptrace rights, /proc/PID/root and /proc/PID/ns are closed to us.
     let out = withoutCaps("cap_sys_ptrace,cap_sys_admin,cap_dac_read_search");
-    expect(out).toContain(`openat2: permission: permission denied opening the root directory (/proc/PID/root) of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
-    expect(out).toContain(`setns: permission: permission denied opening the mount namespace (/proc/PID/ns/mnt) of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
+    expect(out).toContain(`openat2: permission: permission denied opening /proc/${nginx.pid}/root of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
+    expect(out).toContain(`setns: permission: permission denied opening /proc/${nginx.pid}/ns/mnt of process ${nginx.pid}: needs CAP_SYS_PTRACE`);
     // With them but without CAP_SYS_ADMIN: the root opens, entering the namespace does not.
     out = withoutCaps("cap_sys_admin");
     expect(out).toContain("openat2: opened");
