@@ -351,7 +351,14 @@ function fieldReader(f: TraceField): Reader {
 
 function text(rec: Uint8Array, start: number, end: number): string {
   let e = start;
-  while (e < end && rec[e] !== 0) e++;
+  let ascii = true;
+  for (; e < end; e++) {
+    const b = rec[e]!;
+    if (b === 0) break;
+    if (b >= 0x80) ascii = false;
+  }
+  // Most strings (comm, paths) are ASCII: far cheaper than a TextDecoder call per field.
+  if (ascii && e - start <= 4096) return String.fromCharCode.apply(null, rec.subarray(start, e) as unknown as number[]);
   return utf8.decode(rec.subarray(start, e));
 }
 
