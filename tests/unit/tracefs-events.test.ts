@@ -66,7 +66,7 @@ describe("available_events and globs", () => {
     expect(keys("raw_sys*")).toEqual([]);
     expect(keys("raw_sys*:*")).toEqual(["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"]);
     expect(keys("sys_enter")).toEqual(["raw_syscalls:sys_enter"]);
-    expect(keys("*_exit")).toEqual(["raw_syscalls:sys_exit", "kvm:kvm_exit"]);
+    expect(keys("*_exit")).toEqual(["sched:sched_process_exit", "raw_syscalls:sys_exit", "kvm:kvm_exit"]);
   });
 
   test("regex characters in patterns are literal", () => {
