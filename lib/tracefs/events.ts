@@ -71,7 +71,11 @@ export function parseAvailableEvents(text: string): EventId[] {
   return out;
 }
 
-function walkEvents(root: string): EventId[] {
+/**
+ * Every event directory under `root/events` (unsorted). Unlike available_events this includes
+ * the ftrace category's internal events (function, print...), which cannot be enabled.
+ */
+export function walkEvents(root: string): EventId[] {
   const dir = join(root, "events");
   let cats: string[];
   try {
