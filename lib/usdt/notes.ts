@@ -39,6 +39,12 @@ export interface UsdtSite {
   argsText: string;
   /** Parsed specs; a spec probe cannot fetch is an `unsupported` entry with the reason. */
   args: UsdtArg[];
+  /**
+   * Why this site cannot be probed (its address is in no loadable segment, its semaphore has no
+   * file bytes, an argument spec is malformed...), naming the file. When set, `offset` and
+   * `semaphoreOffset` are meaningless and `args` is empty.
+   */
+  error?: string;
 }
 
 /** All sites of one provider:name. */
@@ -109,8 +115,10 @@ export function groupUsdtSites(sites: readonly UsdtSite[]): UsdtProbe[] {
 }
 
 /**
- * Parses the bytes of a `.note.stapsdt` section. Notes of other owners or types are skipped;
- * anything malformed in a stapsdt note is a UsdtNoteError naming the file and the note's offset.
+ * Parses the bytes of a `.note.stapsdt` section. Notes of other owners or types are skipped. A
+ * note whose framing or strings are malformed is a UsdtNoteError naming the file and the note's
+ * offset (nothing after it can be trusted); a well-formed note whose addresses or argument specs
+ * do not fit the file gives a site with `error` set.
  */
 export function parseStapsdtNotes(data: Uint8Array, layout: NoteLayout): UsdtSite[] {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -148,14 +156,9 @@ function parseSite(
 ): UsdtSite {
   if (desc.length < 24 + 3) fail(noteOff, `descriptor of ${desc.length} bytes, too short for three addresses and three strings`);
   const dv = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
-  const addr = (at: number, what: string): number => {
-    const v = dv.getBigUint64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(noteOff, `${what} address 0x${v.toString(16)} is out of range`);
-    return Number(v);
-  };
-  const notePc = addr(0, "probe");
-  const noteBase = addr(8, ".stapsdt.base");
-  const noteSem = addr(16, "semaphore");
+  const rawPc = dv.getBigUint64(0, true);
+  const rawBase = dv.getBigUint64(8, true);
+  const rawSem = dv.getBigUint64(16, true);
   let pos = 24;
   const str = (what: string): string => {
     const limit = Math.min(desc.length, pos + MAX_STRING);
@@ -172,55 +175,65 @@ function parseSite(
   if (!isName(provider)) fail(noteOff, `provider name '${printable(provider)}' is not an identifier`);
   if (!isName(name)) fail(noteOff, `probe name '${printable(name)}' is not an identifier`);
 
+  // From here on a problem concerns this site only (a linker leaves notes of code it discarded
+  // with address 0): the site carries the error and the file's other probes stay usable.
+  const notePc = Number(rawPc);
+  const noteBase = Number(rawBase);
+  const noteSem = Number(rawSem);
+  const site: UsdtSite = {
+    provider, name, pc: notePc, offset: 0, base: noteBase, semaphore: 0, semaphoreOffset: 0, semaphoreSection: "",
+    note: { pc: notePc, base: noteBase, semaphore: noteSem }, argsText, args: [],
+  };
+  const problem = (what: string): UsdtSite => ({
+    ...site,
+    error: `${layout.path}: USDT probe ${provider}:${name} (note at offset ${noteOff} of .note.stapsdt) ${what}`,
+  });
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  if (rawPc > max || rawBase > max || rawSem > max) return problem(`has an out-of-range address (pc 0x${rawPc.toString(16)}, base 0x${rawBase.toString(16)}, semaphore 0x${rawSem.toString(16)})`);
+
   // Without a .stapsdt.base section (or a base in the note) there is nothing to adjust by.
   const delta = base && noteBase ? base.addr - noteBase : 0;
   const pc = notePc + delta;
-  const where = `${provider}:${name} at 0x${pc.toString(16)}`;
+  site.pc = pc;
+  const at = `at 0x${pc.toString(16)}`;
   const seg = loadSegment(layout.segments, pc);
-  if (!seg) fail(noteOff, `${where} is in no loadable segment`);
-  if (!(seg.flags & PF_X)) fail(noteOff, `${where} is in a segment that is not executable`);
-  if (pc >= seg.vaddr + seg.filesz) fail(noteOff, `${where} has no bytes in the file`);
-  const offset = pc - seg.vaddr + seg.offset;
+  if (!seg) return problem(`${at} is in no loadable segment`);
+  if (!(seg.flags & PF_X)) return problem(`${at} is in a segment that is not executable`);
+  if (pc >= seg.vaddr + seg.filesz) return problem(`${at} has no bytes in the file`);
+  site.offset = pc - seg.vaddr + seg.offset;
 
-  let semaphore = 0;
-  let semaphoreOffset = 0;
-  let semaphoreSection = "";
   if (noteSem) {
-    semaphore = noteSem + delta;
+    const semaphore = noteSem + delta;
+    const sat = `has its semaphore at 0x${semaphore.toString(16)}`;
     const sseg = loadSegment(layout.segments, semaphore);
-    if (!sseg) fail(noteOff, `semaphore of ${provider}:${name} at 0x${semaphore.toString(16)} is in no loadable segment`);
-    if (semaphore + 2 > sseg.vaddr + sseg.filesz) {
-      fail(noteOff, `semaphore of ${provider}:${name} at 0x${semaphore.toString(16)} has no bytes in the file (the kernel counts through a file mapping)`);
-    }
-    if (!(sseg.flags & PF_W)) fail(noteOff, `semaphore of ${provider}:${name} at 0x${semaphore.toString(16)} is in a read-only segment`);
-    semaphoreOffset = semaphore - sseg.vaddr + sseg.offset;
-    semaphoreSection = sectionAt(layout.sections, semaphore)?.name ?? "";
+    if (!sseg) return problem(`${sat}, in no loadable segment`);
+    // The kernel counts through a file mapping of the semaphore: it needs bytes in the file.
+    if (semaphore + 2 > sseg.vaddr + sseg.filesz) return problem(`${sat}, which has no bytes in the file`);
+    if (!(sseg.flags & PF_W)) return problem(`${sat}, in a read-only segment`);
+    site.semaphore = semaphore;
+    site.semaphoreOffset = semaphore - sseg.vaddr + sseg.offset;
+    site.semaphoreSection = sectionAt(layout.sections, semaphore)?.name ?? "";
   }
 
-  let args: UsdtArg[];
   try {
-    args = parseUsdtArgs(argsText, {
-      pc,
-      symbolAddress: layout.symbolAddress,
-      fixedAddresses: layout.type === ET.EXEC,
-    });
+    site.args = parseUsdtArgs(argsText, { pc, symbolAddress: layout.symbolAddress, fixedAddresses: layout.type === ET.EXEC });
   } catch (e) {
-    if (e instanceof UsdtArgError) fail(noteOff, `${provider}:${name}: ${e.message}`);
+    if (e instanceof UsdtArgError) return problem(`has a malformed argument: ${e.message}`);
     throw e;
   }
-  return {
-    provider,
-    name,
-    pc,
-    offset,
-    base: noteBase,
-    semaphore,
-    semaphoreOffset,
-    semaphoreSection,
-    note: { pc: notePc, base: noteBase, semaphore: noteSem },
-    argsText,
-    args,
-  };
+  return site;
+}
+
+/**
+ * Throws the first site error of `probe` (see UsdtSite.error), so that a probe is attached at all
+ * of its sites or not at all.
+ */
+export function assertAttachable(probe: UsdtProbe): void {
+  const bad = probe.sites.filter((s) => s.error);
+  if (bad.length) {
+    const more = bad.length > 1 ? ` (and ${bad.length - 1} more of its ${probe.sites.length} sites)` : "";
+    throw new UsdtNoteError(`${bad[0]!.error}${more}`);
+  }
 }
 
 /** The one `.stapsdt.base` section, if the file has it (allocated, so it has an address). */

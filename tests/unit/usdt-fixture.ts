@@ -1,6 +1,7 @@
 // Shared by the USDT tests: the fixture programs (tests/fixtures/usdt, built once per source
 // change under tests/.work), readelf's view of their notes, and gdb driven command by command.
 import { existsSync, openSync, statSync, closeSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { ElfFile } from "../../lib/elf.ts";
 import { readUsdtSites, type UsdtSite } from "../../lib/usdt/notes.ts";
@@ -89,14 +90,15 @@ export class Gdb {
   private buf = "";
   private waiters: (() => void)[] = [];
   private ended = false;
-  private readonly proc;
+  private readonly proc: Subprocess<"pipe", "pipe", "pipe">;
   private static readonly MARK = "@@probe-test-done@@";
 
   constructor(program: string) {
-    this.proc = Bun.spawn(["sh", "-c", 'exec gdb -q -nx -nh --args "$0" 2>&1', program], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(["sh", "-c", 'exec gdb -q -nx -nh --args "$0" 2>&1', program], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    this.proc = proc;
     void (async () => {
       const dec = new TextDecoder();
-      for await (const chunk of this.proc.stdout) {
+      for await (const chunk of proc.stdout) {
         this.buf += dec.decode(chunk, { stream: true });
         const w = this.waiters;
         this.waiters = [];

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { closeSync, copyFileSync, existsSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ElfFile, type Section, type Segment } from "../../lib/elf.ts";
-import { findUsdtProbe, groupUsdtSites, parseStapsdtNotes, readUsdtProbes, readUsdtSites, UsdtNoteError, type NoteLayout } from "../../lib/usdt/notes.ts";
+import { assertAttachable, findUsdtProbe, groupUsdtSites, parseStapsdtNotes, readUsdtProbes, readUsdtSites, UsdtNoteError, type NoteLayout } from "../../lib/usdt/notes.ts";
 import { WORK } from "../helpers.ts";
 import { FIXTURE_NAMES, readelfNotes, sitesOf, usdtFixture } from "./usdt-fixture.ts";
 
@@ -40,6 +40,7 @@ function checkAgainstReadelf(path: string): void {
     const base = elf.section(".stapsdt.base");
     const probes = elf.section(".probes");
     for (const s of sites) {
+      expect(s.error).toBeUndefined();
       // Not prelinked: the recorded base is the section's address, so nothing moved.
       if (base) expect(s.base).toBe(base.addr);
       expect(s.pc).toBe(s.note.pc);
@@ -235,6 +236,7 @@ describe("malformed notes", () => {
     const r = rng(20260501);
     let errors = 0;
     let parsed = 0;
+    let siteErrors = 0;
     const t0 = performance.now();
     try {
       for (let i = 0; i < 1500; i++) {
@@ -244,6 +246,11 @@ describe("malformed notes", () => {
           const sites = parseStapsdtNotes(d, src.layout);
           parsed++;
           for (const s of sites) {
+            if (s.error) {
+              expect(s.error.startsWith(`${src.layout.path}: `)).toBe(true);
+              siteErrors++;
+              continue;
+            }
             expect(Number.isSafeInteger(s.offset)).toBe(true);
             expect(s.offset).toBeGreaterThanOrEqual(0);
           }
@@ -258,22 +265,37 @@ describe("malformed notes", () => {
     }
     expect(errors).toBeGreaterThan(300);
     expect(parsed).toBeGreaterThan(100);
+    expect(siteErrors).toBeGreaterThan(50);
     expect(performance.now() - t0).toBeLessThan(20000);
   });
 
-  test("layouts that contradict the notes", () => {
+  test("layouts that contradict the notes: the sites carry the error, the probe refuses to attach", () => {
     const src = layoutOf(usdtFixture("usdt-O2").path);
     try {
       const bad = (what: Partial<NoteLayout>, re: RegExp) => {
-        expect(() => parseStapsdtNotes(src.data, { ...src.layout, ...what })).toThrow(re);
+        const sites = parseStapsdtNotes(src.data, { ...src.layout, ...what });
+        const broken = sites.filter((s) => s.error);
+        expect(broken.length, String(re)).toBeGreaterThan(0);
+        for (const s of broken) {
+          expect(s.error!).toMatch(re);
+          expect(s.error!.startsWith(`${src.layout.path}: USDT probe ${s.provider}:${s.name} `)).toBe(true);
+        }
+        const probe = groupUsdtSites(sites).find((p) => p.sites.some((s) => s.error))!;
+        expect(() => assertAttachable(probe)).toThrow(UsdtNoteError);
       };
       // Code in no segment, in a non-executable one, semaphore in a read-only one or past the file.
       bad({ segments: [] }, /no loadable segment/);
       bad({ segments: src.layout.segments.map((s) => ({ ...s, flags: s.flags & ~1 })) }, /not executable/);
-      bad({ segments: src.layout.segments.map((s) => ({ ...s, flags: s.flags & ~2 })) }, /read-only segment/);
+      bad({ segments: src.layout.segments.map((s) => ({ ...s, flags: s.flags & ~2 })) }, /semaphore at 0x[0-9a-f]+, in a read-only segment/);
       bad({ segments: src.layout.segments.map((s): Segment => (s.flags & 2 ? { ...s, filesz: 0 } : s)) }, /no bytes in the file/);
       // A .stapsdt.base moved far away: every pc leaves the code.
       bad({ sections: src.layout.sections.map((s): Section => (s.name === ".stapsdt.base" ? { ...s, addr: s.addr + 0x7000_0000 } : s)) }, /no loadable segment/);
+      // A note of discarded code (address 0, as linkers leave them): only that site is unusable.
+      const d = src.data.slice();
+      new DataView(d.buffer).setBigUint64(20, 0n, true);
+      const sites = parseStapsdtNotes(d, src.layout);
+      expect(sites[0]!.error).toMatch(/at 0x0 is in (no loadable segment|a segment that is not executable)/);
+      expect(sites.slice(1).every((s) => !s.error)).toBe(true);
     } finally {
       src.close();
     }
