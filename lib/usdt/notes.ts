@@ -255,7 +255,13 @@ function symbolLookup(elf: ElfFile): (name: string) => number | undefined {
   return (name) => {
     if (!map) {
       map = new Map();
-      for (const s of elf.symbols()) {
+      let symbols: ReturnType<ElfFile["symbols"]> = [];
+      try {
+        symbols = elf.symbols();
+      } catch {
+        // A corrupt symbol table: symbolic operands become unsupported arguments, nothing worse.
+      }
+      for (const s of symbols) {
         if (s.shndx === SHN_UNDEF || s.type === STT.SECTION || s.type === STT.FILE) continue;
         if (!map.has(s.name)) map.set(s.name, s.value);
       }
