@@ -396,7 +396,7 @@ export function flattenArg(arg: UsdtArg): FlatArg {
   const none = { reg: -1, width: 8 as ArgSize, shift: 0 as const, index: -1, scale: 1 as ArgSize };
   switch (arg.kind) {
     case "constant":
-      return { kind: ARG_CONST, size: arg.size, signed: arg.signed, ...none, offset: arg.value };
+      return { kind: ARG_CONST, size: arg.size, signed: arg.signed, ...none, offset: BigInt.asIntN(64, arg.value) };
     case "register":
       return { kind: ARG_REG, size: arg.size, signed: arg.signed, ...none, reg: arg.reg.index, width: arg.reg.width, shift: arg.reg.shift, offset: 0n };
     case "memory":

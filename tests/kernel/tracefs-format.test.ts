@@ -3,7 +3,7 @@
 // `bpftrace -l` lists; and real records, read raw from a private tracefs instance's ring buffer
 // while a child process execs, opens files and exits, decode to the values the kernel's own
 // `trace` text shows for the same records.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eventKey, listEvents, matchEvents, readEventFormat, walkEvents, type EventId } from "../../lib/tracefs/events.ts";
@@ -53,7 +53,7 @@ describe("every event's format", () => {
       fields += raw.length;
     }
     console.log(`${events.length} events, ${fields} fields parsed in ${(performance.now() - t0).toFixed(0)} ms`);
-  });
+  }, 60000);
 
   test("the named events: syscalls sys_enter_openat/sys_exit_openat, sched_process_exec/exit", () => {
     requireTracefs();
@@ -108,7 +108,7 @@ describe("against bpftrace", () => {
         const fmt = readEventFormat(ROOT, e);
         expect(fmt.fields.filter((f) => !f.common).map(declOf), eventKey(e)).toEqual(theirs.get(eventKey(e))!);
       }
-    });
+    }, 60000);
   }
 
   test("globs select what bpftrace -l lists, and what Python's fnmatch selects", () => {
@@ -130,13 +130,16 @@ for p in json.loads(sys.argv[2]):
     out[p] = sorted(e for e in events if fnmatch.fnmatchcase(e.split(":", 1)[0], c) and fnmatch.fnmatchcase(e.split(":", 1)[1], n))
 print(json.dumps(out))
 `, join(ROOT, "available_events"), JSON.stringify(patterns)], { stdout: "pipe", stderr: "pipe" });
+
+// Builds fixtures and runs readelf/bpftrace/gdb: slow on a loaded machine.
+setDefaultTimeout(60000);
     if (py.exitCode !== 0) throw new Error(`python3 fnmatch reference failed: ${py.stderr}`);
     const ref = JSON.parse(py.stdout.toString()) as Record<string, string[]>;
     for (const p of patterns) {
       expect(ref[p]!.length, p).toBeGreaterThan(0);
       expect(matchEvents(p, events).map(eventKey).sort(), p).toEqual(ref[p]!);
     }
-  });
+  }, 60000);
 });
 
 /** One ring-buffer sub-buffer (page) of trace_pipe_raw: the event payloads it holds. */

@@ -1,11 +1,14 @@
 // The built-in table of documented probe arguments against the notes of the real binaries that
 // carry those probes: same argument count, and sizes that fit the documented types (pointers and
 // strings 8 bytes, lengths and ints at most 8, booleans of any size).
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
 import { argNames, KNOWN_PROBES, knownProbe } from "../../lib/usdt/known.ts";
 import { readUsdtProbes, type UsdtProbe } from "../../lib/usdt/notes.ts";
+
+// Builds fixtures and runs readelf/bpftrace/gdb: slow on a loaded machine.
+setDefaultTimeout(60000);
 
 function probesOf(path: string): UsdtProbe[] {
   const fd = openSync(path, "r");

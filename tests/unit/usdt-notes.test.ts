@@ -3,13 +3,16 @@
 // libpython3.11, libstdc++, OpenJDK's libjvm when installed); file offsets checked against the
 // bytes there (every site is sdt.h's one-byte nop) and semaphores against the .probes section.
 // Then malformed notes: over a thousand seeded mutations give UsdtNoteErrors, never raw errors.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, copyFileSync, existsSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ElfFile, type Section, type Segment } from "../../lib/elf.ts";
 import { assertAttachable, findUsdtProbe, groupUsdtSites, parseStapsdtNotes, readUsdtProbes, readUsdtSites, UsdtNoteError, type NoteLayout } from "../../lib/usdt/notes.ts";
 import { WORK } from "../helpers.ts";
 import { FIXTURE_NAMES, readelfNotes, sitesOf, usdtFixture } from "./usdt-fixture.ts";
+
+// Builds fixtures and runs readelf/bpftrace/gdb: slow on a loaded machine.
+setDefaultTimeout(60000);
 
 const SYSTEM: string[] = [
   "/usr/bin/python3.11",
