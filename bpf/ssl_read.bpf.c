@@ -1,6 +1,7 @@
 // `probe ssl-read`: per-process SSL_read/SSL_read_ex calls, returns, bytes and errors, and a
 // per-thread check that every return was preceded by its entry.
 #include "common.h"
+#include "filter.h"
 #include "ssl_read.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -40,10 +41,10 @@ static __always_inline struct ssl_stats *stats_for(__u32 tgid)
 
 /* The stats of the calling process, or NULL when it is not the one being traced. The return
  * program filters too: the kernel's return path ignores the perf PID filter. */
-static __always_inline struct ssl_stats *traced(__u64 id)
+static __always_inline struct ssl_stats *stats_if_traced(__u64 id)
 {
 	__u32 tgid = id >> 32;
-	if (cfg.target_tgid && tgid != cfg.target_tgid)
+	if (!traced(&cfg.filter, tgid))
 		return 0;
 	return stats_for(tgid);
 }
@@ -52,7 +53,7 @@ SEC("uprobe")
 int ssl_read_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_stats *s = traced(id);
+	struct ssl_stats *s = stats_if_traced(id);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->calls, 1);
@@ -70,7 +71,7 @@ SEC("uprobe")
 int ssl_read_return(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_stats *s = traced(id);
+	struct ssl_stats *s = stats_if_traced(id);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->returns, 1);

@@ -1,10 +1,10 @@
 /* Layouts shared by ssl_read.bpf.c and lib/layouts.ts. */
 #ifndef PROBE_SSL_READ_H
 #define PROBE_SSL_READ_H
+#include "proc_filter.h"
 
 struct ssl_config {
-	__u32 target_tgid;   /* 0: every process */
-	__u32 pad;
+	struct proc_filter filter;  /* first in every program's config: the session writes it */
 };
 
 enum ssl_func { SSL_FN_READ = 0, SSL_FN_READ_EX = 1 };

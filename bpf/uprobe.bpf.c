@@ -1,5 +1,6 @@
 // Generic entry/return probe behind `probe uprobe`: streams calls and returns, or counts them.
 #include "common.h"
+#include "filter.h"
 #include "uprobe.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -109,7 +110,7 @@ int probe_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	if (cfg.target_tgid && tgid != cfg.target_tgid)
+	if (!traced(&cfg.filter, tgid))
 		return 0;
 	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
 	 * branches on .rodata constants). */
@@ -163,7 +164,7 @@ int probe_return(struct pt_regs *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	/* The kernel's return path ignores the perf PID filter: filter here as well. */
-	if (cfg.target_tgid && tgid != cfg.target_tgid)
+	if (!traced(&cfg.filter, tgid))
 		return 0;
 	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
 	 * branches on .rodata constants). */

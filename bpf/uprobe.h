@@ -1,13 +1,15 @@
 /* Layouts shared by uprobe.bpf.c and lib/layouts.ts; tests/layouts.test.ts checks they agree. */
 #ifndef PROBE_UPROBE_H
 #define PROBE_UPROBE_H
+#include "proc_filter.h"
 
 struct uprobe_config {
-	__u32 target_tgid;   /* 0: every process */
+	struct proc_filter filter;  /* first in every program's config: the session writes it */
 	__u8 emit_events;    /* stream call/return records to the ring buffer */
 	__u8 count_calls;    /* keep per-process counts in `counts` */
 	__u8 track_latency;  /* remember entry time per thread for return latency */
 	__u8 go_abi;         /* arguments and results in Go's register ABI; pair by goroutine */
+	__u32 pad;
 };
 
 enum event_kind { EV_CALL = 1, EV_RETURN = 2 };

@@ -1,20 +1,26 @@
 // Loading probe's own embedded programs for a given attach mode, with their config written first.
 import { BpfObject } from "./object.ts";
 import { embeddedObject } from "./embedded.ts";
-import { BPF_ATTACH } from "./kernel/abi.ts";
+import { libbpf } from "./ffi/libbpf.ts";
+import { BPF_ATTACH, BPF_PROG_TYPE } from "./kernel/abi.ts";
 import type { AttachMode } from "./uprobe.ts";
 
+/** The process filter's own programs (bpf/filter.h): loaded only when children are followed. */
+const FILTER_PROGRAMS = ["filter_fork", "filter_exit"];
+
 /**
- * Opens an embedded object, writes `config` at the start of its .rodata, and loads it.
- * A program serves one attach mode: uprobe_multi programs are refused by perf-event links and
- * the other way round, so the mode is fixed before load.
+ * Opens an embedded object, writes `config` at the start of its .rodata, and loads the programs
+ * named in `only` (default: all), and the process filter's own programs only when asked. A uprobe program serves one attach mode:
+ * uprobe_multi programs are refused by perf-event links and the other way round, so the mode is
+ * fixed before load.
  */
-export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[]): BpfObject {
+export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[], withFilterPrograms = false): BpfObject {
   const obj = BpfObject.fromBytes(embeddedObject(name), name);
   try {
     for (const p of obj.programs()) {
-      if (only && !only.includes(p.name)) obj.setAutoload(p, false);
-      else if (mode === "multi") obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
+      const wanted = FILTER_PROGRAMS.includes(p.name) ? withFilterPrograms : !only || only.includes(p.name);
+      if (!wanted) obj.setAutoload(p, false);
+      else if (mode === "multi" && libbpf().bpf_program__type(p.handle) === BPF_PROG_TYPE.KPROBE) obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
     }
     obj.setGlobalData(".rodata", 0, config);
     obj.load();

@@ -8,7 +8,8 @@ import type { AttachMode } from "../lib/uprobe.ts";
 export function processOptions(cmd: Command, what: string): Command {
   return cmd
     .option("-p, --pid <pid>", `Only this process (host PID); ${what} is looked up in its view (its mappings, its root)`)
-    .option("-c, --container <name>", "Only the processes of this container (docker, podman, containerd); its files are looked up in its main process's view")
+    .option("-c, --container <name>", "Only the processes of this container (all of them: docker, podman, containerd); files as its main process sees them")
+    .option("--children", "With -p: the process's descendants too, those started later included")
     .option("--any-process", "With -p/-c: every process using the same file (all containers sharing the image layer)")
     .option("--wait", `Wait (until Ctrl-C) for the process to map ${what}, or for the container to run`);
 }

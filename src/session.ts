@@ -11,6 +11,9 @@ import { Scope, type Closable } from "../lib/scope.ts";
 import { missingTracingCaps } from "../lib/caps.ts";
 import { bestAttachMode, attachUprobe, AttachError, type AttachMode, type ProbePoint, type UprobeLink } from "../lib/uprobe.ts";
 import { loadEmbedded } from "../lib/programs.ts";
+import { rawTracepointOpen } from "../lib/kernel/bpf.ts";
+import { closeFd } from "../lib/ffi/libc.ts";
+import { PROC_FILTER } from "../lib/layouts.ts";
 import type { BpfObject } from "../lib/object.ts";
 import { MapReader } from "../lib/maps.ts";
 import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../lib/proc/target.ts";
@@ -22,6 +25,7 @@ export interface SessionOptions {
   pid?: unknown;
   container?: unknown;
   anyProcess?: boolean;
+  children?: boolean;
   wait?: boolean;
   duration?: unknown;
   interval?: unknown;
@@ -105,9 +109,19 @@ export class Session implements Closable {
     return this.filter.label;
   }
 
-  /** The PID the programs filter on (host PID), 0 for every process. */
-  get targetTgid(): number {
-    return this.filter.pid ?? 0;
+  /**
+   * A config for one of probe's programs, `size` bytes, with the process filter (the first
+   * member of every program's config, bpf/proc_filter.h) already written.
+   */
+  config(size: number): { bytes: Uint8Array; view: DataView } {
+    const bytes = new Uint8Array(size);
+    const view = new DataView(bytes.buffer);
+    const f = this.filter.bpf;
+    view.setUint32(PROC_FILTER.tgid, f.tgid ?? 0, true);
+    view.setUint8(PROC_FILTER.use_tgids, f.tgids ? 1 : 0);
+    view.setUint8(PROC_FILTER.use_pidns, f.pidns ? 1 : 0);
+    view.setUint8(PROC_FILTER.follow_forks, f.followForks ? 1 : 0);
+    return { bytes, view };
   }
 
   get modeName(): string {
@@ -143,9 +157,29 @@ export class Session implements Closable {
     return this.scope.add(openHostFile(path));
   }
 
-  /** Loads one of probe's embedded objects with its config, for this session's attach mode. */
+  /**
+   * Loads one of probe's embedded objects with its config (see config()), for this session's
+   * attach mode, and sets up its process filter: the processes and namespaces to trace, and the
+   * fork and exit tracepoints that keep a process's descendants in the set.
+   */
   load(name: string, config: Uint8Array, only?: string[]): BpfObject {
-    return this.scope.add(loadEmbedded(name, this.mode, config, only));
+    const f = this.filter.bpf;
+    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks));
+    const one = new Uint8Array([1]);
+    if (f.tgids) {
+      const m = new MapReader(obj.mapFd("filter_tgids"));
+      for (const t of f.tgids) m.update(u32(t), one);
+    }
+    if (f.pidns) {
+      const m = new MapReader(obj.mapFd("filter_pidns"));
+      for (const ns of f.pidns) m.update(u32(ns.inum), u32(ns.level));
+    }
+    if (f.followForks) {
+      for (const [prog, tp] of [["filter_fork", "sched_process_fork"], ["filter_exit", "sched_process_exit"]] as const) {
+        this.scope.add(new FdOwner(rawTracepointOpen(tp, obj.progFd(prog))));
+      }
+    }
+    return obj;
   }
 
   /** Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals explained. */
@@ -247,7 +281,7 @@ export class Session implements Closable {
       if (this.lossCounters.length) every(Math.min(1000, this.intervalSec * 1000), () => this.checkLosses(false));
       hooks.until?.finally(() => stop("done"));
       if (this.durationSec > 0) cancels.push(longTimeout(this.durationSec * 1000, () => stop("duration")));
-      const proc = this.filter.pid !== undefined ? this.filter.proc : undefined;
+      const proc = this.filter.watchExit ? this.filter.proc : undefined;
       if (proc) {
         every(100, () => {
           if (!proc.watch.exited()) return;
@@ -267,6 +301,19 @@ export class Session implements Closable {
     } finally {
       this.scope.close();
     }
+  }
+}
+
+function u32(n: number): Uint8Array {
+  return new Uint8Array(new Uint32Array([n]).buffer);
+}
+
+/** A kernel object held by an fd only (a raw tracepoint attachment): closing the fd detaches it. */
+class FdOwner implements Closable {
+  constructor(private fd: number) {}
+  close(): void {
+    closeFd(this.fd);
+    this.fd = -1;
   }
 }
 

@@ -5,7 +5,7 @@ import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parsePid } from "./options.ts";
 import { containerPid, ContainerError, type ContainerPid } from "../lib/containers.ts";
-import { nsPids, processExists, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type ProcessIdentity } from "../lib/proc/identity.ts";
+import { nsPids, pidNamespace, processExists, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type PidNamespace, type ProcessIdentity } from "../lib/proc/identity.ts";
 
 /** The process a command traces: its host PID, its PID at every namespace level, its identity. */
 export class TargetProcess {
@@ -124,14 +124,29 @@ function withHint(e: unknown, extra: string): unknown {
   return e;
 }
 
-/** Which processes a tracing command counts, from --pid / --container / --any-process. */
+/** What the programs' process filter (bpf/filter.h) is set to. */
+export interface FilterSpec {
+  /** One process, by host tgid. */
+  tgid?: number;
+  /** A set of processes (seeded; with followForks, their children join). */
+  tgids?: number[];
+  followForks?: boolean;
+  /** Every process of these PID namespaces (containers). */
+  pidns?: PidNamespace[];
+}
+
+/** Which processes a tracing command counts, from --pid / --container / --children / --any-process. */
 export interface ProcessFilter {
-  /** The process that says which file to probe (and, unless --any-process, the only one traced). */
+  /** The process that says which file to probe (a container's main process for --container). */
   proc?: TargetProcess;
-  /** For the BPF programs' tgid filter and watching for exit; undefined: every process. */
+  /** One process only: its host PID (the programs' tgid filter); undefined for a container or every process. */
   pid?: number;
   /** For the kernel's own filter on the link (see TargetProcess.kernelPid). */
   kernelPid?: number;
+  /** For the programs. */
+  bpf: FilterSpec;
+  /** Stop when `proc` exits (its container stopped, or the one process traced is gone). */
+  watchExit: boolean;
   /** ", pid 6575 (container pid 1)" for the "Tracing ..." line; "" without a process. */
   label: string;
 }
@@ -143,12 +158,21 @@ export interface ProcessFilter {
  * covers the time before attaching, and a PID never comes back (for a restarted container, run
  * probe again with --container NAME --wait).
  */
-export async function processFilter(o: { pid?: unknown; container?: unknown; wait?: boolean; anyProcess?: boolean }): Promise<ProcessFilter> {
+export async function processFilter(o: { pid?: unknown; container?: unknown; wait?: boolean; anyProcess?: boolean; children?: boolean }): Promise<ProcessFilter> {
   const proc = await targetProcess(o);
   if (!proc) {
     if (o.anyProcess) throw new UsageError("--any-process goes with --pid or --container (the process that says which file)");
-    return { label: "" };
+    if (o.children) throw new UsageError("--children goes with --pid (the process whose descendants to trace)");
+    return { bpf: {}, watchExit: false, label: "" };
   }
-  if (o.anyProcess) return { proc, label: `, ${proc.label} and every process using that file` };
-  return { proc, pid: proc.pid, kernelPid: proc.kernelPid, label: `, ${proc.label}` };
+  if (o.anyProcess) return { proc, bpf: {}, watchExit: false, label: `, ${proc.label} and every process using that file` };
+  if (proc.container) {
+    if (o.children) throw new UsageError("--children goes with --pid: a container is all of its processes already");
+    const ns = pidNamespace(proc.pid);
+    // A container on the host itself (no PID namespace of its own) is its main process only.
+    if (ns.level === 0) return { proc, pid: proc.pid, kernelPid: proc.kernelPid, bpf: { tgid: proc.pid }, watchExit: true, label: `, ${proc.label}` };
+    return { proc, bpf: { pidns: [ns] }, watchExit: true, label: `, ${proc.label} and every other process of container ${proc.container.name}` };
+  }
+  if (o.children) return { proc, bpf: { tgids: [proc.pid], followForks: true }, watchExit: true, label: `, ${proc.label} and its descendants` };
+  return { proc, pid: proc.pid, kernelPid: proc.kernelPid, bpf: { tgid: proc.pid }, watchExit: true, label: `, ${proc.label}` };
 }

@@ -2,7 +2,7 @@
 // the byte layouts of the structs it builds or reads (include/uapi/linux/bpf.h of 6.6+ and
 // perf_event.h). tests/kernel/abi.test.ts checks every offset against the running kernel's BTF.
 
-export const BPF_CMD = { PROG_LOAD: 5, OBJ_GET_INFO_BY_FD: 15, LINK_CREATE: 28 } as const;
+export const BPF_CMD = { PROG_LOAD: 5, OBJ_GET_INFO_BY_FD: 15, RAW_TRACEPOINT_OPEN: 17, LINK_CREATE: 28 } as const;
 export const BPF_PROG_TYPE = { KPROBE: 2, TRACEPOINT: 5, PERF_EVENT: 7, RAW_TRACEPOINT: 17 } as const;
 export const BPF_ATTACH = { PERF_EVENT: 41, TRACE_KPROBE_MULTI: 42, TRACE_UPROBE_MULTI: 48 } as const;
 export const BPF_F_UPROBE_MULTI_RETURN = 1;
@@ -38,6 +38,9 @@ export const PERF_EVENT_KIND: Record<number, string> = { 1: "uprobe", 2: "uretpr
 export const TASK_FD_KIND: Record<number, string> = { 0: "raw_tracepoint", 1: "tracepoint", 2: "kprobe", 3: "kretprobe", 4: "uprobe", 5: "uretprobe" };
 
 // ---- union bpf_attr ----
+
+/** bpf_attr.raw_tracepoint (BPF_RAW_TRACEPOINT_OPEN). */
+export const RAW_TRACEPOINT_ATTR = { size: 16, name: 0, prog_fd: 8 } as const;
 
 /** bpf_attr for BPF_PROG_LOAD (the fields a feature probe sets). */
 export const PROG_LOAD_ATTR = { size: 128, prog_type: 0, insn_cnt: 4, insns: 8, license: 16, expected_attach_type: 68 } as const;

@@ -5,6 +5,7 @@ import { libbpf } from "../ffi/libbpf.ts";
 import {
   BPF_ATTACH, BPF_CMD, BPF_F_UPROBE_MULTI_RETURN, BPF_PROG_TYPE, LINK_CREATE_ATTR as LC, LINK_INFO as LI, LINK_TYPE_NAME,
   MAP_INFO as MI, MAP_TYPE_NAME, OBJ_NAME_LEN, PERF_EVENT_KIND, PROG_INFO as PI, PROG_LOAD_ATTR as PL, PROG_TYPE_NAME, TASK_FD_KIND,
+  RAW_TRACEPOINT_ATTR as RT,
 } from "./abi.ts";
 
 function bpf(cmd: number, attr: Uint8Array): number {
@@ -59,6 +60,18 @@ export function linkCreatePerfEvent(progFd: number, perfFd: number, cookie: bigi
   v.setBigUint64(LC.perf_event.bpf_cookie, cookie, true);
   const fd = bpf(BPF_CMD.LINK_CREATE, attr);
   if (fd < 0) throw new OsError("bpf(LINK_CREATE perf_event)", -fd);
+  return fd;
+}
+
+/** Attaches a raw tracepoint program (`raw_tp/NAME`); the returned fd is the attachment. */
+export function rawTracepointOpen(name: string, progFd: number): number {
+  const nameBuf = cstr(name);
+  const attr = new Uint8Array(RT.size);
+  const v = new DataView(attr.buffer);
+  v.setBigUint64(RT.name, BigInt(ptr(nameBuf)), true);
+  v.setUint32(RT.prog_fd, progFd, true);
+  const fd = bpf(BPF_CMD.RAW_TRACEPOINT_OPEN, attr);
+  if (fd < 0) throw new OsError("bpf(RAW_TRACEPOINT_OPEN)", -fd, name);
   return fd;
 }
 

@@ -1,7 +1,7 @@
 // A process by identity, not by number: its PID, its start time, and (where our /proc is our own
 // PID namespace's) a pidfd. A PID can be handed to another process once its owner exits; the start
 // time changes then, and a pidfd keeps pointing at the exited process.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { closeFd, readableNow, syscallErr, SYS, OsError } from "../ffi/libc.ts";
 import { ProbeError } from "../errors.ts";
 
@@ -175,6 +175,24 @@ export function nsPids(pid: number): number[] {
   const m = /^NSpid:\s*(.*)$/m.exec(status);
   // Kernels before 4.1 have no NSpid: one level.
   return m ? m[1]!.trim().split(/\s+/).map(Number) : [pid];
+}
+
+export interface PidNamespace {
+  /** Inode number of /proc/PID/ns/pid: what the kernel calls the namespace's inum. */
+  inum: number;
+  /** Depth below the namespace /proc shows (the initial one, normally). */
+  level: number;
+}
+
+/** The PID namespace a process lives in (a container's, for its processes). */
+export function pidNamespace(pid: number): PidNamespace {
+  let inum: number;
+  try {
+    inum = statSync(`/proc/${pid}/ns/pid`).ino;
+  } catch (e) {
+    throw procErrno(pid, errnoOf(e), `reading /proc/${pid}/ns/pid`);
+  }
+  return { inum, level: nsPids(pid).length - 1 };
 }
 
 /** The command name of a process ("?" once it is gone). */

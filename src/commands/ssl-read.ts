@@ -36,9 +36,7 @@ export interface SslReadHooks {
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
   return withSession(o, async (s) => {
     const libs = await openLibssl(s, o.lib, o.wait);
-    const cfg = new Uint8Array(SSL_CONFIG.size);
-    new DataView(cfg.buffer).setUint32(SSL_CONFIG.target_tgid, s.targetTgid, true);
-    const obj = s.load("ssl_read", cfg);
+    const obj = s.load("ssl_read", s.config(SSL_CONFIG.size).bytes);
 
     const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
     for (const lib of libs) {

@@ -32,9 +32,7 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     const plan = planProbes(t.elf, [fn], { ret: o.ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
     const names = plan.functions.map((f) => f.name);
 
-    const cfg = new Uint8Array(UPROBE_CONFIG.size);
-    const cv = new DataView(cfg.buffer);
-    cv.setUint32(UPROBE_CONFIG.target_tgid, s.targetTgid, true);
+    const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
     cv.setUint8(UPROBE_CONFIG.emit_events, o.summary ? 0 : 1);
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.track_latency, o.ret && !o.summary ? 1 : 0);

@@ -53,6 +53,7 @@ const ALIASES: Record<string, string[]> = {
 
 const CASES: [kernelType: string, base: string[], layout: object][] = [
   ["bpf_attr", [], ABI.PROG_LOAD_ATTR],
+  ["bpf_attr", ["raw_tracepoint"], ABI.RAW_TRACEPOINT_ATTR],
   ["bpf_attr", ["link_create"], ABI.LINK_CREATE_ATTR],
   ["bpf_link_info", [], ABI.LINK_INFO],
   ["bpf_prog_info", [], ABI.PROG_INFO],

@@ -8,7 +8,7 @@ import { loadEmbedded } from "../../lib/programs.ts";
 import { attachUprobe, type UprobeLink } from "../../lib/uprobe.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { UPROBE_EVENT, EV_CALL, EV_RETURN } from "../../lib/layouts.ts";
+import { UPROBE_EVENT, UPROBE_CONFIG, PROC_FILTER, EV_CALL, EV_RETURN } from "../../lib/layouts.ts";
 import { startServer, load, type Server } from "../fixtures/go.ts";
 import { buildGoFixtures, withElf, type GoBins } from "../fixtures/go-bins.ts";
 
@@ -18,12 +18,12 @@ beforeAll(() => {
 }, 600_000);
 
 function config(tgid: number, emit: boolean, count: boolean, latency: boolean, goAbi: boolean): Uint8Array {
-  const c = new Uint8Array(8);
-  new DataView(c.buffer).setUint32(0, tgid, true);
-  c[4] = emit ? 1 : 0;
-  c[5] = count ? 1 : 0;
-  c[6] = latency ? 1 : 0;
-  c[7] = goAbi ? 1 : 0;
+  const c = new Uint8Array(UPROBE_CONFIG.size);
+  new DataView(c.buffer).setUint32(UPROBE_CONFIG.filter + PROC_FILTER.tgid, tgid, true);
+  c[UPROBE_CONFIG.emit_events] = emit ? 1 : 0;
+  c[UPROBE_CONFIG.count_calls] = count ? 1 : 0;
+  c[UPROBE_CONFIG.track_latency] = latency ? 1 : 0;
+  c[UPROBE_CONFIG.go_abi] = goAbi ? 1 : 0;
   return c;
 }
 

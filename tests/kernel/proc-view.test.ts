@@ -63,7 +63,7 @@ class SslReadProbe {
       const elf = new ElfFile(this.lib.fd, this.lib.hostPathHint);
       this.offsets = { read: resolveFunction(elf, "SSL_read").offset, readEx: resolveFunction(elf, "SSL_read_ex").offset };
       const cfg = new Uint8Array(8);
-      new DataView(cfg.buffer).setUint32(0, pid, true); // struct ssl_config.target_tgid
+      new DataView(cfg.buffer).setUint32(0, pid, true); // struct ssl_config.filter.tgid
       this.obj.setGlobalData(".rodata", 0, cfg);
       if (this.mode === "multi") {
         for (const p of ["ssl_read_entry", "ssl_read_return"]) this.obj.setExpectedAttachType(this.obj.program(p), BPF_ATTACH.TRACE_UPROBE_MULTI);

@@ -7,6 +7,7 @@ import { ROOT, WORK, sh } from "../helpers.ts";
 import * as L from "../../lib/layouts.ts";
 
 const STRUCTS: [header: string, struct: string, layout: Record<string, number>][] = [
+  ["proc_filter.h", "proc_filter", L.PROC_FILTER],
   ["uprobe.h", "uprobe_config", L.UPROBE_CONFIG],
   ["uprobe.h", "uprobe_event", L.UPROBE_EVENT],
   ["uprobe.h", "uprobe_counts", L.UPROBE_COUNTS],
