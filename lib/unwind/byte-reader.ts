@@ -46,7 +46,7 @@ export class ByteReader {
 
   private need(n: number): number {
     const p = this.pos;
-    if (p + n > this.end) throw new Malformed(`truncated at offset ${p} (needs ${n} more bytes, has ${this.end - p})`);
+    if (p + n > this.end) throw new Malformed(`data ends early (${n} more bytes needed at offset ${p} of ${this.end})`);
     this.pos = p + n;
     return p;
   }

@@ -67,7 +67,7 @@ export class FrameSection {
       return this.kind === "eh_frame" ? { kind: "end", next: this.bytes.length } : { kind: "end", next: r.pos };
     }
     const end = r.pos + length;
-    if (end > this.bytes.length || length < idSize) throw new Malformed(`entry at 0x${off.toString(16)} has length ${length}, past the end of ${this.kind} (${this.bytes.length} bytes)`);
+    if (end > this.bytes.length || length < idSize) throw new Malformed(`length ${length} runs past the end of ${this.kind} (${this.bytes.length} bytes)`);
     const idPos = r.pos;
     const id = idSize === 8 ? r.u64() : r.u32();
     if (this.kind === "eh_frame") {
@@ -81,9 +81,9 @@ export class FrameSection {
   cieAt(off: number): Cie {
     const cached = this.cies.get(off);
     if (cached) return cached;
-    if (off < 0 || off >= this.bytes.length) throw new Malformed(`CIE pointer 0x${off.toString(16)} outside ${this.kind}`);
+    if (off < 0 || off >= this.bytes.length) throw new Malformed(`CIE pointer to ${hex(off)} is outside ${this.kind} (${this.bytes.length} bytes)`);
     const e = this.entryAt(off);
-    if (e.kind !== "cie") throw new Malformed(`FDE points at 0x${off.toString(16)}, which is not a CIE`);
+    if (e.kind !== "cie") throw new Malformed(`its CIE pointer leads to ${hex(off)}, which is not a CIE`);
     const cie = this.parseCie(off, e.next);
     this.cies.set(off, cie);
     return cie;
@@ -95,14 +95,14 @@ export class FrameSection {
     if (length === 0xffffffff) r.u64();
     r.pos += this.kind === "debug_frame" && length === 0xffffffff ? 8 : 4;
     const version = r.u8();
-    if (version !== 1 && version !== 3 && version !== 4) throw new Malformed(`CIE at 0x${off.toString(16)} has unsupported version ${version}`);
+    if (version !== 1 && version !== 3 && version !== 4) throw new Malformed(`CIE at ${hex(off)} has unsupported version ${version}`);
     const augmentation = r.cstr();
     let addressSize = 8;
     if (version === 4) {
       addressSize = r.u8();
       const segmentSize = r.u8();
-      if (segmentSize !== 0) throw new Malformed(`CIE at 0x${off.toString(16)} uses segment selectors`);
-      if (addressSize !== 4 && addressSize !== 8) throw new Malformed(`CIE at 0x${off.toString(16)} has address size ${addressSize}`);
+      if (segmentSize !== 0) throw new Malformed(`CIE at ${hex(off)} uses segment selectors`);
+      if (addressSize !== 4 && addressSize !== 8) throw new Malformed(`CIE at ${hex(off)} has address size ${addressSize}`);
     }
     const codeAlign = r.uleb();
     const dataAlign = r.sleb();
@@ -116,7 +116,7 @@ export class FrameSection {
       cie.hasAugmentationData = true;
       const len = r.uleb();
       const dataEnd = r.pos + len;
-      if (dataEnd > end) throw new Malformed(`CIE at 0x${off.toString(16)}: augmentation data past its end`);
+      if (dataEnd > end) throw new Malformed(`CIE at ${hex(off)}: augmentation data past its end`);
       for (let i = 1; i < augmentation.length; i++) {
         const c = augmentation[i];
         if (c === "L") cie.lsdaEncoding = r.u8();
@@ -128,18 +128,18 @@ export class FrameSection {
       }
       r.pos = dataEnd;
     } else if (augmentation !== "") {
-      throw new Malformed(`CIE at 0x${off.toString(16)} has augmentation "${augmentation}", which cannot be skipped`);
+      throw new Malformed(`CIE at ${hex(off)} has augmentation "${augmentation}", which cannot be skipped`);
     }
-    if (cie.codeAlign === 0) throw new Malformed(`CIE at 0x${off.toString(16)} has code alignment 0`);
+    if (cie.codeAlign === 0) throw new Malformed(`CIE at ${hex(off)} has code alignment 0`);
     cie.instructions = r.block(end - r.pos);
     return cie;
   }
 
   /** The FDE at section offset `off` (as the .eh_frame_hdr table or a scan found it). */
   fdeAt(off: number): Fde {
-    if (off < 0 || off >= this.bytes.length) throw new Malformed(`FDE offset 0x${off.toString(16)} outside ${this.kind}`);
+    if (off < 0 || off >= this.bytes.length) throw new Malformed(`FDE offset ${hex(off)} outside ${this.kind}`);
     const e = this.entryAt(off);
-    if (e.kind !== "fde") throw new Malformed(`0x${off.toString(16)} is not an FDE`);
+    if (e.kind !== "fde") throw new Malformed(`${hex(off)} is not an FDE`);
     return this.parseFde(off, e.cieOffset, e.body, e.end);
   }
 
@@ -182,7 +182,7 @@ export class FrameSection {
         off = e.next;
       } catch (err) {
         if (!(err instanceof Malformed)) throw err;
-        problem = err.message;
+        problem = `entry at ${hex(off)}: ${err.message}`;
         break;
       }
     }
@@ -200,6 +200,15 @@ export class FrameSection {
 
   /** Runs the CIE's and the FDE's programs: every row of the FDE. */
   rows(fde: Fde): FdeRows {
+    try {
+      return this.runRows(fde);
+    } catch (e) {
+      if (e instanceof Malformed) throw new Malformed(`FDE at ${hex(fde.offset)} (pc ${hex(fde.pcBegin)}..${hex(fde.pcEnd)}): ${e.message}`);
+      throw e;
+    }
+  }
+
+  private runRows(fde: Fde): FdeRows {
     const cie = fde.cie;
     if (!cie.initialRow) {
       const row = new CfaRow();
@@ -211,9 +220,9 @@ export class FrameSection {
     const rows: CfaRow[] = [];
     const state = { loc: fde.pcBegin };
     this.execute(fde.instructions, cie, row, cie.initialRow, state, (next) => {
-      if (next < state.loc) throw new Malformed(`FDE at 0x${fde.offset.toString(16)} moves its location backwards`);
+      if (next < state.loc) throw new Malformed("its location moves backwards");
       if (next === state.loc) return;
-      if (rows.length >= MAX_ROWS) throw new Malformed(`FDE at 0x${fde.offset.toString(16)} has more than ${MAX_ROWS} rows`);
+      if (rows.length >= MAX_ROWS) throw new Malformed(`more than ${MAX_ROWS} rows`);
       rows.push(row.clone());
       locs.push(next);
     }, fde);
@@ -292,8 +301,12 @@ export class FrameSection {
         case 0x2e: r.uleb(); break; // DW_CFA_GNU_args_size: only exception landing pads care
         case 0x2f: { const reg = r.uleb(); row.setRule(reg, RULE.offset, -r.uleb() * da); break; } // GNU_negative_offset_extended
         default:
-          throw new Malformed(`unknown call-frame instruction 0x${op.toString(16)}`);
+          throw new Malformed(`unknown call-frame instruction ${hex(op)}`);
       }
     }
   }
+}
+
+function hex(n: number): string {
+  return n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`;
 }
