@@ -39,17 +39,22 @@ export class SymbolTable {
 
   /** Builds the table of `elf` (plus `debug`'s symbols, which are in the same address space). */
   static build(elf: ElfFile, debug?: ElfFile): SymbolTable {
-    type Fn = { start: number; end: number; name: string; rank: number };
+    // end: exact from a symbol's size; for sizeless symbols (hand-written assembly) the end of
+    // their section, cut at the next symbol below; for .gopclntab the next function's entry
+    // (alignment padding included), replaced by .symtab's exact size where there is one.
+    type Fn = { start: number; end: number; exact: boolean; name: string; rank: number };
     const fns: Fn[] = [];
-    const add = (s: ElfSymbol) => {
+    const add = (f: ElfFile, s: ElfSymbol) => {
       if (s.value === 0 || !s.name) return;
       const rank = (s.size > 0 ? 0 : 10) + (BIND_RANK[s.bind] ?? 3) * 2 + (s.type === STT.GNU_IFUNC ? 1 : 0);
-      fns.push({ start: s.value, end: s.size > 0 ? s.value + s.size : NaN, name: s.name, rank });
+      const sec = f.sections[s.shndx];
+      const sectionEnd = sec && s.value >= sec.addr && s.value < sec.addr + sec.size ? sec.addr + sec.size : s.value + 1;
+      fns.push({ start: s.value, end: s.size > 0 ? s.value + s.size : sectionEnd, exact: s.size > 0, name: s.name, rank });
     };
     for (const f of [elf, debug]) {
       if (!f) continue;
       try {
-        for (const s of f.functions()) add(s);
+        for (const s of f.functions()) add(f, s);
       } catch {
         // an unreadable symbol table names nothing; the other one may still
       }
@@ -58,7 +63,7 @@ export class SymbolTable {
     // runtime.goexit.abi0), and is all a stripped binary has.
     if (elf.section(".gopclntab") || elf.section(".data.rel.ro.gopclntab")) {
       try {
-        for (const g of pclntabFunctions(elf)) fns.push({ start: g.entry, end: g.end, name: g.name, rank: -1 });
+        for (const g of pclntabFunctions(elf)) fns.push({ start: g.entry, end: g.end, exact: false, name: g.name, rank: -1 });
       } catch {
         // not readable: the .dynsym names (if any) are all there is
       }
@@ -66,21 +71,25 @@ export class SymbolTable {
     fns.sort((a, b) => a.start - b.start || a.rank - b.rank || underscores(a.name) - underscores(b.name) || a.name.length - b.name.length);
     const starts: number[] = [];
     const ends: number[] = [];
+    const exact: boolean[] = [];
     const names: string[] = [];
     for (const f of fns) {
-      if (starts.length && starts[starts.length - 1] === f.start) {
-        // An alias: the best name came first; keep the widest known size.
-        const i = starts.length - 1;
-        if (Number.isNaN(ends[i]!) && !Number.isNaN(f.end)) ends[i] = f.end;
+      const i = starts.length - 1;
+      if (i >= 0 && starts[i] === f.start) {
+        // An alias: the best name came first; an exact size beats an estimate.
+        if (f.exact && !exact[i]) {
+          ends[i] = f.end;
+          exact[i] = true;
+        }
         continue;
       }
       starts.push(f.start);
       ends.push(f.end);
+      exact.push(f.exact);
       names.push(f.name);
     }
-    // Symbols without a size (hand-written assembly) reach to the next symbol.
-    for (let i = 0; i < starts.length; i++) {
-      if (Number.isNaN(ends[i]!)) ends[i] = i + 1 < starts.length ? starts[i + 1]! : starts[i]! + 1;
+    for (let i = 0; i + 1 < starts.length; i++) {
+      if (!exact[i] && ends[i]! > starts[i + 1]!) ends[i] = starts[i + 1]!;
     }
     return new SymbolTable(Float64Array.from(starts), Float64Array.from(ends), names);
   }
