@@ -11,6 +11,7 @@ import { goFunction } from "../../lib/go.ts";
 import { AddressSpace, type Mapping } from "../../lib/unwind/address-space.ts";
 import { unwind, type StackSnapshot, type UnwindMode } from "../../lib/unwind/unwinder.ts";
 import { Symbolizer, debugFilePaths, buildId, frameLabel } from "../../lib/unwind/symbolize.ts";
+import { FoldedStacks } from "../../lib/flamegraph.ts";
 import { buildChain, buildGoChain, gdbSnapshot, type GdbSnapshot } from "./unwind-fixtures.ts";
 
 /** Files opened from disk, as the caller of lib/unwind would open them in the target's view. */
@@ -134,6 +135,15 @@ describe("C, -O2 -fomit-frame-pointer, against gdb", () => {
     const capped = unwind(space, snapshotOf(s), { maxFrames: 4 });
     expect(capped.pcs.length).toBe(4);
     expect(capped.end).toBe("max-frames");
+  });
+
+  test("folded stacks from the unwound snapshots (what --stacks and the flame graph count)", () => {
+    const folded = new FoldedStacks();
+    for (const path of ["chain", "qsort", "chain"] as const) folded.addStack("chain", run(gdb[path], "auto").frames.map((f) => frameLabel(f)));
+    expect(folded.toString()).toBe(
+      "chain;_start;__libc_start_main;__libc_start_call_main;main;a;b;c;target 2\n" +
+        "chain;_start;__libc_start_main;__libc_start_call_main;main;qsort_r;msort_with_tmp.part.0;msort_with_tmp.part.0;msort_with_tmp.part.0;msort_with_tmp.part.0;msort_with_tmp.part.0;msort_with_tmp.part.0;compare;target 1\n",
+    );
   });
 
   test("speed: repeated stacks (warm tables) and first stacks (cold tables)", () => {
