@@ -46,6 +46,8 @@ export class AddressSpace {
   private readonly entries: Entry[];
   private readonly starts: Float64Array;
   private readonly files: Map<string, ElfFile | null>;
+  /** Why the opener failed, by file key (its exceptions are caught: one unreadable file must not end every stack). */
+  readonly openErrors = new Map<string, string>();
 
   /**
    * `mappings` in any order, not overlapping (as /proc/PID/maps lists them). `files` may be passed from an earlier AddressSpace of the same process so that
@@ -108,7 +110,9 @@ export class AddressSpace {
     if (f === undefined) {
       try {
         f = this.open(e.m) ?? null;
-      } catch {
+      } catch (err) {
+        // The frames in it go unnamed and unwound by frame pointers; the caller can say why.
+        this.openErrors.set(key, err instanceof Error ? err.message : String(err));
         f = null;
       }
       this.files.set(key, f);

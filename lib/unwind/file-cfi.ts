@@ -6,7 +6,7 @@ import { inflateSync } from "node:zlib";
 import { ElfFile, PT_LOAD, SHT, type Section } from "../elf.ts";
 import { ByteReader, PE } from "./byte-reader.ts";
 import { rowAt, type CfaRow, type FdeRows } from "./cfa-row.ts";
-import { CfiError, Malformed, cfiError } from "./errors.ts";
+import { Malformed, cfiError } from "./errors.ts";
 import { FrameSection, type FrameKind } from "./frame-section.ts";
 
 const PT_GNU_EH_FRAME = 0x6474e550;
@@ -231,5 +231,3 @@ function parseEhFrameHdr(bytes: Uint8Array, vaddr: number): { ehFramePtr?: numbe
   }
   return { ehFramePtr, table: { starts, fdeAddrs } };
 }
-
-export { CfiError };

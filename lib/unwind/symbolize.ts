@@ -23,7 +23,9 @@ export interface SymbolizedFrame {
 /** A separate debug file (same build id) for an ELF file, or undefined. Called once per file. */
 export type DebugFileOpener = (elf: ElfFile, mapping: Mapping) => ElfFile | undefined;
 
-const BIND_RANK = [2, 0, 1]; // LOCAL, GLOBAL, WEAK: global names are the ones users know
+// Among aliases, the name users know: a sized symbol, without leading underscores (getpid, not
+// __getpid), exported (GLOBAL or WEAK) rather than LOCAL, then the shortest.
+const BIND_RANK = [1, 0, 0];
 const BACKWARD_SCAN = 16;
 
 export class SymbolTable {
@@ -42,14 +44,14 @@ export class SymbolTable {
     // end: exact from a symbol's size; for sizeless symbols (hand-written assembly) the end of
     // their section, cut at the next symbol below; for .gopclntab the next function's entry
     // (alignment padding included), replaced by .symtab's exact size where there is one.
-    type Fn = { start: number; end: number; exact: boolean; name: string; rank: number };
+    type Fn = { start: number; end: number; exact: boolean; name: string; rank: number; bind: number };
     const fns: Fn[] = [];
     const add = (f: ElfFile, s: ElfSymbol) => {
       if (s.value === 0 || !s.name) return;
-      const rank = (s.size > 0 ? 0 : 10) + (BIND_RANK[s.bind] ?? 3) * 2 + (s.type === STT.GNU_IFUNC ? 1 : 0);
+      const rank = (s.size > 0 ? 0 : 10) + (s.type === STT.GNU_IFUNC ? 1 : 0);
       const sec = f.sections[s.shndx];
       const sectionEnd = sec && s.value >= sec.addr && s.value < sec.addr + sec.size ? sec.addr + sec.size : s.value + 1;
-      fns.push({ start: s.value, end: s.size > 0 ? s.value + s.size : sectionEnd, exact: s.size > 0, name: s.name, rank });
+      fns.push({ start: s.value, end: s.size > 0 ? s.value + s.size : sectionEnd, exact: s.size > 0, name: s.name, rank, bind: BIND_RANK[s.bind] ?? 2 });
     };
     for (const f of [elf, debug]) {
       if (!f) continue;
@@ -63,12 +65,12 @@ export class SymbolTable {
     // runtime.goexit.abi0), and is all a stripped binary has.
     if (elf.section(".gopclntab") || elf.section(".data.rel.ro.gopclntab")) {
       try {
-        for (const g of pclntabFunctions(elf)) fns.push({ start: g.entry, end: g.end, exact: false, name: g.name, rank: -1 });
+        for (const g of pclntabFunctions(elf)) fns.push({ start: g.entry, end: g.end, exact: false, name: g.name, rank: -1, bind: 0 });
       } catch {
         // not readable: the .dynsym names (if any) are all there is
       }
     }
-    fns.sort((a, b) => a.start - b.start || a.rank - b.rank || underscores(a.name) - underscores(b.name) || a.name.length - b.name.length);
+    fns.sort((a, b) => a.start - b.start || a.rank - b.rank || underscores(a.name) - underscores(b.name) || a.bind - b.bind || a.name.length - b.name.length);
     const starts: number[] = [];
     const ends: number[] = [];
     const exact: boolean[] = [];
@@ -160,9 +162,12 @@ export class Symbolizer {
     return { pc, symbol: t.names[i]!, known: true, offset: loc.vaddr + (pc - at) - t.starts[i]!, file: loc.mapping.path, fileOffset };
   }
 
-  /** Every frame of an unwound stack (pcs innermost first, as unwind() returns them). */
-  symbolizeStack(space: AddressSpace, pcs: readonly number[]): SymbolizedFrame[] {
-    return pcs.map((pc, i) => this.symbolize(space, pc, i > 0));
+  /**
+   * Every frame of an unwound stack (pcs innermost first, as unwind() returns them). `exact`
+   * (unwind()'s) says which pcs are not return addresses; without it, all but the first are.
+   */
+  symbolizeStack(space: AddressSpace, pcs: readonly number[], exact?: readonly boolean[]): SymbolizedFrame[] {
+    return pcs.map((pc, i) => this.symbolize(space, pc, exact ? !exact[i] : i > 0));
   }
 }
 

@@ -6,7 +6,7 @@
 import { AddressSpace } from "./address-space.ts";
 import { NREGS, REG, RULE, type CfaRow, type FdeRows } from "./cfa-row.ts";
 import { evaluate, type ExprContext } from "./dwarf-expr.ts";
-import { CfiError, Malformed } from "./errors.ts";
+import { CfiError, Malformed, cfiError } from "./errors.ts";
 import { FileCfi } from "./file-cfi.ts";
 import { GoFrameTable, type GoFrame } from "./go-frames.ts";
 
@@ -66,7 +66,13 @@ export type UnwindEnd =
 export interface UnwindResult {
   /** Frame pcs, innermost first: regs.rip, then return addresses. */
   pcs: number[];
+  /** How each pc was found (methods[0] is "regs"). */
   methods: FrameMethod[];
+  /**
+   * True where the pc is where the code stopped rather than a return address: frame 0, and a
+   * frame a signal interrupted. Symbolizers look up pc - 1 for the others.
+   */
+  exact: boolean[];
   end: UnwindEnd;
   /** The first malformed table met, with the file named (the walk may have gone on with frame pointers). */
   error?: string;
@@ -117,6 +123,7 @@ export function unwind(space: AddressSpace, snap: StackSnapshot, opts: UnwindOpt
   const ctx: ExprContext = { reg: (n) => (n < NREGS ? regs[n]! : NaN), read };
   const pcs: number[] = [r.rip];
   const methods: FrameMethod[] = ["regs"];
+  const exacts: boolean[] = [true];
   let error: string | undefined;
   // Frame 0's pc is where it stopped; callers' pcs are return addresses, looked up at pc - 1 so a
   // call that ends a function is not taken for the next function.
@@ -222,7 +229,7 @@ export function unwind(space: AddressSpace, snap: StackSnapshot, opts: UnwindOpt
         }
       } catch (e) {
         if (!(e instanceof CfiError || e instanceof Malformed)) throw e;
-        error ??= e.message;
+        error ??= cfiError(loc.elf.path, "call-frame information", e).message;
         step = mode === "cfi" ? { ok: false, end: "bad-unwind-info" } : undefined;
       }
     }
@@ -245,10 +252,11 @@ export function unwind(space: AddressSpace, snap: StackSnapshot, opts: UnwindOpt
     }
     pcs.push(ra);
     methods.push(step.method);
+    exacts.push(step.exact);
     exact = step.exact;
     const t = regs;
     regs = next;
     next = t;
   }
-  return error === undefined ? { pcs, methods, end } : { pcs, methods, end, error };
+  return error === undefined ? { pcs, methods, exact: exacts, end } : { pcs, methods, exact: exacts, end, error };
 }

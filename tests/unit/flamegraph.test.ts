@@ -54,7 +54,7 @@ function xmllint(args: string[], file: string): string {
 }
 
 function decodeXml(s: string): string {
-  return s.replace(/&(lt|gt|quot|apos|amp|#39|#x[0-9a-f]+|#\d+);/gi, (m, e: string) =>
+  return s.replace(/&(lt|gt|quot|apos|amp|#39|#x[0-9a-f]+|#\d+);/gi, (_m, e: string) =>
     e === "lt" ? "<" : e === "gt" ? ">" : e === "quot" ? '"' : e === "apos" || e === "#39" ? "'" : e === "amp" ? "&" : String.fromCodePoint(e[1] === "x" ? parseInt(e.slice(2), 16) : Number(e.slice(1))),
   );
 }

@@ -3,10 +3,11 @@
 // first and last byte of every function and at random addresses, with the files placed in memory
 // the way ld.so maps them. Then 100,000 distinct addresses, timed.
 import { describe, expect, test } from "bun:test";
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ElfFile, PT_LOAD, STT, SHN_UNDEF } from "../../lib/elf.ts";
-import { AddressSpace, parseProcMaps, type Mapping } from "../../lib/unwind/address-space.ts";
+import { AddressSpace, mappingsFromMapsEntries, parseProcMaps, type Mapping } from "../../lib/unwind/address-space.ts";
+import { readMaps } from "../../lib/namespaces.ts";
 import { Symbolizer, buildId, debugFilePaths, frameLabel } from "../../lib/unwind/symbolize.ts";
 import { buildChain, buildGoChain, WORK } from "./unwind-fixtures.ts";
 import { goEnv } from "../fixtures/go.ts";
@@ -208,7 +209,29 @@ test("unknown code: [unknown] with the file and offset; outside every mapping: [
   const none = sym.symbolize(space, 0x1000);
   expect(none).toMatchObject({ known: false, file: "" });
   expect(frameLabel(none)).toBe("[unknown]");
+  // An opener that fails: the file's frames are unknown, and the AddressSpace keeps the reason.
+  const failing = new AddressSpace(maps, () => {
+    throw new Error(`cannot open ${bin} in the target's view`);
+  });
+  expect(sym.symbolize(failing, 0x555555555000 + 0x100)).toMatchObject({ known: false, file: bin });
+  expect([...failing.openErrors.values()]).toEqual([`cannot open ${bin} in the target's view`]);
   closeSync(fd);
+});
+
+test("mappings of a live process: /proc/self/maps as lib/namespaces.ts reads it, and as text", () => {
+  const fromText = parseProcMaps(readFileSync("/proc/self/maps", "utf8"));
+  const fromEntries = mappingsFromMapsEntries(readMaps(process.pid));
+  const libc = fromEntries.find((m) => m.path.endsWith("/libc.so.6") && m.perms?.includes("x"));
+  expect(libc).toBeDefined();
+  const same = fromText.find((m) => m.start === libc!.start)!;
+  expect(same).toEqual(libc!);
+  // getpid's entry in this very process: the file's symbol, through the mapping's load bias.
+  const elf = new ElfFile(openSync(libc!.path, "r"), libc!.path);
+  const getpid = elf.functions().find((s) => s.name === "getpid")!;
+  const pc = libc!.start - libc!.offset + elf.vaddrToOffset(getpid.value)!;
+  const space = new AddressSpace(fromEntries, (m) => (m.path === libc!.path ? elf : undefined));
+  expect(new Symbolizer().symbolize(space, pc)).toMatchObject({ known: true, symbol: "getpid", offset: 0 });
+  closeSync(elf.fd);
 });
 
 test("speed: 100,000 distinct addresses in libc (with its debug symbols)", () => {

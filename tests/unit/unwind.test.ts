@@ -50,7 +50,7 @@ function snapshotOf(s: GdbSnapshot, stackBytes = s.stack.length): StackSnapshot 
 function run(s: GdbSnapshot, mode: UnwindMode, stackBytes?: number) {
   const space = new AddressSpace(s.mappings, opener);
   const res = unwind(space, snapshotOf(s, stackBytes), { mode });
-  const frames = symbolizer.symbolizeStack(space, res.pcs);
+  const frames = symbolizer.symbolizeStack(space, res.pcs, res.exact);
   return { ...res, frames, space };
 }
 
@@ -96,6 +96,7 @@ describe("C, -O2 -fomit-frame-pointer, against gdb", () => {
         // The kernel's signal frame: __restore_rt's FDE ("zRS") reads every register from the
         // ucontext on the stack, and the interrupted pc is exact, not a return address.
         expect(names.slice(0, 3)).toEqual(["target", "on_signal", "__restore_rt"]);
+        expect(r.exact.map((e, i) => (e ? i : -1)).filter((i) => i >= 0)).toEqual([0, 3]);
         expect(names).toContain("raise");
       } else {
         expect(names[1]).toBe("compare");
