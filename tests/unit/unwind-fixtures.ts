@@ -22,11 +22,11 @@ export function buildChain(): string {
   return out;
 }
 
-/** tests/fixtures/unwind/go/main.go, stripped (-ldflags='-s -w') or not. */
-export function buildGoChain(strip: boolean): string {
-  const out = join(WORK, strip ? "go-chain-stripped" : "go-chain");
+/** tests/fixtures/unwind/go/main.go, stripped (-ldflags='-s -w') or not, PIE or not. */
+export function buildGoChain(strip: boolean, pie = false): string {
+  const out = join(WORK, `go-chain${strip ? "-stripped" : ""}${pie ? "-pie" : ""}`);
   if (upToDate(out, join(FIXTURES, "go", "main.go"))) return out;
-  run(["go", "build", "-o", out, ...(strip ? ["-ldflags=-s -w"] : []), "main.go"], { ...goEnv, CGO_ENABLED: "0" }, join(FIXTURES, "go"));
+  run(["go", "build", "-o", out, ...(pie ? ["-buildmode=pie"] : []), ...(strip ? ["-ldflags=-s -w"] : []), "main.go"], { ...goEnv, CGO_ENABLED: "0" }, join(FIXTURES, "go"));
   return out;
 }
 
@@ -65,7 +65,7 @@ export interface GdbSnapshot {
 }
 
 /**
- * Runs `argv` under gdb until `breakpoint` (a function name or `*0xaddr`), then dumps up to
+ * Runs `argv` under gdb until `breakpoint` (a function name or `*0xaddr`, run-time address), then dumps up to
  * `stackBytes` of stack from rsp (page by page, stopping at the end of the mapping), the
  * registers, the mappings and a full backtrace (past main), and lets the program finish.
  */
@@ -116,7 +116,8 @@ while f is not None and level < 200:
       "gdb", "-batch", "-nx",
       "-ex", "set debuginfod enabled off", "-ex", "set pagination off", "-ex", "set confirm off",
       "-ex", "handle SIGURG nostop noprint pass", "-ex", "handle SIGUSR1 nostop noprint pass",
-      "-ex", `break ${breakpoint}`, "-ex", "run",
+      // Started first, so that a raw address in a PIE (mapped only once it runs) can be broken at.
+      "-ex", "starti", "-ex", `break ${breakpoint}`, "-ex", "continue",
       "-ex", "echo @@REGS\\n", "-ex", "info registers",
       "-ex", `source ${script}`,
       "-ex", "echo @@MAPS\\n", "-ex", "info proc mappings",

@@ -175,32 +175,36 @@ describe("C, -O2 -fomit-frame-pointer, against gdb", () => {
 });
 
 describe("Go, stripped (-ldflags='-s -w'), against runtime.Callers", () => {
-  test("auto unwinds with .gopclntab's pcsp tables from the entry probe; frame pointers skip the caller", () => {
-    const bin = buildGoChain(true);
-    const elf = openElf(bin)!;
-    expect(elf.section(".eh_frame")).toBeUndefined();
-    expect(elf.section(".debug_frame")).toBeUndefined();
-    expect(elf.section(".symtab")).toBeUndefined();
-    const entry = goFunction(elf, "main.target").entry;
-    const s = gdbSnapshot([bin], `*${hex(entry)}`, "go-stripped");
-    expect(s.regs.rip).toBe(entry);
-    // What Go itself saw from inside target: [pc in target, return into c, b, a, main, runtime.main, goexit].
-    const callers = [...s.output.matchAll(/^CALLER 0x([0-9a-f]+) (\S+)$/gm)].map((m) => ({ pc: parseInt(m[1]!, 16), name: m[2]! }));
-    expect(callers.map((c) => c.name)).toEqual(["main.target", "main.c", "main.b", "main.a", "main.main", "runtime.main", "runtime.goexit"]);
+  for (const pie of [false, true]) {
+    test(`${pie ? "PIE" : "non-PIE"}: auto unwinds with .gopclntab's pcsp tables from the entry probe; frame pointers skip the caller`, () => {
+      const bin = buildGoChain(true, pie);
+      const elf = openElf(bin)!;
+      expect(elf.section(".eh_frame")).toBeUndefined();
+      expect(elf.section(".debug_frame")).toBeUndefined();
+      expect(elf.section(".symtab")).toBeUndefined();
+      const target = goFunction(elf, "main.target");
+      // gdb turns address randomization off: a PIE's first segment lands at 0x555555554000.
+      const entry = pie ? 0x555555554000 + target.offset : target.entry;
+      const s = gdbSnapshot([bin], `*${hex(entry)}`, pie ? "go-stripped-pie" : "go-stripped");
+      expect(s.regs.rip).toBe(entry);
+      // What Go itself saw from inside target: [pc in target, return into c, b, a, main, runtime.main, goexit].
+      const callers = [...s.output.matchAll(/^CALLER 0x([0-9a-f]+) (\S+)$/gm)].map((m) => ({ pc: parseInt(m[1]!, 16), name: m[2]! }));
+      expect(callers.map((c) => c.name)).toEqual(["main.target", "main.c", "main.b", "main.a", "main.main", "runtime.main", "runtime.goexit"]);
 
-    const r = run(s, "auto");
-    console.log(show(s, r));
-    expect(r.pcs.slice(1).map(hex)).toEqual(callers.slice(1).map((c) => hex(c.pc)));
-    expect(r.frames.map((f) => f.symbol)).toEqual(callers.map((c) => c.name));
-    expect(r.methods.slice(1).every((m) => m === "go")).toBe(true);
-    expect(r.end).toBe("outermost");
-    expect(run(s, "cfi").pcs).toEqual(r.pcs);
+      const r = run(s, "auto");
+      console.log(show(s, r));
+      expect(r.pcs.slice(1).map(hex)).toEqual(callers.slice(1).map((c) => hex(c.pc)));
+      expect(r.frames.map((f) => f.symbol)).toEqual(callers.map((c) => c.name));
+      expect(r.methods.slice(1).every((m) => m === "go")).toBe(true);
+      expect(r.end).toBe("outermost");
+      expect(run(s, "cfi").pcs).toEqual(r.pcs);
 
-    // Go keeps frame pointers, but at target's entry rbp is still c's: the walk misses c.
-    const fp = run(s, "fp");
-    console.log(`Go frame pointers: ${fp.frames.map((f) => f.symbol).join(" <- ")}`);
-    expect(fp.frames.map((f) => f.symbol)).toEqual(["main.target", "main.b", "main.a", "main.main", "runtime.main", "runtime.goexit"]);
-  });
+      // Go keeps frame pointers, but at target's entry rbp is still c's: the walk misses c.
+      const fp = run(s, "fp");
+      console.log(`Go frame pointers: ${fp.frames.map((f) => f.symbol).join(" <- ")}`);
+      expect(fp.frames.map((f) => f.symbol)).toEqual(["main.target", "main.b", "main.a", "main.main", "runtime.main", "runtime.goexit"]);
+    });
+  }
 
   test("not stripped: .debug_frame gives the same chain, and gdb agrees", () => {
     const bin = buildGoChain(false);
