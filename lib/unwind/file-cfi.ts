@@ -160,7 +160,10 @@ export class FileCfi {
     } else {
       return null;
     }
-    const section = new FrameSection(bytes, vaddr, "eh_frame", { dataBase: undefined, textBase: elf.section(".text")?.addr, deref: (a) => this.readPointer(a) });
+    // datarel in .eh_frame is GOT-relative (what libgcc takes from DT_PLTGOT); x86-64 compilers
+    // rarely use it, but the bases cost nothing to give.
+    const dataBase = (elf.section(".got.plt") ?? elf.section(".got"))?.addr;
+    const section = new FrameSection(bytes, vaddr, "eh_frame", { dataBase, textBase: elf.section(".text")?.addr, deref: (a) => this.readPointer(a) });
     if (header.table) {
       const offsets = new Float64Array(header.table.fdeAddrs.length);
       for (let i = 0; i < offsets.length; i++) offsets[i] = header.table.fdeAddrs[i]! - vaddr;
