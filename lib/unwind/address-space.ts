@@ -130,7 +130,7 @@ function segmentFor(elf: ElfFile, fileOffset: number): Segment | undefined {
   return undefined;
 }
 
-/** Mappings from /proc/PID/maps lines (or lib/namespaces.ts readMaps entries, whose numbers are bigints). */
+/** Mappings from /proc/PID/maps lines (or lib/proc/maps.ts readMaps entries, whose numbers are bigints). */
 export function parseProcMaps(text: string): Mapping[] {
   const out: Mapping[] = [];
   for (const line of text.split("\n")) {
@@ -142,7 +142,7 @@ export function parseProcMaps(text: string): Mapping[] {
   return out;
 }
 
-/** Converts entries shaped like lib/namespaces.ts `MapsEntry` (bigint addresses). */
+/** Converts entries shaped like lib/proc/maps.ts `MapsEntry` (bigint addresses). */
 export function mappingsFromMapsEntries(entries: { start: bigint | number; end: bigint | number; offset: bigint | number; path: string; perms?: string; dev?: string; inode?: number }[]): Mapping[] {
   return entries.map((e) => ({
     start: Number(e.start),

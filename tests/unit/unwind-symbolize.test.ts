@@ -7,7 +7,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ElfFile, PT_LOAD, STT, SHN_UNDEF } from "../../lib/elf.ts";
 import { AddressSpace, mappingsFromMapsEntries, parseProcMaps, type Mapping } from "../../lib/unwind/address-space.ts";
-import { readMaps } from "../../lib/namespaces.ts";
+import { readMaps } from "../../lib/proc/maps.ts";
 import { Symbolizer, buildId, debugFilePaths, frameLabel } from "../../lib/unwind/symbolize.ts";
 import { buildChain, buildGoChain, WORK } from "./unwind-fixtures.ts";
 import { goEnv } from "../fixtures/go.ts";
@@ -218,7 +218,7 @@ test("unknown code: [unknown] with the file and offset; outside every mapping: [
   closeSync(fd);
 });
 
-test("mappings of a live process: /proc/self/maps as lib/namespaces.ts reads it, and as text", () => {
+test("mappings of a live process: /proc/self/maps as lib/proc/maps.ts reads it, and as text", () => {
   const fromText = parseProcMaps(readFileSync("/proc/self/maps", "utf8"));
   const fromEntries = mappingsFromMapsEntries(readMaps(process.pid));
   const libc = fromEntries.find((m) => m.path.endsWith("/libc.so.6") && m.perms?.includes("x"));
