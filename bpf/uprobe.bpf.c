@@ -1,6 +1,8 @@
-// Generic entry/return probe behind `probe uprobe`: streams calls and returns, or counts them.
+// The entry/return probes behind `probe uprobe`: stream calls and returns (raw registers, or typed
+// values described per function in `funcs`), or count them per process and function.
 #include "common.h"
 #include "filter.h"
+#include "args.h"
 #include "uprobe.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -9,50 +11,96 @@ const volatile struct uprobe_config cfg = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* 87k events: ~65 ms of a full-speed stream, for a reader behind a slow pipe */
+	__uint(max_entries, 8 << 20); /* set by user space before load (--buffer-size) */
 } events SEC(".maps");
 
+struct count_key {
+	__u32 tgid;
+	__u32 func;
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(max_entries, 65536);
+	__type(key, struct count_key);
 	__type(value, struct uprobe_counts);
 } counts SEC(".maps");
 
-/* Entry time per thread and function, for return latency. For Go: per goroutine, function and
- * frame (depth below the top of the goroutine stack), which also tells a frame that re-enters its
- * entry after morestack from a new call. */
+/* A call waiting for its return: per thread (goroutine for Go), function and frame. The frame is
+ * the stack address of the return address: for C it is rsp + 8 at the entry and rsp after the
+ * return, for Go rsp at the entry and at each RET; recursive calls get their own entries, and a Go
+ * frame that re-enters its entry after morestack is recognised as the same call. */
 struct start_key {
 	__u64 id;
 	__u64 func;
-	__u64 depth;
+	__u64 frame;
+};
+struct start_val {
+	__u64 ts;
+	__u64 saved[SAVED_PTRS];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct start_key);
-	__type(value, __u64);
+	__type(value, struct start_val);
 } starts SEC(".maps");
 
-/* Events the ring buffer had no room for: the reader reports them as lost. */
+/* Per function (attach cookie): where its typed values are. Sized by user space before load. */
 struct {
-	/* Not per-CPU: reading per-CPU values needs /sys, which a container may not have. */
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct func_desc);
+} funcs SEC(".maps");
+
+/* What could not be recorded, for the reader to report: DROP_* (bpf/uprobe.h). Not per-CPU:
+ * reading per-CPU values needs /sys, which a container may not have. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DROP_KINDS);
 	__type(key, __u32);
 	__type(value, __u64);
 } dropped SEC(".maps");
 
-static __always_inline void count(__u32 tgid, int is_return)
+/* Where a typed record is assembled before it goes to the ring buffer in one piece. */
+#define SCRATCH_SIZE ((32 << 10) - 256) /* a per-CPU value holds 32 KiB at most */
+#define BLOB_MAX (12 << 10)           /* one value's bytes at most */
+#define BLOB_AT_MAX (SCRATCH_SIZE - BLOB_MAX - sizeof(struct blob_hdr) - 8)
+struct scratch {
+	__u64 regs[24];
+	__u8 rec[SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline void drop(__u32 kind)
 {
-	struct uprobe_counts *c = bpf_map_lookup_elem(&counts, &tgid);
+	__u64 *d = bpf_map_lookup_elem(&dropped, &kind);
+	if (d)
+		__sync_fetch_and_add(d, 1);
+}
+
+static __always_inline void count(__u32 tgid, __u32 func, int is_return)
+{
+	struct count_key k = { .tgid = tgid, .func = func };
+	struct uprobe_counts *c = bpf_map_lookup_elem(&counts, &k);
 	if (!c) {
 		struct uprobe_counts zero = {};
 		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		bpf_map_update_elem(&counts, &tgid, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&counts, &tgid);
+		if (cfg.want_nspid)
+			zero.nspid = inner_tgid();
+		/* -E2BIG: the table is full (user space prunes exited processes); -EEXIST: another CPU won. */
+		if (bpf_map_update_elem(&counts, &k, &zero, BPF_NOEXIST) == -7) {
+			drop(DROP_COUNTS);
+			return;
+		}
+		c = bpf_map_lookup_elem(&counts, &k);
 		if (!c)
 			return;
 	}
@@ -71,15 +119,17 @@ static __always_inline __u64 pairing_id(struct pt_regs *ctx)
 }
 
 /*
- * A Go frame's identity that survives stack copies: its distance below g.stack.hi. At the entry
- * and at every RET, RSP points at the return address, so both probes compute the same value, and
- * copystack keeps distances from the top. Recursive frames of one goroutine get distinct keys.
- * g.stack.hi is at offset 8 of runtime.g in every Go version (struct stack {lo, hi} comes first).
+ * The frame's identity: for Go, its distance below g.stack.hi (at the entry and at every RET, RSP
+ * points at the return address, and copystack keeps distances from the top; g.stack.hi is at
+ * offset 8 of runtime.g in every Go version); for C, the address just above the return address
+ * (rsp + 8 at the entry, rsp once a uretprobe fires after the return).
  */
-static __always_inline __u64 go_frame_depth(struct pt_regs *ctx)
+static __always_inline __u64 frame_of(struct pt_regs *ctx, int at_entry)
 {
-	__u64 g = REG(ctx, r14);
 	__u64 sp = REG(ctx, rsp);
+	if (!cfg.go_abi)
+		return at_entry ? sp + 8 : sp;
+	__u64 g = REG(ctx, r14);
 	__u64 hi = 0;
 	if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(g + 8)) || hi < sp)
 		return sp;
@@ -90,10 +140,7 @@ static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 
 {
 	struct uprobe_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		__u32 zero = 0;
-		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
-		if (d)
-			__sync_fetch_and_add(d, 1);
+		drop(DROP_RING);
 		return 0;
 	}
 	e->kind = kind;
@@ -105,6 +152,36 @@ static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 
 	return e;
 }
 
+/* Remembers a call for its return. Returns 0 when this is a Go frame re-entering its own entry
+ * after morestack (the same call: not counted again). */
+static __always_inline int remember_call(struct pt_regs *ctx, __u64 cookie, struct start_val *val)
+{
+	struct start_key k = { .id = pairing_id(ctx), .func = cookie, .frame = frame_of(ctx, 1) };
+	if (cfg.go_abi && bpf_map_lookup_elem(&starts, &k))
+		return 0;
+	val->ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&starts, &k, val, BPF_ANY))
+		drop(DROP_STARTS);
+	return 1;
+}
+
+/* The call a return belongs to (removed from the table), or 0. */
+static __always_inline int take_call(struct pt_regs *ctx, __u64 cookie, struct start_val *out)
+{
+	struct start_key k = { .id = pairing_id(ctx), .func = cookie, .frame = frame_of(ctx, 0) };
+	struct start_val *v = bpf_map_lookup_elem(&starts, &k);
+	if (!v)
+		return 0;
+	*out = *v;
+	bpf_map_delete_elem(&starts, &k);
+	return 1;
+}
+
+static __always_inline int wants_pairing(void)
+{
+	return cfg.go_abi || cfg.track_latency || cfg.typed;
+}
+
 SEC("uprobe")
 int probe_entry(struct pt_regs *ctx)
 {
@@ -112,27 +189,15 @@ int probe_entry(struct pt_regs *ctx)
 	__u32 tgid = id >> 32;
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
-	 * branches on .rodata constants). */
-	__u64 cookie = (cfg.go_abi || cfg.track_latency || cfg.emit_events) ? bpf_get_attach_cookie(ctx) : 0;
-	if (cfg.go_abi) {
-		/*
-		 * A Go prologue that finds the stack too small (or a preemption request) calls morestack
-		 * and jumps back to the entry: the same call hits this probe again, on the same goroutine
-		 * and frame depth, with no return in between. Count it once. Always tracked for Go.
-		 */
-		struct start_key k = { .id = REG(ctx, r14), .func = cookie, .depth = go_frame_depth(ctx) };
-		if (bpf_map_lookup_elem(&starts, &k))
+	/* Only what needs it pays for the helper call (the verifier drops branches on .rodata constants). */
+	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
+	if (cfg.go_abi || cfg.track_latency) {
+		struct start_val v = {};
+		if (!remember_call(ctx, cookie, &v))
 			return 0;
-		__u64 now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&starts, &k, &now, BPF_NOEXIST);
-	} else if (cfg.track_latency) {
-		struct start_key k = { .id = pairing_id(ctx), .func = cookie };
-		__u64 now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&starts, &k, &now, BPF_ANY);
 	}
 	if (cfg.count_calls)
-		count(tgid, 0);
+		count(tgid, cookie, 0);
 	if (cfg.emit_events) {
 		struct uprobe_event *e = reserve(EV_CALL, id, cookie);
 		if (!e)
@@ -166,22 +231,14 @@ int probe_return(struct pt_regs *ctx)
 	/* The kernel's return path ignores the perf PID filter: filter here as well. */
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	/* Only what needs it pays for the helper call: counting alone does not (the verifier drops
-	 * branches on .rodata constants). */
-	__u64 cookie = (cfg.go_abi || cfg.track_latency || cfg.emit_events) ? bpf_get_attach_cookie(ctx) : 0;
+	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
 	if (cfg.count_calls)
-		count(tgid, 1);
+		count(tgid, cookie, 1);
 	__u64 latency = 0;
-	__u64 depth = 0;
-	if (cfg.go_abi)
-		depth = go_frame_depth(ctx);
 	if (cfg.track_latency || cfg.go_abi) {
-		struct start_key k = { .id = pairing_id(ctx), .func = cookie, .depth = depth };
-		__u64 *start = bpf_map_lookup_elem(&starts, &k);
-		if (start) {
-			latency = bpf_ktime_get_ns() - *start;
-			bpf_map_delete_elem(&starts, &k);
-		}
+		struct start_val v;
+		if (take_call(ctx, cookie, &v))
+			latency = bpf_ktime_get_ns() - v.ts;
 	}
 	if (cfg.emit_events) {
 		struct uprobe_event *e = reserve(EV_RETURN, id, cookie);
@@ -194,14 +251,211 @@ int probe_return(struct pt_regs *ctx)
 		e->a[4] = 0;
 		e->a[5] = 0;
 		if (cfg.go_abi) {
-			/* Second and third results; then the goroutine and frame depth that paired it. */
+			/* Second and third results; then the goroutine and frame that paired it. */
 			e->a[2] = REG(ctx, rbx);
 			e->a[3] = REG(ctx, rcx);
 			e->a[4] = REG(ctx, r14);
-			e->a[5] = depth;
+			e->a[5] = frame_of(ctx, 0);
 		}
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	}
+	return 0;
+}
+
+/* ---- typed values ---- */
+
+static __always_inline __u64 fit(__u64 v, __u8 width, __u8 is_signed)
+{
+	if (width >= 8)
+		return v;
+	__u32 bits = (__u32)width * 8;
+	v &= (1ULL << bits) - 1;
+	if (is_signed && (v >> (bits - 1)) & 1)
+		v |= ~((1ULL << bits) - 1);
+	return v;
+}
+
+/* One value as a slot describes it. `saved` holds the call's saved values (returns only). */
+static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc *d, const __u64 *saved)
+{
+	__u64 v = 0;
+	switch (d->kind) {
+	case SLOT_REG:
+		if (d->reg < 24)
+			v = s->regs[d->reg] >> (d->shift & 63);
+		break;
+	case SLOT_MEM: {
+		__u64 addr = d->offset;
+		if (d->reg < 24)
+			addr += s->regs[d->reg];
+		if (d->index_reg < 24)
+			addr += s->regs[d->index_reg] * d->scale;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+			v = 0;
+		break;
+	}
+	case SLOT_CONST:
+		v = d->offset;
+		break;
+	case SLOT_SAVED:
+		if (saved)
+			v = saved[d->reg & (SAVED_PTRS - 1)];
+		break;
+	}
+	return fit(v, d->width, d->is_signed);
+}
+
+/*
+ * Builds a typed record in the per-CPU scratch: values, then the blobs their descriptions ask
+ * for, and hands it to the ring buffer. `slots` are the entry's or the return's descriptions.
+ */
+static __always_inline void emit_typed(struct pt_regs *ctx, __u32 kind, __u64 id, __u32 cookie, const struct slot_desc *slots,
+				       const __u32 cap, __u32 n, const __u64 *saved, __u64 latency)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	struct typed_event *h = (void *)s->rec;
+	h->kind = kind;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->func = cookie;
+	h->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	h->nspid = cfg.want_nspid ? inner_tgid() : 0;
+	h->latency = latency;
+	__u64 *vals = (void *)(s->rec + sizeof(struct typed_event));
+	__u32 nvals = 0;
+	/* `cap` is a constant where this is inlined: the size of `slots`. */
+	for (__u32 i = 0; i < cap; i++) {
+		if (i >= n)
+			break;
+		vals[i] = read_slot(s, &slots[i], saved);
+		nvals = i + 1;
+	}
+	h->nvals = nvals;
+	__u32 at = sizeof(struct typed_event) + ARG_SLOTS * 8;
+	__u32 nblobs = 0;
+	for (__u32 i = 0; i < cap; i++) {
+		if (i >= nvals)
+			break;
+		const struct slot_desc *d = &slots[i];
+		if (d->copy == COPY_NONE)
+			continue;
+		if (at > BLOB_AT_MAX)
+			break;
+		struct blob_hdr *b = (void *)(s->rec + at);
+		__u8 *dst = s->rec + at + sizeof(struct blob_hdr);
+		void *src = (void *)vals[i];
+		b->slot = i;
+		b->flags = 0;
+		b->want = 0;
+		__u32 max = d->max;
+		if (max > BLOB_MAX - 1)
+			max = BLOB_MAX - 1;
+		long got = 0;
+		if (d->copy == COPY_STR) {
+			/* One byte more than shown: a string of exactly `max` bytes is not truncated. */
+			got = bpf_probe_read_user_str(dst, max + 1, src);
+			if (got < 0) {
+				b->flags = BLOB_FAULT;
+				got = 0;
+			} else {
+				got -= 1; /* without the NUL */
+				if (got > max) {
+					got = max;
+					b->flags = BLOB_TRUNCATED;
+				}
+			}
+		} else {
+			__u64 want = d->len_slot == LEN_CONST ? d->len_const : (d->len_slot < ARG_SLOTS ? vals[d->len_slot & (ARG_SLOTS - 1)] : 0);
+			if ((__s64)want < 0)
+				want = 0;
+			b->want = want;
+			__u64 take = want < max ? want : max;
+			if (take > BLOB_MAX - 1)
+				take = BLOB_MAX - 1;
+			if (take && bpf_probe_read_user(dst, take, src)) {
+				b->flags = BLOB_FAULT;
+				take = 0;
+			}
+			if (want > take && !(b->flags & BLOB_FAULT))
+				b->flags |= BLOB_TRUNCATED;
+			got = take;
+		}
+		b->len = got;
+		at += sizeof(struct blob_hdr) + ((got + 7) & ~7);
+		nblobs++;
+	}
+	h->nblobs = nblobs;
+	/* The bound is checked on the very register passed: the verifier must see len <= the scratch. */
+	__u64 len = at;
+	barrier_var(len);
+	if (len > SCRATCH_SIZE)
+		return;
+	if (bpf_ringbuf_output(&events, s->rec, len, BPF_RB_NO_WAKEUP))
+		drop(DROP_RING);
+}
+
+static __always_inline int load_regs(struct scratch *s, struct pt_regs *ctx)
+{
+	return bpf_probe_read_kernel(s->regs, sizeof(struct pt_regs), ctx);
+}
+
+SEC("uprobe")
+int probe_entry_typed(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!traced(&cfg.filter, tgid))
+		return 0;
+	__u32 cookie = bpf_get_attach_cookie(ctx);
+	const struct func_desc *f = bpf_map_lookup_elem(&funcs, &cookie);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!f || !s || load_regs(s, ctx))
+		return 0;
+	if (cfg.go_abi || cfg.track_latency || f->nsaved) {
+		struct start_val v = {};
+		for (__u32 i = 0; i < SAVED_PTRS; i++) {
+			if (i >= f->nsaved)
+				break;
+			__u8 slot = f->saved[i];
+			if (slot < ARG_SLOTS)
+				v.saved[i] = read_slot(s, &f->slots[slot], 0);
+		}
+		if (!remember_call(ctx, cookie, &v))
+			return 0;
+	}
+	if (cfg.count_calls)
+		count(tgid, cookie, 0);
+	if (cfg.emit_events)
+		emit_typed(ctx, EV_CALL, id, cookie, f->slots, ARG_SLOTS, f->nslots, 0, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int probe_return_typed(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!traced(&cfg.filter, tgid))
+		return 0;
+	__u32 cookie = bpf_get_attach_cookie(ctx);
+	const struct func_desc *f = bpf_map_lookup_elem(&funcs, &cookie);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!f || !s || load_regs(s, ctx))
+		return 0;
+	if (cfg.count_calls)
+		count(tgid, cookie, 1);
+	struct start_val v = {};
+	__u64 latency = 0;
+	if (take_call(ctx, cookie, &v))
+		latency = bpf_ktime_get_ns() - v.ts;
+	if (cfg.emit_events)
+		emit_typed(ctx, EV_RETURN, id, cookie, f->rets, RET_SLOTS, f->nrets, v.saved, latency);
 	return 0;
 }
 

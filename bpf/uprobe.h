@@ -9,8 +9,14 @@ struct uprobe_config {
 	__u8 count_calls;    /* keep per-process counts in `counts` */
 	__u8 track_latency;  /* remember entry time per thread for return latency */
 	__u8 go_abi;         /* arguments and results in Go's register ABI; pair by goroutine */
-	__u32 pad;
+	__u8 typed;          /* the typed programs: values described per function in `funcs` */
+	__u8 per_function;   /* counts per (process, function): several functions are probed */
+	__u8 want_nspid;     /* record each process's PID inside its container */
+	__u8 pad;
 };
+
+/* Slots of the `dropped` array: what could not be recorded, by reason. */
+enum drop_kind { DROP_RING = 0, DROP_COUNTS = 1, DROP_STARTS = 2, DROP_KINDS = 4 };
 
 enum event_kind { EV_CALL = 1, EV_RETURN = 2 };
 
@@ -29,6 +35,8 @@ struct uprobe_counts {
 	__u64 calls;
 	__u64 returns;
 	char comm[16];
+	__u32 nspid;         /* the process's PID in its innermost namespace (with want_nspid) */
+	__u32 pad;
 };
 
 #endif

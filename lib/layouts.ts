@@ -4,13 +4,32 @@
 /** struct proc_filter: the first member of every program's config (bpf/proc_filter.h). */
 export const PROC_FILTER = { size: 8, tgid: 0, use_tgids: 4, use_pidns: 5, follow_forks: 6 } as const;
 
-export const UPROBE_CONFIG = { size: 16, filter: 0, emit_events: 8, count_calls: 9, track_latency: 10, go_abi: 11 } as const;
+export const UPROBE_CONFIG = { size: 16, filter: 0, emit_events: 8, count_calls: 9, track_latency: 10, go_abi: 11, typed: 12, per_function: 13, want_nspid: 14 } as const;
+/** Slots of the `dropped` array (enum drop_kind). */
+export const DROP = { RING: 0, COUNTS: 1, STARTS: 2, KINDS: 4 } as const;
+
+/** Typed values (bpf/args.h). */
+export const ARG_SLOTS = 16;
+export const RET_SLOTS = 4;
+export const SAVED_PTRS = 4;
+export const SLOT = { NONE: 0, REG: 1, MEM: 2, CONST: 3, SAVED: 4 } as const;
+export const COPY = { NONE: 0, STR: 1, BUF: 2 } as const;
+export const LEN_CONST = 0xff;
+export const NO_REG = 0xff;
+export const SLOT_DESC = { size: 32, kind: 0, width: 1, is_signed: 2, reg: 3, index_reg: 4, scale: 5, shift: 6, copy: 7, len_slot: 8, max: 12, offset: 16, len_const: 24 } as const;
+export const FUNC_DESC = { size: 16 + (ARG_SLOTS + RET_SLOTS) * 32, nslots: 0, nrets: 1, nsaved: 2, saved: 8, slots: 16, rets: 16 + ARG_SLOTS * 32 } as const;
+export const TYPED_EVENT = { size: 56, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, nspid: 40, nvals: 44, nblobs: 46, latency: 48 } as const;
+/** Where a typed record's blobs start: after room for every slot's value. */
+export const TYPED_BLOBS_AT = TYPED_EVENT.size + ARG_SLOTS * 8;
+export const BLOB_HDR = { size: 16, slot: 0, flags: 1, len: 4, want: 8 } as const;
+export const BLOB_FAULT = 1;
+export const BLOB_TRUNCATED = 2;
 
 export const UPROBE_EVENT = { size: 88, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, a: 40 } as const;
 export const EV_CALL = 1;
 export const EV_RETURN = 2;
 
-export const UPROBE_COUNTS = { size: 32, calls: 0, returns: 8, comm: 16 } as const;
+export const UPROBE_COUNTS = { size: 40, calls: 0, returns: 8, comm: 16, nspid: 32 } as const;
 
 export const SSL_CONFIG = { size: 8, filter: 0 } as const;
 export const SSL_STATS = { size: 64, calls: 0, returns: 8, bytes: 16, errors: 24, orphan_returns: 32, lost_entries: 40, comm: 48 } as const;
