@@ -2,10 +2,12 @@
 // Kubernetes pods, the pod they belong to and the pod's own labels.
 //
 // Engines are asked through their CLIs, all at once:
-//   containerd  `ctr -a SOCK namespaces ls -q`, then per namespace `ctr -n NS task ls` (PIDs of
-//               running tasks) and, once per new container, `ctr -n NS containers info ID` (labels).
-//               Every socket found is asked (its own, dockerd's private one, k3s's, extra ones
-//               given), every namespace, k8s.io first.
+//   containerd  `ctr -a SOCK namespaces ls -q` (reused for 30 s, or until an event names a new
+//               namespace), then per namespace `ctr -n NS task ls` (PIDs of running tasks) and,
+//               once per new container, `ctr -n NS containers info ID` (labels). Every socket found
+//               is asked (its own, dockerd's private one, k3s's, extra ones given), every
+//               namespace, k8s.io first; namespace moby (dockerd's) is left to docker when docker
+//               is asked too.
 //   docker      `docker ps -q --no-trunc`, then one `docker inspect` of them all, formatted down to
 //               id, PID, name and labels.
 //   podman      the same as docker.
@@ -99,6 +101,37 @@ export interface DiscoveryOptions {
   containerdAddresses?: string[];
   /** Per-command time limit (default 5 s). */
   timeoutMs?: number;
+  /** How long a containerd socket's namespace list is reused (default 30 s; see noteNamespace). */
+  namespaceTtlMs?: number;
+}
+
+/** Names one endpoint of one engine: a containerd socket, or docker/podman/crictl. */
+export function sourceKey(engine: FleetEngine, source: string): string {
+  return `${engine}:${source}`;
+}
+
+/** The endpoint a container was listed through. */
+export function sourceOf(c: FleetContainer): string {
+  return sourceKey(c.engine, c.engine === "containerd" ? c.address ?? "" : c.engine);
+}
+
+const ENGINE_ORDER: readonly FleetEngine[] = ["docker", "podman", "containerd", "crictl"];
+
+/**
+ * One entry per container id. A container can be seen twice: CRI containers by ctr and crictl,
+ * docker's by docker and (namespace moby of dockerd's containerd) by ctr. The engine first in
+ * the order docker, podman, containerd, crictl keeps it.
+ */
+export function dedupeContainers(containers: readonly FleetContainer[]): FleetContainer[] {
+  const sorted = [...containers].sort((a, b) => ENGINE_ORDER.indexOf(a.engine) - ENGINE_ORDER.indexOf(b.engine));
+  const seen = new Set<string>();
+  const keep = new Set<FleetContainer>();
+  for (const c of sorted) {
+    if (seen.has(c.id)) continue;
+    seen.add(c.id);
+    keep.add(c);
+  }
+  return containers.filter((c) => keep.has(c));
 }
 
 const ENGINE_CLI: Record<FleetEngine, string> = { docker: "docker", podman: "podman", containerd: "ctr", crictl: "crictl" };
@@ -188,11 +221,21 @@ export class Discovery {
   private ctrLabels = new Map<string, Record<string, string>>();
   /** crictl PIDs by container id (a CRI container is never restarted under the same id). */
   private crictlPids = new Map<string, number>();
+  /** containerd namespaces by socket, and when they were listed. */
+  private namespaces = new Map<string, { names: string[]; at: number }>();
+  private readonly namespaceTtlMs: number;
 
   constructor(opts: DiscoveryOptions = {}) {
     this.engines = opts.engines ?? installedFleetEngines();
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.extraAddresses = opts.containerdAddresses ?? [];
+    this.namespaceTtlMs = opts.namespaceTtlMs ?? 30_000;
+  }
+
+  /** A namespace seen in the socket's events: listed from the next listing on, whatever the cache's age. */
+  noteNamespace(address: string, namespace: string): void {
+    const cached = this.namespaces.get(address);
+    if (cached && !cached.names.includes(namespace)) this.namespaces.delete(address);
   }
 
   /** containerd sockets that exist now, extra ones first. */
@@ -204,31 +247,39 @@ export class Discovery {
     return runCommand(argv, { timeoutMs: this.timeoutMs });
   }
 
-  async list(): Promise<DiscoveryResult> {
+  /**
+   * Lists every engine's containers, or only those of the endpoints named in `only` (sourceKey
+   * values: the tracker re-lists just the engine whose events fired).
+   */
+  async list(only?: ReadonlySet<string>): Promise<DiscoveryResult> {
     const t0 = performance.now();
     const jobs: Promise<EngineAnswer>[] = [];
+    const wanted = (engine: FleetEngine, source: string) => !only || only.has(sourceKey(engine, source));
     for (const e of this.engines) {
-      if (e === "containerd") for (const addr of this.containerdAddresses()) jobs.push(this.containerd(addr));
-      else if (e === "docker" || e === "podman") jobs.push(this.dockerLike(e));
-      else jobs.push(this.crictl());
+      if (e === "containerd") {
+        for (const addr of this.containerdAddresses()) if (wanted(e, addr)) jobs.push(this.containerd(addr));
+      } else if (wanted(e, e)) {
+        jobs.push(e === "crictl" ? this.crictl() : this.dockerLike(e));
+      }
     }
-    if (this.engines.includes("containerd") && this.containerdAddresses().length === 0) {
+    if (!only && this.engines.includes("containerd") && this.containerdAddresses().length === 0) {
       jobs.push(Promise.resolve({ status: { engine: "containerd", source: "ctr", ok: false, error: `no containerd socket (${[...this.extraAddresses, ...CONTAINERD_SOCKETS].join(", ")})`, ms: 0, containers: 0 }, containers: [] }));
     }
     const answers = await Promise.all(jobs);
-    // One container can be seen twice: docker's containers are also containerd containers (namespace
-    // moby of dockerd's containerd), CRI containers are seen by ctr and crictl. The first engine in
-    // order (docker, podman, containerd, crictl) keeps it.
-    const seen = new Set<string>();
-    const containers: FleetContainer[] = [];
-    for (const a of answers) {
-      for (const c of a.containers) {
-        if (seen.has(c.id)) continue;
-        seen.add(c.id);
-        containers.push(c);
-      }
-    }
-    return { containers, engines: answers.map((a) => a.status), ms: performance.now() - t0 };
+    return { containers: dedupeContainers(answers.flatMap((a) => a.containers)), engines: answers.map((a) => a.status), ms: performance.now() - t0 };
+  }
+
+  /** The socket's namespaces, k8s.io first; docker's own (moby) left to docker when docker is asked. */
+  private async containerdNamespaces(ctr: string[], addr: string): Promise<string[] | CommandResult> {
+    const cached = this.namespaces.get(addr);
+    if (cached && performance.now() - cached.at < this.namespaceTtlMs) return cached.names;
+    const r = await this.run([...ctr, "namespaces", "ls", "-q"]);
+    if (!r.ok) return r;
+    let names = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+    if (this.engines.includes("docker")) names = names.filter((n) => n !== "moby" && n !== "plugins.moby");
+    names.sort((a, b) => (a === "k8s.io" ? -1 : b === "k8s.io" ? 1 : a.localeCompare(b)));
+    this.namespaces.set(addr, { names, at: performance.now() });
+    return names;
   }
 
   private async containerd(addr: string): Promise<EngineAnswer> {
@@ -238,10 +289,11 @@ export class Discovery {
       status: { engine: "containerd", source: addr, ok, ...(error ? { error } : {}), ms: performance.now() - t0, containers: containers.length },
       containers,
     });
-    const nsList = await this.run([...ctr, "namespaces", "ls", "-q"]);
-    if (!nsList.ok) return status(false, [], nsList.error);
-    const namespaces = nsList.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
-    namespaces.sort((a, b) => (a === "k8s.io" ? -1 : b === "k8s.io" ? 1 : a.localeCompare(b)));
+    const namespaces = await this.containerdNamespaces(ctr, addr);
+    if (!Array.isArray(namespaces)) {
+      this.namespaces.delete(addr);
+      return status(false, [], namespaces.error);
+    }
     const errors: string[] = [];
     const live = new Set<string>();
     const perNs = await Promise.all(
@@ -283,6 +335,7 @@ export class Discovery {
       }),
     );
     for (const key of this.ctrLabels.keys()) if (key.startsWith(`${addr}\u0000`) && !live.has(key)) this.ctrLabels.delete(key);
+    if (errors.length) this.namespaces.delete(addr); // a namespace may have gone: list them again next time
     // Pods do not span namespaces: sandboxes are matched within each one.
     const containers = perNs.flatMap((found) => withPodLabels(found));
     return status(true, containers, errors.length ? errors.join("; ") : undefined);

@@ -5,8 +5,8 @@
 import type { Subprocess } from "bun";
 import type { FleetEngine } from "./discovery.ts";
 
-/** containerd topics that start or end a container's process. */
-const CTR_TOPICS = /\s\/(tasks\/(start|exit|delete|paused|resumed)|containers\/(create|update|delete))\s/;
+/** `ctr events` lines (TIME ZONE NAMESPACE TOPIC JSON) whose topic starts or ends a container's process. */
+const CTR_EVENT = /\s(\S+)\s\/(tasks\/(start|exit|delete|paused|resumed)|containers\/(create|update|delete))\s/;
 
 export interface WatchedStream {
   engine: FleetEngine;
@@ -24,8 +24,8 @@ export interface EventWatchOptions {
   containerdAddresses: string[];
   docker: boolean;
   podman: boolean;
-  /** Called for each relevant event line. */
-  onEvent(engine: FleetEngine, source: string): void;
+  /** Called for each relevant event line; containerd's name their namespace. */
+  onEvent(engine: FleetEngine, source: string, namespace?: string): void;
   /** Called when a stream ends or cannot start (it is retried). */
   onStreamEnd?(engine: FleetEngine, source: string, why: string): void;
   /** Pause before restarting an ended stream (default 2 s). */
@@ -72,7 +72,12 @@ export function watchEngineEvents(opts: EventWatchOptions): EventWatch {
           while ((nl = buf.indexOf("\n")) >= 0) {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
-            if (s.engine !== "containerd" || CTR_TOPICS.test(line)) opts.onEvent(s.engine, s.source);
+            if (s.engine !== "containerd") {
+              if (line.trim()) opts.onEvent(s.engine, s.source);
+            } else {
+              const m = CTR_EVENT.exec(line);
+              if (m) opts.onEvent(s.engine, s.source, m[1]);
+            }
           }
           if (buf.length > 1 << 20) buf = ""; // a line that long is no event we want
         }

@@ -3,23 +3,25 @@
 // added/removed. A container is identified by engine, endpoint, namespace and id; a new PID under
 // the same id (a restart) is a removal and an addition.
 //
-// Timeliness and cost: with event streams (the default) a change is listed within ~0.1-0.3 s of the
-// engine's event, and the periodic listing only backs them up (every `resyncMs`, default 10 s);
-// where an engine has no live stream, the tracker lists every `intervalMs` (default 1 s).
-// A listing costs one CLI call per containerd namespace plus two per docker/podman (about 35 ms
-// of CPU each for ctr here; see the tests' measurements).
+// Why events and not only polling: a listing runs engine CLIs, and each run costs tens of ms of
+// CPU (Go binaries starting up; see tests/kernel/fleet.test.ts for this machine's numbers), so
+// listing every engine every second would keep a good part of a core busy on an idle node. With
+// the event streams (the default) an event re-lists only the engine it came from, within
+// `debounceMs`, and the full periodic listing only backs the streams up, every `resyncMs`. Where
+// an engine that answers has no live stream (crictl never has one; a stream that died), the full
+// listing runs every `intervalMs` instead.
 //
 // An engine whose listing fails keeps its previously known containers (no removal storm when a
 // daemon is briefly unreachable); they are removed once it answers again without them.
-import { Discovery, type DiscoveryOptions, type DiscoveryResult, type EngineStatus, type FleetContainer, type FleetEngine } from "./discovery.ts";
+import { dedupeContainers, Discovery, sourceKey, sourceOf, type DiscoveryOptions, type DiscoveryResult, type FleetContainer, type FleetEngine } from "./discovery.ts";
 import { watchEngineEvents, type EventWatch } from "./events.ts";
 
 export interface TrackerOptions extends DiscoveryOptions {
-  /** Listing period when some engine has no event stream (default 1000 ms). */
+  /** Full listing period while some answering engine has no live event stream (default 1000 ms). */
   intervalMs?: number;
-  /** Listing period when every engine has a live event stream (default 10,000 ms). */
+  /** Full listing period while every answering engine has a live event stream (default 10,000 ms). */
   resyncMs?: number;
-  /** Watch engine events to list at once on a change (default true). */
+  /** Watch engine events and re-list at once on a change (default true). */
   watchEvents?: boolean;
   /** Events within this window are answered by one listing (default 50 ms). */
   debounceMs?: number;
@@ -28,9 +30,9 @@ export interface TrackerOptions extends DiscoveryOptions {
 export interface TrackerListeners {
   added: (c: FleetContainer) => void;
   removed: (c: FleetContainer) => void;
-  /** After each listing, with what each engine said (failures included). */
-  sync: (r: DiscoveryResult) => void;
-  /** An event stream ended (it is restarted); listing goes on at intervalMs meanwhile. */
+  /** After each listing, with what each engine asked said (failures included). */
+  sync: (r: DiscoveryResult, partial: boolean) => void;
+  /** An event stream ended (it is restarted); full listings run every intervalMs meanwhile. */
   streamEnded: (engine: FleetEngine, source: string, why: string) => void;
 }
 
@@ -39,16 +41,8 @@ export function containerKey(c: FleetContainer): string {
   return `${c.engine}\u0000${c.address ?? ""}\u0000${c.namespace ?? ""}\u0000${c.id}`;
 }
 
-function sourceKey(engine: FleetEngine, source: string): string {
-  return `${engine}\u0000${source}`;
-}
-
-function sourceOf(c: FleetContainer): string {
-  return sourceKey(c.engine, c.engine === "containerd" ? c.address ?? "" : c.engine);
-}
-
 export class ContainerTracker {
-  private readonly discovery: Discovery;
+  readonly discovery: Discovery;
   private readonly intervalMs: number;
   private readonly resyncMs: number;
   private readonly debounceMs: number;
@@ -59,10 +53,14 @@ export class ContainerTracker {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerDue = 0;
   private running: Promise<void> | undefined;
-  private again = false;
+  /** Endpoints whose events asked for a listing not yet done. */
+  private pending = new Set<string>();
+  private fullPending = false;
   private stopped = false;
-  private lastSync = 0;
-  /** Listings done, and when the last one finished (performance.now()). */
+  private lastFull = 0;
+  /** Endpoints that answered the last time they were asked. */
+  private answering = new Set<string>();
+  /** Listings done (full and partial). */
   syncs = 0;
   lastResult: DiscoveryResult | undefined;
 
@@ -96,25 +94,34 @@ export class ContainerTracker {
         containerdAddresses: engines.includes("containerd") ? this.discovery.containerdAddresses() : [],
         docker: engines.includes("docker"),
         podman: engines.includes("podman"),
-        onEvent: () => this.poke(this.debounceMs),
+        onEvent: (engine, source, namespace) => {
+          if (engine === "containerd" && namespace) this.discovery.noteNamespace(source, namespace);
+          this.pending.add(sourceKey(engine, source));
+          this.wakeIn(this.debounceMs);
+        },
         onStreamEnd: (engine, source, why) => this.emit("streamEnded", engine, source, why),
       });
     }
     await this.syncNow();
   }
 
-  /** Lists now (or right after a listing in progress) and applies the difference. */
+  /** Lists every engine now (or right after a listing in progress) and applies the difference. */
   syncNow(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
+    this.fullPending = true;
+    return this.drain();
+  }
+
+  private drain(): Promise<void> {
+    if (this.running) return this.running;
     this.running = (async () => {
       try {
-        do {
-          this.again = false;
-          await this.syncOnce();
-        } while (this.again && !this.stopped);
+        while (!this.stopped && (this.fullPending || this.pending.size > 0)) {
+          const full = this.fullPending;
+          const only = full ? undefined : new Set(this.pending);
+          this.fullPending = false;
+          this.pending.clear();
+          await this.syncOnce(only);
+        }
       } finally {
         this.running = undefined;
         this.schedule();
@@ -123,16 +130,28 @@ export class ContainerTracker {
     return this.running;
   }
 
-  private async syncOnce(): Promise<void> {
-    const r = await this.discovery.list();
+  private async syncOnce(only: Set<string> | undefined): Promise<void> {
+    // Periods run from the start of one full listing to the start of the next.
+    const began = performance.now();
+    const r = await this.discovery.list(only);
     if (this.stopped) return;
     this.syncs++;
-    this.lastSync = performance.now();
+    if (!only) this.lastFull = began;
     this.lastResult = r;
-    const failed = new Set(r.engines.filter((e) => !e.ok).map((e) => sourceKey(e.engine, e.source)));
+    const listedOk = new Set<string>();
+    for (const e of r.engines) {
+      const k = sourceKey(e.engine, e.source);
+      if (e.ok) {
+        listedOk.add(k);
+        this.answering.add(k);
+      } else {
+        this.answering.delete(k);
+      }
+    }
+    // Containers of endpoints not listed, or whose listing failed, stay as they were.
+    const carried = [...this.known.values()].filter((c) => !listedOk.has(sourceOf(c)));
     const next = new Map<string, FleetContainer>();
-    for (const c of r.containers) next.set(containerKey(c), c);
-    for (const [k, c] of this.known) if (!next.has(k) && failed.has(sourceOf(c))) next.set(k, c);
+    for (const c of dedupeContainers([...r.containers, ...carried])) next.set(containerKey(c), c);
     const removed: FleetContainer[] = [];
     const added: FleetContainer[] = [];
     for (const [k, c] of this.known) {
@@ -147,20 +166,18 @@ export class ContainerTracker {
     for (const [k, c] of next) this.known.set(k, c);
     for (const c of removed) this.emit("removed", c);
     for (const c of added) this.emit("added", c);
-    this.emit("sync", r);
+    this.emit("sync", r, only !== undefined);
   }
 
-  /** Whether every engine that answered has a live event stream (then periodic listing can be slow). */
+  /** Whether every answering endpoint has a live event stream (then full listings can be rare). */
   private allStreamsLive(): boolean {
-    if (!this.watch || !this.lastResult) return false;
+    if (!this.watch || this.answering.size === 0) return false;
     const live = new Set(this.watch.live().map((s) => sourceKey(s.engine, s.source)));
-    const answering = (this.lastResult.engines as EngineStatus[]).filter((e) => e.ok).map((e) => sourceKey(e.engine, e.source));
-    // crictl has no stream here.
-    return answering.length > 0 && answering.every((k) => live.has(k));
+    return [...this.answering].every((k) => live.has(k));
   }
 
-  /** Lists in `delayMs`, unless a listing is already due sooner (a stream of events cannot starve it). */
-  private poke(delayMs: number): void {
+  /** Wakes in `delayMs`, unless a wake-up is already due sooner (a stream of events cannot starve it). */
+  private wakeIn(delayMs: number): void {
     if (this.stopped) return;
     const due = performance.now() + delayMs;
     if (this.timer) {
@@ -170,14 +187,19 @@ export class ContainerTracker {
     this.timerDue = due;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.syncNow();
+      if (performance.now() - this.lastFull >= this.period() - 5) this.fullPending = true;
+      void this.drain();
     }, delayMs);
   }
 
+  private period(): number {
+    return this.allStreamsLive() ? this.resyncMs : this.intervalMs;
+  }
+
   private schedule(): void {
-    if (this.stopped || this.timer) return;
-    const period = this.allStreamsLive() ? this.resyncMs : this.intervalMs;
-    this.poke(Math.max(0, this.lastSync + period - performance.now()));
+    if (this.stopped) return;
+    if (this.pending.size > 0) return this.wakeIn(this.debounceMs);
+    this.wakeIn(Math.max(0, this.lastFull + this.period() - performance.now()));
   }
 
   /** Stops listing and watching; waits for a listing in progress. No events are emitted after. */
