@@ -22,12 +22,15 @@
 //   - containerd's CRI plugin stores the sandbox as a containerd container (the pause process) whose
 //     labels are the pause image's labels, overlaid by the sandbox's labels, plus
 //     io.cri-containerd.kind=sandbox; app containers get their image's labels, overlaid by the
-//     container's labels, plus io.cri-containerd.kind=container.
+//     container's labels, plus io.cri-containerd.kind=container. Pod annotations are not labels:
+//     they stay in the sandbox's io.cri-containerd.sandbox.metadata extension. (The OCI spec's
+//     annotations add io.kubernetes.cri.sandbox-{id,name,namespace,uid} and container-type.)
+//     tests/kernel/fleet.test.ts checks this against containerd 1.6's CRI plugin driven over gRPC.
 //   - cri-dockerd (and the older dockershim) stores the sandbox as a docker container labelled
 //     io.kubernetes.docker.type=podsandbox, with the pod's labels, and the pod's annotations as
 //     labels named annotation.KEY; app containers are labelled io.kubernetes.docker.type=container
-//     and io.kubernetes.sandbox.id.
-//   - crictl reports pod labels directly (`crictl pods`).
+//     and io.kubernetes.sandbox.id. (From cri-dockerd's source; it is not in Debian to test.)
+//   - crictl reports pod labels directly (`crictl pods`). (crictl is not in Debian 12: untested.)
 //   So a container's pod labels are its sandbox's labels (matched by io.kubernetes.pod.uid) less
 //   the runtime's own keys: io.kubernetes.*, io.cri-containerd.*, annotation.*. Sandboxes
 //   themselves are not listed (their process is the pause program). A pod's labels are as they

@@ -1,17 +1,17 @@
 // Container discovery, selection and tracking against real engines (root): a private containerd
-// (Debian's, its own socket under tests/.work) and the machine's dockerd. Containers are busybox
-// `sleep`s labelled as kubelet labels them; each pod also gets a sandbox container labelled as
-// containerd's CRI plugin (io.cri-containerd.kind=sandbox, the pod's labels) or cri-dockerd
-// (io.kubernetes.docker.type=podsandbox, annotation.* labels) stores it, since neither kubelet nor
-// a CRI client (crictl is not in Debian 12) runs here. PIDs are compared with `ctr task ls` and
-// `docker inspect`.
+// (Debian's, its own socket under tests/.work) whose CRI plugin runs pods as kubelet asks for them
+// (RunPodSandbox, CreateContainer, StartContainer over gRPC: tests/fixtures/fleet/cri.ts), and
+// the machine's dockerd. cri-dockerd is not in Debian, so its pods are docker containers
+// labelled as it labels them (io.kubernetes.docker.type=podsandbox, annotation.* labels).
+// Containers are busybox `sleep`s; PIDs are compared with `ctr task ls` and `docker inspect`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Discovery, sourceKey, type FleetContainer } from "../../lib/fleet/discovery.ts";
 import { parsePodRef, select, SelectionError, SelectorError } from "../../lib/fleet/selector.ts";
 import { ContainerTracker } from "../../lib/fleet/tracker.ts";
-import { kubeletLabels, startContainerd, startDocker, type Containerd, type DockerEngine } from "../fixtures/fleet/engines.ts";
+import { CriClient } from "../fixtures/fleet/cri.ts";
+import { APP_IMAGE, kubeletLabels, startContainerd, startDocker, type Containerd, type DockerEngine } from "../fixtures/fleet/engines.ts";
 import { WORK } from "../fixtures/fleet/prometheus.ts";
 
 if (process.getuid?.() !== 0) throw new Error("tests/kernel/fleet.test.ts runs containers: it must run as root");
@@ -22,27 +22,52 @@ const BILLING = `billing-${S}`;
 const OURS = `io.kubernetes.pod.namespace in (${SHOP},${BILLING})`;
 
 let ctrd: Containerd;
+let cri: CriClient;
 let docker: DockerEngine;
 /** Expected host PIDs by a short name. */
 const pid: Record<string, number> = {};
+const criId: Record<string, string> = {};
 const dockerId: Record<string, string> = {};
+const sandboxes: string[] = [];
 
-const CRI_SANDBOX = { "io.cri-containerd.kind": "sandbox" };
-const CRI_CONTAINER = { "io.cri-containerd.kind": "container" };
+interface Pod {
+  name: string;
+  namespace: string;
+  uid: string;
+  labels: Record<string, string>;
+  config: Uint8Array;
+  sandbox: string;
+}
+const pods: Record<string, Pod> = {};
+
+async function runPod(key: string, name: string, namespace: string, labels: Record<string, string>): Promise<Pod> {
+  const p = { name, namespace, uid: `uid-${key}-${S}`, labels, annotations: { "kubernetes.io/config.source": "api" } };
+  const config = cri.podSandboxConfig(p);
+  const sandbox = await cri.runPodSandbox(config);
+  sandboxes.push(sandbox);
+  return (pods[key] = { ...p, config, sandbox });
+}
+
+/** A container in `pod` through CRI; returns its id, its host PID and when StartContainer returned. */
+async function runCriContainer(pod: Pod, name: string): Promise<{ id: string; pid: number; runningAt: number }> {
+  const id = await cri.runContainer(pod.sandbox, pod.config, pod, name, APP_IMAGE, ["/bin/sleep", "1000"]);
+  const runningAt = performance.now();
+  return { id, pid: await ctrd.pidOf("k8s.io", id), runningAt };
+}
 
 beforeAll(async () => {
   const t0 = performance.now();
   ctrd = await startContainerd();
+  cri = new CriClient(ctrd.address);
+  console.log(`containerd answered after ${ctrd.startSeconds.toFixed(2)} s; CRI runtime API ${await cri.version()}`);
   // Pod SHOP/web: app=web,tier=front; containers nginx and sidecar.
-  pid.webSandbox = await ctrd.runSleep("k8s.io", `web-sandbox-${S}`, { ...kubeletLabels(SHOP, "web", `uid-web-${S}`), app: "web", tier: "front", ...CRI_SANDBOX });
-  pid.webNginx = await ctrd.runSleep("k8s.io", `web-nginx-${S}`, { ...kubeletLabels(SHOP, "web", `uid-web-${S}`, "nginx"), ...CRI_CONTAINER });
-  pid.webSidecar = await ctrd.runSleep("k8s.io", `web-sidecar-${S}`, { ...kubeletLabels(SHOP, "web", `uid-web-${S}`, "sidecar"), ...CRI_CONTAINER });
+  const web = await runPod("web", "web", SHOP, { app: "web", tier: "front" });
+  pid.webSandbox = await ctrd.pidOf("k8s.io", web.sandbox);
+  for (const [k, c] of [["webNginx", "nginx"], ["webSidecar", "sidecar"]] as const) ({ id: criId[k], pid: pid[k] } = await runCriContainer(web, c));
   // Pod SHOP/db: app=db,tier=back.
-  await ctrd.runSleep("k8s.io", `db-sandbox-${S}`, { ...kubeletLabels(SHOP, "db", `uid-db-${S}`), app: "db", tier: "back", ...CRI_SANDBOX });
-  pid.dbPostgres = await ctrd.runSleep("k8s.io", `db-postgres-${S}`, { ...kubeletLabels(SHOP, "db", `uid-db-${S}`, "postgres"), ...CRI_CONTAINER });
+  ({ id: criId.dbPostgres, pid: pid.dbPostgres } = await runCriContainer(await runPod("db", "db", SHOP, { app: "db", tier: "back" }), "postgres"));
   // Pod BILLING/web: same pod name in another namespace, no tier label.
-  await ctrd.runSleep("k8s.io", `bweb-sandbox-${S}`, { ...kubeletLabels(BILLING, "web", `uid-bweb-${S}`), app: "web", ...CRI_SANDBOX });
-  pid.billingNginx = await ctrd.runSleep("k8s.io", `bweb-nginx-${S}`, { ...kubeletLabels(BILLING, "web", `uid-bweb-${S}`, "nginx"), ...CRI_CONTAINER });
+  ({ id: criId.billingNginx, pid: pid.billingNginx } = await runCriContainer(await runPod("bweb", "web", BILLING, { app: "web" }), "nginx"));
   // Outside Kubernetes, in another containerd namespace.
   pid.plain = await ctrd.runSleep("default", `plain-${S}`, { team: `t-${S}` });
 
@@ -64,10 +89,12 @@ beforeAll(async () => {
   pid.dockerApi = api.pid;
   dockerId.api = api.id;
   pid.dockerPlain = (await docker.runSleep(`probe-fleet-plain-${S}`, { team: `t-${S}` })).pid;
-  console.log(`engines and 11 containers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (containerd answered after ${ctrd.startSeconds.toFixed(2)} s)`);
+  console.log(`engines, 3 CRI pods, 9 containers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }, 300_000);
 
 afterAll(async () => {
+  for (const sb of sandboxes) await cri.removePodSandbox(sb).catch((e: Error) => console.log(`removing pod ${sb}: ${e.message}`));
+  cri?.close();
   await docker?.stop();
   await ctrd?.stop();
 }, 120_000);
@@ -81,34 +108,38 @@ function childCpuMs(): number {
 const discovery = () => new Discovery({ containerdAddresses: [ctrd.address], engines: ["docker", "containerd"] });
 const pids = (cs: FleetContainer[]) => cs.map((c) => c.pid).sort((a, b) => a - b);
 const expectPids = (cs: FleetContainer[], names: string[]) => expect(pids(cs)).toEqual(names.map((n) => pid[n]!).sort((a, b) => a - b));
+const isMine = (c: FleetContainer) => c.pod?.namespace === SHOP || c.pod?.namespace === BILLING || c.labels.team === `t-${S}`;
 
 describe("discovery", () => {
   test("every running app container of both engines, with PIDs, pods and pod labels; sandboxes left out", async () => {
     const r = await discovery().list();
     for (const e of r.engines) expect([e.engine, e.source, e.ok, e.error]).toEqual([e.engine, e.source, true, undefined]);
     expect(r.engines.map((e) => e.source)).toContain(ctrd.address);
-    const mine = r.containers.filter((c) => c.id.includes(S) || c.name.includes(S));
-    const byId = new Map(mine.map((c) => [c.engine === "docker" ? c.name : c.id, c]));
-    expect(byId.get(`web-nginx-${S}`)).toEqual({
+    const mine = r.containers.filter(isMine);
+    const byPid = new Map(mine.map((c) => [c.pid, c]));
+    // What containerd's CRI plugin stored for the container, as discovery reads it: kubelet's four
+    // labels plus io.cri-containerd.kind; the pod's labels come from its sandbox.
+    expect(byPid.get(pid.webNginx!)).toEqual({
       engine: "containerd",
-      id: `web-nginx-${S}`,
-      name: `web-nginx-${S}`,
+      id: criId.webNginx!,
+      name: criId.webNginx!,
       namespace: "k8s.io",
       address: ctrd.address,
-      labels: { ...kubeletLabels(SHOP, "web", `uid-web-${S}`, "nginx"), ...CRI_CONTAINER },
+      labels: { ...kubeletLabels(SHOP, "web", `uid-web-${S}`, "nginx"), "io.cri-containerd.kind": "container" },
       pid: pid.webNginx!,
       pod: { name: "web", namespace: SHOP, uid: `uid-web-${S}` },
       containerName: "nginx",
       podLabels: { app: "web", tier: "front" },
     });
-    expect(byId.get(`plain-${S}`)).toMatchObject({ engine: "containerd", namespace: "default", pid: pid.plain, labels: { team: `t-${S}` } });
-    expect(byId.get(`plain-${S}`)?.pod).toBeUndefined();
-    const api = byId.get(`k8s_api_api_${SHOP}_uid-api-${S}_0`)!;
-    expect(api).toMatchObject({ engine: "docker", id: dockerId.api, pid: pid.dockerApi, pod: { name: "api", namespace: SHOP, uid: `uid-api-${S}` }, containerName: "api" });
+    expect(byPid.get(pid.billingNginx!)?.podLabels).toEqual({ app: "web" });
+    expect(byPid.get(pid.plain!)).toMatchObject({ engine: "containerd", namespace: "default", id: `plain-${S}`, labels: { team: `t-${S}` } });
+    expect(byPid.get(pid.plain!)?.pod).toBeUndefined();
+    const api = byPid.get(pid.dockerApi!)!;
+    expect(api).toMatchObject({ engine: "docker", id: dockerId.api, name: `k8s_api_api_${SHOP}_uid-api-${S}_0`, pod: { name: "api", namespace: SHOP, uid: `uid-api-${S}` }, containerName: "api" });
     expect(api.podLabels).toEqual({ app: "api", tier: "front" }); // annotation.* and io.kubernetes.* dropped
     // 5 app containers in containerd + 2 in docker; the 4 sandboxes are not listed.
-    expect(mine).toHaveLength(7);
-    expect(mine.some((c) => c.pid === pid.webSandbox)).toBe(false);
+    expect(pids(mine)).toEqual(pids(Object.keys(pid).filter((k) => k !== "webSandbox").map((k) => ({ pid: pid[k]! }) as FleetContainer)));
+    expect(r.containers.some((c) => c.pid === pid.webSandbox)).toBe(false);
     // docker's containers are also tasks of dockerd's containerd (namespace moby): listed once.
     expect(r.containers.filter((c) => c.id === dockerId.api)).toHaveLength(1);
   }, 60_000);
@@ -212,15 +243,16 @@ describe("tracker", () => {
       throw new Error(`no matching tracker event within 5 s (events: ${seen.map((e) => `${e.kind} ${e.c.name}`).join(", ")})`);
     };
     const tag = watchEvents ? "ev" : "poll";
-    // containerd: a new container in pod SHOP/web, then stopped. Additions are timed from when the
-    // engine command returned (the container runs by then), removals from the kill.
+    // containerd: a new container in pod SHOP/web through CRI, then stopped and removed through
+    // CRI. Additions are timed from when the engine said the container runs, removals from the
+    // start of the stop.
     let t0 = performance.now();
-    const late = await ctrd.runSleepTimed("k8s.io", `web-late-${tag}-${S}`, { ...kubeletLabels(SHOP, "web", `uid-web-${S}`, "late"), ...CRI_CONTAINER });
+    const late = await runCriContainer(pods.web!, `late-${tag}`);
     const ctrCmd = late.runningAt - t0;
     const ctrAdded = await waitFor((e) => e.kind === "added" && e.c.pid === late.pid, late.runningAt);
-    expect(seen.find((e) => e.c.pid === late.pid)!.c).toMatchObject({ containerName: "late", pod: { name: "web", namespace: SHOP }, podLabels: { app: "web", tier: "front" } });
+    expect(seen.find((e) => e.c.pid === late.pid)!.c).toMatchObject({ id: late.id, containerName: `late-${tag}`, pod: { name: "web", namespace: SHOP }, podLabels: { app: "web", tier: "front" } });
     t0 = performance.now();
-    await ctrd.remove("k8s.io", `web-late-${tag}-${S}`);
+    await cri.removeContainer(late.id);
     const ctrRemoved = await waitFor((e) => e.kind === "removed" && e.c.pid === late.pid, t0);
     // docker: the same.
     t0 = performance.now();
@@ -237,7 +269,7 @@ describe("tracker", () => {
     const ms = (n: number) => `${Math.max(0, n).toFixed(0)} ms`;
     console.log(
       `tracker (${watchEvents ? "events + resync" : "polling every 1 s"}): ${initial} containers at start; idle: ${idle.listings} listings in 4 s, ${idle.cpuPerSecond.toFixed(0)} ms CLI CPU per second; ` +
-        `containerd added ${ms(ctrAdded)} after ctr run returned (${ms(ctrCmd)} after it began), removed ${ms(ctrRemoved)} after the kill began; ` +
+        `containerd (CRI) added ${ms(ctrAdded)} after StartContainer returned (${ms(ctrCmd)} after CreateContainer began), removed ${ms(ctrRemoved)} after StopContainer began; ` +
         `docker added ${ms(dockerAdded)} after docker run returned (${ms(dockerCmd)} after it began), removed ${ms(dockerRemoved)} after docker rm -f began; ${syncs} listings`,
     );
     for (const t of [ctrAdded, ctrRemoved, dockerAdded, dockerRemoved]) expect(t).toBeLessThan(2_000);
