@@ -205,6 +205,23 @@ function withPodLabels(found: Found[], podLabelsByUid: Map<string, Record<string
   return found.filter((f) => !isSandbox(f.labels)).map((f) => toContainer(f, podLabelsByUid.get(f.labels[K8S_LABELS.podUid] ?? "")));
 }
 
+/** `ctr containers info` calls run at once per namespace. */
+const INFO_CONCURRENCY = 4;
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 interface EngineAnswer {
   status: EngineStatus;
   containers: FleetContainer[];
@@ -312,28 +329,33 @@ export class Discovery {
           .slice(1)
           .map((l) => l.trim().split(/\s+/))
           .filter((c) => c.length >= 3 && /^\d+$/.test(c[1]!) && Number(c[1]) > 0 && (c[2] === "RUNNING" || c[2] === "PAUSED" || c[2] === "PAUSING"));
-        const found: Found[] = [];
-        for (const [id, pid] of running as [string, string, string][]) {
+        const labelsOfTask = async ([id]: string[]): Promise<Record<string, string> | undefined> => {
           const key = `${addr}\u0000${ns}\u0000${id}`;
           live.add(key);
-          let labels = this.ctrLabels.get(key);
-          if (!labels) {
-            const info = await this.run([...ctr, "-n", ns, "containers", "info", id]);
-            if (!info.ok) {
-              // Gone between the two calls, most likely: the next listing settles it.
-              errors.push(`${ns}/${id}: ${info.error}`);
-              continue;
-            }
-            try {
-              labels = labelsOf((JSON.parse(info.stdout) as { Labels?: unknown }).Labels);
-            } catch {
-              errors.push(`${ns}/${id}: ctr containers info printed something that is not JSON`);
-              continue;
-            }
-            this.ctrLabels.set(key, labels);
+          const cached = this.ctrLabels.get(key);
+          if (cached) return cached;
+          const info = await this.run([...ctr, "-n", ns, "containers", "info", id!]);
+          if (!info.ok) {
+            // Gone between the two calls, most likely: the next listing settles it.
+            errors.push(`${ns}/${id}: ${info.error}`);
+            return undefined;
           }
-          found.push({ engine: "containerd", id, name: id, namespace: ns, address: addr, labels, pid: Number(pid) });
-        }
+          try {
+            const labels = labelsOf((JSON.parse(info.stdout) as { Labels?: unknown }).Labels);
+            this.ctrLabels.set(key, labels);
+            return labels;
+          } catch {
+            errors.push(`${ns}/${id}: ctr containers info printed something that is not JSON`);
+            return undefined;
+          }
+        };
+        // New containers (all of them at the first listing) are asked about a few at a time.
+        const labels = await mapLimit(running, INFO_CONCURRENCY, labelsOfTask);
+        const found: Found[] = [];
+        running.forEach(([id, pid], i) => {
+          const l = labels[i];
+          if (l) found.push({ engine: "containerd", id: id!, name: id!, namespace: ns, address: addr, labels: l, pid: Number(pid) });
+        });
         return found;
       }),
     );
