@@ -124,7 +124,7 @@ describe("Go return probes in the kernel", () => {
       expect(dropped).toBe(0n);
 
       // Counts match the requests exactly, though frames re-entered their entry after stack growth.
-      const rawCalls = new DataView(new MapReader(raw.mapFd("counts")).lookup(new Uint8Array(new Uint32Array([server.pid]).buffer))![0]!.buffer).getBigUint64(0, true);
+      const rawCalls = new DataView(new MapReader(raw.mapFd("counts")).lookup(new Uint8Array(new Uint32Array([server.pid, 0]).buffer))![0]!.buffer).getBigUint64(0, true); // key: (tgid, function)
       const recCalls = calls.filter((e) => e.func === 0);
       const recRets = rets.filter((e) => e.func === 0);
       console.log(
