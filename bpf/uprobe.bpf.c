@@ -149,6 +149,8 @@ static __always_inline struct uprobe_event *reserve(__u32 kind, __u64 id, __u64 
 	e->func = cookie;
 	e->ts = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->nspid = cfg.want_nspid ? inner_tgid() : 0;
+	e->pad = 0;
 	return e;
 }
 

@@ -27,6 +27,8 @@ struct uprobe_event {
 	__u32 func;          /* attach cookie: index of the function in probe's list */
 	__u64 ts;            /* bpf_ktime_get_ns */
 	char comm[16];
+	__u32 nspid;         /* the process's PID in its innermost namespace (with want_nspid) */
+	__u32 pad;
 	__u64 a[6];          /* call: arguments; return: a[0] = value, a[1] = latency ns (0: entry not seen);
 	                      * Go return: a[2], a[3] = 2nd/3rd results, a[4] = goroutine (g), a[5] = frame depth */
 };

@@ -25,7 +25,7 @@ export const BLOB_HDR = { size: 16, slot: 0, flags: 1, len: 4, want: 8 } as cons
 export const BLOB_FAULT = 1;
 export const BLOB_TRUNCATED = 2;
 
-export const UPROBE_EVENT = { size: 88, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, a: 40 } as const;
+export const UPROBE_EVENT = { size: 96, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, nspid: 40, a: 48 } as const;
 export const EV_CALL = 1;
 export const EV_RETURN = 2;
 

@@ -11,7 +11,7 @@ import { resolveFunction, parseFunctionSpec } from "./symbols.ts";
 import { inspectGo, requireRegisterAbi, goFunction, type GoInfo } from "./go.ts";
 import { returnOffsets } from "./go-returns.ts";
 import { instructionStarts, DecodeError } from "./x86/decoder.ts";
-import type { ProbePoint } from "./uprobe.ts";
+import type { AttachError, ProbePoint } from "./uprobe.ts";
 
 /** A probe that would corrupt the target or cannot be placed where asked. */
 export class PlanError extends ProbeError {}
@@ -160,6 +160,17 @@ function nearest(starts: number[], offset: number): number[] {
   const i = starts.findIndex((s) => s > offset);
   const at = i < 0 ? starts.length : i;
   return starts.slice(Math.max(0, at - 2), at + 2);
+}
+
+/** Names an attach error's culprit (`names` by cookie) and where its next instruction is, while the file is open. */
+export function nameCulprit(e: AttachError, elf: ElfFile, display: string, names?: string[]): AttachError {
+  const c = e.culprit;
+  e.display = display;
+  if (c) {
+    e.culpritName = names?.[Number(c.cookie)] ?? `0x${c.offset.toString(16)}`;
+    e.nextInstruction = nextInstruction(elf, c.offset);
+  }
+  return e;
 }
 
 /** The instruction after the one at `offset` in its function, as `name+0x..` (for unprobeable instructions). */

@@ -51,9 +51,18 @@ export class AttachError extends ProbeError {
     message: string,
     readonly errno: number,
     readonly points: ProbePoint[],
+    /** The point the kernel refuses on its own, when one of several is the cause. */
+    readonly culprit?: ProbePoint,
   ) {
     super(message);
   }
+
+  /** The culprit as the user knows it (set by whoever knows the names: lib/plan.ts nameCulprit). */
+  culpritName?: string;
+  /** Where the next instruction starts, when the kernel refuses the culprit's instruction. */
+  nextInstruction?: string;
+  /** The file as the user knows it. */
+  display?: string;
 }
 
 export function attachUprobe(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {
@@ -75,10 +84,21 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
     return attachPerf(progFd, path, points, opts);
   } catch (e) {
     if (e instanceof OsError) {
-      const at = points.length <= 4 ? points.map((p) => `0x${p.offset.toString(16)}`).join(",") : `${points.length} offsets`;
-      throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points);
+      // One uprobe_multi link for many offsets fails as a whole: find the one the kernel refuses.
+      const culprit = points.length === 1 ? points[0] : points.find((p) => !attachable(progFd, path, p, opts));
+      const at = culprit ? `0x${culprit.offset.toString(16)}` : `${points.length} offsets`;
+      throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points, culprit);
     }
     throw e;
+  }
+}
+
+function attachable(progFd: number, path: string, p: ProbePoint, opts: AttachOptions): boolean {
+  try {
+    attachUprobe(progFd, path, [p], opts).close();
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -14,8 +14,8 @@ import { openRegular, readFdCapped } from "./files.ts";
 import { BPF_ATTACH, BPF_PROG_TYPE } from "./kernel/abi.ts";
 import { BpfObject, type BpfProgram } from "./object.ts";
 import { setGlobal, type GlobalSetting } from "./globals.ts";
-import { planProbes, entryPoints, returnPoints } from "./plan.ts";
-import { attachUprobe, bestAttachMode, type AttachMode, type UprobeLink } from "./uprobe.ts";
+import { planProbes, entryPoints, returnPoints, nameCulprit } from "./plan.ts";
+import { attachUprobe, bestAttachMode, AttachError, type AttachMode, type UprobeLink } from "./uprobe.ts";
 import { attachTracepoint, type TracepointLink } from "./tracepoint.ts";
 import { openTarget, type OpenTarget } from "./proc/target.ts";
 import { bpffsName, ensureBpffs, pinObject, preparePinDir, removeEmptyDir, unpinDir } from "./bpffs.ts";
@@ -238,7 +238,13 @@ export function loadUserObject(path: string, options: LoadOptions = {}): UserObj
       const plan = planProbes(t.elf, funcs, { ret: isReturn });
       const points = isReturn ? returnPoints(plan) : entryPoints(plan);
       if (isReturn && !plan.retprobe) opts.onNote?.(`${first.prog}: ${plan.notes.join("; ")}`);
-      const link = attachUprobe(progFd, t.kernelPath, points, { retprobe: isReturn && plan.retprobe, pid: opts.pid, mode: opts.mode, displayPath: t.display });
+      let link: UprobeLink;
+      try {
+        link = attachUprobe(progFd, t.kernelPath, points, { retprobe: isReturn && plan.retprobe, pid: opts.pid, mode: opts.mode, displayPath: t.display });
+      } catch (e) {
+        if (e instanceof AttachError) throw nameCulprit(e, t.elf, t.display, plan.functions.map((f) => f.name));
+        throw e;
+      }
       attachments.push({
         prog: first.prog,
         kind: first.kind,

@@ -10,14 +10,22 @@ import { processOptions, runOptions, attachModeOption, normalizeArgv } from "./o
 
 const cli = cac("probe");
 
-const uprobe = cli
-  .command("uprobe [target] [function]", "Trace calls (and returns) of a function in a program or library")
-  .usage(
-    "uprobe <target> <function> [options]\n\n" +
-      "  <target>    the binary or library: a path, a library name (libc, libssl.so.3), or a program on PATH\n" +
-      "  <function>  the function: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), symbol+0x10, or a file offset 0x35430\n\n" +
-      "Events go to stdout, one line each; the 'Tracing ...' header and notes go to stderr.",
-  )
+// A closed stderr (its reader gone) must not end a run: the data goes to stdout.
+process.stderr.on("error", () => {});
+
+/** A command whose --help says what it does (cac's shows only the usage line otherwise). */
+function command(spec: string, description: string, usage: string) {
+  return cli.command(spec, description).usage(`${usage}\n\n${description}.`);
+}
+
+const uprobe = command(
+  "uprobe [target] [function]",
+  "Trace calls (and returns) of a function in a program or library",
+  "uprobe <target> <function> [options]\n\n" +
+    "  <target>    the binary or library: a path, a library name (libc, libssl.so.3), or a program on PATH\n" +
+    "  <function>  the function: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), symbol+0x10, or a file offset 0x35430\n\n" +
+    "Events go to stdout, one line each; the 'Tracing ...' header and notes go to stderr",
+)
   .option("-r, --ret", "Also trace returns: return value and latency")
   .option("-s, --summary", "Print per-process call counts every interval instead of every event")
   .option("--list-functions [pattern]", "List the functions of the target (Go names too) and exit")
@@ -30,9 +38,11 @@ attachModeOption(uprobe)
   .example("probe uprobe libc malloc --ret --pid 1234 --json")
   .action((target, fn, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fn, opts))));
 
-const sslRead = cli
-  .command("ssl-read", "Count OpenSSL SSL_read/SSL_read_ex calls, returns, bytes and errors per process")
-  .usage("ssl-read [options]\n\nOne table per interval on stdout (rows that changed), totals at exit; the header goes to stderr.")
+const sslRead = command(
+  "ssl-read",
+  "Count OpenSSL SSL_read/SSL_read_ex calls, returns, bytes and errors per process",
+  "ssl-read [options]\n\nOne table per interval on stdout (rows that changed), totals at exit; the header goes to stderr",
+)
   .option("--lib <path>", "The libssl to probe (default: every OpenSSL libssl on the host, or the target's)")
   .option("--verify-order", "Exit with an error if a return is seen without its entry (reversed probes)");
 processOptions(sslRead, "libssl");
@@ -43,15 +53,16 @@ attachModeOption(sslRead)
   .example("probe ssl-read --container web --json")
   .action((opts) => runCommand("ssl-read", () => import("./commands/ssl-read.ts").then((m) => m.run(opts))));
 
-cli
-  .command("demo", "Trace a local TLS server and client with ssl-read (needs the openssl command)")
+command("demo", "Trace a local TLS server and client with ssl-read (needs the openssl command)", "demo [options]")
   .option("-n, --requests <n>", "How many requests the client makes")
   .option("--json", "One JSON object per line")
   .action((opts) => runCommand("demo", () => import("./commands/demo.ts").then((m) => m.run(opts))));
 
-const load = cli
-  .command("load <object>", "Load a BPF object (.o), attach its programs, print its maps")
-  .usage("load <object> [options]\n\nStays attached until Ctrl-C or -d (or, with --pin, after probe exits).")
+const load = command(
+  "load <object>",
+  "Load a BPF object (.o), attach its programs, print its maps",
+  "load <object> [options]\n\nStays attached until Ctrl-C or -d (or, with --pin, after probe exits)",
+)
   .option("-a, --attach <spec>", "PROG=uprobe|uretprobe:TARGET:FUNCTION or PROG=tracepoint:CAT:NAME (repeatable; default: the programs' SEC names)")
   .option("--set <assignment>", "NAME=VALUE for a .rodata/.bss/.data global, before load (repeatable)")
   .option("-m, --maps <names>", "Maps to print every interval, comma-separated")
@@ -61,18 +72,15 @@ processOptions(load, "each target");
 runOptions(load, "Seconds between map prints");
 attachModeOption(load).action((object, opts) => runCommand("load", () => import("./commands/load.ts").then((m) => m.run(object, opts))));
 
-cli
-  .command("unload <dir>", "Remove everything 'probe load --pin DIR' pinned")
+command("unload <dir>", "Remove everything 'probe load --pin DIR' pinned", "unload <dir>")
   .option("--json", "One JSON object per line")
   .action((dir, opts) => runCommand("unload", () => import("./commands/unload.ts").then((m) => m.run(dir, opts))));
 
-cli
-  .command("list", "The kernel's BPF programs, maps, links and perf-event probes, with who holds them")
+command("list", "The kernel's BPF programs, maps, links and perf-event probes, with who holds them", "list [options]")
   .option("--json", "One JSON object per line")
   .action((opts) => runCommand("list", () => import("./commands/list.ts").then((m) => m.run(opts))));
 
-cli
-  .command("map <sub> <ref>", "map dump <name|id|pinned path>: a map's entries, formatted from BTF")
+command("map <sub> <ref>", "A map's entries, formatted from BTF", "map dump <name|id|pinned path> [options]")
   .option("--json", "One JSON object per line")
   .action((sub, ref, opts) => runCommand("map", () => import("./commands/map.ts").then((m) => m.run(sub, ref, opts))));
 

@@ -64,8 +64,12 @@ export class EventFormatter {
     private readonly humanArgs = 4,
     /** Go register ABI: returns also carry the 2nd and 3rd results (RBX, RCX in a[2], a[3]). */
     private readonly goResults = false,
-    /** A process's PIDs from the host's namespace inward; JSON gets `"nspid"` when there are several. */
-    private readonly nsPids?: (pid: number) => number[],
+    /**
+     * A process's PIDs from the host's namespace inward; JSON gets `"nspid"` when there are
+     * several. `inner` is the PID in its innermost namespace as the program saw it (0: not read),
+     * for a process that exited before /proc could be asked.
+     */
+    private readonly nsPids?: (pid: number, inner: number) => number[],
   ) {
     this.jsonNames = names.map(jsonString);
   }
@@ -99,7 +103,7 @@ export class EventFormatter {
     if (!m || m.comm !== comm || m.func !== func) {
       const pid = v.getUint32(off + UPROBE_EVENT.pid, true);
       const fn = this.jsonNames[func] ?? '"?"';
-      const chain = this.nsPids?.(pid) ?? [pid];
+      const chain = this.nsPids?.(pid, v.getUint32(off + UPROBE_EVENT.nspid, true)) ?? [pid];
       const nspid = chain.length > 1 ? `,"nspid":[${chain.join(",")}]` : "";
       m = { comm, func, bytes: ENC.encode(`,"pid":${pid}${nspid},"tid":${tid},"comm":${comm.json},"function":${fn}`) };
       if (this.middles.size > 65536) this.middles.clear();
@@ -173,6 +177,6 @@ export class EventFormatter {
     const latLo = v.getUint32(a + 8, true);
     const latHi = v.getUint32(a + 12, true);
     const lat = latLo || latHi ? ` in ${formatDuration(BigInt(latHi) * 4294967296n + BigInt(latLo))}` : "";
-    return `${head}${name} returned ${hex64(lo, hi)} (${i64Text(lo, hi)})${lat}`;
+    return `${head}${name} returned ${i64Text(lo, hi)} / ${hex64(lo, hi)}${lat}`;
   }
 }

@@ -13,13 +13,13 @@ import { bestAttachMode, attachUprobe, AttachError, type AttachMode, type ProbeP
 import { loadEmbedded } from "../lib/programs.ts";
 import { rawTracepointOpen } from "../lib/kernel/bpf.ts";
 import { closeFd } from "../lib/ffi/libc.ts";
-import { PROC_FILTER } from "../lib/layouts.ts";
+import { PROC_FILTER, DROP } from "../lib/layouts.ts";
 import type { BpfObject } from "../lib/object.ts";
 import { MapReader } from "../lib/maps.ts";
 import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../lib/proc/target.ts";
 import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/maps.ts";
 import { looksLikeLibrary } from "../lib/libname.ts";
-import { nextInstruction } from "../lib/plan.ts";
+import { nameCulprit } from "../lib/plan.ts";
 
 export interface SessionOptions {
   pid?: unknown;
@@ -43,6 +43,12 @@ export interface LoopHooks {
   /** Stop when this settles (the demo's clients are done). */
   until?: Promise<unknown>;
 }
+
+const DEFAULT_LOSSES = [
+  { index: DROP.RING, kind: "events", what: "events lost (ring buffer full: the reader fell behind)" },
+  { index: DROP.COUNTS, kind: "counts", what: "calls not counted (the per-process table was full)" },
+  { index: DROP.STARTS, kind: "pairing", what: "calls not paired with their return (the pairing table was full)" },
+];
 
 const ENOTSUPP = 524, EOPNOTSUPP = 95, EINVAL = 22, ESRCH = 3;
 
@@ -70,7 +76,7 @@ export class Session implements Closable {
   readonly durationSec: number;
   readonly intervalSec: number;
   readonly mode: AttachMode;
-  private readonly lossCounters: { map: MapReader; what: string; seen: bigint }[] = [];
+  private readonly lossCounters: { map: MapReader; index: number; kind: string; what: string; seen: bigint }[] = [];
   private lossWarned = false;
 
   private constructor(
@@ -187,29 +193,15 @@ export class Session implements Closable {
     try {
       return this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
     } catch (e) {
-      throw this.explainAttach(e, progFd, t, points, retprobe, names);
+      throw this.explainAttach(e, t, retprobe, names);
     }
   }
 
-  private explainAttach(e: unknown, progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): unknown {
+  private explainAttach(e: unknown, t: OpenTarget, retprobe: boolean, names?: string[]): unknown {
     if (!(e instanceof AttachError)) return e;
     const proc = this.filter.proc;
     if (e.errno === ESRCH && proc) return new ProbeError(`process ${proc.pid} exited while probe was attaching`, "start probe again once it runs (--wait waits for it)");
-    // One link for many functions fails as a whole: find which offset the kernel refuses.
-    const culprit = points.length > 1 ? points.find((p) => !attachAlone(progFd, t, p, retprobe, this.mode, this.filter.kernelPid)) : points[0];
-    const name = culprit ? (names?.[Number(culprit.cookie)] ?? `0x${culprit.offset.toString(16)}`) : undefined;
-    const where = culprit ? `${name} (offset 0x${culprit.offset.toString(16)} of ${t.display})` : t.display;
-    if ((e.errno === ENOTSUPP || e.errno === EOPNOTSUPP) && culprit) {
-      const next = nextInstruction(t.elf, culprit.offset);
-      return new ProbeError(`the kernel cannot probe the instruction at ${where}: uprobes refuse some instructions (lock-prefixed, some jumps)`, next ? `probe the next instruction instead: ${next}` : "probe a caller of it instead");
-    }
-    if (e.errno === EINVAL) {
-      return new ProbeError(
-        `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${e.message.replace(/^.*: /, "")}`,
-        "another tool may hold a probe there with a different USDT semaphore (the kernel log says 'ref_ctr_offset mismatch'); 'probe list' shows who holds probes on that file",
-      );
-    }
-    return new ProbeError(`cannot attach to ${where}: ${e.message.replace(/^cannot attach [^:]*: /, "")}`);
+    return explainAttachError(nameCulprit(e, t.elf, t.display, names), retprobe);
   }
 
   /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID). */
@@ -217,23 +209,28 @@ export class Session implements Closable {
     this.filter.proc?.confirm();
   }
 
-  /** Reports events a program could not hand over (its counter in `dropped`-style array maps) while running. */
-  watchLosses(mapFd: number, what = "events"): void {
-    this.lossCounters.push({ map: new MapReader(mapFd), what, seen: 0n });
+  /**
+   * Reports, while running, what a program could not record: the counters of its `dropped` array
+   * (bpf/uprobe.h enum drop_kind: events the ring buffer had no room for, processes the count
+   * table had no room for, calls the pairing table had no room for).
+   */
+  watchLosses(mapFd: number, kinds: { index: number; kind: string; what: string }[] = DEFAULT_LOSSES): void {
+    const map = new MapReader(mapFd);
+    for (const k of kinds) if (k.index < map.info.maxEntries) this.lossCounters.push({ map, ...k, seen: 0n });
   }
 
   private checkLosses(final: boolean): void {
     for (const c of this.lossCounters) {
-      const [v] = c.map.lookup(new Uint8Array(4)) ?? [];
+      const [v] = c.map.lookup(new Uint8Array(new Uint32Array([c.index]).buffer)) ?? [];
       const total = v ? new DataView(v.buffer, v.byteOffset).getBigUint64(0, true) : 0n;
       if (total === c.seen) continue;
       const delta = total - c.seen;
       c.seen = total;
       if (this.json) {
-        this.out.line(JSON.stringify({ event: "lost", what: c.what, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
+        this.out.line(JSON.stringify({ event: "lost", kind: c.kind, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
         this.out.flush();
       } else if (!this.lossWarned || final) {
-        this.warn(`${total} ${c.what} lost so far (ring buffer full: the reader fell behind)${final ? "" : "; a total is printed at exit"}`);
+        this.warn(`${total} ${c.what}${final ? "" : " so far; a total is printed at exit"}`);
         this.lossWarned = true;
       }
     }
@@ -317,13 +314,20 @@ class FdOwner implements Closable {
   }
 }
 
-function attachAlone(progFd: number, t: OpenTarget, p: ProbePoint, retprobe: boolean, mode: AttachMode, pid?: number): boolean {
-  try {
-    attachUprobe(progFd, t.kernelPath, [p], { retprobe, mode, pid, displayPath: t.display }).close();
-    return true;
-  } catch {
-    return false;
+/** A kernel refusal in words a user can act on: which function, and why it is likely refused. */
+export function explainAttachError(e: AttachError, retprobe: boolean): ProbeError {
+  const c = e.culprit;
+  const where = c ? `${e.culpritName ?? `0x${c.offset.toString(16)}`} (offset 0x${c.offset.toString(16)} of ${e.display ?? "the file"})` : (e.display ?? "the file");
+  if ((e.errno === ENOTSUPP || e.errno === EOPNOTSUPP) && c) {
+    return new ProbeError(`the kernel cannot probe the instruction at ${where}: uprobes refuse some instructions (lock-prefixed, some jumps)`, e.nextInstruction ? `probe the next instruction instead: ${e.nextInstruction}` : "probe a caller of it instead");
   }
+  if (e.errno === EINVAL) {
+    return new ProbeError(
+      `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${e.message.replace(/^.*: /, "")}`,
+      "another tool may hold a probe there with a different USDT semaphore (the kernel log says 'ref_ctr_offset mismatch'); 'probe list' shows who holds probes on that file",
+    );
+  }
+  return new ProbeError(`cannot attach to ${where}: ${e.message.replace(/^cannot attach [^:]*: /, "")}`);
 }
 
 /** PROBE_ATTACH=perf|multi forces an attach mode everywhere (tests compare both). */

@@ -71,13 +71,15 @@ export class NsPidCache {
     this.known.set(pid, chain);
   }
 
-  get(pid: number): number[] {
+  /** `inner`: the PID in its innermost namespace as a program saw it (0: unknown), for a process already gone. */
+  get(pid: number, inner = 0): number[] {
     let v = this.known.get(pid);
     if (!v) {
       try {
         v = nsPids(pid);
       } catch {
-        v = [pid]; // exited before we looked: only the host PID is known
+        // Exited before we looked: what the program saw, else only the host PID.
+        v = inner && inner !== pid ? [pid, inner] : [pid];
       }
       if (this.known.size > 65536) this.known.clear();
       this.known.set(pid, v);

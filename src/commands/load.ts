@@ -14,7 +14,8 @@ import { openTarget } from "../../lib/proc/target.ts";
 import { MapFormatter } from "../../lib/btf.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { list } from "../options.ts";
-import { withSession, type SessionOptions } from "../session.ts";
+import { withSession, explainAttachError, type SessionOptions } from "../session.ts";
+import { AttachError } from "../../lib/uprobe.ts";
 import { pad } from "../output.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
 
@@ -100,6 +101,7 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
       });
     } catch (e) {
       if (e instanceof LoadError) throw explainLoad(e, object);
+      if (e instanceof AttachError) throw explainAttachError(e, false);
       if (e instanceof ObjectPlanError || e instanceof GlobalError) throw new UsageError(e.message, e.hint);
       if (e instanceof PinDirInUse) throw new UsageError(e.message, `run 'probe unload ${o.pin}' first, or pin somewhere else`);
       throw e;

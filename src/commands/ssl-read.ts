@@ -10,7 +10,8 @@ import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
 import { ProbeError } from "../errors.ts";
 import { withSession, type Session, type SessionOptions } from "../session.ts";
 import { NsPidCache } from "../targets.ts";
-import { Out, jsonInt, pad } from "../output.ts";
+import { Out, jsonInt } from "../output.ts";
+import { table, type Column } from "../table.ts";
 
 export interface SslReadOptions extends SessionOptions {
   lib?: string;
@@ -159,12 +160,11 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspi
   const title = final ? "TOTAL" : new Date().toTimeString().slice(0, 8);
   // The PID inside the container (every nested level, outermost first) when any row has one.
   const inner = (r: SslRow) => nspids.get(r.pid).slice(1).join("/") || "-";
-  const nsCol = rows.some((r) => nspids.get(r.pid).length > 1) ? 10 : 0;
-  const nsCell = (s: string) => (nsCol ? pad(s, nsCol) : "");
-  out.line(pc.bold(`${pad(title, 10)}${pad("PID", 8)}${nsCell("NSPID")}${pad("COMM", 16)}${pad("CALLS", 10)}${pad("RETURNS", 10)}${pad("BYTES", 14)}${pad("ERRORS", 8)}ORDER`));
-  for (const r of rows) {
-    const order = r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok";
-    out.line(`${pad("", 10)}${pad(r.pid, 8)}${nsCell(inner(r))}${pad(r.comm, 16)}${pad(String(r.calls), 10)}${pad(String(r.returns), 10)}${pad(String(r.bytes), 14)}${pad(String(r.errors), 8)}${order}`);
-  }
-  if (final && !rows.length) out.line(`${pad("", 10)}no SSL_read calls seen`);
+  const withNs = rows.some((r) => nspids.get(r.pid).length > 1);
+  const cols: Column[] = [{ title }, { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" },
+    { title: "CALLS", right: true }, { title: "RETURNS", right: true }, { title: "BYTES", right: true }, { title: "ERRORS", right: true }, { title: "ORDER" }];
+  const cells = rows.map((r) => ["", String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
+    r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok"]);
+  for (const l of table(cols, cells)) out.line(l);
+  if (final && !rows.length) out.line("          no SSL_read calls seen");
 }

@@ -1,16 +1,16 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
-import { UPROBE_CONFIG, UPROBE_COUNTS, commAt } from "../../lib/layouts.ts";
+import { UPROBE_CONFIG } from "../../lib/layouts.ts";
 import { listGoFunctions, inspectGo } from "../../lib/go.ts";
 import { planProbes, entryPoints, returnPoints } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
-import { MapReader } from "../../lib/maps.ts";
 import { openTarget } from "../../lib/proc/target.ts";
 import { Scope } from "../../lib/scope.ts";
 import { pc } from "../colors.ts";
 import { UsageError } from "../errors.ts";
 import { withSession, type SessionOptions } from "../session.ts";
 import { targetProcess, NsPidCache } from "../targets.ts";
-import { Out, WallClock, hex, jsonInt, pad } from "../output.ts";
+import { Out, WallClock, hex, pad } from "../output.ts";
+import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
 
 export interface UprobeOptions extends SessionOptions {
@@ -37,6 +37,8 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.track_latency, o.ret && !o.summary ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
+    // The PID inside a container, read by the program: a process that exits at once has no /proc left.
+    cv.setUint8(UPROBE_CONFIG.want_nspid, s.filter.proc && (o.anyProcess || s.filter.proc.nspid.length > 1) ? 1 : 0);
     const obj = s.load("uprobe", cfg, o.ret ? ["probe_entry", "probe_return"] : ["probe_entry"]);
     s.attach(obj.progFd("probe_entry"), t, entryPoints(plan), false, names);
     if (o.ret) s.attach(obj.progFd("probe_return"), t, returnPoints(plan), plan.retprobe, names);
@@ -51,18 +53,19 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     const json = s.json;
     let poll: (() => number) | undefined;
     let report: (() => void) | undefined;
+    const proc = s.filter.proc;
+    // Processes in containers get their PIDs at every namespace level (looked up once per PID).
+    const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
+    s.watchLosses(obj.mapFd("dropped"));
+    let counts: CountTable | undefined;
     if (o.summary) {
-      const counts = new MapReader(obj.mapFd("counts"));
-      report = () => printCounts(counts, out, json);
+      counts = new CountTable(obj.mapFd("counts"), names, !!o.ret, (pid, inner) => nsPids?.get(pid, inner) ?? [pid]);
+      report = () => counts!.print(out, json, false);
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
-      const proc = s.filter.proc;
-      // Processes in containers get their PIDs at every namespace level (looked up once per PID).
-      const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
-      const fmt = new EventFormatter(names, new WallClock(), HUMAN_ARGS, plan.goAbi, nsPids && ((pid) => nsPids.get(pid)));
+      const fmt = new EventFormatter(names, new WallClock(), HUMAN_ARGS, plan.goAbi, nsPids && ((pid, inner) => nsPids.get(pid, inner)));
       const onEvent = json ? (v: DataView, off: number) => fmt.json(out, v, off) : (v: DataView, off: number) => out.line(fmt.human(v, off));
-      s.watchLosses(obj.mapFd("dropped"));
       poll = () => {
         const n = rb.consume(onEvent);
         out.flush();
@@ -71,30 +74,10 @@ export async function run(target: string | undefined, fn: string | undefined, o:
     }
     out.flush();
     await s.run({ poll, report });
-    if (o.summary) report?.();
+    counts?.print(out, json, true);
     out.flush();
     return 0;
   });
-}
-
-function printCounts(counts: MapReader, out: Out, json: boolean): void {
-  const rows = counts.entries().map(({ key, values }) => {
-    const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
-    return {
-      pid: new DataView(key.buffer).getUint32(0, true),
-      comm: commAt(v, UPROBE_COUNTS.comm),
-      calls: v.getBigUint64(UPROBE_COUNTS.calls, true),
-      returns: v.getBigUint64(UPROBE_COUNTS.returns, true),
-    };
-  });
-  rows.sort((a, b) => a.pid - b.pid);
-  if (json) {
-    for (const r of rows) out.line(JSON.stringify({ event: "count", pid: r.pid, comm: r.comm, calls: jsonInt(r.calls), returns: jsonInt(r.returns) }));
-  } else {
-    out.line(pc.bold(`${pad(new Date().toTimeString().slice(0, 8), 10)}${pad("PID", 8)}${pad("COMM", 16)}${pad("CALLS", 12)}RETURNS`));
-    for (const r of rows) out.line(`${pad("", 10)}${pad(r.pid, 8)}${pad(r.comm, 16)}${pad(String(r.calls), 12)}${r.returns}`);
-  }
-  out.flush();
 }
 
 /** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
@@ -123,6 +106,7 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
         out.line(o.json ? JSON.stringify({ function: s.name, offset: hex(BigInt(off)), size: s.size }) : `${hex(BigInt(off)).padEnd(12)} ${String(s.size).padStart(7)}  ${s.name}`);
       }
     }
+    if (out.pos === 0) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
     out.flush();
     return 0;
   } finally {

@@ -1,0 +1,110 @@
+// `--summary`: calls and returns per process and function, read from the programs' `counts` map.
+// Processes that have exited are moved out of the map into totals kept here, so that the map
+// (bounded in the kernel) never fills with the dead, and counts stay exact however many
+// short-lived processes come and go; what the map still could not hold is reported as dropped.
+import { UPROBE_COUNTS, commAt } from "../lib/layouts.ts";
+import { MapReader } from "../lib/maps.ts";
+import { processExists } from "../lib/proc/identity.ts";
+import { jsonInt, type Out } from "./output.ts";
+import { table } from "./table.ts";
+
+interface Row {
+  pid: number;
+  func: number;
+  comm: string;
+  nspid: number;
+  calls: bigint;
+  returns: bigint;
+  exited: boolean;
+}
+
+/** Rows shown one by one at most; the rest are summed into one line (every row in JSON). */
+const HUMAN_ROWS = 50;
+
+export class CountTable {
+  private readonly map: MapReader;
+  /** Rows of processes that exited, folded out of the kernel's map. */
+  private readonly gone = new Map<string, Row>();
+  private readonly shown = new Map<string, bigint>();
+
+  constructor(
+    mapFd: number,
+    private readonly names: string[],
+    /** Whether returns are counted at all (without --ret the column says '-'). */
+    private readonly returns: boolean,
+    private readonly nspidOf: (pid: number, inner: number) => number[],
+  ) {
+    this.map = new MapReader(mapFd);
+  }
+
+  /** Reads the map, folding out exited processes; every row, live and exited. */
+  private read(): Row[] {
+    const live: Row[] = [];
+    for (const { key, values } of this.map.entries()) {
+      const k = new DataView(key.buffer, key.byteOffset);
+      const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
+      const row: Row = {
+        pid: k.getUint32(0, true),
+        func: k.getUint32(4, true),
+        comm: commAt(v, UPROBE_COUNTS.comm),
+        nspid: v.getUint32(UPROBE_COUNTS.nspid, true),
+        calls: v.getBigUint64(UPROBE_COUNTS.calls, true),
+        returns: v.getBigUint64(UPROBE_COUNTS.returns, true),
+        exited: false,
+      };
+      if (processExists(row.pid)) {
+        live.push(row);
+        continue;
+      }
+      // Read once more before deleting: the process may have made its last calls since.
+      this.nspidOf(row.pid, row.nspid);
+      const id = `${row.pid}:${row.func}`;
+      const prev = this.gone.get(id);
+      this.map.delete(key);
+      this.gone.set(id, prev ? { ...prev, calls: prev.calls + row.calls, returns: prev.returns + row.returns } : { ...row, exited: true });
+    }
+    return [...live, ...this.gone.values()].sort((a, b) => a.pid - b.pid || a.func - b.func);
+  }
+
+  /** Prints the rows that changed (every row when final). */
+  print(out: Out, json: boolean, final: boolean): void {
+    const rows = this.read();
+    const changed = final ? rows : rows.filter((r) => this.shown.get(`${r.pid}:${r.func}`) !== r.calls + r.returns);
+    for (const r of rows) this.shown.set(`${r.pid}:${r.func}`, r.calls + r.returns);
+    const name = (r: Row) => this.names[r.func] ?? `#${r.func}`;
+    if (json) {
+      for (const r of changed) {
+        const chain = this.nspidOf(r.pid, r.nspid);
+        out.line(JSON.stringify({
+          event: "count", pid: r.pid, ...(chain.length > 1 ? { nspid: chain } : {}), comm: r.comm, function: name(r),
+          calls: jsonInt(r.calls), ...(this.returns ? { returns: jsonInt(r.returns) } : {}), ...(r.exited ? { exited: true } : {}), ...(final ? { final: true } : {}),
+        }));
+      }
+      out.flush();
+      return;
+    }
+    if (!changed.length && !final) return;
+    const withNs = changed.some((r) => this.nspidOf(r.pid, r.nspid).length > 1);
+    const many = this.names.length > 1;
+    const top = changed.length > HUMAN_ROWS ? [...changed].sort((a, b) => (b.calls > a.calls ? 1 : b.calls < a.calls ? -1 : 0)).slice(0, HUMAN_ROWS) : changed;
+    const cells = top.map((r) => [
+      "", String(r.pid), ...(withNs ? [this.nspidOf(r.pid, r.nspid).slice(1).join("/") || "-"] : []), r.comm, ...(many ? [name(r)] : []),
+      String(r.calls), this.returns ? String(r.returns) : "-",
+    ]);
+    const title = final ? "TOTAL" : new Date().toTimeString().slice(0, 8);
+    const cols = [{ title }, { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" }, ...(many ? [{ title: "FUNCTION" }] : []),
+      { title: "CALLS", right: true }, { title: "RETURNS", right: true }];
+    for (const l of table(cols, cells)) out.line(l);
+    if (top.length < changed.length) {
+      const rest = changed.filter((r) => !top.includes(r));
+      const calls = rest.reduce((s, r) => s + r.calls, 0n);
+      out.line(`  ... and ${rest.length} more (${new Set(rest.map((r) => r.pid)).size} processes): ${calls} calls`);
+    }
+    if (final) {
+      const calls = rows.reduce((s, r) => s + r.calls, 0n);
+      const returns = rows.reduce((s, r) => s + r.returns, 0n);
+      out.line(`  ${new Set(rows.map((r) => r.pid)).size} processes, ${calls} calls${this.returns ? `, ${returns} returns` : ""}`);
+    }
+    out.flush();
+  }
+}
