@@ -8,6 +8,7 @@ import { fdKind, type FdKind } from "./kernel/abi.ts";
 import { linkInfo, mapInfo, progInfo, taskFdQuery, type ProgInfo } from "./kernel/bpf.ts";
 import { pinnedObjects } from "./bpffs.ts";
 import { processComm } from "./proc/identity.ts";
+import { Btf } from "./btf.ts";
 
 /** A process holding an fd to a BPF object or perf event. */
 export interface Holder {
@@ -160,7 +161,10 @@ export function kernelView(): KernelView {
     }
   };
   const programs = ids((s, n) => L.bpf_prog_get_next_id(s, n))
-    .map((id) => withFd((i) => L.bpf_prog_get_fd_by_id(i), id, (fd): ProgView => ({ ...progInfo(fd), holders: [], pins: [] })))
+    .map((id) => withFd((i) => L.bpf_prog_get_fd_by_id(i), id, (fd): ProgView => {
+      const p = progInfo(fd);
+      return { ...p, name: fullProgramName(p), holders: [], pins: [] };
+    }))
     .filter((x): x is ProgView => x !== undefined);
   const maps = ids((s, n) => L.bpf_map_get_next_id(s, n))
     .map((id) => withFd((i) => L.bpf_map_get_fd_by_id(i), id, (fd): MapView => {
@@ -208,6 +212,23 @@ export function kernelView(): KernelView {
     if (l.uprobe && holder) l.uprobe.path = holderPath(l.uprobe.path, holder.pid);
   }
   return { programs, maps, links, perfEvents, unreadable };
+}
+
+const btfNames = new Map<number, Btf | null>();
+/** A program's whole name: the kernel keeps 15 characters, its BTF the function's full name. */
+function fullProgramName(p: ProgInfo): string {
+  if (p.name.length < 15 || !p.btfId || !p.funcTypeId) return p.name;
+  let btf = btfNames.get(p.btfId);
+  if (btf === undefined) {
+    try {
+      btf = Btf.fromKernel(p.btfId);
+    } catch {
+      btf = null;
+    }
+    btfNames.set(p.btfId, btf);
+  }
+  const name = btf?.type(p.funcTypeId)?.name;
+  return name && name.startsWith(p.name) ? name : p.name;
 }
 
 /**

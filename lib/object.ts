@@ -36,7 +36,8 @@ export class BpfObject {
     readonly name: string,
     // libbpf reads the ELF image until load finishes: keep it alive as long as the object.
     private readonly image: Uint8Array | undefined,
-    private readonly nameBuf: Uint8Array,
+    // libbpf keeps pointers to these strings (the name, the BTF path) until it is closed.
+    private readonly strings: Uint8Array[],
   ) {}
 
   /**
@@ -44,16 +45,19 @@ export class BpfObject {
    * FIFO or a huge file never reaches libbpf). `name` is libbpf's object name (its data maps are
    * named after it); `display` names it in messages.
    */
-  static fromBytes(image: Uint8Array, name: string, display = name): BpfObject {
+  static fromBytes(image: Uint8Array, name: string, display = name, btfCustomPath?: string): BpfObject {
     captureLibbpfLog();
     const nameBuf = cstr(name);
+    const btfPath = btfCustomPath ? cstr(btfCustomPath) : undefined;
     const opts = new ArrayBuffer(OPEN_OPTS_SIZE);
     const v = new DataView(opts);
     v.setBigUint64(0, BigInt(OPEN_OPTS_SIZE), true); // sz
     v.setBigUint64(8, BigInt(ptr(nameBuf)), true); // object_name
+    // btf_custom_path: the kernel's BTF for CO-RE, where libbpf cannot find it itself (read at load).
+    if (btfPath) v.setBigUint64(48, BigInt(ptr(btfPath)), true);
     const obj = libbpf().bpf_object__open_mem(image, BigInt(image.length), new Uint8Array(opts)) as Pointer | null;
     if (!obj) throw new LoadError(`cannot open BPF object ${display}: ${describeLibbpfError(errno())}`, takeLibbpfLog());
-    return new BpfObject(obj, display, image, nameBuf);
+    return new BpfObject(obj, display, image, btfPath ? [nameBuf, btfPath] : [nameBuf]);
   }
 
   programs(): BpfProgram[] {
@@ -153,6 +157,6 @@ export class BpfObject {
     this.closed = true;
     libbpf().bpf_object__close(this.obj);
     void this.image;
-    void this.nameBuf;
+    void this.strings;
   }
 }

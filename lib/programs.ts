@@ -3,6 +3,7 @@ import { BpfObject } from "./object.ts";
 import { embeddedObject } from "./embedded.ts";
 import { libbpf } from "./ffi/libbpf.ts";
 import { BPF_ATTACH, BPF_PROG_TYPE } from "./kernel/abi.ts";
+import { vmlinuxBtfFallback } from "./kernel/vmlinux-btf.ts";
 import type { AttachMode } from "./uprobe.ts";
 
 /** The process filter's own programs (bpf/filter.h): loaded only when children are followed. */
@@ -15,7 +16,8 @@ const FILTER_PROGRAMS = ["filter_fork", "filter_exit"];
  * fixed before load.
  */
 export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[], withFilterPrograms = false): BpfObject {
-  const obj = BpfObject.fromBytes(embeddedObject(name), name);
+  const btf = vmlinuxBtfFallback();
+  const obj = BpfObject.fromBytes(embeddedObject(name), name, name, btf?.path);
   try {
     for (const p of obj.programs()) {
       const wanted = FILTER_PROGRAMS.includes(p.name) ? withFilterPrograms : !only || only.includes(p.name);
@@ -28,5 +30,7 @@ export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array,
   } catch (e) {
     obj.close();
     throw e;
+  } finally {
+    btf?.close();
   }
 }

@@ -67,7 +67,8 @@ const load = command(
   .option("--set <assignment>", "NAME=VALUE for a .rodata/.bss/.data global, before load (repeatable)")
   .option("-m, --maps <names>", "Maps to print every interval, comma-separated")
   .option("--pin <dir>", "Pin programs, links and maps under this bpffs directory and exit (stays attached)")
-  .option("--printk", "Show the programs' bpf_printk lines (from tracefs trace_pipe)");
+  .option("--printk", "Show the programs' bpf_printk lines (from tracefs trace_pipe)")
+  .option("-e, --events <map>", "Print a ring buffer's or perf event array's records: MAP (hex) or MAP:TYPE (a struct of the object's BTF); repeatable");
 processOptions(load, "each target");
 runOptions(load, "Seconds between map prints");
 attachModeOption(load).action((object, opts) => runCommand("load", () => import("./commands/load.ts").then((m) => m.run(object, opts))));

@@ -43,6 +43,7 @@ function open() {
       bpf_map_get_fd_by_id: { args: [u32], returns: i32 },
       bpf_link_get_fd_by_id: { args: [u32], returns: i32 },
       bpf_btf_get_fd_by_id: { args: [u32], returns: i32 },
+      bpf_btf_get_next_id: { args: [u32, p], returns: i32 },
       bpf_task_fd_query: { args: [i32, i32, u32, p, p, p, p, p, p], returns: i32 },
       btf__raw_data: { args: [p, p], returns: p },
       bpf_map__pin_path: { args: [p], returns: p },

@@ -34,6 +34,7 @@ export const SYS = {
   perf_event_open: 298,
   openat2: 437,
   pidfd_open: 434,
+  memfd_create: 319,
 } as const;
 
 export const O = { RDONLY: 0, NOCTTY: 0o400, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, PATH: 0o10000000, DIRECTORY: 0o200000 } as const;

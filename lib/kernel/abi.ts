@@ -74,7 +74,10 @@ export const LINK_INFO = {
   },
 } as const;
 
-export const PROG_INFO = { size: 136, type: 0, id: 4, tag: 8, nr_map_ids: 52, map_ids: 56, name: 64, btf_id: 128 } as const;
+export const PROG_INFO = { size: 160, type: 0, id: 4, tag: 8, nr_map_ids: 52, map_ids: 56, name: 64, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144 } as const;
+
+/** struct bpf_btf_info. */
+export const BTF_INFO = { size: 32, btf: 0, btf_size: 8, id: 12, name: 16, name_len: 24, kernel_btf: 28 } as const;
 
 export const MAP_INFO = {
   size: 88, type: 0, id: 4, key_size: 8, value_size: 12, max_entries: 16, map_flags: 20, name: 24,
@@ -93,10 +96,18 @@ export const PERF_EVENT_ATTR = {
   attr_size: 4,
   config: 8,
   sample_period: 16,
+  sample_type: 24,
+  wakeup_events: 48,
   config1: 56,
   config2: 64,
 } as const;
+export const PERF_TYPE_SOFTWARE = 1;
 export const PERF_TYPE_TRACEPOINT = 2;
+export const PERF_COUNT_SW_BPF_OUTPUT = 10;
+export const PERF_SAMPLE_RAW = 1 << 10;
+/** struct perf_event_mmap_page: where the kernel writes (data_head) and we have read (data_tail). */
+export const PERF_MMAP_PAGE = { data_head: 1024, data_tail: 1032 } as const;
+export const PERF_RECORD = { LOST: 2, SAMPLE: 9 } as const;
 export const PERF_FLAG_FD_CLOEXEC = 8;
 
 // ---- file descriptors ----

@@ -121,6 +121,8 @@ export interface ProgInfo {
   name: string;
   mapIds: number[];
   btfId: number;
+  /** The BTF type of the program's main function (its full name), 0 without BTF. */
+  funcTypeId: number;
 }
 
 export function progInfo(fd: number): ProgInfo {
@@ -136,6 +138,19 @@ export function progInfo(fd: number): ProgInfo {
     mapIds = [...buf.subarray(0, Math.min(nMaps, w.getUint32(PI.nr_map_ids, true)))];
   }
   const type = v.getUint32(PI.type, true);
+  // The kernel keeps 15 characters of a name; the program's BTF has its first function's type id.
+  let funcTypeId = 0;
+  const nFunc = v.getUint32(PI.nr_func_info, true);
+  const recSize = v.getUint32(PI.func_info_rec_size, true);
+  if (nFunc > 0 && recSize >= 8 && v.getUint32(PI.btf_id, true)) {
+    const buf = new Uint8Array(recSize * nFunc);
+    objInfo(fd, PI.size, (x) => {
+      x.setUint32(PI.nr_func_info, nFunc, true);
+      x.setUint32(PI.func_info_rec_size, recSize, true);
+      x.setBigUint64(PI.func_info, BigInt(ptr(buf)), true);
+    });
+    funcTypeId = new DataView(buf.buffer).getUint32(4, true); // struct bpf_func_info { insn_off; type_id; }
+  }
   return {
     id: v.getUint32(PI.id, true),
     type: PROG_TYPE_NAME[type] ?? `type ${type}`,
@@ -143,6 +158,7 @@ export function progInfo(fd: number): ProgInfo {
     name: cString(new Uint8Array(v.buffer, PI.name, OBJ_NAME_LEN)),
     mapIds,
     btfId: v.getUint32(PI.btf_id, true),
+    funcTypeId,
   };
 }
 

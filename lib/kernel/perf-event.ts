@@ -10,8 +10,12 @@ export interface PerfEventSpec {
   config: bigint;
   config1?: bigint;
   config2?: bigint;
+  sampleType?: bigint;
+  wakeupEvents?: number;
   /** One process (its PID in our namespace), or every process (-1). */
   pid: number;
+  /** Default: every CPU for one process (-1), CPU 0 for every process (which BPF events take as all). */
+  cpu?: number;
 }
 
 /**
@@ -27,7 +31,9 @@ export function perfEventOpen(spec: PerfEventSpec, what: string, keep?: unknown)
   v.setBigUint64(A.config, spec.config, true);
   v.setBigUint64(A.config1, spec.config1 ?? 0n, true);
   v.setBigUint64(A.config2, spec.config2 ?? 0n, true);
-  const cpu = spec.pid > 0 ? -1 : 0;
+  v.setBigUint64(A.sample_type, spec.sampleType ?? 0n, true);
+  v.setUint32(A.wakeup_events, spec.wakeupEvents ?? 0, true);
+  const cpu = spec.cpu ?? (spec.pid > 0 ? -1 : 0);
   const fd = syscallErr(SYS.perf_event_open, ptr(attr), BigInt.asUintN(64, BigInt(spec.pid)), BigInt.asUintN(64, BigInt(cpu)), BigInt.asUintN(64, -1n), PERF_FLAG_FD_CLOEXEC);
   void keep;
   if (fd < 0) throw new OsError(`perf_event_open(${what})`, -fd);

@@ -2,7 +2,8 @@
 // offset, and whether the kernel runs it at entry or at return), perf-event probes and their holders.
 import { pc } from "../colors.ts";
 import { kernelView, type Holder } from "../../lib/kernel-view.ts";
-import { Out, pad } from "../output.ts";
+import { Out } from "../output.ts";
+import { table, type Column } from "../table.ts";
 import { requireTracingCaps } from "../session.ts";
 
 export interface ListOptions {
@@ -39,33 +40,34 @@ export async function run(o: ListOptions): Promise<number> {
     out.flush();
     return 0;
   }
-  out.line(pc.bold(`PROGRAMS (${v.programs.length})`));
-  if (v.programs.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 15)}${pad("NAME", 18)}${pad("TAG", 18)}${pad("MAPS", 20)}HELD BY`));
-  for (const p of v.programs) out.line(`  ${pad(p.id, 7)}${pad(p.type, 15)}${pad(p.name || "-", 18)}${pad(p.tag, 18)}${pad(p.mapIds.join(",") || "-", 20)}${holders(p.holders, p.pins)}`);
-  out.line("");
-  out.line(pc.bold(`MAPS (${v.maps.length})`));
-  if (v.maps.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 15)}${pad("NAME", 18)}${pad("KEY", 6)}${pad("VALUE", 7)}${pad("MAX", 9)}HELD BY`));
-  for (const m of v.maps) out.line(`  ${pad(m.id, 7)}${pad(m.type, 15)}${pad(m.name || "-", 18)}${pad(m.keySize, 6)}${pad(m.valueSize, 7)}${pad(m.maxEntries, 9)}${holders(m.holders, m.pins)}`);
-  out.line("");
-  out.line(pc.bold(`LINKS (${v.links.length})`));
-  if (v.links.length) out.line(pc.dim(`  ${pad("ID", 7)}${pad("TYPE", 14)}${pad("PROG", 24)}${pad("ATTACHED", 60)}HELD BY`));
-  for (const l of v.links) {
-    let what = "-";
-    if (l.uprobe) {
-      const kind = l.uprobe.kind === "uretprobe" ? pc.magenta("uretprobe") : pc.cyan("uprobe   ");
-      what = `${kind} ${l.uprobe.path} ${offsets(l.uprobe.offsets)}${l.uprobe.pid ? ` pid ${l.uprobe.pid}` : ""}`;
-    } else if (l.perfEvent) {
-      what = `${l.perfEvent.kind} ${l.perfEvent.name}`;
-    }
-    out.line(`  ${pad(l.id, 7)}${pad(l.type, 14)}${pad(`${l.progId} ${l.progName ?? "?"}`, 24)}${pad(what, 60)}${holders(l.holders, l.pins)}`);
-  }
-  out.line("");
-  out.line(pc.bold(`PERF EVENTS WITH BPF (${v.perfEvents.length})`));
-  if (v.perfEvents.length) out.line(pc.dim(`  ${pad("PID", 8)}${pad("COMM", 16)}${pad("FD", 5)}${pad("PROG", 24)}PROBE`));
-  for (const p of v.perfEvents) {
-    const kind = p.kind === "uretprobe" ? pc.magenta("uretprobe") : p.kind === "uprobe" ? pc.cyan("uprobe   ") : p.kind;
-    const where = p.kind === "uprobe" || p.kind === "uretprobe" ? `${p.path} 0x${p.offset.toString(16)}` : p.path;
-    out.line(`  ${pad(p.pid, 8)}${pad(p.comm, 16)}${pad(p.fd, 5)}${pad(`${p.progId} ${p.progName ?? "?"}`, 24)}${kind} ${where}`);
+  const section = (title: string, columns: Column[], rows: string[][]) => {
+    out.line(pc.bold(`${title} (${rows.length})`));
+    if (rows.length) for (const l of table(columns, rows, "  ")) out.line(l);
+    out.line("");
+  };
+  section("PROGRAMS", [{ title: "ID", right: true }, { title: "TYPE" }, { title: "NAME" }, { title: "TAG" }, { title: "MAPS" }, { title: "HELD BY" }],
+    v.programs.map((p) => [String(p.id), p.type, p.name || "-", p.tag, p.mapIds.join(",") || "-", holders(p.holders, p.pins)]));
+  section("MAPS", [{ title: "ID", right: true }, { title: "TYPE" }, { title: "NAME" }, { title: "KEY", right: true }, { title: "VALUE", right: true }, { title: "MAX", right: true }, { title: "HELD BY" }],
+    v.maps.map((m) => [String(m.id), m.type, m.name || "-", String(m.keySize), String(m.valueSize), String(m.maxEntries), holders(m.holders, m.pins)]));
+  section("LINKS", [{ title: "ID", right: true }, { title: "TYPE" }, { title: "PROG" }, { title: "ATTACHED" }, { title: "HELD BY" }],
+    v.links.map((l) => {
+      let what = "-";
+      if (l.uprobe) {
+        const kind = l.uprobe.kind === "uretprobe" ? pc.magenta("uretprobe") : pc.cyan("uprobe");
+        what = `${kind} ${l.uprobe.path} ${offsets(l.uprobe.offsets)}${l.uprobe.pid ? ` pid ${l.uprobe.pid}` : ""}`;
+      } else if (l.perfEvent) {
+        what = `${l.perfEvent.kind} ${l.perfEvent.name}`;
+      }
+      return [String(l.id), l.type, `${l.progId} ${l.progName ?? "?"}`, what, holders(l.holders, l.pins)];
+    }));
+  section("PERF EVENTS WITH BPF", [{ title: "PID", right: true }, { title: "COMM" }, { title: "FD", right: true }, { title: "PROG" }, { title: "PROBE" }],
+    v.perfEvents.map((p) => {
+      const kind = p.kind === "uretprobe" ? pc.magenta("uretprobe") : p.kind === "uprobe" ? pc.cyan("uprobe") : p.kind;
+      const where = p.kind === "uprobe" || p.kind === "uretprobe" ? `${p.path} 0x${p.offset.toString(16)}` : p.path;
+      return [String(p.pid), p.comm, String(p.fd), `${p.progId} ${p.progName ?? "?"}`, `${kind} ${where}`];
+    }));
+  if (v.unreadable) {
+    process.stderr.write(`probe: warning: ${v.unreadable} BPF objects could not be opened: listing every object needs CAP_SYS_ADMIN (CAP_BPF alone sees only its own)\n`);
   }
   out.flush();
   return 0;

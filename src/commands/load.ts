@@ -11,12 +11,15 @@ import { PinDirInUse } from "../../lib/bpffs.ts";
 import { verifierSummary, verifierReason, rejectedProgram, libbpfReason } from "../../lib/verifier.ts";
 import { PrintkReader, cStrings, formatToRegExp } from "../../lib/tracefs/trace-pipe.ts";
 import { openTarget } from "../../lib/proc/target.ts";
-import { MapFormatter } from "../../lib/btf.ts";
+import { Btf, BTF_KIND, MapFormatter, hexBytes, type JsonValue } from "../../lib/btf.ts";
+import { RingBuffer } from "../../lib/ringbuf.ts";
+import { PerfBuffer } from "../../lib/perfbuf.ts";
+import { MAP_TYPE } from "../../lib/kernel/abi.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { list } from "../options.ts";
-import { withSession, explainAttachError, type SessionOptions } from "../session.ts";
+import { withSession, explainAttachError, type Session, type SessionOptions } from "../session.ts";
 import { AttachError } from "../../lib/uprobe.ts";
-import { pad } from "../output.ts";
+import { pad, type Out } from "../output.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
 
 export interface LoadCommandOptions extends SessionOptions {
@@ -28,6 +31,8 @@ export interface LoadCommandOptions extends SessionOptions {
   maps?: string | string[];
   pin?: string;
   printk?: boolean;
+  /** `MAP` or `MAP:TYPE`: print a ring buffer's or perf event array's records (decoded as TYPE from the object's BTF). */
+  events?: string | string[];
 }
 
 /** `PROG=KIND:TARGET:FUNCTION` (`entry_ssl_read=uprobe:libssl:SSL_read`, `tp=tracepoint:sched:sched_switch`). */
@@ -51,6 +56,40 @@ export function parseSetting(text: string): GlobalSetting {
   const eq = text.indexOf("=");
   if (eq <= 0) throw new UsageError(`bad --set '${text}'`, "write NAME=VALUE, NAME being a global variable of the object");
   return { name: text.slice(0, eq), value: text.slice(eq + 1) };
+}
+
+const EVENT_MAPS: Set<number> = new Set([MAP_TYPE.RINGBUF, MAP_TYPE.PERF_EVENT_ARRAY]);
+
+interface EventStream {
+  name: string;
+  poll(out: Out, json: boolean): number;
+  lost(): number;
+}
+
+/** `--events MAP[:TYPE]`: a ring buffer's or perf event array's records, as hex or as TYPE from the object's BTF. */
+function openEventStream(s: Session, uo: UserObject, spec: string): EventStream {
+  const [name, typeName] = spec.split(":", 2) as [string, string | undefined];
+  const fd = uo.mapFd(name);
+  const info = new MapReader(fd).info;
+  if (!EVENT_MAPS.has(info.type)) throw new UsageError(`--events ${name}: a ${info.typeName} map holds entries, not records`, `print it with --maps ${name}`);
+  let decode = (b: Uint8Array): { text: string; json: JsonValue } => ({ text: hexBytes(b), json: hexBytes(b) });
+  if (typeName) {
+    const handle = uo.obj.btfHandle();
+    const btf = handle ? Btf.fromLibbpf(handle) : undefined;
+    const t = btf?.types.find((x) => x && x.name === typeName && (x.kind === BTF_KIND.STRUCT || x.kind === BTF_KIND.UNION || x.kind === BTF_KIND.TYPEDEF));
+    if (!btf || !t) throw new UsageError(`--events ${spec}: ${uo.path} has no type '${typeName}' in its BTF`, "name a struct the program writes into the map (compile with -g)");
+    decode = (b) => ({ text: btf.format(t.id, b), json: btf.toJson(t.id, b) });
+  }
+  const emit = (out: Out, json: boolean, b: Uint8Array) => {
+    const d = decode(b);
+    out.line(json ? JSON.stringify({ event: "record", map: name, value: d.json }) : `${pc.dim(name)} ${d.text}`);
+  };
+  if (info.type === MAP_TYPE.RINGBUF) {
+    const rb = s.scope.add(new RingBuffer(fd));
+    return { name, poll: (out, json) => rb.consume((v, off, len) => emit(out, json, new Uint8Array(v.buffer, v.byteOffset + off, len))), lost: () => 0 };
+  }
+  const pb = s.scope.add(new PerfBuffer(fd));
+  return { name, poll: (out, json) => pb.consume((b) => emit(out, json, b)), lost: () => pb.lost };
 }
 
 function describeAttachment(a: Attachment): Record<string, unknown> {
@@ -138,15 +177,40 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
       const r = new MapReader(uo.mapFd(name));
       return { r, f: new MapFormatter(r.info) };
     });
+    const streams = list(o.events).map((spec) => openEventStream(s, uo, spec));
     const printMaps = (final: boolean) => {
       const label = final ? "final" : new Date().toISOString().slice(11, 19);
       const targets = readers.length ? readers : final ? uo.maps().filter((m) => !m.internal).map((m) => {
         const r = new MapReader(m.fd);
         return { r, f: new MapFormatter(r.info) };
       }) : [];
-      for (const { r, f } of targets) printSnapshot(out, snapshotMap(r.fd, f), json, label);
+      for (const { r, f } of targets) {
+        // Ring buffers and perf event arrays hold no entries to dump: their records are events.
+        if (EVENT_MAPS.has(r.info.type)) {
+          if (!final || !streams.some((st) => st.name === r.info.name)) {
+            if (json) out.line(JSON.stringify({ map: r.info.name, type: r.info.typeName, note: "records, not entries: see --events" }));
+            else out.line(pc.dim(`${label} ${r.info.name} (${r.info.typeName}): records, not entries; --events ${r.info.name} prints them`));
+          }
+          continue;
+        }
+        try {
+          printSnapshot(out, snapshotMap(r.fd, f), json, label);
+        } catch (e) {
+          const why = e instanceof ProbeError ? e.message : String(e);
+          if (json) out.line(JSON.stringify({ map: r.info.name, type: r.info.typeName, error: why }));
+          else out.line(pc.dim(`${label} ${r.info.name} (${r.info.typeName}): cannot be read: ${why}`));
+        }
+      }
       out.flush();
     };
+    const poll = streams.length
+      ? () => {
+          let n = 0;
+          for (const st of streams) n += st.poll(out, json);
+          out.flush();
+          return n;
+        }
+      : undefined;
 
     let printk: PrintkReader | undefined;
     const onPrintk = (l: { message: string; pid: number; comm: string; cpu: number; timestamp: number }) => {
@@ -160,7 +224,10 @@ export async function run(object: string | undefined, o: LoadCommandOptions): Pr
     }
     const how = [...new Set(uo.attachments.map((a) => (a.kind === "tracepoint" ? "tracepoint" : s.modeName)))].join(", ") || "nothing attached";
     if (!json) s.note(`Loaded ${object}${s.label} [${how}]. Ctrl-C to stop.`);
-    await s.run({ report: readers.length ? () => printMaps(false) : undefined });
+    await s.run({ poll, report: readers.length ? () => printMaps(false) : undefined });
+    for (const st of streams) {
+      if (st.lost()) s.warn(`${st.lost()} records of ${st.name} lost (its buffer was full)`);
+    }
     printk?.stop(onPrintk);
     printMaps(true);
     return 0;

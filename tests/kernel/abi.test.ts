@@ -58,6 +58,7 @@ const CASES: [kernelType: string, base: string[], layout: object][] = [
   ["bpf_link_info", [], ABI.LINK_INFO],
   ["bpf_prog_info", [], ABI.PROG_INFO],
   ["bpf_map_info", [], ABI.MAP_INFO],
+  ["bpf_btf_info", [], ABI.BTF_INFO],
   ["perf_event_attr", [], ABI.PERF_EVENT_ATTR],
 ];
 
