@@ -103,10 +103,11 @@ export interface SlotRecord {
 /**
  * Memory to copy, in the phase given, through the pointer in slot `ptrSlot`.
  * CSTRING: up to `max` bytes, stopping at NUL (truncated when no NUL is within `max`).
- * BYTES: n = the length (LEN_CONST: `len` itself; LEN_SLOT: the value of slot `len`, taken as
- * `size` bytes, signed per the slot; <= 0 copies nothing) times `scale`, at most `max` bytes.
- * A return-phase capture may use entry slots (the pointer of `buf[ret]`): those are listed in
- * Descriptor.saveAtEntry and must be kept from entry to return.
+ * BYTES: n bytes, at most `max`, where n is `len` * `scale` for LEN_CONST, and for LEN_SLOT the
+ * value of slot `len`, times the value of slot `len2` when `len2` >= 0, times `scale` (each slot
+ * value taken as `size` bytes, signed per the slot; a negative or zero value copies nothing).
+ * A return-phase capture may use entry slots (the pointer of `buf[ret]`, the `size` of
+ * `[ret * size]`): those are listed in Descriptor.saveAtEntry, to keep from entry to return.
  */
 export interface CaptureRecord {
   phase: typeof PHASE_ENTRY | typeof PHASE_RETURN;
@@ -114,6 +115,8 @@ export interface CaptureRecord {
   ptrSlot: number;
   lenFrom: typeof LEN_NONE | typeof LEN_CONST | typeof LEN_SLOT;
   len: number;
+  /** A second length slot multiplied in, or -1. */
+  len2: number;
   scale: number;
   max: number;
 }
@@ -424,18 +427,20 @@ export function locate(proto: Prototype, opts: LocateOptions = {}): FunctionLayo
   const capture = (v: ValueLayout, phase: CaptureRecord["phase"]) => {
     const k = v.value;
     let rec: CaptureRecord | undefined;
-    if (k.kind === "cstring") rec = { phase, kind: CAPTURE_CSTRING, ptrSlot: v.slots[0]!, lenFrom: LEN_NONE, len: 0, scale: 1, max: stringMax };
-    else if (k.kind === "gostring") rec = { phase, kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, lenFrom: LEN_SLOT, len: v.slots[1]!, scale: 1, max: stringMax };
-    else if (k.kind === "goslice" && k.bytes) rec = { phase, kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, lenFrom: LEN_SLOT, len: v.slots[1]!, scale: 1, max: bufferMax };
+    if (k.kind === "cstring") rec = { phase, kind: CAPTURE_CSTRING, ptrSlot: v.slots[0]!, lenFrom: LEN_NONE, len: 0, len2: -1, scale: 1, max: stringMax };
+    else if (k.kind === "gostring") rec = { phase, kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, lenFrom: LEN_SLOT, len: v.slots[1]!, len2: -1, scale: 1, max: stringMax };
+    else if (k.kind === "goslice" && k.bytes) rec = { phase, kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, lenFrom: LEN_SLOT, len: v.slots[1]!, len2: -1, scale: 1, max: bufferMax };
     else if (k.kind === "buffer") {
-      const base = { kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, scale: k.elemSize, max: bufferMax } as const;
-      if (k.count.from === "const") rec = { ...base, phase, lenFrom: LEN_CONST, len: k.count.value };
-      else if (k.count.from === "param") rec = { ...base, phase, lenFrom: LEN_SLOT, len: args[k.count.index]!.slots[0]! };
+      const base = { kind: CAPTURE_BYTES, ptrSlot: v.slots[0]!, scale: k.elemSize * k.count.factor, max: bufferMax } as const;
+      const lens = [...(k.count.ret ? [results[0]!.slots[0]!] : []), ...k.count.params.map((q) => args[q.index]!.slots[0]!)];
+      if (!lens.length) rec = { ...base, phase, lenFrom: LEN_CONST, len: k.count.factor, len2: -1, scale: k.elemSize };
+      else if (!k.count.ret) rec = { ...base, phase, lenFrom: LEN_SLOT, len: lens[0]!, len2: lens[1] ?? -1 };
       else {
-        // [ret]: the pointer is known at entry, the length and the bytes only at return.
-        const r = results[0]!;
+        // [ret]: the pointer (and any parameter in the length) is known at entry, the return
+        // value and the bytes only at return.
         saveAtEntry.add(v.slots[0]!);
-        ret.push({ rec: { ...base, phase: PHASE_RETURN, lenFrom: LEN_SLOT, len: r.slots[0]! }, owner: v });
+        for (const s of lens.slice(1)) saveAtEntry.add(s);
+        ret.push({ rec: { ...base, phase: PHASE_RETURN, lenFrom: LEN_SLOT, len: lens[0]!, len2: lens[1] ?? -1 }, owner: v });
         return;
       }
     }

@@ -75,7 +75,8 @@ function u64Json(lo: number, hi: number): string {
 }
 
 function i64Json(lo: number, hi: number): string {
-  if (hi < SAFE_HI || hi >= 0xffe00000) return i64(lo, hi);
+  // Numbers only while they are safe integers: up to 2^53-1 and down to -(2^53-1).
+  if (hi < SAFE_HI || hi > 0xffe00000 || (hi === 0xffe00000 && lo !== 0)) return i64(lo, hi);
   return `"${i64(lo, hi)}"`;
 }
 
@@ -337,7 +338,10 @@ export class ValueFormatter {
     const slot = this.layout.descriptor.slots[rec.len]!;
     const at = rec.len * 8;
     const scale = rec.scale;
-    return (ev) => Math.max(0, wordNumber(ev.words, slot, at)) * scale;
+    if (rec.len2 < 0) return (ev) => Math.max(0, wordNumber(ev.words, slot, at)) * scale;
+    const slot2 = this.layout.descriptor.slots[rec.len2]!;
+    const at2 = rec.len2 * 8;
+    return (ev) => Math.max(0, wordNumber(ev.words, slot, at)) * Math.max(0, wordNumber(ev.words, slot2, at2)) * scale;
   }
 
   private bufferShown(

@@ -67,6 +67,19 @@ export const C_INT_TYPEDEFS: ReadonlyMap<string, readonly [1 | 2 | 4 | 8 | 16, b
   ["char32_t", [4, false]],
   ["rlim_t", [8, false]],
   ["sig_atomic_t", [4, true]],
+  ["mqd_t", [4, true]],
+  ["Lmid_t", [8, true]],
+  ["key_serial_t", [4, true]],
+  ["idtype_t", [4, false]],
+  ["aio_context_t", [8, false]],
+  ["pthread_key_t", [4, false]],
+  ["pthread_once_t", [4, true]],
+  ["pthread_spinlock_t", [4, true]],
+  ["fd_mask", [8, true]],
+  ["wctype_t", [8, false]],
+  ["nl_item", [4, true]],
+  ["regoff_t", [4, true]],
+  ["error_t", [4, true]],
   ["__int128_t", [16, true]],
   ["__uint128_t", [16, false]],
 ]);
@@ -75,7 +88,21 @@ export const C_INT_TYPEDEFS: ReadonlyMap<string, readonly [1 | 2 | 4 | 8 | 16, b
  * Typedefs that are pointers (or arrays that decay to one as a parameter, like va_list): passed
  * and shown as a pointer under their own name.
  */
-export const C_POINTER_TYPEDEFS: ReadonlySet<string> = new Set(["va_list", "gnutls_session_t", "sighandler_t", "__sighandler_t", "timer_t"]);
+export const C_POINTER_TYPEDEFS: ReadonlySet<string> = new Set([
+  "va_list",
+  "jmp_buf",
+  "sigjmp_buf",
+  "gnutls_session_t",
+  "sighandler_t",
+  "__sighandler_t",
+  "timer_t",
+  "caddr_t",
+  "locale_t",
+  "iconv_t",
+  "wctrans_t",
+  "cap_user_header_t",
+  "cap_user_data_t",
+]);
 
 /** Words that make up C's basic type specifiers. */
 export const C_TYPE_WORDS: ReadonlySet<string> = new Set(["void", "char", "short", "int", "long", "float", "double", "signed", "unsigned", "_Bool", "bool", "__int128", "_Complex"]);

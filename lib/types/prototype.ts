@@ -37,8 +37,16 @@ export type Type =
   /** Go map, chan and func values: one pointer word. */
   | { kind: "ref"; text: string };
 
-/** Where a buffer's length comes from: `[16]`, `[count]` or `[ret]`. */
-export type Count = { from: "const"; value: number } | { from: "param"; index: number; name: string } | { from: "ret" };
+/**
+ * A buffer's length in elements: the product of `factor` (the constants), the parameters in
+ * `params` and, when `ret`, the return value. `[16]`, `[count]`, `[ret]`, `[.size * .nmemb]`,
+ * `[4 * n]`; at most two terms that are not constants.
+ */
+export interface Count {
+  factor: number;
+  params: { index: number; name: string }[];
+  ret: boolean;
+}
 
 export interface Param {
   /** As written; undefined for unnamed parameters and results. */
@@ -48,6 +56,8 @@ export interface Param {
   column: number;
   /** C `[LEN]`: `type` is a pointer to `count` elements of its pointee. */
   count?: Count;
+  /** Why a `[LEN]` was not used (the parameter is then shown as a plain pointer). */
+  note?: string;
   /** Go: the method receiver (always params[0] when present). */
   receiver?: boolean;
   /** Go `...T`: `type` is the slice []T it is passed as. */
@@ -147,7 +157,14 @@ class Lexer {
 
   private scan(): Tok {
     const s = this.text;
-    while (this.pos < s.length && isSpace(s.charCodeAt(this.pos))) this.pos++;
+    for (;;) {
+      while (this.pos < s.length && isSpace(s.charCodeAt(this.pos))) this.pos++;
+      if (s.startsWith("/*", this.pos)) {
+        const end = s.indexOf("*/", this.pos + 2);
+        this.pos = end < 0 ? s.length : end + 2;
+      } else if (s.startsWith("//", this.pos)) this.pos = s.length;
+      else break;
+    }
     const start = this.pos;
     if (start >= s.length) return { kind: "end", text: "", pos: s.length };
     const c = s.charCodeAt(start);
@@ -237,7 +254,9 @@ interface Spec {
   pos: number;
 }
 
-type RawCount = { kind: "const"; value: number; pos: number } | { kind: "name"; name: string; pos: number } | { kind: "ret"; pos: number };
+type RawTerm = { kind: "const"; value: number; pos: number } | { kind: "name"; name: string; pos: number } | { kind: "ret"; pos: number };
+/** The terms of a product, or the text of a length expression probe does not evaluate. */
+type RawCount = { terms: RawTerm[]; pos: number } | { unparsed: string; pos: number };
 
 interface Declarator {
   name?: string;
@@ -289,11 +308,17 @@ class CParser extends ParserBase {
     }
   }
 
+  /** GNU `__attribute__((...))` and C23 `[[...]]`: nothing probe needs. */
   private skipAttributes(): void {
-    while (this.is("__attribute__") || this.is("__attribute")) {
-      this.lx.next();
-      const open = this.expect("(");
-      this.skipBalanced("(", ")", open.pos);
+    for (;;) {
+      if (this.is("__attribute__") || this.is("__attribute")) {
+        this.lx.next();
+        const open = this.expect("(");
+        this.skipBalanced("(", ")", open.pos);
+      } else if (this.is("[") && this.is("[", 1)) {
+        const open = this.lx.next();
+        this.skipBalanced("[", "]", open.pos);
+      } else return;
     }
   }
 
@@ -424,7 +449,10 @@ class CParser extends ParserBase {
     return { name, type, count, bare };
   }
 
-  /** `[]`, `[16]`, `[count]`, `[.count]`, `[ret]`, with C99's `static`/qualifiers allowed first. */
+  /**
+   * `[]`, `[16]`, `[count]`, `[ret]`, products like `[.size * .nmemb]` (man-pages 6 writes a
+   * parameter as `.name`), with C99's `static` and qualifiers allowed first.
+   */
   private bracket(): RawCount | undefined {
     this.expect("[");
     for (;;) {
@@ -433,20 +461,22 @@ class CParser extends ParserBase {
       else break;
     }
     if (this.accept("]")) return undefined;
-    this.accept(".");
-    const t = this.lx.next();
-    let r: RawCount;
-    if (t.kind === "num") {
-      const v = parseCNumber(t.text);
-      if (v === undefined || v <= 0) this.fail(`'${t.text}' is not a positive length`, t.pos);
-      r = { kind: "const", value: v, pos: t.pos };
-    } else if (t.kind === "id" && t.text === "ret") r = { kind: "ret", pos: t.pos };
-    else if (t.kind === "id") r = { kind: "name", name: t.text, pos: t.pos };
-    else this.failAt(t, "a length: a number, a parameter's name or 'ret'");
-    const close = this.lx.peek();
-    if (close.kind === "end" || close.text !== "]") this.failAt(close, "']' (a length is one number, one parameter or 'ret')");
-    this.lx.next();
-    return r;
+    const start = this.lx.peek().pos;
+    const terms: RawTerm[] = [];
+    for (;;) {
+      this.accept(".");
+      const t = this.lx.peek();
+      if (t.kind === "num" && parseCNumber(t.text) !== undefined) terms.push({ kind: "const", value: parseCNumber(t.text)!, pos: t.pos });
+      else if (t.kind === "id" && t.text === "ret") terms.push({ kind: "ret", pos: t.pos });
+      else if (t.kind === "id") terms.push({ kind: "name", name: t.text, pos: t.pos });
+      else break;
+      this.lx.next();
+      if (!this.accept("*")) break;
+    }
+    if (this.accept("]") && terms.length) return { terms, pos: start };
+    // Anything else (`*.optlen`, `(.maxnode + 63) / 64`) is read to its `]` and not evaluated.
+    const inner = this.skipBalanced("[", "]", start - 1);
+    return { unparsed: inner, pos: start };
   }
 
   private paramList(): { params: Param[]; variadic: boolean } {
@@ -481,26 +511,43 @@ class CParser extends ParserBase {
 
   private pendingCounts: (RawCount | undefined)[] = [];
 
-  /** Turns `[name]`/`[ret]` into references, now that every parameter is known. */
+  /**
+   * Turns `[name]`/`[ret]` into references, now that every parameter is known. A length probe
+   * cannot use leaves a note instead of failing: pasted man pages have lengths like `[PATH_MAX]`
+   * or `[*.optlen]`, and the parameter is still worth showing as a pointer.
+   */
   private resolveCounts(params: Param[], ret: Type): void {
     this.pendingCounts.forEach((raw, i) => {
       if (!raw) return;
       const p = params[i]!;
+      const ignore = (why: string) => {
+        p.note = `the length of '${p.name ?? `arg${i}`}' is not used (${why}): it is shown as a pointer`;
+      };
+      if ("unparsed" in raw) return ignore(`'${raw.unparsed}' is not a number, a parameter, 'ret' or a product of them`);
       const pointee = (p.type as Extract<Type, { kind: "pointer" }>).to;
-      if (elementSize(pointee) === undefined) {
-        this.fail(`'${p.name ?? `parameter ${i + 1}`}' points at ${pointee.text}, whose size is unknown, so [LEN] cannot count its bytes`, raw.pos, "write it as 'void *' or 'unsigned char *' to count bytes");
-      }
-      if (raw.kind === "const") p.count = { from: "const", value: raw.value };
-      else if (raw.kind === "ret") {
-        if (ret.kind !== "int" || ret.size > 8) this.fail(`[ret] needs an integer return value, but the function returns ${ret.text}`, raw.pos);
-        p.count = { from: "ret" };
-      } else {
-        const index = params.findIndex((q) => q.name === raw.name);
-        if (index < 0) this.fail(`'${raw.name}' is not a parameter of this function`, raw.pos, "a length is a number, another parameter's name or 'ret'");
+      if (elementSize(pointee) === undefined) return ignore(`the size of ${pointee.text} is unknown`);
+      const count: Count = { factor: 1, params: [], ret: false };
+      let variables = 0;
+      for (const term of raw.terms) {
+        if (term.kind === "const") {
+          count.factor *= term.value;
+          if (!Number.isSafeInteger(count.factor) || count.factor <= 0) return ignore("it is not a positive size");
+          continue;
+        }
+        if (++variables > 2) return ignore("it multiplies more than two values");
+        if (term.kind === "ret") {
+          if (ret.kind !== "int" || ret.size > 8) return ignore(`'ret' needs an integer return value, and this function returns ${ret.text}`);
+          if (count.ret) return ignore("'ret' appears twice");
+          count.ret = true;
+          continue;
+        }
+        const index = params.findIndex((q) => q.name === term.name);
+        if (index < 0) return ignore(`'${term.name}' is not a parameter`);
         const q = params[index]!;
-        if (q.type.kind !== "int" || q.type.size > 8) this.fail(`'${raw.name}' is ${q.type.text}, not an integer, so it cannot be a length`, raw.pos);
-        p.count = { from: "param", index, name: raw.name };
+        if (q.type.kind !== "int" || q.type.size > 8) return ignore(`'${term.name}' is ${q.type.text}, not an integer`);
+        count.params.push({ index, name: term.name });
       }
+      p.count = count;
     });
   }
 }
@@ -817,9 +864,9 @@ export function splitGoName(name: string): string[] {
  * Go method names (`main.(*T).M`) have parentheses but a dot before them.
  */
 export function isPrototype(text: string): boolean {
-  const s = text.trimStart();
+  const s = text.replace(/^(\s*(\[\[[^\]]*\]\]|\/\*[^]*?\*\/))*/, "").trimStart();
   if (/^func[ \t\n(]/.test(s)) return true;
-  if (!s.includes("(")) return false;
+  if (!s.includes("(") || /^typedef\s/.test(s)) return false;
   return /^[A-Za-z_][A-Za-z0-9_]*[ \t\n*]/.test(s);
 }
 
@@ -831,6 +878,11 @@ export function parsePrototype(input: string): Prototype {
   const first = text.trimStart();
   if (/^func[ (]/.test(first)) return new GoParser(text).parse();
   return new CParser(text).parse();
+}
+
+/** One line per thing probe will not do as written (a [LEN] it cannot use), to show as warnings. */
+export function prototypeNotes(proto: Prototype): string[] {
+  return proto.params.flatMap((p) => (p.note ? [p.note] : []));
 }
 
 /** The name shown for a parameter: its own, or arg0, arg1... by position (receiver: recv). */

@@ -128,18 +128,18 @@ describe("placement without a compiler", () => {
 
   test("C: descriptor for write's buf[count] and read's buf[ret]", () => {
     const w = locate(parsePrototype("ssize_t write(int fd, const void *buf[count], size_t count)"), { bufferMax: 100 });
-    expect(w.descriptor.captures).toEqual([{ phase: 0, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_SLOT, len: 2, scale: 1, max: 100 }]);
+    expect(w.descriptor.captures).toEqual([{ phase: 0, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_SLOT, len: 2, len2: -1, scale: 1, max: 100 }]);
     expect(w.descriptor.saveAtEntry).toEqual([]);
     const r = locate(parsePrototype("ssize_t read(int fd, void *buf[ret], size_t count)"));
-    expect(r.descriptor.captures).toEqual([{ phase: PHASE_RETURN, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_SLOT, len: 3, scale: 1, max: 256 }]);
+    expect(r.descriptor.captures).toEqual([{ phase: PHASE_RETURN, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_SLOT, len: 3, len2: -1, scale: 1, max: 256 }]);
     expect(r.descriptor.slots[3]).toEqual({ phase: PHASE_RETURN, reg: PT_REGS_INDEX.rax, off: 0, size: 8, signed: 1 });
     expect(r.descriptor.saveAtEntry).toEqual([1]);
     expect(r.descriptor.entryCaptures).toBe(0);
     const s = locate(parsePrototype("int f(const char *s, int v[4], char *ret)"), { stringMax: 10 });
     expect(s.descriptor.captures).toEqual([
-      { phase: 0, kind: CAPTURE_CSTRING, ptrSlot: 0, lenFrom: 0, len: 0, scale: 1, max: 10 },
-      { phase: 0, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_CONST, len: 4, scale: 4, max: 256 },
-      { phase: 0, kind: CAPTURE_CSTRING, ptrSlot: 2, lenFrom: 0, len: 0, scale: 1, max: 10 },
+      { phase: 0, kind: CAPTURE_CSTRING, ptrSlot: 0, lenFrom: 0, len: 0, len2: -1, scale: 1, max: 10 },
+      { phase: 0, kind: CAPTURE_BYTES, ptrSlot: 1, lenFrom: LEN_CONST, len: 4, len2: -1, scale: 4, max: 256 },
+      { phase: 0, kind: CAPTURE_CSTRING, ptrSlot: 2, lenFrom: 0, len: 0, len2: -1, scale: 1, max: 10 },
     ]);
     const ret = locate(parsePrototype("char *readline(const char *prompt)"));
     expect(ret.descriptor.captures.map((c) => [c.phase, c.ptrSlot])).toEqual([
@@ -223,6 +223,8 @@ describe("C (System V x86-64) against gcc, under gdb", () => {
       "char *cstr(const char *prompt)",
       "bool cbool(bool x, int *p, const char *s, void *q)",
       "int cstack(long a, long b, long c, long d, long e, long f, const char *s7, const void *buf8[n9], int n9)",
+      "size_t cfwrite(const void ptr[restrict .size * .nmemb], size_t size, size_t nmemb, FILE *restrict stream)",
+      "size_t cfread(void ptr[ret * size], size_t size, size_t nmemb, FILE *stream)",
     ]);
   }, 180_000);
 
@@ -241,6 +243,8 @@ describe("C (System V x86-64) against gcc, under gdb", () => {
     ["cstr", 'prompt="> "', 'ret="answer"'],
     ["cbool", "x=true, p=0x*, s=NULL, q=NULL", "ret=true"],
     ["cstack", 'a=1, b=2, c=3, d=4, e=5, f=6, s7="seventh", buf8="", n9=-9', "ret=20"],
+    ["cfwrite", 'ptr="abcdef", size=2, nmemb=3, stream=0x*', "ret=3"],
+    ["cfread", "ptr=0x*, size=2, nmemb=8, stream=NULL", 'ret=3, ptr="xyz123"'],
   ];
   for (const [name, call, ret] of cases) {
     test(`${name}: ${call || "(no arguments)"} -> ${ret}`, () => {
