@@ -12,6 +12,7 @@
 // parts fit in the registers left, else entirely onto the stack, and later arguments may still take
 // registers. Results restart at RAX and are read at the RET instruction, where rsp points at the
 // return address just as at entry, so stack results are also at rsp+8+offset.
+import { ProbeError } from "../errors.ts";
 import { PrototypeError, elementSize, paramName, resultName, type Count, type Param, type Prototype, type Type } from "./prototype.ts";
 
 /** struct pt_regs of x86-64, in memory order: a register's index is its u64 slot in the struct. */
@@ -187,7 +188,7 @@ function sysvValue(proto: Prototype, p: Param, what: string): { value: ValueKind
     case "bool":
       return { value: { kind: "bool" }, cls: "int", size: 1, align: 8 };
     case "enum":
-      return { value: { kind: "enum", tag: t.text.replace(/^(const )?enum /, "") }, cls: "int", size: 4, align: 8 };
+      return { value: { kind: "enum", tag: t.tag }, cls: "int", size: 4, align: 8 };
     case "pointer":
       return { value: pointerKind(t, p), cls: "int", size: 8, align: 8 };
     case "float":
@@ -386,8 +387,19 @@ function locateGo(proto: Prototype): { args: Omit<ValueLayout, "slots">[]; resul
 
 // ---------------------------------------------------------------------------------------------
 
-function scalarSigned(v: ValueKind): boolean {
+/** Whether part `part` of a value is a signed integer (Go lengths are: a negative one copies nothing). */
+function partSigned(v: ValueKind, part: number): boolean {
+  if (v.kind === "gostring" || v.kind === "goslice") return part >= 1;
   return (v.kind === "int" && v.signed) || v.kind === "enum" || (v.kind === "array" && v.elem.kind === "int" && v.elem.signed);
+}
+
+/** Largest capture accepted: far above any sane limit, low enough to never size a huge buffer. */
+const MAX_CAPTURE = 1 << 20;
+
+function captureLimit(what: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < 1 || v > MAX_CAPTURE) throw new ProbeError(`${what} must be a whole number of bytes from 1 to ${MAX_CAPTURE}, not ${v}`);
+  return v;
 }
 
 /**
@@ -396,20 +408,20 @@ function scalarSigned(v: ValueKind): boolean {
  * Floating-point and 128-bit values are placed but unreadable, so the others are still right.
  */
 export function locate(proto: Prototype, opts: LocateOptions = {}): FunctionLayout {
-  const stringMax = opts.stringMax ?? DEFAULT_STRING_MAX;
-  const bufferMax = opts.bufferMax ?? DEFAULT_BUFFER_MAX;
+  const stringMax = captureLimit("the string limit", opts.stringMax, DEFAULT_STRING_MAX);
+  const bufferMax = captureLimit("the buffer limit", opts.bufferMax, DEFAULT_BUFFER_MAX);
   const placed = proto.lang === "go" ? locateGo(proto) : locateSysv(proto);
   const slots: SlotRecord[] = [];
   const withSlots = (v: Omit<ValueLayout, "slots">, phase: SlotRecord["phase"]): ValueLayout => {
     const readable = v.value.kind !== "unreadable" && v.value.kind !== "empty";
     const ids = readable
-      ? v.parts.map((part) => {
+      ? v.parts.map((part, i) => {
           slots.push({
             phase,
             reg: "reg" in part.loc ? PT_REGS_INDEX[part.loc.reg] : SLOT_STACK,
             off: "stack" in part.loc ? part.loc.stack : 0,
             size: part.size as SlotRecord["size"],
-            signed: scalarSigned(v.value) ? 1 : 0,
+            signed: partSigned(v.value, i) ? 1 : 0,
           });
           return slots.length - 1;
         })

@@ -5,7 +5,7 @@
 //
 // Integers are read at their own width from the low bytes of a word (so an `int` -1 in a register
 // holding 0x00000000ffffffff prints -1), 64-bit ones as two 32-bit halves (BigInt only past 2^53).
-import { PHASE_ENTRY, type CaptureRecord, type FunctionLayout, type SlotRecord, type ValueKind, type ValueLayout } from "./abi.ts";
+import { type CaptureRecord, type FunctionLayout, type SlotRecord, type ValueKind, type ValueLayout } from "./abi.ts";
 import { base64, escapeC, hexdump, jsonString, jsonText } from "./bytes-text.ts";
 
 /** Bytes a capture copied. For a C string, `bytes` excludes the NUL. */
@@ -377,9 +377,4 @@ export class ValueFormatter {
         : undefined,
     };
   }
-}
-
-/** Whether a capture is copied at entry (else at return). */
-export function capturedAtEntry(layout: FunctionLayout, capture: number): boolean {
-  return layout.descriptor.captures[capture]?.phase === PHASE_ENTRY;
 }

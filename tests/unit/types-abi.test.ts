@@ -191,6 +191,13 @@ describe("placement without a compiler", () => {
     expect(locate(parsePrototype("func (c int) main.Celsius.String() string")).args.map(parts)).toEqual(["rax:8"]);
   });
 
+  test("capture limits are checked; Go lengths are signed slots (a garbage negative copies nothing)", () => {
+    expect(() => locate(parsePrototype("int f(const char *s)"), { stringMax: 0 })).toThrow("the string limit must be a whole number of bytes from 1 to 1048576, not 0");
+    expect(() => locate(parsePrototype("int f(const char *s)"), { bufferMax: 1.5 })).toThrow(/the buffer limit must be/);
+    const g = locate(parsePrototype("func main.f(s string, b []byte, n int8, u uint)"));
+    expect(g.descriptor.slots.map((s) => s.signed)).toEqual([0, 1, 0, 1, 1, 1, 0]);
+  });
+
   test("C: structs and unknown typedefs by value are refused with the reason", () => {
     expect(() => locate(parsePrototype("int f(struct timeval tv)"))).toThrow(/parameter 'tv' is a struct timeval passed by value/);
     expect(() => locate(parsePrototype("int SSL_read(SSL ssl, void *buf, int num)"))).toThrow(/parameter 'ssl' has type SSL, which probe does not know/);
