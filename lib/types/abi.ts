@@ -11,7 +11,8 @@
 // RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11; each argument goes entirely into registers if all its
 // parts fit in the registers left, else entirely onto the stack, and later arguments may still take
 // registers. Results restart at RAX and are read at the RET instruction, where rsp points at the
-// return address just as at entry, so stack results are also at rsp+8+offset.
+// return address just as at entry, so stack results are also at rsp+8+offset. Shape-instantiated
+// generic functions take a dictionary pointer first (RAX), which the prototype does not name.
 import { ProbeError } from "../errors.ts";
 import { PrototypeError, elementSize, paramName, resultName, type Count, type Param, type Prototype, type Type } from "./prototype.ts";
 
@@ -377,7 +378,9 @@ function locateGo(proto: Prototype): { args: Omit<ValueLayout, "slots">[]; resul
     }
     return { name, typeText: p.type.text, role, index, value, parts };
   };
-  const argRegs = { i: 0, fp: 0 };
+  // A generic function compiled for a GC shape (main.Sum[go.shape.int]) takes its dictionary
+  // pointer as a hidden first argument, before the receiver: it holds RAX.
+  const argRegs = { i: proto.name.includes("[go.shape.") ? 1 : 0, fp: 0 };
   const args = proto.params.map((p, i) => assign(p, paramName(p, i), p.receiver ? "receiver" : "arg", i, argRegs));
   stack = align(stack, 8);
   const resRegs = { i: 0, fp: 0 };

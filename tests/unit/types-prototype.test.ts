@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { isPrototype, parsePrototype, prototypeNotes, PrototypeError, splitGoName, type Param, type Prototype, type Type } from "../../lib/types/prototype.ts";
 import { locate } from "../../lib/types/abi.ts";
+import { ProbeError } from "../../lib/errors.ts";
 
 /** A compact view of a parameter: "name:type" with [LEN] as a suffix. */
 function sig(p: Param): string {
@@ -158,6 +159,41 @@ describe("C prototypes", () => {
     expect(() => parsePrototype(`int f(${"int a, ".repeat(1000)}int b)`)).toThrow(/at most 4096 are accepted/);
     expect(() => parsePrototype(`func main.f(x ${"*".repeat(100)}int)`)).toThrow(PrototypeError);
     expect(() => parsePrototype(`func main.f(x ${"[]".repeat(40)}int)`)).toThrow(/type nested too deeply/);
+  });
+});
+
+describe("robustness", () => {
+  test("mutated prototypes parse or fail with a ProbeError, and so does placing them", () => {
+    const seeds = [
+      "ssize_t write(int fd, const void *buf[count], size_t count)",
+      "void qsort(void *base, size_t nmemb, size_t size, int (*compar)(const void *, const void *))",
+      "size_t fread(void ptr[restrict .size * .nmemb], size_t size, size_t nmemb, FILE *restrict stream);",
+      "func main.(*T).M(b []byte, ok bool, m map[string][]int, f func(int) (bool, error)) (n int, err error)",
+      "func (c int) main.Celsius.String() string",
+    ];
+    const pieces = ["(", ")", "[", "]", "{", "}", "*", ",", ".", "...", "<-", ";", " ", "int", "func", "ret", "0", "9999999999999999999", "struct", "/*", "[[", "@", "\u00e9"];
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const t0 = performance.now();
+    let parsed = 0;
+    for (let n = 0; n < 5000; n++) {
+      let text = seeds[rand(seeds.length)]!;
+      for (let k = 1 + rand(4); k > 0; k--) {
+        const at = rand(text.length + 1);
+        const op = rand(3);
+        if (op === 0) text = text.slice(0, at) + text.slice(at + 1 + rand(6));
+        else if (op === 1) text = text.slice(0, at) + pieces[rand(pieces.length)] + text.slice(at);
+        else text = text.slice(0, at) + text.slice(at).split("").reverse().join("");
+      }
+      try {
+        locate(parsePrototype(text));
+        parsed++;
+      } catch (e) {
+        if (!(e instanceof ProbeError)) throw new Error(`${text}: ${(e as Error).stack}`);
+      }
+    }
+    expect(parsed).toBeGreaterThan(100);
+    expect(performance.now() - t0).toBeLessThan(5000);
   });
 });
 
