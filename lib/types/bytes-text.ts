@@ -69,12 +69,23 @@ function codePoint(b: Uint8Array, i: number, n: number): number {
 }
 
 /**
- * Code points that would change how a terminal shows the line rather than show a character: C1
- * controls (U+0080-U+009F, U+009B is a CSI), zero-width and direction marks, line/paragraph
- * separators, bidi embeddings and isolates, and the BOM. They are escaped like invalid bytes.
+ * Code points escaped like invalid bytes. Those that would change how a terminal shows the line
+ * rather than show a character: C1 controls (U+0080-U+009F, U+009B is a CSI), zero-width and
+ * direction marks, line/paragraph separators, bidi embeddings and isolates, the BOM. And those no
+ * text uses, so that binary data reads as bytes: private use areas and noncharacters.
  */
 function hidden(cp: number): boolean {
-  return cp <= 0x9f || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp === 0xfeff;
+  return (
+    cp <= 0x9f ||
+    (cp >= 0x200b && cp <= 0x200f) ||
+    (cp >= 0x2028 && cp <= 0x202e) ||
+    (cp >= 0x2060 && cp <= 0x206f) ||
+    cp === 0xfeff ||
+    (cp >= 0xe000 && cp <= 0xf8ff) ||
+    cp >= 0xf0000 ||
+    (cp >= 0xfdd0 && cp <= 0xfdef) ||
+    (cp & 0xfffe) === 0xfffe
+  );
 }
 
 /**

@@ -117,6 +117,8 @@ describe("strings", () => {
     expect(all([0x68, 0xc3])).toBe("h\\xc3"); // cut short
     // Code points that steer a terminal instead of showing: C1 CSI, RLO, zero-width space, BOM.
     expect(escapeC(enc.encode("a\u009b31mb\u202eevil\u200b\ufeff"))).toBe("a\\xc2\\x9b31mb\\xe2\\x80\\xaeevil\\xe2\\x80\\x8b\\xef\\xbb\\xbf");
+    // Code points no text uses (private use, noncharacters): binary data shows as bytes.
+    expect(escapeC(enc.encode("\u{f9f60}\ue000\uffff\u{1fffe}é"))).toBe("\\xf3\\xb9\\xbd\\xa0\\xee\\x80\\x80\\xef\\xbf\\xbf\\xf0\\x9f\\xbf\\xbeé");
   });
 
   test("escaping round-trips: decoding the C escapes gives back every byte", () => {
