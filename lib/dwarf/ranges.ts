@@ -23,41 +23,37 @@ export function readAranges(secs: DebugSections): ArangeEntry[] {
   const sec = secs.get(".debug_aranges");
   if (!sec) return [];
   const out: ArangeEntry[] = [];
-  let off = 0;
+  const c = sec.cursor(0, sec.size);
   let sets = 0;
-  while (off < sec.size) {
-    if (++sets > MAX_LIST_ENTRIES) throw new DwarfError(`${sec.where}: too many address range sets`);
-    const c = sec.cursor(off);
+  while (!c.atEnd) {
+    if (++sets > MAX_LIST_ENTRIES) c.fail("too many address range sets");
+    const off = c.offset;
     let length = c.u32();
     let offsetSize = 4;
     if (length === 0xffffffff) {
       length = c.u64();
       offsetSize = 8;
     }
-    const setEnd = off + (offsetSize === 8 ? 12 : 4) + length;
-    if (setEnd > sec.size || setEnd <= off) c.fail("address range set runs past the section", off);
+    const setEnd = c.offset + length;
+    if (setEnd > sec.size) c.fail("address range set runs past the section", off);
     const version = c.u16();
     const unit = c.offsetOf(offsetSize);
     const addrSize = c.u8();
     const segSize = c.u8();
-    if (version !== 2 || (addrSize !== 4 && addrSize !== 8) || segSize !== 0) {
-      // Unknown layouts are skipped: aranges only speeds lookups up, units are scanned otherwise.
-      off = setEnd;
-      continue;
+    if (version === 2 && (addrSize === 4 || addrSize === 8) && segSize === 0) {
+      // Tuples start at a multiple of twice the address size from the set's start.
+      const tuple = 2 * addrSize;
+      c.seek(off + Math.ceil((c.offset - off) / tuple) * tuple);
+      while (c.offset + tuple <= setEnd) {
+        const start = addrSize === 8 ? c.u64num() : c.u32();
+        const len = addrSize === 8 ? c.u64num() : c.u32();
+        if (start === 0 && len === 0) break;
+        // Ranges past 2^53 (tombstones of discarded code) come back as bigints: skipped.
+        if (typeof start === "number" && typeof len === "number" && start !== 0 && len > 0) out.push({ start, end: start + len, unit });
+      }
     }
-    // Tuples start at a multiple of twice the address size from the set's start.
-    const tuple = 2 * addrSize;
-    const first = off + Math.ceil((c.offset - off) / tuple) * tuple;
-    const t = sec.cursor(first, Math.max(0, setEnd - first));
-    while (t.pos + tuple <= t.length) {
-      const start = t.uSizedBig(addrSize);
-      const len = t.uSizedBig(addrSize);
-      if (start === 0n && len === 0n) break;
-      const s = toAddr(start);
-      const e = toAddr(start + len);
-      if (s !== undefined && e !== undefined && len > 0n && s !== 0) out.push({ start: s, end: e, unit });
-    }
-    off = setEnd;
+    // Unknown layouts are skipped: aranges only speed lookups up, units are scanned otherwise.
+    c.seek(setEnd);
   }
   return out.sort((a, b) => a.start - b.start);
 }

@@ -179,7 +179,9 @@ export class TypeReader {
           else if (c.tag === TAG.unspecified_parameters) variadic = true;
         }
         const prototyped = u.flag(die, AT.prototyped);
-        const t: DebugType = finish({ kind: "func", name: "", size: 0, target: ret, params, variadic, prototyped, isString: false, offset: die.offset });
+        // A Go func value is one pointer (to its closure); Go gives the type its byte_size.
+        const kind: TypeKind = go ? "go-func" : "func";
+        const t: DebugType = finish({ kind, name: "", size: go ? (size ?? u.h.addrSize) : 0, target: ret, params, variadic, prototyped, isString: false, offset: die.offset });
         t.name = go && dwarfName ? dwarfName : cDeclare(t, "");
         return t;
       }
