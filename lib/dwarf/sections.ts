@@ -11,9 +11,12 @@ import { DwarfError } from "./errors.ts";
 const SHF_COMPRESSED = 0x800;
 const ELFCOMPRESS_ZLIB = 1;
 const ELFCOMPRESS_ZSTD = 2;
-const PAGE = 64 * 1024;
+/** Page of the read cache: small, so that sparse reads (unit headers, lists) stay cheap. */
+const PAGE = 4096;
 /** Above this many cached pages of one section, the cache starts over (bounded memory). */
-const MAX_PAGES = 1024;
+const MAX_PAGES = 16384;
+/** Reads longer than this bypass the page cache. */
+const DIRECT = 64 * 1024;
 /** Largest decompressed section accepted: far above real DWARF (a 150 MB Go binary has ~60 MB). */
 export const MAX_DECOMPRESSED = 1 << 30;
 const MAX_STRING = 1 << 16;
@@ -22,6 +25,8 @@ const MAX_STRING = 1 << 16;
 export interface ReadStats {
   /** Bytes read from the file through its fd. */
   bytesRead: number;
+  /** The same, per section. */
+  bytesReadBySection: Record<string, number>;
   /** Bytes produced by decompressing sections. */
   bytesInflated: number;
   /** Sections opened, in order (compressed ones marked `(zlib)`/`(zstd)`). */
@@ -56,7 +61,7 @@ class FileBacking implements Backing {
     private readonly elf: ElfFile,
     private readonly base: number,
     private readonly size: number,
-    private readonly stats: ReadStats,
+    private readonly count: (n: number) => void,
     private readonly fail: (what: string) => never,
   ) {}
 
@@ -65,7 +70,7 @@ class FileBacking implements Backing {
     const last = Math.floor((off + Math.max(len, 1) - 1) / PAGE);
     if (first === last) return this.page(first).subarray(off - first * PAGE, off - first * PAGE + len);
     // Large ranges (a whole unit) are read directly rather than through the page cache.
-    if (len > 2 * PAGE) return this.read(off, len);
+    if (len > DIRECT) return this.read(off, len);
     const out = new Uint8Array(len);
     let done = 0;
     for (let i = first; i <= last; i++) {
@@ -114,7 +119,7 @@ class FileBacking implements Backing {
     } catch (e) {
       return this.fail(`cannot read: ${(e as Error).message}`);
     }
-    this.stats.bytesRead += b.length;
+    this.count(b.length);
     if (b.length !== len) this.fail("section data is cut short by the end of the file");
     return b;
   }
@@ -137,6 +142,7 @@ class InflatingBacking implements Backing {
     private readonly csize: number,
     private readonly size: number,
     private readonly stats: ReadStats,
+    private readonly count: (n: number) => void,
     private readonly fail: (what: string) => never,
   ) {}
 
@@ -179,7 +185,7 @@ class InflatingBacking implements Backing {
     } catch (e) {
       return this.fail(`cannot read: ${(e as Error).message}`);
     }
-    this.stats.bytesRead += b.length;
+    this.count(b.length);
     if (b.length !== k - this.compressed.length) this.fail("section data is cut short by the end of the file");
     const all = new Uint8Array(k);
     all.set(this.compressed);
@@ -241,11 +247,11 @@ export class SectionData {
    * sections not in memory are read in growing windows, so a short list costs a page, not the
    * rest of the section.
    */
-  read<T>(off: number, parse: (c: Cursor) => T): T {
+  read<T>(off: number, parse: (c: Cursor) => T, limit?: number, firstWindow = 4096): T {
     if (!Number.isSafeInteger(off) || off < 0 || off > this.size) this.fail(`offset 0x${off.toString(16)} is outside the section`);
-    const rest = this.size - off;
+    const rest = Math.min(this.size - off, limit ?? Infinity);
     if (this.inMemory) return parse(this.cursor(off, rest));
-    for (let window = 4096; ; window *= 8) {
+    for (let window = firstWindow; ; window *= 2) {
       const len = Math.min(window, rest);
       try {
         return parse(this.cursor(off, len));
@@ -277,7 +283,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** Finds and opens debug sections of one file; each is opened once. */
 export class DebugSections {
   private cache = new Map<string, SectionData | null>();
-  readonly stats: ReadStats = { bytesRead: 0, bytesInflated: 0, sections: [], unitsParsed: 0 };
+  readonly stats: ReadStats = { bytesRead: 0, bytesReadBySection: {}, bytesInflated: 0, sections: [], unitsParsed: 0 };
 
   constructor(readonly elf: ElfFile) {}
 
@@ -312,43 +318,47 @@ export class DebugSections {
     const fail = (what: string): never => {
       throw new DwarfError(`${where}: ${what}`);
     };
+    const count = (n: number) => {
+      this.stats.bytesRead += n;
+      this.stats.bytesReadBySection[s.name] = (this.stats.bytesReadBySection[s.name] ?? 0) + n;
+    };
     if (s.offset < 0 || s.size < 0 || s.offset + s.size > this.elf.size) fail("section extends past the end of the file");
     if (s.flags & SHF_COMPRESSED) {
-      const h = this.readAt(s.offset, 24, fail);
+      const h = this.readAt(s.offset, 24, fail, count);
       const v = new DataView(h.buffer, h.byteOffset, h.byteLength);
       const type = v.getUint32(0, true);
       const size = checkSize(v.getBigUint64(8, true), fail);
       if (type === ELFCOMPRESS_ZLIB) {
         this.stats.sections.push(`${s.name} (zlib)`);
-        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 24, s.size - 24, size, this.stats, fail), false);
+        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 24, s.size - 24, size, this.stats, count, fail), false);
       }
       if (type === ELFCOMPRESS_ZSTD) {
         this.stats.sections.push(`${s.name} (zstd)`);
-        return SectionData.inMemory(name, where, this.zstd(this.readAt(s.offset + 24, s.size - 24, fail), size, fail));
+        return SectionData.inMemory(name, where, this.zstd(this.readAt(s.offset + 24, s.size - 24, fail, count), size, fail));
       }
       return fail(`unknown compression type ${type}`);
     }
     if (s.name.startsWith(".zdebug")) {
-      const h = this.readAt(s.offset, Math.min(12, s.size), fail);
+      const h = this.readAt(s.offset, Math.min(12, s.size), fail, count);
       if (h.length === 12 && String.fromCharCode(...h.subarray(0, 4)) === "ZLIB") {
         const size = checkSize(new DataView(h.buffer, h.byteOffset + 4, 8).getBigUint64(0, false), fail);
         this.stats.sections.push(`${s.name} (zlib)`);
-        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 12, s.size - 12, size, this.stats, fail), false);
+        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 12, s.size - 12, size, this.stats, count, fail), false);
       }
       // The Go linker leaves a section uncompressed when compression would not shrink it.
     }
     this.stats.sections.push(s.name);
-    return new SectionData(name, s.size, where, new FileBacking(this.elf, s.offset, s.size, this.stats, fail), false);
+    return new SectionData(name, s.size, where, new FileBacking(this.elf, s.offset, s.size, count, fail), false);
   }
 
-  private readAt(off: number, len: number, fail: (w: string) => never): Uint8Array {
+  private readAt(off: number, len: number, fail: (w: string) => never, count: (n: number) => void): Uint8Array {
     let b: Uint8Array;
     try {
       b = this.elf.readAt(off, len);
     } catch (e) {
       return fail(`cannot read: ${(e as Error).message}`);
     }
-    this.stats.bytesRead += b.length;
+    count(b.length);
     if (b.length !== len) fail("section is cut short by the end of the file");
     return b;
   }

@@ -122,9 +122,9 @@ export class Unit {
   root(): Die {
     if (this.rootDie) return this.rootDie;
     const info = this.secs.need(".debug_info", "debug info");
-    const c: Cursor = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
-    const die = this.decode(c);
-    if (!die) c.fail("unit has no unit DIE", this.h.dieOffset);
+    // Only the first DIE is wanted: read a small window, not the unit.
+    const die = info.read(this.h.dieOffset, (c) => this.decode(c), this.h.end - this.h.dieOffset, 256);
+    if (!die) throw new DwarfError(`${this.where}: unit has no unit DIE`);
     this.setRoot(die);
     return die;
   }
