@@ -97,6 +97,7 @@ export class Unit {
   /** DIEs by .debug_info offset, filled by parse(). */
   private byOffset: Map<number, Die> | undefined;
   private rootDie: Die | undefined;
+  private broken: DwarfError | undefined;
   // Bases that DWARF 5 indexed forms are relative to (from the unit DIE; DWARF's defaults otherwise).
   private strOffsetsBase: number | undefined;
   private addrBase: number | undefined;
@@ -140,6 +141,17 @@ export class Unit {
   /** Parses every DIE of the unit (once) and returns the unit DIE with its children. */
   tree(): Die {
     if (this.byOffset) return this.rootDie!;
+    // A unit that failed once fails the same way again: say so without parsing it again.
+    if (this.broken) throw this.broken;
+    try {
+      return this.parseTree();
+    } catch (e) {
+      if (e instanceof DwarfError) this.broken = e;
+      throw e;
+    }
+  }
+
+  private parseTree(): Die {
     const info = this.secs.need(".debug_info", "debug info");
     const c: Cursor = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
     const map = new Map<number, Die>();
