@@ -89,9 +89,9 @@ describe.each([
         let expected = "?";
         if (loc && /location list/.test(loc)) {
           const e = lists.get(hexOf(loc)!)?.find((x) => f.entryPc >= x.start && f.entryPc < x.end);
-          if (e) expected = canonicalExpr(e.expr, true);
+          if (e) expected = canonicalExpr(e.expr, "cfa");
         } else if (loc) {
-          expected = canonicalExpr(blockExpr(loc) ?? "unparsed", true);
+          expected = canonicalExpr(blockExpr(loc) ?? "unparsed", "cfa");
         }
         if (expected === "other") continue;
         expect(`${f.name}(${name}) ${canonical(p.location)}`).toBe(`${f.name}(${name}) ${expected}`);
