@@ -122,7 +122,7 @@ function hasDwarf(elf: ElfFile): boolean {
  */
 export function findDebugInfo(binary: ElfFile, binaryPath: string, lookup: DebugInfoLookup): DebugInfoResult {
   const notes: string[] = [];
-  const id = buildId(binary);
+  const id = safeBuildId(binary);
   const result: DebugInfoResult = { notes };
   if (id) result.buildId = id;
   if (hasDwarf(binary)) {

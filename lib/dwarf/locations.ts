@@ -251,6 +251,10 @@ function simple(ops: Op[], ctx: LocationContext): ParamLocation {
     if (inner.length === 1 && inner[0]!.op >= OP.reg0 && inner[0]!.op <= OP.reg31) return reg(inner[0]!.op - OP.reg0);
     if (inner.length === 1 && inner[0]!.op === OP.regx) return reg(Number(inner[0]!.args[0]));
   }
+  // clang: DW_OP_bregN 0, then only truncations (and 0xff/0xffff/0xffffffff, convert), then
+  // DW_OP_stack_value: the value is regN's low bits, which is how a register argument is read.
+  const truncated = registerValue(ops);
+  if (truncated !== undefined) return reg(truncated);
   // A constant: DW_OP_litN / constN DW_OP_stack_value
   if (n === 2 && isConst(o) && o2!.op === OP.stack_value) return { kind: "constant", value: constOf(o) };
   if (n === 1 && o.op === OP.implicit_value) return { kind: "constant", value: o.args[0] as Uint8Array };
@@ -258,6 +262,28 @@ function simple(ops: Op[], ctx: LocationContext): ParamLocation {
     return { kind: "unavailable", reason: "implicit pointer (the pointed-to value was optimized into constants)" };
   }
   return { kind: "expression", text: opsText(ops) };
+}
+
+const MASKS = new Set([0xffn, 0xffffn, 0xffffffffn]);
+
+function registerValue(ops: Op[]): number | undefined {
+  const first = ops[0];
+  if (!first || ops.length < 2 || ops[ops.length - 1]!.op !== OP.stack_value) return undefined;
+  let r: number;
+  if (first.op >= OP.breg0 && first.op <= OP.breg31 && first.args[0] === 0n) r = first.op - OP.breg0;
+  else if (first.op === OP.bregx && first.args[1] === 0n) r = Number(first.args[0]);
+  else return undefined;
+  for (let i = 1; i < ops.length - 1; i++) {
+    const o = ops[i]!;
+    if (o.op === 0xa8 || o.op === 0xf7) continue; // convert
+    const next = ops[i + 1]!;
+    if (isConst(o) && next.op === 0x1a /* and */ && MASKS.has(BigInt.asUintN(64, constOf(o)))) {
+      i++;
+      continue;
+    }
+    return undefined;
+  }
+  return r;
 }
 
 function reg(r: number): ParamLocation {
@@ -289,7 +315,17 @@ function constOf(o: Op): bigint {
   return BigInt(o.args[0] as number | bigint);
 }
 
-const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, `DW_OP_${k}`]));
+const OP_NAMES: Record<number, string> = {
+  ...Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, `DW_OP_${k}`])),
+  0x12: "DW_OP_dup", 0x13: "DW_OP_drop", 0x14: "DW_OP_over", 0x15: "DW_OP_pick", 0x16: "DW_OP_swap", 0x17: "DW_OP_rot",
+  0x19: "DW_OP_abs", 0x1a: "DW_OP_and", 0x1b: "DW_OP_div", 0x1c: "DW_OP_minus", 0x1d: "DW_OP_mod", 0x1e: "DW_OP_mul",
+  0x1f: "DW_OP_neg", 0x20: "DW_OP_not", 0x21: "DW_OP_or", 0x22: "DW_OP_plus", 0x24: "DW_OP_shl", 0x25: "DW_OP_shr",
+  0x26: "DW_OP_shra", 0x27: "DW_OP_xor", 0x28: "DW_OP_bra", 0x29: "DW_OP_eq", 0x2a: "DW_OP_ge", 0x2b: "DW_OP_gt",
+  0x2c: "DW_OP_le", 0x2d: "DW_OP_lt", 0x2e: "DW_OP_ne", 0x2f: "DW_OP_skip", 0x94: "DW_OP_deref_size",
+  0x96: "DW_OP_nop", 0x9b: "DW_OP_form_tls_address", 0x9d: "DW_OP_bit_piece", 0xa4: "DW_OP_const_type",
+  0xa5: "DW_OP_regval_type", 0xa6: "DW_OP_deref_type", 0xa8: "DW_OP_convert", 0xa9: "DW_OP_reinterpret",
+  0xe0: "DW_OP_GNU_push_tls_address",
+};
 
 /** readelf-like text of an expression, for locations that are not a simple place. */
 export function opsText(ops: Op[]): string {

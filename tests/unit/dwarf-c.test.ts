@@ -47,7 +47,7 @@ function canonical(l: ParamLocation): string {
 function readelfFunctions(dies: Map<number, RDie>): Map<string, RDie> {
   const out = new Map<string, RDie>();
   for (const d of dies.values()) {
-    if (d.tag !== "DW_TAG_subprogram" || !d.attrs.has("DW_AT_low_pc")) continue;
+    if (d.tag !== "DW_TAG_subprogram" || !(d.attrs.has("DW_AT_low_pc") || d.attrs.has("DW_AT_ranges"))) continue;
     out.set(inherited(dies, d, "DW_AT_name")!.value, d);
   }
   return out;
@@ -87,7 +87,7 @@ describe.each(builds)("%s", (_what, build, absoluteLists = true) => {
       const d = re.get(f.name)!;
       const names = d.children.filter((c) => c.tag === "DW_TAG_formal_parameter").map((c) => inherited(dies, c, "DW_AT_name")?.value ?? "");
       expect({ f: f.name, names: f.params.map((p) => p.name) }).toEqual({ f: f.name, names });
-      expect(f.lowPc).toBe(hexOf(d.attrs.get("DW_AT_low_pc"))!);
+      if (d.attrs.has("DW_AT_low_pc")) expect(f.lowPc).toBe(hexOf(d.attrs.get("DW_AT_low_pc"))!);
       expect(f.variadic).toBe(d.children.some((c) => c.tag === "DW_TAG_unspecified_parameters"));
     }
   });
@@ -225,6 +225,20 @@ test("-O2: a clone (.constprop) keeps its DWARF name, registers and constants; l
   expect(info.functionByName(clone[2]!)!.lowPc).toBe(f.lowPc);
   expect(info.functionByName("f_clone")!.lowPc).toBe(f.lowPc); // no symbol of that name: the DWARF index
   expect(f.params.map((p) => [p.name, canonical(p.location)])).toEqual([["a", "rdi"], ["s", "?"], ["dropped", "const 11"]]);
+});
+
+test("-O2: a function split into hot and .cold parts (DW_AT_ranges): both parts find it, the entry is the hot one", () => {
+  for (const [bin, dwarf4] of [[buildParams("params-O2", ["-O2"]), false], [buildParams("params-O2-dwarf4", ["-O2", "-gdwarf-4"]), true]] as const) {
+    const info = open(bin);
+    const nm = sh(["nm", bin]);
+    const hot = parseInt(/^([0-9a-f]+) T f_hotcold$/m.exec(nm)![1]!, 16);
+    const cold = parseInt(/^([0-9a-f]+) t f_hotcold\.cold$/m.exec(nm)![1]!, 16);
+    const f = info.functionAt(cold)!;
+    expect([f.name, f.lowPc, f.entryPc, f.ranges.length, dwarf4]).toEqual(["f_hotcold", hot, hot, 2, dwarf4]);
+    expect(f.ranges.some((r) => cold >= r.start && cold < r.end)).toBe(true);
+    expect(info.functionAt(hot)!.dieOffset).toBe(f.dieOffset);
+    expect(f.params.map((p) => canonical(p.location))).toEqual(["rdi", "rsi"]);
+  }
 });
 
 test("functionAt inside a function, between functions, and past the code", () => {
