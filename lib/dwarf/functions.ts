@@ -8,7 +8,7 @@ import { readFileTable, type FileTable } from "./lines.ts";
 import { builtByPrologue, sysvEntryLocations } from "./abi.ts";
 import { locationAt, type ParamLocation } from "./locations.ts";
 import { dieRanges, type Range } from "./ranges.ts";
-import { unitLanguage, type DebugType, type DieSource, type TypeReader } from "./types.ts";
+import { cxxScoped, unitLanguage, type DebugType, type DieSource, type TypeReader } from "./types.ts";
 import type { Die, Unit } from "./unit.ts";
 
 export interface DebugParam {
@@ -83,15 +83,8 @@ export function nameOf(chain: Die[]): string | undefined {
   const d = firstWith(chain, AT.name);
   if (!d) return undefined;
   const name = d.unit.str(d, AT.name);
-  if (name === undefined || unitLanguage(d.unit) !== "c++") return name;
-  // C++: qualify with the namespaces and classes the declaration sits in, as gdb does.
-  const scopes: string[] = [];
-  for (let p = d.parent; p && scopes.length < 64; p = p.parent) {
-    if (p.tag === TAG.namespace || p.tag === TAG.structure_type || p.tag === TAG.class_type || p.tag === TAG.union_type) {
-      scopes.unshift(p.unit.str(p, AT.name) ?? "(anonymous namespace)");
-    }
-  }
-  return [...scopes, name].join("::");
+  // C++: qualified with the namespaces and classes the declaration sits in, as gdb does.
+  return name === undefined || unitLanguage(d.unit) !== "c++" ? name : cxxScoped(d, name);
 }
 
 const fileTables = new WeakMap<Unit, FileTable | null>();

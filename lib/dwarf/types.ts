@@ -51,6 +51,8 @@ export interface DebugType {
   /** func: parameter types, and whether it ends with `...`. */
   params?: DebugType[];
   variadic?: boolean;
+  /** reference: a C++ rvalue reference (`&&`). */
+  rvalue?: boolean;
   /** func: declared with a prototype (`int (void)`), not K&R style (`int ()`). */
   prototyped?: boolean;
   /** .debug_info offset of the DIE it came from (an identity for caches), -1 when synthetic. */
@@ -128,7 +130,8 @@ export class TypeReader {
           isString: !go && isCChar(target),
           offset: die.offset,
         });
-        t.name = go && dwarfName ? dwarfName : cDeclare(t, "", die.tag === TAG.rvalue_reference_type ? "&&" : undefined);
+        if (die.tag === TAG.rvalue_reference_type) t.rvalue = true;
+        t.name = go && dwarfName ? dwarfName : cDeclare(t, "");
         return t;
       }
       case TAG.const_type:
@@ -152,7 +155,7 @@ export class TypeReader {
         }
         const t: DebugType = finish({
           kind: "typedef",
-          name: dwarfName ?? "?",
+          name: unitLanguage(u) === "c++" ? cxxScoped(die, dwarfName ?? "?") : (dwarfName ?? "?"),
           size: target.resolved.size,
           target,
           isString: target.isString,
@@ -225,7 +228,7 @@ export class TypeReader {
       target = die.has(AT.go_elem) ? this.typeOf(die, AT.go_elem) : undefined;
     }
     const keyword = kind === "union" ? "union" : kind === "class" ? "class" : "struct";
-    const name = go ? (dwarfName ?? "struct {...}") : cxx && dwarfName ? dwarfName : `${keyword} ${dwarfName ?? "{...}"}`;
+    const name = go ? (dwarfName ?? "struct {...}") : cxx && dwarfName ? cxxScoped(die, dwarfName) : `${keyword} ${dwarfName ?? "{...}"}`;
     const t: DebugType = finish({ kind, name, size, isString, offset: die.offset });
     if (target) t.target = target;
     lazyMembers(t, () => this.members(die));
@@ -269,7 +272,7 @@ export class TypeReader {
       enumerators.push({ name: u.str(c, AT.name) ?? "", value: u.constant(c, AT.const_value, signed ?? size < 8) ?? 0n });
     }
     if (signed === undefined) signed = enumerators.some((e) => e.value < 0n);
-    const name = go || cxx ? (dwarfName ?? "enum {...}") : `enum ${dwarfName ?? "{...}"}`;
+    const name = go ? (dwarfName ?? "enum {...}") : cxx ? cxxScoped(die, dwarfName ?? "enum {...}") : `enum ${dwarfName ?? "{...}"}`;
     const t: DebugType = finish({ kind: "enum", name, size, signed, isString: false, enumerators, offset: die.offset });
     if (target) t.target = target;
     return t;
@@ -305,6 +308,17 @@ export class TypeReader {
     if (go && dwarfName) t.name = dwarfName;
     return t;
   }
+}
+
+/** C++ names carry their namespaces and classes: shop::Item. */
+export function cxxScoped(die: Die, name: string): string {
+  const scopes: string[] = [];
+  for (let p = die.parent; p && scopes.length < 64; p = p.parent) {
+    if (p.tag === TAG.namespace || p.tag === TAG.structure_type || p.tag === TAG.class_type || p.tag === TAG.union_type) {
+      scopes.unshift(p.unit.str(p, AT.name) ?? "(anonymous namespace)");
+    }
+  }
+  return [...scopes, name].join("::");
 }
 
 /** Language of a unit ("c", "c++", "go", ...), from its unit DIE. */
@@ -387,12 +401,12 @@ function qualify(t: DebugType, q: Qualifier, offset: number): DebugType {
  * A C declaration of `t` around the declarator `inner` ("" for an abstract type name):
  * pointers bind to the declarator, arrays and functions follow it, parentheses where C needs them.
  */
-function cDeclare(t: DebugType, inner: string, refToken?: string): string {
+function cDeclare(t: DebugType, inner: string): string {
   const quals = t.kind === "pointer" || t.kind === "reference" || t.kind === "func" ? (t.qualifiers ?? []).join(" ") : "";
   switch (t.kind) {
     case "pointer":
     case "reference": {
-      const star = t.kind === "pointer" ? "*" : (refToken ?? "&");
+      const star = t.kind === "pointer" ? "*" : t.rvalue ? "&&" : "&";
       let d = quals ? `${star} ${quals}${inner ? " " + inner : ""}` : star + inner;
       const target = t.target!;
       if (target.kind === "func" || target.kind === "array") d = `(${d})`;

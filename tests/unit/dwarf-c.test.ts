@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
 import { DebugInfo, formatSignature, type DebugFunction, type ParamLocation } from "../../lib/dwarf/index.ts";
-import { buildParams, compressed, sh } from "../fixtures/dwarf/build.ts";
+import { buildCart, buildParams, compressed, sh } from "../fixtures/dwarf/build.ts";
 import { blockExpr, canonicalExpr, frameBaseOf, gdbEntryRegisters, gdbFunctions, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
 
 const fds: number[] = [];
@@ -248,6 +248,25 @@ test("functionAt inside a function, between functions, and past the code", () =>
   expect(info.functionAt(f.highPc)?.name).not.toBe("f_many");
   expect(info.functionAt(0x10)).toBeUndefined();
   expect(info.functionByName("no_such_function")).toBeUndefined();
+});
+
+test("C++ (g++ -O2): names qualified as gdb lists them, this, references, lookups by mangled name", () => {
+  const bin = buildCart();
+  const info = open(bin);
+  const ours = new Set(all(info).map((f) => f.name));
+  // gdb: "11:	int shop::Cart::add(shop::Item const&, int);" -> "shop::Cart::add"
+  const gdb = [...gdbFunctions(bin).values()].map((p) => {
+    const n = p.replaceAll("(anonymous namespace)", "@");
+    return n.slice(0, n.indexOf("(")).split(/[\s*&]+/).pop()!.replaceAll("@", "(anonymous namespace)");
+  });
+  expect([...ours].sort()).toEqual(gdb.sort());
+  const add = info.functionByName("_ZN4shop4Cart3addERKNS_4ItemEi")!;
+  expect(formatSignature(add)).toBe("int shop::Cart::add(const shop::Item &item, int count)");
+  expect(add.params.map((p) => [p.name, p.artificial ?? false, canonical(p.location)])).toEqual([["this", true, "rdi"], ["item", false, "rsi"], ["count", false, "rdx"]]);
+  expect(add.params[1]!.type.target!.members!.map((m) => `${m.type.name} ${m.name}`)).toEqual(["int id", "double price"]);
+  const hidden = [...info.functions()].find((f) => f.name.endsWith("hidden"))!;
+  expect(hidden.name).toBe("shop::(anonymous namespace)::hidden");
+  expect(hidden.params.map((p) => p.type.name).sort()).toEqual(["int &", "int &&"]);
 });
 
 test("a binary without DWARF gives no DebugInfo", () => {
