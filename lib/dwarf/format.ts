@@ -5,7 +5,7 @@ import { declareC } from "./types.ts";
 
 /**
  * "char **f_double_ptr(char **argv, int argc)", "int (*signal(int sig, ...))(int)" for C and C++;
- * "func main.f(a int, s string) (int, error)" for Go.
+ * "func main.f(a int, s string) (int, error)" for Go; "name(?)" for assembler, which has no signature.
  */
 export function formatSignature(fn: DebugFunction, opts: { names?: boolean } = {}): string {
   const names = opts.names ?? true;
@@ -15,6 +15,7 @@ export function formatSignature(fn: DebugFunction, opts: { names?: boolean } = {
     const results = res.length === 0 ? "" : res.length === 1 && (!names || res[0]!.name.startsWith("~")) ? ` ${res[0]!.type.name}` : ` (${list(res)})`;
     return `func ${fn.name}(${list(fn.params)})${results}`;
   }
+  if (fn.language === "asm") return `${fn.name}(?)`;
   const ps = fn.params.filter((p) => !p.artificial).map((p) => (names && p.name ? declareC(p.type, p.name) : p.type.name));
   if (fn.variadic) ps.push("...");
   const list = ps.length ? ps.join(", ") : "void";

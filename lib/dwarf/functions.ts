@@ -41,7 +41,10 @@ export interface DebugFunction {
   params: DebugParam[];
   /** Go's named or numbered results (~r0, ~r1): DW_AT_variable_parameter. */
   results: DebugParam[];
-  /** C/C++: the declared return type (void included); undefined for Go, whose results are listed. */
+  /**
+   * C/C++: the declared return type (void included); undefined for Go, whose results are listed,
+   * and for assembler units, which give no signature.
+   */
   returnType?: DebugType;
   /** Ends with `...`. */
   variadic: boolean;
@@ -172,7 +175,8 @@ export function buildFunction(die: Die, ranges: Range[], dies: DieSource, types:
   };
   const linkage = firstWith(chain, AT.linkage_name) ?? firstWith(chain, AT.MIPS_linkage_name);
   if (linkage) fn.linkageName = linkage.unit.str(linkage, linkage.has(AT.linkage_name) ? AT.linkage_name : AT.MIPS_linkage_name);
-  if (!go) {
+  // Assembler units describe where a function is, not its signature: no return type to claim.
+  if (!go && language !== "asm") {
     const t = firstWith(chain, AT.type);
     fn.returnType = t ? types.typeOf(t) : types.void;
   }

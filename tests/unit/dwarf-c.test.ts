@@ -1,12 +1,15 @@
 // The DWARF reader on a gcc-built C fixture, against gdb (prototypes, type names, ptype) and
 // readelf (parameter names, enumerators, location lists at each function's entry), for -O0 and
 // -O2, DWARF 5 and 4, plain and compressed (SHF_COMPRESSED zlib and zstd, Go-style .zdebug_*).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
 import { DebugInfo, formatSignature, type DebugFunction, type ParamLocation } from "../../lib/dwarf/index.ts";
 import { buildCart, buildParams, compressed, sh } from "../fixtures/dwarf/build.ts";
 import { blockExpr, canonicalExpr, frameBaseOf, gdbEntryRegisters, gdbFunctions, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
+
+// gdb, readelf and go builds are slow on a loaded 2-CPU machine.
+setDefaultTimeout(60_000);
 
 const fds: number[] = [];
 afterAll(() => fds.forEach((fd) => closeSync(fd)));

@@ -2,13 +2,16 @@
 // which finds the same file), a container-style root seen through the opener, a debug file with
 // another build-id (ignored, with the reason), .gnu_debuglink with its CRC. And what one lookup
 // costs (printed, not asserted).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ElfFile } from "../../lib/elf.ts";
 import { buildId, findDebugInfo, formatSignature, hostOpener, type DebugInfoLookup } from "../../lib/dwarf/index.ts";
 import { buildGo, buildParams, sh, split } from "../fixtures/dwarf/build.ts";
+
+// gdb, readelf and go builds are slow on a loaded 2-CPU machine.
+setDefaultTimeout(60_000);
 
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
 const LIBM = "/lib/x86_64-linux-gnu/libm.so.6";
@@ -74,6 +77,28 @@ describe("libc with libc6-dbg", () => {
     // (whatis keeps typedefs; ptype would expand the return type's).
     expect(ours.map((f) => `type = ${formatSignature(f, { names: false }).replace(`${f.name}(`, "(")}`)).toEqual(gdb);
   });
+
+  test("every prototype gdb's info functions lists for libc, at its line, is one the reader gives", () => {
+    needLibcDbg();
+    const info = findDebugInfo(elf(LIBC), LIBC, tracking).info!;
+    const gdb = new Set<string>();
+    for (const line of sh(["gdb", "-batch", "-nx", "-ex", "info functions", LIBC]).split("\n")) {
+      if (line.startsWith("Non-debugging symbols:")) break;
+      const m = /^(\d+):\t(?:static )?(.*);$/.exec(line);
+      if (m) gdb.add(`${m[1]}: ${m[2]}`);
+    }
+    expect(gdb.size).toBeGreaterThan(3000);
+    const ours = new Set<string>();
+    let asm = 0;
+    for (const f of info.functions()) {
+      if (f.language === "asm") asm++;
+      // gdb names a function by its linkage name when DWARF has one (__GI___libc_malloc).
+      ours.add(`${f.declLine}: ${formatSignature({ ...f, name: f.linkageName ?? f.name }, { names: false })}`);
+    }
+    expect(info.warnings).toEqual([]);
+    expect([...gdb].filter((p) => !ours.has(p))).toEqual([]);
+    expect(asm).toBeGreaterThan(100); // assembler functions: located, no signature (gdb lists none)
+  }, 60_000);
 
   test("a debug file with another build-id is ignored, and the note says why", () => {
     const libcId = buildId(elf(LIBC))!;

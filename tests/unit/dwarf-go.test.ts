@@ -2,12 +2,15 @@
 // against readelf: every function's parameters and results, their type names and where each is
 // at the entry. Variants: uncompressed DWARF, no symbol table (lookups through the DWARF name
 // index), and the -s / -w builds that carry no DWARF.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
 import { DebugInfo, findDebugInfo, formatSignature, hostOpener, type DebugFunction, type ParamLocation } from "../../lib/dwarf/index.ts";
 import { buildGo, sh } from "../fixtures/dwarf/build.ts";
 import { blockExpr, canonicalExpr, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
+
+// gdb, readelf and go builds are slow on a loaded 2-CPU machine.
+setDefaultTimeout(60_000);
 
 const fds: number[] = [];
 afterAll(() => fds.forEach((fd) => closeSync(fd)));
