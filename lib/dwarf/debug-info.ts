@@ -86,11 +86,13 @@ export class DebugInfo implements DieSource {
 
   /**
    * The function named `name` (a symbol name, `@VERSION` ignored, or the name DWARF gives it):
-   * through the symbol tables first (an alias such as malloc finds __libc_malloc's DWARF), then
-   * through an index of every unit's subprograms, built once.
+   * through the symbol tables first (an alias such as malloc finds __libc_malloc's DWARF); for a
+   * name no symbol has (a stripped binary, a .constprop clone's DWARF name), through an index of
+   * every unit's subprograms, built once (that parses every unit: seconds for libc).
    */
   functionByName(name: string): DebugFunction | undefined {
     const base = name.replace(/@.*$/, "");
+    let symbol = false;
     for (const elf of [this.elf, ...this.symbolSources]) {
       let syms;
       try {
@@ -100,10 +102,13 @@ export class DebugInfo implements DieSource {
       }
       for (const s of syms) {
         if (s.name !== base || s.value === 0) continue;
+        symbol = true;
         const f = this.functionAt(s.value);
         if (f) return f;
       }
     }
+    // A symbol whose code DWARF does not describe (assembler) has no entry to find by scanning.
+    if (symbol) return undefined;
     const hit = this.nameIndex().get(base);
     if (!hit) return undefined;
     const die = this.unit(hit.unit).dieAt(hit.die);
