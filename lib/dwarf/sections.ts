@@ -329,6 +329,7 @@ export class DebugSections {
       const type = v.getUint32(0, true);
       const size = checkSize(v.getBigUint64(8, true), fail);
       if (type === ELFCOMPRESS_ZLIB) {
+        checkRatio(size, s.size - 24, fail);
         this.stats.sections.push(`${s.name} (zlib)`);
         return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 24, s.size - 24, size, this.stats, count, fail), false);
       }
@@ -342,6 +343,7 @@ export class DebugSections {
       const h = this.readAt(s.offset, Math.min(12, s.size), fail, count);
       if (h.length === 12 && String.fromCharCode(...h.subarray(0, 4)) === "ZLIB") {
         const size = checkSize(new DataView(h.buffer, h.byteOffset + 4, 8).getBigUint64(0, false), fail);
+        checkRatio(size, s.size - 12, fail);
         this.stats.sections.push(`${s.name} (zlib)`);
         return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 12, s.size - 12, size, this.stats, count, fail), false);
       }
@@ -374,6 +376,11 @@ export class DebugSections {
     this.stats.bytesInflated += out.length;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
+}
+
+/** Deflate cannot expand more than about 1032:1: a larger claim is a corrupt (or hostile) header. */
+function checkRatio(size: number, compressed: number, fail: (w: string) => never): void {
+  if (size > Math.max(compressed, 1) * 1032 + 1024) fail(`declared decompressed size ${size} is impossible for ${compressed} bytes of zlib data`);
 }
 
 function checkSize(declared: bigint, fail: (w: string) => never): number {
