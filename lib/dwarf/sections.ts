@@ -148,8 +148,8 @@ class InflatingBacking implements Backing {
 
   private ensure(end: number): void {
     if (end <= this.out.length || this.complete) return;
-    // Guess the compressed prefix from the overall ratio, with slack, then double until enough.
-    let k = Math.min(this.csize, Math.ceil((end / Math.max(this.size, 1)) * this.csize * 1.2) + 16384);
+    // Guess the compressed prefix from the overall ratio, with slack, then grow it until enough.
+    let k = Math.min(this.csize, Math.ceil((end / Math.max(this.size, 1)) * this.csize * 1.05) + 32768);
     k = Math.max(k, this.compressed.length);
     for (;;) {
       this.readCompressed(k);
@@ -173,7 +173,8 @@ class InflatingBacking implements Backing {
         return;
       }
       if (this.out.length >= end) return;
-      k = Math.min(this.csize, k * 2);
+      // Short: the start of the section compresses better than the whole. Inflate a longer prefix.
+      k = Math.min(this.csize, Math.ceil(k * Math.max(1.25, (end / Math.max(this.out.length, 1)) * 1.1)));
     }
   }
 

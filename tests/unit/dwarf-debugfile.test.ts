@@ -174,7 +174,10 @@ test("cost of one lookup in a fresh process (printed; the target is < 50 ms, rea
     for (const line of out.trim().split("\n")) {
       const m = JSON.parse(line);
       expect(m.found).toBeDefined();
-      runs.push(`${file.split("/").pop()} ${m.lookup}: ${m.ms} ms (${m.cpuMs} ms CPU), ${m.bytesRead} bytes read, ${m.bytesInflated} inflated, ${m.unitsParsed} unit(s) parsed, sections ${m.sections.join(" ")}`);
+      runs.push(
+        `${file.split("/").pop()} ${m.lookup} -> ${m.found}: cold ${m.ms} ms (${m.cpuMs} ms CPU), warm ${m.warmMs} ms (${m.warmCpuMs} ms CPU); ` +
+          `${m.bytesRead} bytes read (${Object.entries(m.bytesReadBySection).map(([k, v]) => `${k} ${v}`).join(", ")}), ${m.bytesInflated} inflated, ${m.unitsParsed} unit(s) parsed`,
+      );
     }
   };
   measure(debugPath, "addr", malloc, "name", "malloc");
