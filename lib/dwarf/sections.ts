@@ -31,8 +31,10 @@ export interface ReadStats {
   bytesInflated: number;
   /** Sections opened, in order (compressed ones marked `(zlib)`/`(zstd)`). */
   sections: string[];
-  /** Units whose DIEs were parsed. */
+  /** Units whose DIEs were parsed whole. */
   unitsParsed: number;
+  /** DIEs decoded alone (types in units not parsed whole), children not counted. */
+  diesDecodedAlone: number;
 }
 
 /** Random access to a section's bytes, however they are stored. */
@@ -284,7 +286,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** Finds and opens debug sections of one file; each is opened once. */
 export class DebugSections {
   private cache = new Map<string, SectionData | null>();
-  readonly stats: ReadStats = { bytesRead: 0, bytesReadBySection: {}, bytesInflated: 0, sections: [], unitsParsed: 0 };
+  readonly stats: ReadStats = { bytesRead: 0, bytesReadBySection: {}, bytesInflated: 0, sections: [], unitsParsed: 0, diesDecodedAlone: 0 };
 
   constructor(readonly elf: ElfFile) {}
 

@@ -25,15 +25,41 @@ export interface UnitHeader {
 }
 
 export class Die {
-  children: Die[] = [];
+  /** Known for DIEs of a parsed unit and for children read through `children`. */
   parent: Die | undefined;
+  private kids: Die[] | undefined;
 
   constructor(
     readonly unit: Unit,
     readonly offset: number,
     readonly abbrev: Abbrev,
     readonly vals: AttrVal[],
+    /** Offset just past the DIE's attributes: where its first child starts. */
+    readonly attrsEnd: number,
   ) {}
+
+  /** Offset past the DIE's subtree, once its children were read alone. */
+  subtreeEnd: number | undefined;
+
+  /**
+   * The DIE's children. A DIE of a parsed unit has them already; one decoded alone (a type
+   * another unit refers to) reads them on first access, without parsing the rest of its unit.
+   */
+  get children(): Die[] {
+    this.kids ??= this.abbrev.hasChildren ? this.unit.readChildren(this) : [];
+    return this.kids;
+  }
+
+  /** Used while parsing a whole unit. */
+  adopt(child: Die): void {
+    (this.kids ??= []).push(child);
+    child.parent = this;
+  }
+
+  /** Used while parsing a whole unit: a DIE whose children list is complete (maybe empty). */
+  sealChildren(): void {
+    this.kids ??= [];
+  }
 
   get tag(): number {
     return this.abbrev.tag;
@@ -98,6 +124,9 @@ export class Unit {
   private byOffset: Map<number, Die> | undefined;
   private rootDie: Die | undefined;
   private broken: DwarfError | undefined;
+  /** DIEs decoded alone, by offset, while the unit is not parsed whole. */
+  private single = new Map<number, Die>();
+  private readDepth = 0;
   // Bases that DWARF 5 indexed forms are relative to (from the unit DIE; DWARF's defaults otherwise).
   private strOffsetsBase: number | undefined;
   private addrBase: number | undefined;
@@ -165,13 +194,13 @@ export class Unit {
         continue;
       }
       map.set(die.offset, die);
+      die.sealChildren();
       if (!root) {
         root = die;
       } else {
         const parent = stack[stack.length - 1];
         if (!parent) c.fail("DIE after the end of the unit's tree", die.offset);
-        die.parent = parent;
-        parent.children.push(die);
+        parent.adopt(die);
       }
       if (die.abbrev.hasChildren) {
         if (stack.length >= MAX_DEPTH) c.fail(`DIEs nested deeper than ${MAX_DEPTH}`, die.offset);
@@ -185,9 +214,63 @@ export class Unit {
     return root;
   }
 
+  /**
+   * The DIE at `offset`: from the parsed tree when the unit was parsed, else decoded alone (a
+   * type referred to from another unit: Go keeps its types in one big unit).
+   */
   dieAt(offset: number): Die | undefined {
-    this.tree();
-    return this.byOffset!.get(offset);
+    if (this.byOffset) return this.byOffset.get(offset);
+    if (this.broken) throw this.broken;
+    if (offset < this.h.dieOffset || offset >= this.h.end) return undefined;
+    let die = this.single.get(offset);
+    if (!die) {
+      die = this.decodeAt(offset);
+      if (!die) return undefined;
+      this.single.set(offset, die);
+      this.secs.stats.diesDecodedAlone++;
+    }
+    return die;
+  }
+
+  private decodeAt(offset: number): Die | undefined {
+    const info = this.secs.need(".debug_info", "debug info");
+    return info.read(offset, (c) => this.decode(c), this.h.end - offset, 256);
+  }
+
+  /**
+   * Children of a DIE decoded alone: the DIEs that follow it up to the null entry, each
+   * subtree skipped through DW_AT_sibling when it has one, else by reading it.
+   */
+  readChildren(die: Die): Die[] {
+    if (++this.readDepth > MAX_DEPTH) {
+      this.readDepth--;
+      throw new DwarfError(`${this.where}: DIEs nested deeper than ${MAX_DEPTH} (DIE at 0x${die.offset.toString(16)})`);
+    }
+    try {
+      const out: Die[] = [];
+      let pos = die.attrsEnd;
+      for (;;) {
+        if (pos >= this.h.end) throw new DwarfError(`${this.where}: children of the DIE at 0x${die.offset.toString(16)} run past the unit`);
+        const child = this.decodeAt(pos);
+        if (!child) {
+          die.subtreeEnd = pos + 1; // the null entry is one byte (ULEB 0)
+          return out;
+        }
+        child.parent = die;
+        out.push(child);
+        pos = this.nextSibling(child);
+      }
+    } finally {
+      this.readDepth--;
+    }
+  }
+
+  private nextSibling(d: Die): number {
+    if (!d.abbrev.hasChildren) return d.attrsEnd;
+    const sib = this.ref(d, AT.sibling);
+    if (sib !== undefined && sib > d.offset && sib <= this.h.end) return sib;
+    void d.children;
+    return d.subtreeEnd!;
   }
 
   /** Decodes the DIE at the cursor; undefined for a null entry. */
@@ -203,7 +286,7 @@ export class Unit {
       const s = specs[i]!;
       vals[i] = this.readForm(c, s.form, s.implicit, 0);
     }
-    return new Die(this, offset, abbrev, vals);
+    return new Die(this, offset, abbrev, vals, c.offset);
   }
 
   private readForm(c: Cursor, form: number, implicit: bigint | undefined, depth: number): AttrVal {
