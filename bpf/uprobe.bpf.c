@@ -277,8 +277,8 @@ static __always_inline __u64 fit(__u64 v, __u8 width, __u8 is_signed)
 	return v;
 }
 
-/* One value as a slot describes it. `saved` holds the call's saved values (returns only). */
-static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc *d, const __u64 *saved)
+/* One value as a slot describes it, from the registers copied into the scratch. */
+static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc *d)
 {
 	__u64 v = 0;
 	switch (d->kind) {
@@ -292,32 +292,56 @@ static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc
 			addr += s->regs[d->reg];
 		if (d->index_reg < 24)
 			addr += s->regs[d->index_reg] * d->scale;
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		__u32 w = d->width;
+		if (w > 8)
+			w = 8;
+		/* Exactly the value's bytes: a 4-byte value at the end of a mapping must not fault. */
+		if (w == 0 || bpf_probe_read_user(&v, w, (void *)addr))
 			v = 0;
 		break;
 	}
 	case SLOT_CONST:
 		v = d->offset;
 		break;
-	case SLOT_SAVED:
-		if (saved)
-			v = saved[d->reg & (SAVED_PTRS - 1)];
-		break;
 	}
 	return fit(v, d->width, d->is_signed);
 }
 
-/*
- * Builds a typed record in the per-CPU scratch: values, then the blobs their descriptions ask
- * for, and hands it to the ring buffer. `slots` are the entry's or the return's descriptions.
- */
-static __always_inline void emit_typed(struct pt_regs *ctx, __u32 kind, __u64 id, __u32 cookie, const struct slot_desc *slots,
-				       const __u32 cap, __u32 n, const __u64 *saved, __u64 latency)
+/* A slot number the verifier can see is inside the values (ALL_SLOTS is no power of two). */
+static __always_inline __u32 slot_index(__u32 i)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return;
+	return i < ALL_SLOTS ? i : 0;
+}
+
+/* A length from the values: negative means nothing to copy. */
+static __always_inline __u64 length_of(const struct capture_desc *c, const __u64 *vals)
+{
+	__u64 n;
+	if (c->len_from == LEN_CONST) {
+		n = c->len_const;
+	} else if (c->len_from == LEN_SLOT) {
+		n = vals[slot_index(c->len_slot)];
+		if ((__s64)n < 0)
+			return 0;
+		if (c->len2_slot != NO_REG) {
+			__u64 m = vals[slot_index(c->len2_slot)];
+			if ((__s64)m < 0)
+				return 0;
+			n *= m;
+		}
+	} else {
+		return 0;
+	}
+	return n * (c->scale ? c->scale : 1);
+}
+
+/*
+ * Builds a typed record in the per-CPU scratch: the values (already in place), then the blobs of
+ * captures [first, first + count), and hands it to the ring buffer in one piece.
+ */
+static __always_inline void emit_typed(struct scratch *s, __u32 kind, __u64 id, __u32 cookie, const struct func_desc *f,
+				       __u32 nvals, __u32 first, __u32 count, __u64 latency)
+{
 	struct typed_event *h = (void *)s->rec;
 	h->kind = kind;
 	h->pid = id >> 32;
@@ -326,38 +350,35 @@ static __always_inline void emit_typed(struct pt_regs *ctx, __u32 kind, __u64 id
 	h->ts = bpf_ktime_get_ns();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	h->nspid = cfg.want_nspid ? inner_tgid() : 0;
+	h->nvals = nvals;
 	h->latency = latency;
 	__u64 *vals = (void *)(s->rec + sizeof(struct typed_event));
-	__u32 nvals = 0;
-	/* `cap` is a constant where this is inlined: the size of `slots`. */
-	for (__u32 i = 0; i < cap; i++) {
-		if (i >= n)
-			break;
-		vals[i] = read_slot(s, &slots[i], saved);
-		nvals = i + 1;
-	}
-	h->nvals = nvals;
-	__u32 at = sizeof(struct typed_event) + ARG_SLOTS * 8;
+	__u32 at = sizeof(struct typed_event) + ALL_SLOTS * 8;
 	__u32 nblobs = 0;
-	for (__u32 i = 0; i < cap; i++) {
-		if (i >= nvals)
+	for (__u32 i = 0; i < CAPTURES; i++) {
+		if (i >= count)
 			break;
-		const struct slot_desc *d = &slots[i];
-		if (d->copy == COPY_NONE)
-			continue;
-		if (at > BLOB_AT_MAX)
+		__u64 ci = first + i;
+		barrier_var(ci);
+		if (ci >= CAPTURES)
 			break;
-		struct blob_hdr *b = (void *)(s->rec + at);
-		__u8 *dst = s->rec + at + sizeof(struct blob_hdr);
-		void *src = (void *)vals[i];
-		b->slot = i;
+		const struct capture_desc *c = &f->caps[ci];
+		/* Checked on the register used: the verifier must see room for a whole blob. */
+		__u64 pos = at;
+		barrier_var(pos);
+		if (pos > BLOB_AT_MAX)
+			break;
+		struct blob_hdr *b = (void *)(s->rec + pos);
+		__u8 *dst = s->rec + pos + sizeof(struct blob_hdr);
+		void *src = (void *)vals[slot_index(c->ptr_slot)];
+		b->capture = ci;
 		b->flags = 0;
 		b->want = 0;
-		__u32 max = d->max;
+		__u32 max = c->max;
 		if (max > BLOB_MAX - 1)
 			max = BLOB_MAX - 1;
 		long got = 0;
-		if (d->copy == COPY_STR) {
+		if (c->kind == COPY_STR) {
 			/* One byte more than shown: a string of exactly `max` bytes is not truncated. */
 			got = bpf_probe_read_user_str(dst, max + 1, src);
 			if (got < 0) {
@@ -371,9 +392,7 @@ static __always_inline void emit_typed(struct pt_regs *ctx, __u32 kind, __u64 id
 				}
 			}
 		} else {
-			__u64 want = d->len_slot == LEN_CONST ? d->len_const : (d->len_slot < ARG_SLOTS ? vals[d->len_slot & (ARG_SLOTS - 1)] : 0);
-			if ((__s64)want < 0)
-				want = 0;
+			__u64 want = length_of(c, vals);
 			b->want = want;
 			__u64 take = want < max ? want : max;
 			if (take > BLOB_MAX - 1)
@@ -400,9 +419,15 @@ static __always_inline void emit_typed(struct pt_regs *ctx, __u32 kind, __u64 id
 		drop(DROP_RING);
 }
 
-static __always_inline int load_regs(struct scratch *s, struct pt_regs *ctx)
+/* The registers and the function's description, for a typed program. */
+static __always_inline struct scratch *typed_setup(struct pt_regs *ctx, __u32 cookie, const struct func_desc **f)
 {
-	return bpf_probe_read_kernel(s->regs, sizeof(struct pt_regs), ctx);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	*f = bpf_map_lookup_elem(&funcs, &cookie);
+	if (!s || !*f || bpf_probe_read_kernel(s->regs, sizeof(struct pt_regs), ctx))
+		return 0;
+	return s;
 }
 
 SEC("uprobe")
@@ -413,19 +438,24 @@ int probe_entry_typed(struct pt_regs *ctx)
 	if (!traced(&cfg.filter, tgid))
 		return 0;
 	__u32 cookie = bpf_get_attach_cookie(ctx);
-	const struct func_desc *f = bpf_map_lookup_elem(&funcs, &cookie);
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!f || !s || load_regs(s, ctx))
+	const struct func_desc *f;
+	struct scratch *s = typed_setup(ctx, cookie, &f);
+	if (!s)
 		return 0;
+	__u64 *vals = (void *)(s->rec + sizeof(struct typed_event));
+	__u32 n = 0;
+	for (__u32 i = 0; i < ENTRY_SLOTS; i++) {
+		if (i >= f->nentry)
+			break;
+		vals[i] = read_slot(s, &f->slots[i]);
+		n = i + 1;
+	}
 	if (cfg.go_abi || cfg.track_latency || f->nsaved) {
 		struct start_val v = {};
 		for (__u32 i = 0; i < SAVED_PTRS; i++) {
 			if (i >= f->nsaved)
 				break;
-			__u8 slot = f->saved[i];
-			if (slot < ARG_SLOTS)
-				v.saved[i] = read_slot(s, &f->slots[slot], 0);
+			v.saved[i] = vals[f->saved[i] & (ENTRY_SLOTS - 1)];
 		}
 		if (!remember_call(ctx, cookie, &v))
 			return 0;
@@ -433,7 +463,7 @@ int probe_entry_typed(struct pt_regs *ctx)
 	if (cfg.count_calls)
 		count(tgid, cookie, 0);
 	if (cfg.emit_events)
-		emit_typed(ctx, EV_CALL, id, cookie, f->slots, ARG_SLOTS, f->nslots, 0, 0);
+		emit_typed(s, EV_CALL, id, cookie, f, n, 0, f->ncap_entry, 0);
 	return 0;
 }
 
@@ -445,10 +475,9 @@ int probe_return_typed(struct pt_regs *ctx)
 	if (!traced(&cfg.filter, tgid))
 		return 0;
 	__u32 cookie = bpf_get_attach_cookie(ctx);
-	const struct func_desc *f = bpf_map_lookup_elem(&funcs, &cookie);
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!f || !s || load_regs(s, ctx))
+	const struct func_desc *f;
+	struct scratch *s = typed_setup(ctx, cookie, &f);
+	if (!s)
 		return 0;
 	if (cfg.count_calls)
 		count(tgid, cookie, 1);
@@ -456,8 +485,29 @@ int probe_return_typed(struct pt_regs *ctx)
 	__u64 latency = 0;
 	if (take_call(ctx, cookie, &v))
 		latency = bpf_ktime_get_ns() - v.ts;
-	if (cfg.emit_events)
-		emit_typed(ctx, EV_RETURN, id, cookie, f->rets, RET_SLOTS, f->nrets, v.saved, latency);
+	if (!cfg.emit_events)
+		return 0;
+	__u64 *vals = (void *)(s->rec + sizeof(struct typed_event));
+	/* Entry slots the return needs come back from the call; the others stay 0. */
+	for (__u32 i = 0; i < ENTRY_SLOTS; i++)
+		vals[i] = 0;
+	for (__u32 i = 0; i < SAVED_PTRS; i++) {
+		if (i >= f->nsaved)
+			break;
+		vals[f->saved[i] & (ENTRY_SLOTS - 1)] = v.saved[i];
+	}
+	__u32 n = f->nentry;
+	for (__u32 i = 0; i < RET_SLOTS; i++) {
+		if (i >= f->nret)
+			break;
+		__u64 idx = f->nentry + i;
+		barrier_var(idx);
+		if (idx >= ALL_SLOTS)
+			break;
+		vals[idx] = read_slot(s, &f->slots[idx]);
+		n = idx + 1;
+	}
+	emit_typed(s, EV_RETURN, id, cookie, f, n, f->ncap_entry, f->ncap_ret, latency);
 	return 0;
 }
 

@@ -9,19 +9,22 @@ export const UPROBE_CONFIG = { size: 16, filter: 0, emit_events: 8, count_calls:
 export const DROP = { RING: 0, COUNTS: 1, STARTS: 2, KINDS: 4 } as const;
 
 /** Typed values (bpf/args.h). */
-export const ARG_SLOTS = 16;
-export const RET_SLOTS = 4;
+export const ENTRY_SLOTS = 16;
+export const RET_SLOTS = 8;
+export const ALL_SLOTS = ENTRY_SLOTS + RET_SLOTS;
+export const CAPTURES = 8;
 export const SAVED_PTRS = 4;
-export const SLOT = { NONE: 0, REG: 1, MEM: 2, CONST: 3, SAVED: 4 } as const;
-export const COPY = { NONE: 0, STR: 1, BUF: 2 } as const;
-export const LEN_CONST = 0xff;
+export const SLOT = { NONE: 0, REG: 1, MEM: 2, CONST: 3 } as const;
+export const COPY = { STR: 1, BUF: 2 } as const;
+export const LEN = { NONE: 0, CONST: 1, SLOT: 2 } as const;
 export const NO_REG = 0xff;
-export const SLOT_DESC = { size: 32, kind: 0, width: 1, is_signed: 2, reg: 3, index_reg: 4, scale: 5, shift: 6, copy: 7, len_slot: 8, max: 12, offset: 16, len_const: 24 } as const;
-export const FUNC_DESC = { size: 16 + (ARG_SLOTS + RET_SLOTS) * 32, nslots: 0, nrets: 1, nsaved: 2, saved: 8, slots: 16, rets: 16 + ARG_SLOTS * 32 } as const;
+export const SLOT_DESC = { size: 16, kind: 0, width: 1, is_signed: 2, reg: 3, index_reg: 4, scale: 5, shift: 6, offset: 8 } as const;
+export const CAPTURE_DESC = { size: 24, kind: 0, ptr_slot: 1, len_from: 2, len_slot: 3, len2_slot: 4, scale: 8, max: 12, len_const: 16 } as const;
+export const FUNC_DESC = { size: 16 + ALL_SLOTS * 16 + CAPTURES * 24, nentry: 0, nret: 1, ncap_entry: 2, ncap_ret: 3, nsaved: 4, saved: 8, slots: 16, caps: 16 + ALL_SLOTS * 16 } as const;
 export const TYPED_EVENT = { size: 56, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, nspid: 40, nvals: 44, nblobs: 46, latency: 48 } as const;
 /** Where a typed record's blobs start: after room for every slot's value. */
-export const TYPED_BLOBS_AT = TYPED_EVENT.size + ARG_SLOTS * 8;
-export const BLOB_HDR = { size: 16, slot: 0, flags: 1, len: 4, want: 8 } as const;
+export const TYPED_BLOBS_AT = TYPED_EVENT.size + ALL_SLOTS * 8;
+export const BLOB_HDR = { size: 16, capture: 0, flags: 1, len: 4, want: 8 } as const;
 export const BLOB_FAULT = 1;
 export const BLOB_TRUNCATED = 2;
 

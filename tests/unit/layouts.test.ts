@@ -12,6 +12,7 @@ const STRUCTS: [header: string, struct: string, layout: Record<string, number>][
   ["uprobe.h", "uprobe_event", L.UPROBE_EVENT],
   ["uprobe.h", "uprobe_counts", L.UPROBE_COUNTS],
   ["args.h", "slot_desc", L.SLOT_DESC],
+  ["args.h", "capture_desc", L.CAPTURE_DESC],
   ["args.h", "func_desc", L.FUNC_DESC],
   ["args.h", "typed_event", L.TYPED_EVENT],
   ["args.h", "blob_hdr", L.BLOB_HDR],
