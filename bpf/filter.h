@@ -19,6 +19,16 @@ struct {
 	__type(value, __u8);
 } filter_tgids SEC(".maps");
 
+/* Processes to trace from their next exec on (a command probe starts: its wrapper's own calls
+ * before the exec are not the command's). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 64);
+	__type(key, __u32);   /* host tgid */
+	__type(value, __u8);
+} filter_pending SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -110,6 +120,19 @@ int filter_fork(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	__u8 one = 1;
 	bpf_map_update_elem(&filter_tgids, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* A process waiting for its exec joins the set when it execs. */
+SEC("raw_tp/sched_process_exec")
+int filter_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&filter_pending, &tgid))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&filter_tgids, &tgid, &one, BPF_ANY);
+	bpf_map_delete_elem(&filter_pending, &tgid);
 	return 0;
 }
 

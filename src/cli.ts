@@ -19,14 +19,22 @@ function command(spec: string, description: string, usage: string) {
 }
 
 const uprobe = command(
-  "uprobe [target] [function]",
+  "uprobe [target] [...functions]",
   "Trace calls (and returns) of a function in a program or library",
-  "uprobe <target> <function> [options]\n\n" +
+  "uprobe <target> <function>... [options] [-- command args...]\n\n" +
     "  <target>    the binary or library: a path, a library name (libc, libssl.so.3), or a program on PATH\n" +
-    "  <function>  the function: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), symbol+0x10, or a file offset 0x35430\n\n" +
+    "  <function>  the function(s), one or more: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), a glob ('str*'), symbol+0x10,\n" +
+    "              a file offset 0x35430, or a prototype: 'ssize_t read(int fd, void *buf[ret], size_t count)',\n" +
+    "              'func main.demo(n int, seed int) int'\n" +
+    "  -- command  start the command and trace it from its first instruction; probe exits with its status\n\n" +
     "Events go to stdout, one line each; the 'Tracing ...' header and notes go to stderr",
 )
-  .option("-r, --ret", "Also trace returns: return value and latency")
+  .option("-r, --ret", "Also trace returns: return value and latency; --ret=TYPE types the return of names given bare (str, int, 'char *')")
+  .option("--ret-type <type>", "(what --ret=TYPE becomes)")
+  .option("--string-size <bytes>", "Bytes of a string or buffer shown at most (default 256)")
+  .option("--hexdump", "Buffers as hexdump lines instead of escaped text")
+  .option("--no-debuginfo", "Do not look for argument names and types in debug info")
+  .option("--follow-children", "With -- command: its child processes too")
   .option("-s, --summary", "Print per-process call counts every interval instead of every event")
   .option("--list-functions [pattern]", "List the functions of the target (Go names too) and exit")
   .option("--unsafe-uretprobe", "Use a real uretprobe on a Go binary (may crash it)")
@@ -36,7 +44,7 @@ runOptions(uprobe, "Seconds between summaries");
 attachModeOption(uprobe)
   .example("probe uprobe /lib/x86_64-linux-gnu/libc.so.6 getenv -d 5")
   .example("probe uprobe libc malloc --ret --pid 1234 --json")
-  .action((target, fn, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fn, opts))));
+  .action((target, fns, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fns ?? [], { ...opts, command: opts["--"] }))));
 
 const sslRead = command(
   "ssl-read",

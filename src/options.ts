@@ -113,6 +113,11 @@ export function normalizeArgv(argv: string[], cmd: { options: { rawName: string 
       continue;
     }
     const name = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    // `--ret=TYPE`: --ret stays a flag (so `--ret libc` never swallows the target), the type rides along.
+    if (name === "--ret" && a.includes("=") && find("--ret-type")) {
+      out.push("--ret", `--ret-type=${a.slice(a.indexOf("=") + 1)}`);
+      continue;
+    }
     // Bundled short flags (-rs) are cac's business when each one is known.
     const known = find(name) ?? (/^-[a-zA-Z]{2,}$/.test(name) && [...name.slice(1)].every((c) => find(`-${c}`)) ? { flags: [name], takesValue: false } : undefined);
     if (!known) throw new UsageError(`Unknown option '${name}'`);

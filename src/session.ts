@@ -2,6 +2,8 @@
 // -> capabilities -> attach mode -> targets opened -> programs loaded -> probes attached (errors
 // explained) -> the PID re-checked -> a loop that polls, reports, watches for lost events and
 // stops on Ctrl-C, SIGTERM, SIGHUP, the duration or the target's exit -> everything closed.
+import { closeSync, writeSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parseAttachMode, parseSeconds } from "./options.ts";
@@ -22,6 +24,9 @@ import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
 
 export interface SessionOptions {
+  /** `-- CMD ARGS`: a command probe starts, traced from its first instruction. */
+  command?: string[];
+  followChildren?: boolean;
   pid?: unknown;
   container?: unknown;
   anyProcess?: boolean;
@@ -79,6 +84,11 @@ export class Session implements Closable {
   private readonly lossCounters: { map: MapReader; index: number; kind: string; what: string; seen: bigint }[] = [];
   private lossWarned = false;
 
+  /** The command probe started (`-- CMD`), held at its exec until the probes are attached. */
+  private child?: { proc: Subprocess; gate: number };
+  /** The command's exit status, once it has exited. */
+  exitCode?: number;
+
   private constructor(
     readonly filter: ProcessFilter,
     o: SessionOptions,
@@ -99,6 +109,14 @@ export class Session implements Closable {
       intervalSec: parseSeconds("interval", o.interval, defaults.interval ?? 1, 0.01),
       mode: parseAttachMode(o.attachMode),
     };
+    if (o.command?.length) {
+      if (o.pid !== undefined || o.container !== undefined) throw new UsageError("-- CMD starts the process to trace: no --pid or --container with it");
+      requireTracingCaps();
+      const s = new Session({ bpf: { tgids: [], pending: [], followForks: !!o.followChildren }, watchExit: false, label: "" }, o, parsed);
+      s.spawnHeld(o.command);
+      return s;
+    }
+    if (o.followChildren) throw new UsageError("--follow-children goes with -- CMD (use --children with --pid)");
     const filter = await processFilter(o);
     const s = new Session(filter, o, parsed);
     try {
@@ -108,6 +126,38 @@ export class Session implements Closable {
       throw e;
     }
     return s;
+  }
+
+  /**
+   * Starts `argv` held before its exec: a shell waits on a pipe, then execs the command, which
+   * the filter starts tracing at that exec (the shell's own calls are not the command's).
+   */
+  private spawnHeld(argv: string[]): void {
+    let proc: Subprocess;
+    try {
+      proc = Bun.spawn(["/bin/sh", "-c", 'read _ <&3; exec 3<&-; exec "$@"', "probe-cmd", ...argv], { stdio: ["inherit", "inherit", "inherit", "pipe"] });
+    } catch (e) {
+      throw new ProbeError(`cannot start ${argv[0]}: ${(e as Error).message}`);
+    }
+    const gate = (proc as unknown as { stdio: number[] }).stdio[3]!;
+    this.child = { proc, gate };
+    this.filter.bpf.pending = [proc.pid];
+    this.filter.label = `, command ${argv.join(" ")} (pid ${proc.pid})`;
+    this.scope.add({ close: () => this.releaseChild(true) });
+  }
+
+  /** Lets the held command run (after attaching); with `kill`, ends it instead (attaching failed). */
+  private releaseChild(kill = false): void {
+    const c = this.child;
+    if (!c || c.gate < 0) return;
+    if (kill && this.exitCode === undefined) c.proc.kill("SIGKILL");
+    try {
+      if (!kill) writeSync(c.gate, "go\n");
+    } catch {
+      // the shell is gone: its exit says why
+    }
+    closeSync(c.gate);
+    c.gate = -1;
   }
 
   /** ", pid 6575 (container pid 1)" or "". */
@@ -124,7 +174,7 @@ export class Session implements Closable {
     const view = new DataView(bytes.buffer);
     const f = this.filter.bpf;
     view.setUint32(PROC_FILTER.tgid, f.tgid ?? 0, true);
-    view.setUint8(PROC_FILTER.use_tgids, f.tgids ? 1 : 0);
+    view.setUint8(PROC_FILTER.use_tgids, f.tgids || f.pending ? 1 : 0);
     view.setUint8(PROC_FILTER.use_pidns, f.pidns ? 1 : 0);
     view.setUint8(PROC_FILTER.follow_forks, f.followForks ? 1 : 0);
     return { bytes, view };
@@ -168,9 +218,9 @@ export class Session implements Closable {
    * attach mode, and sets up its process filter: the processes and namespaces to trace, and the
    * fork and exit tracepoints that keep a process's descendants in the set.
    */
-  load(name: string, config: Uint8Array, only?: string[]): BpfObject {
+  load(name: string, config: Uint8Array, only?: string[], sizes?: Record<string, number>): BpfObject {
     const f = this.filter.bpf;
-    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks));
+    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
     const one = new Uint8Array([1]);
     if (f.tgids) {
       const m = new MapReader(obj.mapFd("filter_tgids"));
@@ -180,11 +230,15 @@ export class Session implements Closable {
       const m = new MapReader(obj.mapFd("filter_pidns"));
       for (const ns of f.pidns) m.update(u32(ns.inum), u32(ns.level));
     }
-    if (f.followForks) {
-      for (const [prog, tp] of [["filter_fork", "sched_process_fork"], ["filter_exit", "sched_process_exit"]] as const) {
-        this.scope.add(new FdOwner(rawTracepointOpen(tp, obj.progFd(prog))));
-      }
+    if (f.pending) {
+      const m = new MapReader(obj.mapFd("filter_pending"));
+      for (const t of f.pending) m.update(u32(t), one);
     }
+    const tracepoints: [string, string][] = [];
+    if (f.followForks) tracepoints.push(["filter_fork", "sched_process_fork"]);
+    if (f.pending) tracepoints.push(["filter_exec", "sched_process_exec"]);
+    if (f.followForks || f.pending) tracepoints.push(["filter_exit", "sched_process_exit"]);
+    for (const [prog, tp] of tracepoints) this.scope.add(new FdOwner(rawTracepointOpen(tp, obj.progFd(prog))));
     return obj;
   }
 
@@ -204,9 +258,10 @@ export class Session implements Closable {
     return explainAttachError(nameCulprit(e, t.elf, t.display, names), retprobe);
   }
 
-  /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID). */
+  /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID); lets a held command run. */
   confirm(): void {
     this.filter.proc?.confirm();
+    this.releaseChild();
   }
 
   /**
@@ -277,6 +332,10 @@ export class Session implements Closable {
       if (hooks.report) every(this.intervalSec * 1000, hooks.report);
       if (this.lossCounters.length) every(Math.min(1000, this.intervalSec * 1000), () => this.checkLosses(false));
       hooks.until?.finally(() => stop("done"));
+      void this.child?.proc.exited.then((code) => {
+        this.exitCode = code;
+        stop("target-exit");
+      });
       if (this.durationSec > 0) cancels.push(longTimeout(this.durationSec * 1000, () => stop("duration")));
       const proc = this.filter.watchExit ? this.filter.proc : undefined;
       if (proc) {

@@ -133,6 +133,8 @@ export interface FilterSpec {
   /** A set of processes (seeded; with followForks, their children join). */
   tgids?: number[];
   followForks?: boolean;
+  /** Processes that join the set at their next exec (a command probe starts). */
+  pending?: number[];
   /** Every process of these PID namespaces (containers). */
   pidns?: PidNamespace[];
 }
