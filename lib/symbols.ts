@@ -1,15 +1,9 @@
 // Turns what a user typed as a function (`SSL_read`, `SSL_read@@OPENSSL_3.0.0`, `main+0x10`,
 // `0x35430`) into a file offset that the kernel's uprobe API takes.
 import { ElfFile, SHN_UNDEF, STT, versionedName, type ElfSymbol } from "./elf.ts";
+import { ProbeError } from "./errors.ts";
 
-export class SymbolError extends Error {
-  constructor(
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
-}
+export class SymbolError extends ProbeError {}
 
 export interface ResolvedFunction {
   /** What to call it in output: the symbol name (plus `+0x..`), or the raw offset. */

@@ -252,7 +252,7 @@ describe("named malformations", () => {
   const byKind = { c: readFileSync(seeds[0]!.path), go: readFileSync(seeds[3]!.path) };
   for (const [what, kind, edits] of NAMED) {
     test(what, () => {
-      let b = new Uint8Array(byKind[kind]);
+      let b: Uint8Array = new Uint8Array(byKind[kind]);
       for (const e of edits) b = e(b) ?? b;
       const path = join(dir, `named-${what.replace(/[^a-z0-9]+/gi, "-")}`);
       writeFileSync(path, b);
