@@ -14,6 +14,8 @@ import { libraryNameMatches } from "./libname.ts";
 export const LDCACHE_MAX_BYTES = 16 << 20;
 /** glibc's ldconfig writes paths no longer than PATH_MAX. */
 const MAX_STRING = 4096;
+/** All names and paths together: a real cache has tens of kilobytes of them. */
+const MAX_STRING_BYTES = 2 * LDCACHE_MAX_BYTES;
 
 export interface LdCacheEntry {
   /** The soname ("libssl.so.3"). */
@@ -56,15 +58,17 @@ export function parseLdCache(buf: Uint8Array, path = "/etc/ld.so.cache"): LdCach
   if (base + HEADER > buf.length) throw bad(`truncated header (${buf.length} bytes)`);
   const nlibs = v.getUint32(base + 20, true);
   if (base + HEADER + nlibs * ENTRY > buf.length) throw bad(`truncated: ${nlibs} entries do not fit in ${buf.length} bytes`);
+  // Entries may all point at long strings: the bytes scanned in total are bounded too.
+  let scanned = 0;
   const str = (off: number, what: () => string) => {
     // String offsets count from the new header's start.
     const s = base + off;
     if (s >= buf.length) throw bad(`${what()} is at offset ${s}, past the end of the file (${buf.length} bytes)`);
-    const limit = Math.min(buf.length, s + MAX_STRING);
-    let e = s;
-    while (e < limit && buf[e] !== 0) e++;
-    if (e === limit) throw bad(`${what()} at offset ${s} is not a NUL-terminated string of at most ${MAX_STRING} bytes`);
-    return td.decode(buf.subarray(s, e));
+    const len = buf.subarray(s, Math.min(buf.length, s + MAX_STRING)).indexOf(0);
+    if (len < 0) throw bad(`${what()} at offset ${s} is not a NUL-terminated string of at most ${MAX_STRING} bytes`);
+    scanned += len;
+    if (scanned > MAX_STRING_BYTES) throw bad(`its names and paths add up to more than ${MAX_STRING_BYTES >> 20} MiB: not a real loader cache`);
+    return td.decode(buf.subarray(s, s + len));
   };
   const out: LdCacheEntry[] = [];
   for (let i = 0; i < nlibs; i++) {
