@@ -35,7 +35,7 @@ function libbpfOn(files: string[], load: boolean): Run {
     const started = [...r.stderr.toString().matchAll(/^start (\S+)$/gm)].map((m) => m[1]!);
     const last = started[started.length - 1];
     if (!last) throw new Error(`libbpf child failed before its first file (exit ${r.exitCode}, ${r.signalCode}): ${r.stderr.toString().slice(0, 500)}`);
-    crashed.push({ path: last, signal: r.signalCode ?? `exit ${r.exitCode}` });
+    crashed.push({ path: last, signal: String(r.signalCode ?? `exit ${r.exitCode}`) });
     rest = rest.slice(rest.indexOf(last) + 1);
   }
   return { crashed, results };

@@ -4,118 +4,13 @@
 // x86 decoder. Every case must end in success or a ProbeError (an ElfError's message starting
 // with the file's path), quickly and without unbounded memory.
 import { describe, expect, test } from "bun:test";
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ProbeError } from "../../lib/errors.ts";
-import { ElfError, ElfFile } from "../../lib/elf.ts";
-import { GoError, goFunction, inspectGo, listGoFunctions, pclntabFunctions } from "../../lib/go.ts";
-import { returnOffsets } from "../../lib/go-returns.ts";
-import { resolveFunction, SymbolError } from "../../lib/symbols.ts";
-import { decodeRange, DecodeError } from "../../lib/x86/decoder.ts";
-import { buildC, WORK } from "../helpers.ts";
-import { goBuild } from "../fixtures/go.ts";
-import { elfLayout, mutate, put, Rng, seedSections, SH, shdrOffset, type Layout } from "../fixtures/fuzz/mutate.ts";
+import { ElfFile } from "../../lib/elf.ts";
+import { put, SH, seedSections, shdrOffset } from "../fixtures/fuzz/mutate.ts";
+import { classify, dir, elfMutants, elfSeeds, exerciseElf, type Outcome } from "../fixtures/fuzz/elf-seeds.ts";
 
-const SEED = 0x9e3779b9;
 const CASES_PER_SEED = 360;
-const dir = join(WORK, "fuzz", "elf");
-mkdirSync(dir, { recursive: true });
-
-/** Everything probe does with a target before attaching, with the names a test run would use. */
-export function exerciseElf(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    const elf = new ElfFile(fd, path);
-    const fns = elf.functions();
-    elf.symbols();
-    elf.vaddrToOffset(elf.entry);
-    for (const f of fns.slice(0, 64)) elf.vaddrToOffset(f.value);
-    for (const s of elf.sections.slice(0, 8)) elf.sectionBytes(s);
-    const go = inspectGo(elf);
-    if (go) {
-      pclntabFunctions(elf);
-      listGoFunctions(elf, "main.");
-      for (const name of ["main.oneReturn", "main.manyReturns", "main.main"]) {
-        try {
-          returnOffsets(elf, goFunction(elf, name));
-        } catch (e) {
-          if (!(e instanceof GoError)) throw e;
-        }
-      }
-      return;
-    }
-    for (const name of ["target_fn", "main", "malloc", "SSL_read@@OPENSSL_3.0.0", "no_such_function", "0x1000", "main+0x4"]) {
-      let f;
-      try {
-        f = resolveFunction(elf, name);
-      } catch (e) {
-        if (!(e instanceof SymbolError)) throw e;
-        continue;
-      }
-      const size = Math.min(f.symbol?.size ?? 64, 1 << 16);
-      const code = elf.readAt(f.offset, size);
-      try {
-        for (const _ of decodeRange(code, 0, code.length, f.offset));
-      } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * ok: parsed; clean: a ProbeError naming the file; the others are failures: a library error that
- * is not a ProbeError (the CLI would print it, but callers cannot tell it from a bug), one that
- * does not name the file, and any other exception (RangeError, TypeError: a parser bug).
- */
-export type Outcome = "ok" | "clean" | "lib-error-not-probe-error" | "lib-error-without-path" | "raw-exception";
-
-/** How a case ended: success, a clean error, a library error not naming the file, or anything else. */
-export function classify(path: string, e: unknown): { outcome: Outcome; message: string } {
-  if (e === undefined) return { outcome: "ok", message: "" };
-  const message = e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
-  const lib = e instanceof ElfError || e instanceof GoError || e instanceof SymbolError || e instanceof DecodeError;
-  if (!lib && !(e instanceof ProbeError)) return { outcome: "raw-exception", message };
-  const m = (e as Error).message;
-  const named = e instanceof ElfError ? m.startsWith(`${path}: `) || m.startsWith(`${path} `) : e instanceof DecodeError || m.includes(path);
-  if (!named) return { outcome: "lib-error-without-path", message };
-  return { outcome: e instanceof ProbeError ? "clean" : "lib-error-not-probe-error", message };
-}
-
-export interface SeedFile {
-  name: string;
-  path: string;
-}
-
-export function elfSeeds(): SeedFile[] {
-  const libc = join(dir, "libc.so.6");
-  copyFileSync("/lib/x86_64-linux-gnu/libc.so.6", libc);
-  return [
-    { name: "c-pie", path: buildC("calls", "calls.c") },
-    { name: "c-nopie", path: buildC("calls-nopie", "calls.c", ["-no-pie"]) },
-    { name: "c-stripped", path: buildC("calls-stripped", "calls.c", ["-s"]) },
-    { name: "go", path: goBuild("funcs", "funcs") },
-    { name: "go-pie-stripped", path: goBuild("funcs", "funcs-pie-stripped", { pie: true, strip: true }) },
-    { name: "libc", path: libc },
-  ];
-}
-
-/** The mutants, generated the same way on every run. */
-export function* elfMutants(seeds: SeedFile[], perSeed: number, seed = SEED): Generator<{ seed: string; index: number; bytes: Uint8Array; what: string[] }> {
-  const rng = new Rng(seed);
-  const prepared = seeds.map((s) => {
-    const bytes = new Uint8Array(readFileSync(s.path));
-    return { ...s, bytes, layout: elfLayout(bytes, rng) as Layout };
-  });
-  for (let i = 0; i < perSeed; i++) {
-    for (const s of prepared) {
-      const m = mutate(s.bytes, s.layout, rng);
-      yield { seed: s.name, index: i, bytes: m.bytes, what: m.what };
-    }
-  }
-}
 
 describe("mutated ELF files", () => {
   test("every mutant parses or fails with a clean error naming the file", () => {
