@@ -15,6 +15,11 @@ import { ProbeError } from "./errors.ts";
 export class BpfObjectError extends ProbeError {}
 
 export const EM_BPF = 247;
+/**
+ * The largest object probe hands to libbpf (real ones are kilobytes; one compiled against a whole
+ * vmlinux.h with -g is under a megabyte). Readers of a user's object should stop at this size.
+ */
+export const BPF_OBJECT_MAX_BYTES = 256 << 20;
 export const BPF_MAP_TYPE_STRUCT_OPS = 26;
 
 const ET_REL = 1;
@@ -129,6 +134,7 @@ class Checker {
 
   readSections(): void {
     const b = this.b;
+    if (b.length > BPF_OBJECT_MAX_BYTES) this.fatal(`${b.length} bytes is more than any BPF object (probe takes at most ${BPF_OBJECT_MAX_BYTES >> 20} MiB)`);
     if (b.length < 64 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46) this.fatal("not an ELF file");
     if (b[4] !== 2 || b[5] !== 1) this.fatal("not a 64-bit little-endian ELF file");
     const type = this.v.getUint16(16, true);
