@@ -13,6 +13,13 @@ const STRUCTS: [header: string, struct: string, layout: Record<string, number>][
   ["uprobe.h", "uprobe_counts", L.UPROBE_COUNTS],
   ["ssl_read.h", "ssl_config", L.SSL_CONFIG],
   ["ssl_read.h", "ssl_stats", L.SSL_STATS],
+  ["opensnoop.h", "opensnoop_config", L.OPENSNOOP_CONFIG],
+  ["opensnoop.h", "open_event", L.OPEN_EVENT],
+  ["tracepoint.h", "tp_config", L.TP_CONFIG],
+  ["tracepoint.h", "tp_info", L.TP_INFO],
+  ["tracepoint.h", "tp_event", L.TP_EVENT],
+  ["tracepoint.h", "tp_count_key", L.TP_COUNT_KEY],
+  ["tracepoint.h", "tp_count", L.TP_COUNT],
 ];
 
 function cLayouts(): Record<string, Record<string, number>> {
