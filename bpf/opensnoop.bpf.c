@@ -101,26 +101,26 @@ static __always_inline int enter(__u32 syscall, __s32 dfd, __u64 path, __u64 fla
 }
 
 SEC("tracepoint")
-int open_enter_openat(struct syscall_enter_record *ctx)
+int snoop_openat(struct syscall_enter_record *ctx)
 {
 	return enter(OPEN_SYS_OPENAT, (__s32)ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], 0);
 }
 
 SEC("tracepoint")
-int open_enter_openat2(struct syscall_enter_record *ctx)
+int snoop_openat2(struct syscall_enter_record *ctx)
 {
 	return enter(OPEN_SYS_OPENAT2, (__s32)ctx->args[0], ctx->args[1], 0, 0, ctx->args[2]);
 }
 
 SEC("tracepoint")
-int open_enter_open(struct syscall_enter_record *ctx)
+int snoop_open(struct syscall_enter_record *ctx)
 {
 	return enter(OPEN_SYS_OPEN, -100 /* AT_FDCWD */, ctx->args[0], ctx->args[1], ctx->args[2], 0);
 }
 
 /* One exit program for the three syscalls: their exit records are alike. */
 SEC("tracepoint")
-int open_exit(struct syscall_exit_record *ctx)
+int snoop_exit(struct syscall_exit_record *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct open_args *a = bpf_map_lookup_elem(&pending, &id);

@@ -27,9 +27,9 @@ export interface OpensnoopOptions extends SessionOptions {
 
 /** Entry tracepoint and program per syscall; one exit program serves all three. */
 const SYSCALLS = [
-  { name: "openat", prog: "open_enter_openat" },
-  { name: "openat2", prog: "open_enter_openat2" },
-  { name: "open", prog: "open_enter_open" },
+  { name: "openat", prog: "snoop_openat" },
+  { name: "openat2", prog: "snoop_openat2" },
+  { name: "open", prog: "snoop_open" },
 ] as const;
 
 interface Filters {
@@ -69,6 +69,8 @@ export async function run(o: OpensnoopOptions): Promise<number> {
       cv.setUint8(OPENSNOOP_CONFIG.name_len, nb.length);
       cfg.set(nb, OPENSNOOP_CONFIG.name);
     }
+    // -T counts from here: opens caught while attaching are not before the start.
+    const startNs = clockNs(CLOCK.MONOTONIC);
     const obj = s.load("opensnoop", cfg);
     const traced = attachAll(s, (prog) => obj.progFd(prog));
     s.confirm();
@@ -83,7 +85,7 @@ export async function run(o: OpensnoopOptions): Promise<number> {
 
     const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
     s.watchLosses(obj.mapFd("dropped"), "opens");
-    const printer = new OpenPrinter(s, o, wantNspid);
+    const printer = new OpenPrinter(s, o, wantNspid, startNs);
     if (!s.json) s.out.line(pc.bold(printer.header()));
     s.out.flush();
     const onEvent = (v: DataView, off: number, len: number) => printer.event(v, off, len);
@@ -105,7 +107,7 @@ function attachAll(s: Session, progFd: (name: string) => number): string[] {
   const onNote = (m: string) => s.note(`probe: ${m}`);
   for (const sc of SYSCALLS) {
     try {
-      s.scope.add(attachTracepoint(progFd("open_exit"), "syscalls", `sys_exit_${sc.name}`, onNote));
+      s.scope.add(attachTracepoint(progFd("snoop_exit"), "syscalls", `sys_exit_${sc.name}`, onNote));
       s.scope.add(attachTracepoint(progFd(sc.prog), "syscalls", `sys_enter_${sc.name}`, onNote));
       traced.push(sc.name);
     } catch (e) {
@@ -121,13 +123,13 @@ const utf8 = new TextDecoder("utf-8");
 
 /** One line (or JSON object) per open. */
 class OpenPrinter {
-  private readonly startNs = clockNs(CLOCK.MONOTONIC);
   private readonly hostPaths: HostPaths | undefined;
 
   constructor(
     private readonly s: Session,
     private readonly o: OpensnoopOptions,
     private readonly nspidColumn: boolean,
+    private readonly startNs: bigint,
   ) {
     this.hostPaths = o.resolve ? new HostPaths() : undefined;
   }
