@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { WORK, buildC, linksHeldBy, probeBinary, runProbe, start, startProbe, type Running } from "../helpers.ts";
 import { ensureRootfs, startNsContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, ensureImage } from "../fixtures/docker.ts";
+import { readmeExamples } from "../readme.ts";
 
 const ROUNDS = 3;
 let FIXTURE: string;
@@ -341,7 +342,9 @@ describe("opensnoop in containers", () => {
       Bun.spawnSync(["docker", "rm", "-f", name], { stdout: "ignore", stderr: "ignore" });
       rmSync(vol, { recursive: true, force: true });
     });
-    const p = await startProbe(["opensnoop", "--container", name, "--json", "--resolve"]);
+    // The README's example, on this container, with --resolve.
+    const readme = readmeExamples("`probe opensnoop`").find((e) => e.includes("--container"))!;
+    const p = await startProbe([...readme.map((a) => (a === "web" ? name : a)), "--resolve"]);
     expect(p.err.all.join("\n")).toContain(`every other process of container ${name}`);
     writeFileSync(join(vol, "go"), "");
     // The container's main process exits after its opens: probe says so and ends by itself.
@@ -358,5 +361,74 @@ describe("opensnoop in containers", () => {
     }
     expect(events.filter((e) => e.host_path !== null).length).toBeGreaterThan(0);
     expect(existsSync(join(vol, "created.txt"))).toBe(true);
+    // -e and -T: flags decoded, and ts in every record.
+    expect(events.find((e) => e.path === "/opens/created.txt")).toMatchObject({ flags_text: "O_WRONLY|O_CREAT|O_TRUNC", mode: "0640" });
+    expect(events.every((e) => typeof e.ts === "number")).toBe(true);
+  });
+});
+
+describe("README examples (### `probe opensnoop`)", () => {
+  const examples = readmeExamples("`probe opensnoop`");
+  const sub = (args: string[], map: Record<string, string>) => args.map((a) => map[a] ?? a);
+
+  test("the README shows the examples run here (the container one runs in the docker test above)", () => {
+    expect(examples.map((e) => e.join(" "))).toEqual([
+      "opensnoop",
+      "opensnoop -p 1234 -x",
+      "opensnoop --container web -e -T --json",
+      "opensnoop -n nginx -u 33 -d 10",
+    ]);
+  });
+
+  test("probe opensnoop: every open on the host, the fixture's among them", async () => {
+    const f = await fixture([DIR, "1"]);
+    const p = await startProbe(examples[0]!);
+    await go(f);
+    const { code } = await stop(p);
+    expect(code).toBe(0);
+    const mine = p.out.all.filter((l) => new RegExp(`^${f.pid}\\s`).test(l));
+    expect(mine.length).toBe(7);
+    expect(mine[1]).toMatch(new RegExp(`^${f.pid}\\s+opens-fixture\\s+-1\\s+ENOENT\\s+${DIR}/missing\\.txt$`));
+  });
+
+  test("probe opensnoop -p 1234 -x: one process, failed opens only", async () => {
+    const f = await fixture([DIR, "1"]);
+    const p = await startProbe(sub(examples[1]!, { "1234": String(f.pid) }));
+    await go(f);
+    await stop(p);
+    expect(p.out.all.slice(1).map((l) => l.split(/\s+/).slice(2, 5))).toEqual([
+      ["-1", "ENOENT", `${DIR}/missing.txt`],
+      ["-1", "ENOENT", `${DIR}/nodir/file.txt`],
+      ["-1", "EISDIR", DIR],
+    ]);
+  });
+
+  test("probe opensnoop -n nginx -u 33 -d 10: a process named nginx running as uid 33, for 10 s", async () => {
+    const nginx = join(WORK, "opens-nginx", "nginx");
+    mkdirSync(join(WORK, "opens-nginx"), { recursive: true });
+    copyFileSync(FIXTURE, nginx);
+    chmodSync(nginx, 0o755);
+    const t0 = performance.now();
+    const p = await startProbe(examples[3]!);
+    const asRoot = start([nginx, DIR, "1"]);
+    const [, rootPid] = await asRoot.out.waitFor(/^ready (\d+)/);
+    const as33 = start(["setpriv", "--reuid=33", "--regid=33", "--clear-groups", nginx, DIR, "1"]);
+    const [, pid33] = await as33.out.waitFor(/^ready (\d+)/);
+    for (const r of [asRoot, as33]) {
+      r.proc.stdin.write("go\n");
+      r.proc.stdin.end();
+      await r.proc.exited;
+    }
+    expect(await p.proc.exited).toBe(0);
+    expect(performance.now() - t0).toBeGreaterThan(9500);
+    const lines = (await p.out.done()).slice(1);
+    // Its seven opens, after the loader's (ld.so.cache, libc: it was exec'd after probe started).
+    const loader = /\/etc\/ld\.so\.cache$|\.so(\.\d+)*$/;
+    const own = lines.filter((l) => l.startsWith(`${pid33} `) && !loader.test(l));
+    expect(own.length).toBe(7);
+    expect(own.filter((l) => /\sENOENT\s/.test(l)).map((l) => l.split(/\s+/).pop())).toEqual([`${DIR}/missing.txt`, `${DIR}/nodir/file.txt`]);
+
+    expect(lines.every((l) => /^\d+\s+nginx\s/.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${rootPid} `))).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync, mkdirSync, chmodSync, rmSync } from "node:
 import { join } from "node:path";
 import { WORK, buildC, linksHeldBy, probeBinary, runProbe, start, startProbe, type Running } from "../helpers.ts";
 import { ensureRootfs, startNsContainer } from "../fixtures/container.ts";
+import { readmeExamples } from "../readme.ts";
 
 let FIXTURE: string;
 let DIR: string;
@@ -147,5 +148,45 @@ describe("listing and names", () => {
     const glob = runProbe(["tracepoint", "*:*"]);
     expect(glob.code).toBe(2);
     expect(glob.stderr).toMatch(/tracepoints selected; probe attaches at most 1024/);
+  });
+});
+
+describe("README examples (### `probe tracepoint CAT:NAME`)", () => {
+  const examples = readmeExamples("`probe tracepoint");
+
+  test("the README shows the examples run here", () => {
+    expect(examples.map((e) => e.join(" "))).toEqual([
+      "tracepoint syscalls:sys_enter_execve",
+      "tracepoint sched:sched_process_exit -p 1234 --json",
+      "tracepoint --list syscalls:*open*",
+    ]);
+  });
+
+  test("probe tracepoint syscalls:sys_enter_execve: every execve on the host, the fixture's among them", async () => {
+    const f = await execFixture("/bin/true", "x");
+    const p = await startProbe(examples[0]!);
+    const ptrs = await f.go();
+    await stop(p);
+    const line = p.out.all.find((l) => new RegExp(`\\s${f.pid}\\s+opens-fixture\\s`).test(l));
+    expect(line).toContain(`filename=${ptrs.filename} "/bin/true" argv=${ptrs.argv}`);
+  });
+
+  test("probe tracepoint sched:sched_process_exit -p 1234 --json: the process's exit, then probe ends by itself", async () => {
+    const f = await execFixture("/bin/true", "x");
+    const p = await startProbe(examples[1]!.map((a) => (a === "1234" ? String(f.pid) : a)));
+    await f.go();
+    expect(await p.proc.exited).toBe(0);
+    expect((await p.err.done()).join("\n")).toContain(`probe: pid ${f.pid} exited`);
+    const json = (await p.out.done()).map((l) => JSON.parse(l));
+    expect(json.length).toBe(1);
+    expect(json[0]).toMatchObject({ event: "tracepoint", tracepoint: "sched:sched_process_exit", pid: f.pid, comm: "true" });
+    expect(json[0].fields).toMatchObject({ comm: "true", pid: f.pid });
+  });
+
+  test("probe tracepoint --list 'syscalls:*open*'", () => {
+    const r = runProbe(examples[2]!);
+    expect(r.code).toBe(0);
+    const available = readFileSync(join(TRACEFS, "available_events"), "utf8").trim().split("\n").sort();
+    expect(r.stdout.trim().split("\n").sort()).toEqual(available.filter((e) => /^syscalls:.*open.*$/.test(e)));
   });
 });
