@@ -1,7 +1,7 @@
 // `probe opensnoop`: every open(2), openat(2) and openat2(2) — who opened which path, with which
 // flags, and the fd or the error — as the libbpf-tools opensnoop shows them, for the host, one
 // process or a container (every process of its PID namespace, with the container's PIDs).
-import { OPENSNOOP_CONFIG, OPEN_EVENT, OPEN_NAME_MAX, OPEN_SYSCALLS, commAt } from "../../lib/layouts.ts";
+import { OPENSNOOP_CONFIG, OPEN_EVENT, OPEN_NAME_MAX, OPEN_SYSCALLS } from "../../lib/layouts.ts";
 import { attachTracepoint, NoSuchTracepoint } from "../../lib/tracepoint.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { errnoName } from "../../lib/errno-names.ts";
@@ -124,6 +124,8 @@ const utf8 = new TextDecoder("utf-8");
 /** One line (or JSON object) per open. */
 class OpenPrinter {
   private readonly hostPaths: HostPaths | undefined;
+  /** Flag words repeat: each decoded once. */
+  private readonly flagTexts = new Map<bigint, string>();
 
   constructor(
     private readonly s: Session,
@@ -132,6 +134,16 @@ class OpenPrinter {
     private readonly startNs: bigint,
   ) {
     this.hostPaths = o.resolve ? new HostPaths() : undefined;
+  }
+
+  private flagsText(flags: bigint): string {
+    let t = this.flagTexts.get(flags);
+    if (t === undefined) {
+      t = openFlagsText(flags);
+      if (this.flagTexts.size > 4096) this.flagTexts.clear();
+      this.flagTexts.set(flags, t);
+    }
+    return t;
   }
 
   header(): string {
@@ -164,7 +176,7 @@ class OpenPrinter {
     const flags = v.getBigUint64(off + E.flags, true);
     const mode = Number(v.getBigUint64(off + E.mode, true) & 0xffffn);
     const resolve = v.getBigUint64(off + E.resolve, true);
-    const comm = commAt(v, off + E.comm);
+    const comm = asciiz(v, off + E.comm, 16);
     // path_len counts the NUL; 0 when the program could not read the path.
     const path = pathLen > 0 ? utf8.decode(new Uint8Array(v.buffer, v.byteOffset + off + E.path, pathLen - 1)) : undefined;
     const errno = ret < 0 ? -ret : 0;
@@ -191,7 +203,7 @@ class OpenPrinter {
           path: path ?? null,
           ...(dfd !== AT_FDCWD ? { dfd } : {}),
           flags: jsonInt(flags),
-          flags_text: openFlagsText(flags),
+          flags_text: this.flagsText(flags),
           ...(takesMode ? { mode: `0${mode.toString(8)}` } : {}),
           ...(syscall === "openat2" ? { resolve: resolveFlagsText(resolve) } : {}),
           ...(this.hostPaths ? { host_path: host ?? null } : {}),
@@ -202,7 +214,7 @@ class OpenPrinter {
     const time = o.timestamp ? col((Number(ts - this.startNs) / 1e9).toFixed(3), 10) : "";
     let flagText = "";
     if (o.extendedFields) {
-      flagText = openFlagsText(flags);
+      flagText = this.flagsText(flags);
       if (openTakesMode(flags)) flagText += ` 0${mode.toString(8)}`;
       if (resolve) flagText += ` ${resolveFlagsText(resolve)}`;
       flagText = col(flagText, 28);
@@ -224,9 +236,23 @@ class OpenPrinter {
   }
 }
 
-/** A column `w` wide, always followed by at least one space. */
+const SPACES = " ".repeat(64);
+
+/** A column `w` wide, always followed by at least one space (per event: no padEnd, no String()). */
 function col(v: string | number, w: number): string {
-  return `${pad(v, w - 1)} `;
+  const t = typeof v === "string" ? v : `${v}`;
+  return t.length < w ? t + SPACES.slice(0, w - t.length) : `${t} `;
+}
+
+/** A NUL-terminated byte string as Latin-1 (a task's comm): a loop beats TextDecoder at this size. */
+function asciiz(v: DataView, off: number, max: number): string {
+  let s = "";
+  for (let i = off; i < off + max; i++) {
+    const c = v.getUint8(i);
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
 }
 
 /** A path with control characters escaped (a file name may hold a newline). */

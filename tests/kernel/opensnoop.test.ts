@@ -70,6 +70,15 @@ function parseOpens(lines: string[], parent: number): Expected[] {
   return out;
 }
 
+/** probe after its target exited: it says so and ends by itself (no SIGINT: one arriving while it closes would kill it). */
+async function ended(p: Running, pid: number): Promise<{ code: number; events: Record<string, any>[]; stderr: string }> {
+  const code = await p.proc.exited;
+  const lines = await p.out.done();
+  const stderr = (await p.err.done()).join("\n");
+  expect(stderr).toContain(`probe: pid ${pid} exited`);
+  return { code, events: lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)), stderr };
+}
+
 async function stop(p: Running): Promise<{ code: number; events: Record<string, any>[]; stderr: string }> {
   await Bun.sleep(300);
   p.proc.kill("SIGINT");
@@ -103,7 +112,7 @@ function expectSame(events: Record<string, any>[], expected: Expected[], pathOf:
 }
 
 describe("opensnoop on the host", () => {
-  test("-p: exactly the process's opens, with fds, errors by name, flags, mode, openat2 and open(2); nothing left after SIGINT", async () => {
+  test("-p: exactly the process's opens, with fds, errors by name, flags, mode, openat2 and open(2); probe ends with it, nothing left", async () => {
     const f = await fixture([DIR, String(ROUNDS)]);
     const p = await startProbe(["opensnoop", "-p", String(f.pid), "--json"]);
     expect(p.err.all.join("\n")).toContain(`Tracing openat, openat2, open, pid ${f.pid}. Ctrl-C to stop.`);
@@ -117,7 +126,7 @@ describe("opensnoop on the host", () => {
     expect(list.stdout).toMatch(/snoop_exit\s+tracepoint sys_exit_openat2/);
     const expected = await go(f);
     expect(expected.length).toBe(7 * ROUNDS);
-    const { code, events } = await stop(p);
+    const { code, events } = await ended(p, f.pid);
     expect(code).toBe(0);
     expectSame(events, expected);
     expect(events.filter((e) => e.event === "open").every((e) => e.pid === f.pid)).toBe(true);
@@ -156,7 +165,11 @@ describe("opensnoop on the host", () => {
     expect(parentOnly.length).toBe(7);
     const a = await stop(byParentName);
     const b = await stop(byBoth);
-    const c = await stop(children);
+    const c = await ended(children, f.pid);
+    // SIGINT: exit 0, every link and program gone.
+    expect([a.code, b.code]).toEqual([0, 0]);
+    for (const p of [byParentName, byBoth, children]) expect(linksHeldBy(p.proc.pid!)).toEqual([]);
+    expect(Bun.spawnSync(["bpftool", "prog", "list"], { stdout: "pipe" }).stdout.toString()).not.toMatch(/snoop_/);
     expectSame(a.events, parentOnly);
     expect(a.events.filter((e) => e.comm === "opens-child")).toEqual([]);
     expectSame(b.events, expected);
@@ -304,8 +317,7 @@ describe("opensnoop in containers", () => {
     writeFileSync(join(root, goFile), "");
     const out = new (await import("../helpers.ts")).Lines(ct.proc.stdout as ReadableStream<Uint8Array>);
     await out.waitFor(/^done/, 20000);
-    const a = await stop(one);
-    const b = await stop(all);
+    const [a, b] = await Promise.all([stop(one), stop(all)]);
     // The container's stdout names the child by its container PID.
     const expected = parseOpens(out.all, 1);
     expect(expected.length).toBe(28);
@@ -395,7 +407,7 @@ describe("README examples (### `probe opensnoop`)", () => {
     const f = await fixture([DIR, "1"]);
     const p = await startProbe(sub(examples[1]!, { "1234": String(f.pid) }));
     await go(f);
-    await stop(p);
+    expect((await ended(p, f.pid)).code).toBe(0);
     expect(p.out.all.slice(1).map((l) => l.split(/\s+/).slice(2, 5))).toEqual([
       ["-1", "ENOENT", `${DIR}/missing.txt`],
       ["-1", "ENOENT", `${DIR}/nodir/file.txt`],

@@ -2,7 +2,7 @@
 // own processes did (sched_process_exec's __data_loc filename and pids; sys_enter_execve's pointers,
 // as the fixture printed them, and the path they point to); globs and --summary counts; --list
 // against tracefs available_events; an unknown name gets the closest ones; a container's PIDs;
-// the kernel's view while running and nothing left after SIGINT.
+// the kernel's view while running and nothing left after it ends.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync, mkdirSync, chmodSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +28,15 @@ async function stop(p: Running): Promise<{ code: number; lines: string[]; json: 
   const lines = await p.out.done();
   const code = await p.proc.exited;
   return { code, lines, json: lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)), stderr: (await p.err.done()).join("\n") };
+}
+
+/** probe after its target exited: it says so and ends by itself (no SIGINT: one arriving while it closes would kill it). */
+async function ended(p: Running, pid: number): Promise<{ code: number; lines: string[]; json: Record<string, any>[]; stderr: string }> {
+  const code = await p.proc.exited;
+  const lines = await p.out.done();
+  const stderr = (await p.err.done()).join("\n");
+  expect(stderr).toContain(`probe: pid ${pid} exited`);
+  return { code, lines, json: lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)), stderr };
 }
 
 /** The fixture in exec mode: waits for "go", prints its pid and the pointers it passes to execve, execs. */
@@ -59,7 +68,7 @@ describe("tracepoint records decoded from the format", () => {
     ]);
     expect(runProbe(["list"]).stdout).toMatch(/tp_record\s+tracepoint sched_process_exec/);
     const ptrs = await f.go();
-    const { code, json } = await stop(p);
+    const { code, json } = await ended(p, f.pid);
     expect(code).toBe(0);
     expect(json.map((e) => e.tracepoint)).toEqual(["syscalls:sys_enter_execve", "sched:sched_process_exec"]);
     const [enter, exec] = json;
@@ -79,7 +88,7 @@ describe("tracepoint records decoded from the format", () => {
     const f = await execFixture("/bin/true", "x");
     const p = await startProbe(["tracepoint", "syscalls:sys_enter_execve", "sched:sched_process_exec", "-p", String(f.pid)]);
     const ptrs = await f.go();
-    const { lines } = await stop(p);
+    const { lines } = await ended(p, f.pid);
     expect(lines[0]).toMatch(/^TIME\s+PID\s+COMM\s+TRACEPOINT\s+FIELDS$/);
     expect(lines[1]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\s+${f.pid}\\s+opens-fixture\\s+syscalls:sys_enter_execve\\s+__syscall_nr=59 filename=${ptrs.filename} "/bin/true" argv=${ptrs.argv} envp=0x[0-9a-f]+$`));
     expect(lines[2]).toMatch(new RegExp(`\\s${f.pid}\\s+true\\s+sched:sched_process_exec\\s+filename=/bin/true pid=${f.pid} old_pid=${f.pid}$`));
@@ -93,7 +102,7 @@ describe("tracepoint records decoded from the format", () => {
     r.proc.stdin.write("go\n");
     r.proc.stdin.end();
     await r.proc.exited;
-    const { json } = await stop(p);
+    const { json } = await ended(p, Number(pid));
     // Per round: five openat (found, missing, created, relative, the directory) and one openat2.
     expect(json.map((e) => [e.event, e.pid, e.comm, e.tracepoint, e.count])).toEqual([
       ["count", Number(pid), "opens-fixture", "syscalls:sys_enter_openat", 20],
@@ -109,7 +118,7 @@ describe("tracepoint records decoded from the format", () => {
     try {
       const p = await startProbe(["tracepoint", "sched:sched_process_exec", "-p", String(c.pid), "--json"]);
       writeFileSync(join(root, go), "");
-      const { json } = await stop(p);
+      const { json } = await ended(p, c.pid);
       // The loop's own sleeps are other processes: only PID 1's exec of cat.
       expect(json.map((e) => [e.pid, e.nspid, e.comm, e.fields.filename, e.fields.pid])).toEqual([[c.pid, [c.pid, 1], "cat", "/bin/cat", c.pid]]);
     } finally {
@@ -166,7 +175,10 @@ describe("README examples (### `probe tracepoint CAT:NAME`)", () => {
     const f = await execFixture("/bin/true", "x");
     const p = await startProbe(examples[0]!);
     const ptrs = await f.go();
-    await stop(p);
+    // SIGINT: exit 0, nothing left in the kernel.
+    expect((await stop(p)).code).toBe(0);
+    expect(linksHeldBy(p.proc.pid!)).toEqual([]);
+    expect(Bun.spawnSync(["bpftool", "prog", "list"], { stdout: "pipe" }).stdout.toString()).not.toMatch(/tp_record/);
     const line = p.out.all.find((l) => new RegExp(`\\s${f.pid}\\s+opens-fixture\\s`).test(l));
     expect(line).toContain(`filename=${ptrs.filename} "/bin/true" argv=${ptrs.argv}`);
   });
