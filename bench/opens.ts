@@ -68,6 +68,16 @@ const probeTracer: Tracer = {
   },
 };
 
+/** The tracepoints and programs alone: every open enters them, none passes the filter, nothing is printed. */
+const probeFilteredTracer: Tracer = {
+  name: "probe opensnoop -p other",
+  start: async () => {
+    const p = Bun.spawn([PROBE, "opensnoop", "-p", String(process.pid)], { stdout: Bun.file("/dev/null"), stderr: "pipe" });
+    await new Lines(p.stderr).waitFor(/Ctrl-C/, 20_000);
+    return { stop: () => stopProcess(p) };
+  },
+};
+
 // The same work as opensnoop: path pointer saved at entry, path read and printed with the result at exit.
 const BPFTRACE_SCRIPT =
   "tracepoint:syscalls:sys_enter_openat { @path[tid] = args->filename; } " +
@@ -106,6 +116,11 @@ function bccProblem(bin: string | null): string | undefined {
   return undefined;
 }
 
+/** A difference in ns with its sign. */
+function delta(ns: number): string {
+  return `${ns >= 0 ? "+" : ""}${ns.toFixed(0)} ns`;
+}
+
 export async function opensBench(row: Row): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const bin = join(WORK, "opens");
@@ -114,7 +129,7 @@ export async function opensBench(row: Row): Promise<void> {
   const bpftrace = Bun.which("bpftrace");
   const bcc = Bun.which("opensnoop-bpfcc");
   const bccWhy = bccProblem(bcc);
-  const tracers: Tracer[] = [probeTracer];
+  const tracers: Tracer[] = [probeTracer, probeFilteredTracer];
   if (bpftrace) tracers.push(bpftraceTracer(bpftrace));
   if (!bccWhy) tracers.push(bccTracer(bcc!));
   const runs = new Map<string, number[]>([["none", []], ...tracers.map((t) => [t.name, []] as [string, number[]])]);
@@ -129,16 +144,18 @@ export async function opensBench(row: Row): Promise<void> {
   const base = med("none");
   const ours = med(probeTracer.name);
   row("openat+close of /dev/null, not traced", `${base.toFixed(0)} ns/open`, `${OPENS} opens per case; median of 3`);
-  row("  under probe opensnoop (every open, printed)", `${ours.toFixed(0)} ns/open`, `+${(ours - base).toFixed(0)} ns per open; median of 3, interleaved with the others; ${probeLosses.length ? probeLosses.at(-1) : "no event lost"}`);
+  row("  under probe opensnoop (every open, printed)", `${ours.toFixed(0)} ns/open`, `${delta(ours - base)} per open; median of 3, interleaved with the others; ${probeLosses.length ? probeLosses.at(-1) : "no event lost"}`);
+  const filtered = med(probeFilteredTracer.name);
+  row("  under probe opensnoop -p (another process)", `${filtered.toFixed(0)} ns/open`, `${delta(filtered - base)}: the kernel's part (tracepoints, programs, filter), no events`);
   const peers: string[] = [];
   if (bpftrace) {
     const bt = med("bpftrace");
-    row("  under bpftrace enter/exit printf one-liner", `${bt.toFixed(0)} ns/open`, `+${(bt - base).toFixed(0)} ns; probe's added cost is ${((ours - base) / (bt - base)).toFixed(2)}x bpftrace's`);
+    row("  under bpftrace enter/exit printf one-liner", `${bt.toFixed(0)} ns/open`, `${delta(bt - base)}; probe's added cost is ${((ours - base) / (bt - base)).toFixed(2)}x bpftrace's`);
     peers.push(bt < ours ? "bpftrace" : "");
   } else row("  under bpftrace", "not installed", "(apt-get install bpftrace)");
   if (!bccWhy) {
     const b = med("opensnoop-bpfcc");
-    row("  under opensnoop-bpfcc", `${b.toFixed(0)} ns/open`, `+${(b - base).toFixed(0)} ns; probe's added cost is ${((ours - base) / (b - base)).toFixed(2)}x bcc's`);
+    row("  under opensnoop-bpfcc", `${b.toFixed(0)} ns/open`, `${delta(b - base)}; probe's added cost is ${((ours - base) / (b - base)).toFixed(2)}x bcc's`);
     peers.push(b < ours ? "opensnoop-bpfcc" : "");
   } else row("  under opensnoop-bpfcc", "-", bccWhy);
   const faster = peers.filter(Boolean);
