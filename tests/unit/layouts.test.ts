@@ -45,3 +45,13 @@ describe("shared struct layouts match bpf/*.h", () => {
     });
   }
 });
+
+describe("limits shared with bpf/*.h", () => {
+  test("tracepoint.h and opensnoop.h #defines equal lib/layouts.ts", () => {
+    const src = `#include <stdio.h>\n#include <linux/types.h>\n#include "tracepoint.h"\n#include "opensnoop.h"\nint main(void){printf("{\\"maxEvents\\":%d,\\"rawMax\\":%d,\\"strMax\\":%d,\\"maxLocs\\":%d,\\"maxStrs\\":%d,\\"locRel\\":%d,\\"openNameMax\\":%d}", TP_MAX_EVENTS, TP_RAW_MAX, TP_STR_MAX, TP_MAX_LOCS, TP_MAX_STRS, TP_LOC_REL, OPEN_NAME_MAX);return 0;}\n`;
+    const c = join(WORK, "limits.c");
+    writeFileSync(c, src);
+    sh(`gcc -I${join(ROOT, "bpf")} -o ${join(WORK, "limits")} ${c}`);
+    expect(JSON.parse(sh(join(WORK, "limits")))).toEqual({ ...L.TP_LIMITS, openNameMax: L.OPEN_NAME_MAX });
+  });
+});
