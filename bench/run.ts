@@ -10,6 +10,7 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { opensBench } from "./opens.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -211,6 +212,9 @@ if (bpftrace) {
 } else {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
+
+// --- opensnoop: what tracing every open costs the process that opens ------------------------------
+await opensBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

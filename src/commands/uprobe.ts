@@ -82,8 +82,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     s.confirm();
 
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
-    const what = names.length === 1 ? `${names[0]} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions of ${t.display}`;
-    s.note(`Tracing ${what}${ret ? " (calls and returns)" : ""}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
+    const calls = ret ? " (calls and returns)" : "";
+    const what = names.length === 1 ? `${names[0]}${calls} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions${calls} of ${t.display}`;
+    s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
     const out = s.out;
     const json = s.json;
     let poll: (() => number) | undefined;
