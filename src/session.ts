@@ -300,7 +300,7 @@ export class Session implements Closable {
         if (done) return;
         done = true;
         for (const c of cancels) c();
-        for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, onSig);
+        // Stay installed: a second Ctrl-C while the final report is written must not cut it short.
         resolve(reason);
       };
       const onSig = () => stop("signal");
