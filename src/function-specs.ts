@@ -2,7 +2,7 @@
 // functions to probe and, where types are known, the layout of their values: from a prototype on
 // the command line, from `--ret=TYPE`, or from the binary's debug info (its own DWARF or a debug
 // file found by build-id in the target's view).
-import type { ElfFile } from "../lib/elf.ts";
+import { STT, type ElfFile } from "../lib/elf.ts";
 import { ProbeError } from "../lib/errors.ts";
 import { inspectGo, pclntabFunctions } from "../lib/go.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
@@ -53,10 +53,13 @@ function layoutOf(text: string, stringMax: number): { layout: FunctionLayout; no
   return { layout, notes: [...prototypeNotes(proto), ...unreadableValues(layout)] };
 }
 
-/** The names a glob selects among the file's functions (Go names for Go binaries), sorted. */
+/**
+ * The names a glob selects among the file's functions (Go names for Go binaries), sorted. IFUNC
+ * symbols are left out: their address is the resolver, run once at load, not the function.
+ */
 function expandGlob(elf: ElfFile, pattern: string): string[] {
   const match = compileGlob(pattern);
-  const names = inspectGo(elf) ? pclntabFunctions(elf).map((f) => f.name) : elf.functions().filter((s) => s.value !== 0).map((s) => s.name);
+  const names = inspectGo(elf) ? pclntabFunctions(elf).map((f) => f.name) : elf.functions().filter((s) => s.value !== 0 && s.type === STT.FUNC).map((s) => s.name);
   return [...new Set(names.filter((n) => match(n)))].sort();
 }
 
