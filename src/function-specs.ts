@@ -8,7 +8,8 @@ import { inspectGo, pclntabFunctions } from "../lib/go.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
 import { locate, unreadableValues, type FunctionLayout } from "../lib/types/abi.ts";
-import { findDebugInfo, formatSignature, type DebugInfoResult } from "../lib/dwarf/index.ts";
+import { findDebugInfo, formatSignature, declareC, type DebugFunction, type DebugInfoResult, type DebugType } from "../lib/dwarf/index.ts";
+import { C_INT_TYPEDEFS, C_POINTER_TYPEDEFS } from "../lib/types/known.ts";
 import { resolveFunction } from "../lib/symbols.ts";
 import { UsageError } from "./errors.ts";
 
@@ -17,6 +18,8 @@ export interface ProbedFunction {
   name: string;
   /** Where the values are, when their types are known. */
   layout?: FunctionLayout;
+  /** Names of enum values by enum tag (from debug info). */
+  enums?: Map<string, Map<number, string>>;
 }
 
 export interface SpecOptions {
@@ -103,6 +106,37 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
   return { functions: unique, notes };
 }
 
+/**
+ * A debug-info function as a prototype probe's parser can place: typedefs it does not know, passed
+ * by value, are spelt as what they stand for (`count_t n` -> `unsigned long n`); behind a pointer,
+ * and known ones (`size_t`), they keep their names.
+ */
+function parseableSignature(fn: DebugFunction): string {
+  if (fn.language === "go") return formatSignature(fn);
+  const known = (t: DebugType) => C_INT_TYPEDEFS.has(t.name) || C_POINTER_TYPEDEFS.has(t.name);
+  const spell = (t: DebugType, name: string) => {
+    if (t.kind !== "typedef" || known(t)) return declareC(t, name);
+    const r = t.resolved;
+    if (r.kind === "pointer" || r.kind === "func") return `void *${name}`;
+    return declareC(r, name);
+  };
+  const ps = fn.params.filter((p) => !p.artificial).map((p, i) => spell(p.type, p.name || `arg${i}`));
+  if (fn.variadic) ps.push("...");
+  const list = ps.length ? ps.join(", ") : "void";
+  return fn.returnType ? spell(fn.returnType, `${fn.name}(${list})`) : `void ${fn.name}(${list})`;
+}
+
+/** The enums among a function's parameter types, by tag: value -> name. */
+function enumNames(fn: DebugFunction): Map<string, Map<number, string>> {
+  const out = new Map<string, Map<number, string>>();
+  for (const p of fn.params) {
+    const r = p.type.resolved;
+    if (r.kind !== "enum" || !r.enumerators) continue;
+    out.set(r.name.replace(/^enum\s+/, ""), new Map(r.enumerators.map((e) => [Number(e.value), e.name])));
+  }
+  return out;
+}
+
 /** Layouts from DWARF for the functions still without one; notes say where they came from. */
 function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, notes: string[]): void {
   let found: DebugInfoResult;
@@ -114,7 +148,10 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
   }
   const info = found.info;
   for (const n of found.notes) if (/ignored|mismatch/.test(n)) notes.push(n);
-  if (!info) return;
+  if (!info) {
+    notes.push(`no debug info for ${o.display} (in it, or by build-id under /usr/lib/debug): values in hex; give a prototype to type them`);
+    return;
+  }
   let typed = 0;
   for (const f of fns) {
     if (f.layout) continue;
@@ -124,7 +161,7 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
       if (!fn || fn.language === "asm") continue;
       // Clones the optimizer made (.constprop, .isra, .part) take their arguments elsewhere than the ABI says.
       if (/\.(constprop|isra|part)\./.test(`${fn.linkageName ?? fn.name}.`)) continue;
-      const layout = layoutOf(formatSignature(fn), o.stringMax).layout;
+      const layout = layoutOf(parseableSignature(fn), o.stringMax).layout;
       // What debug info says is not there at the entry is shown as unavailable, never guessed.
       const params = fn.params.filter((p) => !p.artificial);
       layout.args.forEach((a, i) => {
@@ -132,6 +169,7 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
         if (loc?.kind === "unavailable") a.value = { kind: "unreadable", reason: loc.reason };
       });
       f.layout = layout;
+      f.enums = enumNames(fn);
       typed++;
     } catch {
       // A type the prototype parser cannot place (a struct by value...): this function stays untyped.

@@ -7,6 +7,9 @@ import { openTarget } from "../../lib/proc/target.ts";
 import { Scope } from "../../lib/scope.ts";
 import { pc } from "../colors.ts";
 import { UsageError } from "../errors.ts";
+import { compileGlob, isGlob } from "../../lib/glob.ts";
+import { findDebugInfo, formatSignature } from "../../lib/dwarf/index.ts";
+import type { ElfFile } from "../../lib/elf.ts";
 import { parseCount } from "../options.ts";
 import { resolveSpecs } from "../function-specs.ts";
 import { TypedEventPrinter } from "../typed-format.ts";
@@ -103,7 +106,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       const lookup = nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner));
       let onEvent: (v: DataView, off: number, len: number) => void;
       if (typed) {
-        const printer = new TypedEventPrinter(names, layouts, new WallClock(), { hexdump: o.hexdump }, lookup);
+        const printer = new TypedEventPrinter(names, layouts, new WallClock(), { hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) }, lookup);
         onEvent = json ? (v, off, len) => out.line(printer.json(v, off, len)) : (v, off, len) => out.line(printer.human(v, off, len));
       } else {
         const fmt = new EventFormatter(names, new WallClock(), HUMAN_ARGS, plan.goAbi, lookup);
@@ -129,36 +132,81 @@ function rawLayout(name: string, go: boolean) {
   return locate(parsePrototype(text));
 }
 
-/** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
+/** Functions listed with their signatures from debug info at most (each is a lookup). */
+const SIGNATURES_MAX = 200;
+
+/** `--list-functions [PATTERN]`: the target's functions (Go names from .gopclntab), with signatures where debug info has them. */
 async function listFunctions(target: string, o: UprobeOptions): Promise<number> {
   const scope = new Scope();
   try {
     const proc = await targetProcess(o);
     if (proc) scope.add(proc);
-    const t = scope.add(openTarget(target, proc ? { pid: proc.pid } : {}));
+    const view = proc ? { pid: proc.pid } : {};
+    const t = scope.add(openTarget(target, view));
     const pattern = typeof o.listFunctions === "string" ? o.listFunctions : "";
     const go = inspectGo(t.elf);
-    const out = new Out();
+    const rows: { offset: number; size: number; name: string; vaddr: number }[] = [];
     if (go) {
       process.stderr.write(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
-      for (const f of listGoFunctions(t.elf, pattern)) {
-        out.line(o.json ? JSON.stringify({ function: f.name, offset: hex(BigInt(f.offset)), size: f.end - f.entry }) : `${hex(BigInt(f.offset)).padEnd(12)} ${String(f.end - f.entry).padStart(7)}  ${f.name}`);
+      const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
+      for (const f of listGoFunctions(t.elf, glob ? "" : pattern)) {
+        if (glob && !glob(f.name)) continue;
+        rows.push({ offset: f.offset, size: f.end - f.entry, name: f.name, vaddr: f.entry });
       }
     } else {
+      const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
       const needle = pattern.toLowerCase();
       const seen = new Set<string>();
       for (const s of t.elf.functions()) {
-        if (seen.has(s.name) || (needle && !s.name.toLowerCase().includes(needle))) continue;
+        if (seen.has(s.name) || (glob ? !glob(s.name) : needle && !s.name.toLowerCase().includes(needle))) continue;
         seen.add(s.name);
         const off = t.elf.vaddrToOffset(s.value);
-        if (off === undefined) continue;
-        out.line(o.json ? JSON.stringify({ function: s.name, offset: hex(BigInt(off)), size: s.size }) : `${hex(BigInt(off)).padEnd(12)} ${String(s.size).padStart(7)}  ${s.name}`);
+        if (off !== undefined) rows.push({ offset: off, size: s.size, name: s.name, vaddr: s.value });
       }
     }
-    if (out.pos === 0) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
+    const signature = rows.length <= SIGNATURES_MAX && o.debuginfo !== false ? signatures(t.elf, t.display, view, scope) : undefined;
+    const out = new Out();
+    for (const r of rows) {
+      const sig = signature?.(r.vaddr, r.name);
+      out.line(o.json
+        ? JSON.stringify({ function: r.name, offset: hex(BigInt(r.offset)), size: r.size, ...(sig ? { signature: sig } : {}) })
+        : `${hex(BigInt(r.offset)).padEnd(12)} ${String(r.size).padStart(7)}  ${r.name}${sig ? `  ${pc.dim(sig)}` : ""}`);
+    }
+    if (!rows.length) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
     out.flush();
     return 0;
   } finally {
     scope.close();
   }
+}
+
+/** A function's signature from debug info (the binary's own, or a debug file in the target's view), or undefined. */
+function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope: Scope): ((vaddr: number, name: string) => string | undefined) | undefined {
+  let found;
+  try {
+    found = findDebugInfo(elf, display, {
+      open: (p) => {
+        try {
+          return scope.add(openTarget(p, view)).elf;
+        } catch {
+          return undefined;
+        }
+      },
+    });
+  } catch {
+    return undefined;
+  }
+  const info = found.info;
+  if (!info) return undefined;
+  return (vaddr, name) => {
+    try {
+      // By address first: an alias (malloc) is the same code as its debug-info name (__libc_malloc).
+      const fn = info.functionAt(vaddr);
+      if (fn && fn.lowPc === vaddr) return formatSignature(fn);
+      const named = info.functionByName(name);
+      return named && (named.name === name || named.linkageName === name) ? formatSignature(named) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }
