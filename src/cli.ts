@@ -7,6 +7,9 @@ import pkg from "../package.json" with { type: "json" };
 import { fail, runCommand } from "./main.ts";
 import { UsageError } from "./errors.ts";
 import { processOptions, runOptions, attachModeOption, normalizeArgv } from "./options.ts";
+import { mark } from "./timing.ts";
+
+mark("cli module evaluated");
 
 const cli = cac("probe");
 

@@ -16,6 +16,8 @@ import { UsageError } from "./errors.ts";
 export interface ProbedFunction {
   /** What lib/plan.ts resolves: a symbol, a Go name, `sym+0x10`, an offset. */
   name: string;
+  /** Chosen by a glob, not named: left out (with a note) when the kernel cannot probe it. */
+  fromGlob?: boolean;
   /** Where the values are, when their types are known. */
   layout?: FunctionLayout;
   /** Names of enum values by enum tag (from debug info). */
@@ -83,7 +85,7 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
         const close = tail ? elf.functions().map((s) => s.name).filter((n) => n.includes(tail)).slice(0, 3) : [];
         throw new ProbeError(`no function of ${o.display} matches '${spec}'`, close.length ? `functions with '${tail}' in their name: ${close.join(", ")}` : "list them with --list-functions");
       }
-      for (const name of names) functions.push({ name });
+      for (const name of names) functions.push({ name, fromGlob: true });
       continue;
     }
     functions.push({ name: spec });

@@ -5,6 +5,7 @@
 import { closeSync, writeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
+import { mark } from "./timing.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parseAttachMode, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
@@ -117,7 +118,9 @@ export class Session implements Closable {
       return s;
     }
     if (o.followChildren) throw new UsageError("--follow-children goes with -- CMD (use --children with --pid)");
+    mark("session: options");
     const filter = await processFilter(o);
+    mark("session: processes");
     const s = new Session(filter, o, parsed);
     try {
       requireTracingCaps();
@@ -180,6 +183,15 @@ export class Session implements Closable {
     return { bytes, view };
   }
 
+  /**
+   * Whether records should carry each process's PID inside its container: a container is traced,
+   * or a process in one, or every process of a shared image layer.
+   */
+  get wantsNspid(): boolean {
+    const f = this.filter;
+    return !!(f.bpf.pidns || f.anyProcess || (f.proc && f.proc.nspid.length > 1));
+  }
+
   get modeName(): string {
     return this.mode === "multi" ? "uprobe_multi" : "perf_event";
   }
@@ -205,7 +217,9 @@ export class Session implements Closable {
         await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
       }
     }
-    return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    const t = this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    mark(`target ${t.display} opened`);
+    return t;
   }
 
   /** A host file by path (a library found on the host). */
@@ -220,7 +234,11 @@ export class Session implements Closable {
    */
   load(name: string, config: Uint8Array, only?: string[], sizes?: Record<string, number>): BpfObject {
     const f = this.filter.bpf;
-    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
+    // The CO-RE build (bpf/filter.h) only where namespaces or a process's children are followed.
+    const core = !!(f.pidns || f.followForks || this.wantsNspid);
+    mark(`loading ${name}${core ? ".core" : ""}`);
+    const obj = this.scope.add(loadEmbedded(core ? `${name}.core` : name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
+    mark(`loaded ${name}`);
     const one = new Uint8Array([1]);
     if (f.tgids) {
       const m = new MapReader(obj.mapFd("filter_tgids"));
@@ -242,12 +260,25 @@ export class Session implements Closable {
     return obj;
   }
 
-  /** Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals explained. */
-  attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): UprobeLink {
-    try {
-      return this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
-    } catch (e) {
-      throw this.explainAttach(e, t, retprobe, names);
+  /**
+   * Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals
+   * explained. Points whose cookie is in `droppable` (functions a glob chose, not the user by name)
+   * are left out when the kernel refuses their instruction, with a note, and the rest attached.
+   */
+  attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[], droppable?: Set<number>): UprobeLink {
+    const skipped: string[] = [];
+    for (;;) {
+      try {
+        const link = this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
+        mark(`attached ${points.length} ${retprobe ? "return" : "entry"} probe(s)`);
+        if (skipped.length) this.note(`probe: left out ${skipped.length} function${skipped.length === 1 ? "" : "s"} whose first instruction the kernel cannot probe: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""}`);
+        return link;
+      } catch (e) {
+        const c = e instanceof AttachError ? e.culprit : undefined;
+        if (!c || !droppable?.has(Number(c.cookie)) || points.length <= 1 || skipped.length >= 100) throw this.explainAttach(e, t, retprobe, names);
+        skipped.push(names?.[Number(c.cookie)] ?? `0x${c.offset.toString(16)}`);
+        points = points.filter((p) => p !== c);
+      }
     }
   }
 
@@ -261,6 +292,7 @@ export class Session implements Closable {
   /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID); lets a held command run. */
   confirm(): void {
     this.filter.proc?.confirm();
+    mark("confirmed");
     this.releaseChild();
   }
 

@@ -57,7 +57,7 @@ export async function run(o: OpensnoopOptions): Promise<number> {
     const proc = s.filter.proc;
     // The container's own PID is recorded by the program: most openers are short-lived, gone
     // from /proc by the time their line is printed.
-    const wantNspid = !!(s.filter.bpf.pidns || (proc && proc.nspid.length > 1));
+    const wantNspid = s.wantsNspid;
     const { bytes: cfg, view: cv } = s.config(OPENSNOOP_CONFIG.size);
     cv.setUint32(OPENSNOOP_CONFIG.tid, f.tid, true);
     cv.setUint32(OPENSNOOP_CONFIG.uid, f.uid ?? 0, true);

@@ -40,7 +40,7 @@ export async function run(specs: string[] | undefined, o: TracepointOptions): Pr
     });
 
     const proc = s.filter.proc;
-    const wantNspid = !!(s.filter.bpf.pidns || (proc && proc.nspid.length > 1));
+    const wantNspid = s.wantsNspid;
     const { bytes: cfg, view: cv } = s.config(TP_CONFIG.size);
     cv.setUint8(TP_CONFIG.emit_events, o.summary ? 0 : 1);
     cv.setUint8(TP_CONFIG.count, o.summary ? 1 : 0);

@@ -1,12 +1,13 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
 import { listGoFunctions, inspectGo } from "../../lib/go.ts";
-import { planProbes, entryPoints, returnPoints } from "../../lib/plan.ts";
+import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { openTarget } from "../../lib/proc/target.ts";
 import { Scope } from "../../lib/scope.ts";
 import { pc } from "../colors.ts";
 import { UsageError } from "../errors.ts";
+import { mark } from "../timing.ts";
 import { compileGlob, isGlob } from "../../lib/glob.ts";
 import { findDebugInfo, formatSignature } from "../../lib/dwarf/index.ts";
 import type { ElfFile } from "../../lib/elf.ts";
@@ -60,7 +61,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         }
       },
     });
+    mark("function specs resolved");
     const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
+    mark("probes planned");
     const names = plan.functions.map((f) => f.name);
     const typed = !o.summary && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
@@ -73,15 +76,23 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
     // The PID inside a container, read by the program: a process that exits at once has no /proc left.
-    cv.setUint8(UPROBE_CONFIG.want_nspid, s.filter.proc && (o.anyProcess || s.filter.proc.nspid.length > 1) ? 1 : 0);
+    cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
     const [entryProg, returnProg] = typed ? ["probe_entry_typed", "probe_return_typed"] : ["probe_entry", "probe_return"];
     const obj = s.load("uprobe", cfg, ret ? [entryProg, returnProg] : [entryProg], { funcs: Math.max(1, layouts.length) });
     if (typed) {
       const descs = new MapReader(obj.mapFd("funcs"));
       layouts.forEach((l, i) => descs.update(new Uint8Array(new Uint32Array([i]).buffer), encodeFunction(fromDescriptor(l.descriptor), names[i]!)));
     }
-    s.attach(obj.progFd(entryProg), t, entryPoints(plan), false, names);
-    if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan), plan.retprobe, names);
+    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
+    // Functions a glob chose whose first instruction the kernel always refuses are left out before
+    // trying (finding them by trying takes a few attaches each).
+    const refused = [...globbed].filter((i) => unprobeableInstruction(t.elf, plan.functions[i]!.entry));
+    if (refused.length) s.note(`probe: left out ${refused.length} function${refused.length === 1 ? "" : "s"} the kernel cannot probe (${refused.map((i) => names[i]).slice(0, 5).join(", ")}${refused.length > 5 ? ", ..." : ""}): their first instruction is lock- or segment-prefixed`);
+    const skip = new Set(refused);
+    const entry = s.attach(obj.progFd(entryProg), t, entryPoints(plan).filter((p) => !skip.has(Number(p.cookie))), false, names, globbed);
+    // Returns only where the entries went: a function left out at its entry is left out entirely.
+    const attached = new Set(entry.points.map((p) => Number(p.cookie)));
+    if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan).filter((p) => attached.has(Number(p.cookie))), plan.retprobe, names, globbed);
     s.confirm();
 
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
