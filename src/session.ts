@@ -7,8 +7,11 @@ import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
 import { mark } from "./timing.ts";
 import { ProbeError, UsageError } from "./errors.ts";
-import { parseAttachMode, parseSeconds } from "./options.ts";
+import { parseAttachMode, parseCount, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
+import { Fleet, fleetRequested, type FleetOptions, type TracedContainer } from "./fleet.ts";
+import { Registry, DEFAULT_MAX_SERIES } from "../lib/metrics/registry.ts";
+import { startMetricsServer } from "../lib/metrics/server.ts";
 import { Out } from "./output.ts";
 import { Scope, type Closable } from "../lib/scope.ts";
 import { missingTracingCaps } from "../lib/caps.ts";
@@ -24,7 +27,10 @@ import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/m
 import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
 
-export interface SessionOptions {
+export interface SessionOptions extends FleetOptions {
+  /** Serve Prometheus/OpenMetrics at this address (`:9464`, `127.0.0.1:9464`). */
+  metrics?: unknown;
+  metricsMaxSeries?: unknown;
   /** `-- CMD ARGS`: a command probe starts, traced from its first instruction. */
   command?: string[];
   followChildren?: boolean;
@@ -85,6 +91,11 @@ export class Session implements Closable {
   private readonly lossCounters: { map: MapReader; index: number; kind: string; what: string; seen: bigint }[] = [];
   private lossWarned = false;
 
+  /** The containers selected by label, pod or name, followed as they come and go. */
+  fleet?: Fleet;
+  /** What --metrics serves; commands add their metrics to it. */
+  metrics?: Registry;
+  private readonly pidnsMaps: MapReader[] = [];
   /** The command probe started (`-- CMD`), held at its exec until the probes are attached. */
   private child?: { proc: Subprocess; gate: number };
   /** The command's exit status, once it has exited. */
@@ -119,16 +130,63 @@ export class Session implements Closable {
     }
     if (o.followChildren) throw new UsageError("--follow-children goes with -- CMD (use --children with --pid)");
     mark("session: options");
+    if (fleetRequested(o)) {
+      if (o.pid !== undefined || o.container !== undefined) throw new UsageError("--pid/--container name one process or container; --selector, --pod, --namespace, --container-name and --all-containers select many: give one kind");
+      requireTracingCaps();
+      const fleet = await Fleet.start(o);
+      const n = fleet.current().length;
+      const s = new Session({ bpf: { pidns: fleet.current().map((c) => c.pidns) }, watchExit: false, label: `, ${n} container${n === 1 ? "" : "s"} now (${fleet.description}) and those that start later` }, o, parsed);
+      s.fleet = s.scope.add(fleet);
+      fleet.onRemoved((c) => {
+        for (const m of s.pidnsMaps) m.delete(u32(c.pidns.inum));
+      });
+      await s.startMetrics(o);
+      return s;
+    }
     const filter = await processFilter(o);
     mark("session: processes");
     const s = new Session(filter, o, parsed);
     try {
       requireTracingCaps();
+      await s.startMetrics(o);
     } catch (e) {
       s.close();
       throw e;
     }
     return s;
+  }
+
+  /** --metrics: a registry the commands fill and a server Prometheus scrapes, closed with the session. */
+  private async startMetrics(o: SessionOptions): Promise<void> {
+    if (o.metrics === undefined) return;
+    if (typeof o.metrics !== "string" || !o.metrics.trim()) throw new UsageError(`--metrics takes an address like :9464 or 127.0.0.1:9464, not '${String(o.metrics)}'`);
+    const registry = new Registry({ maxSeries: parseCount("metrics-max-series", o.metricsMaxSeries, DEFAULT_MAX_SERIES, 10, 10_000_000) });
+    const server = startMetricsServer({ address: o.metrics, registry });
+    this.metrics = registry;
+    this.scope.add({ close: () => void server.close() });
+    this.note(`probe: serving metrics at ${server.url}/metrics`);
+  }
+
+  /** Whether tables go to stdout: not when serving metrics, unless --json asked for lines. */
+  get printing(): boolean {
+    return !this.metrics || this.json;
+  }
+
+  /**
+   * Runs `f` for each view targets are opened in: the traced process's (or the host's) once; with
+   * a selection of containers, each container's main process's, now and for every container
+   * selected later (its processes are already traced through the PID-namespace filter).
+   */
+  async eachView(f: (view: { pid?: number }, container?: TracedContainer) => Promise<void>): Promise<void> {
+    if (!this.fleet) return f(this.filter.proc ? { pid: this.filter.proc.pid } : {});
+    await this.fleet.onAdded(async (c) => {
+      for (const m of this.pidnsMaps) m.update(u32(c.pidns.inum), u32(c.pidns.level));
+      try {
+        await f({ pid: c.container.pid }, c);
+      } catch (e) {
+        this.warn(`${c.container.name}: ${(e as Error).message}`);
+      }
+    });
   }
 
   /**
@@ -189,7 +247,7 @@ export class Session implements Closable {
    */
   get wantsNspid(): boolean {
     const f = this.filter;
-    return !!(f.bpf.pidns || f.anyProcess || (f.proc && f.proc.nspid.length > 1));
+    return !!(f.bpf.pidns || f.anyProcess || (f.proc && f.proc.nspid.length > 1) || this.fleet);
   }
 
   get modeName(): string {
@@ -222,6 +280,11 @@ export class Session implements Closable {
     return t;
   }
 
+  /** Opens what `spec` names in a given view (a container's, from eachView); owned by the session. */
+  openTargetIn(spec: string, view: { pid?: number }): OpenTarget {
+    return this.scope.add(openTargetIn(spec, view));
+  }
+
   /** A host file by path (a library found on the host). */
   openHostFile(path: string): OpenTarget {
     return this.scope.add(openHostFile(path));
@@ -247,6 +310,7 @@ export class Session implements Closable {
     if (f.pidns) {
       const m = new MapReader(obj.mapFd("filter_pidns"));
       for (const ns of f.pidns) m.update(u32(ns.inum), u32(ns.level));
+      this.pidnsMaps.push(m);
     }
     if (f.pending) {
       const m = new MapReader(obj.mapFd("filter_pending"));
@@ -313,6 +377,7 @@ export class Session implements Closable {
       if (total === c.seen) continue;
       const delta = total - c.seen;
       c.seen = total;
+      this.metrics?.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]).inc({ kind: c.kind }, Number(delta));
       if (this.json) {
         this.out.line(JSON.stringify({ event: "lost", kind: c.kind, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
         this.out.flush();
