@@ -10,7 +10,7 @@ import { ProbeError, UsageError } from "./errors.ts";
 import { parseAttachMode, parseCount, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
 import { Fleet, fleetRequested, type FleetOptions, type TracedContainer } from "./fleet.ts";
-import { Registry, DEFAULT_MAX_SERIES } from "../lib/metrics/registry.ts";
+import { Registry, DEFAULT_MAX_SERIES, type Counter } from "../lib/metrics/registry.ts";
 import { startMetricsServer } from "../lib/metrics/server.ts";
 import { Out } from "./output.ts";
 import { Scope, type Closable } from "../lib/scope.ts";
@@ -95,6 +95,7 @@ export class Session implements Closable {
   fleet?: Fleet;
   /** What --metrics serves; commands add their metrics to it. */
   metrics?: Registry;
+  private lostCounter?: Counter;
   private readonly pidnsMaps: MapReader[] = [];
   /** The command probe started (`-- CMD`), held at its exec until the probes are attached. */
   private child?: { proc: Subprocess; gate: number };
@@ -163,6 +164,7 @@ export class Session implements Closable {
     const registry = new Registry({ maxSeries: parseCount("metrics-max-series", o.metricsMaxSeries, DEFAULT_MAX_SERIES, 10, 10_000_000) });
     const server = startMetricsServer({ address: o.metrics, registry });
     this.metrics = registry;
+    this.lostCounter = registry.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]);
     this.scope.add({ close: () => void server.close() });
     this.note(`probe: serving metrics at ${server.url}/metrics`);
   }
@@ -377,7 +379,7 @@ export class Session implements Closable {
       if (total === c.seen) continue;
       const delta = total - c.seen;
       c.seen = total;
-      this.metrics?.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]).inc({ kind: c.kind }, Number(delta));
+      this.lostCounter?.inc({ kind: c.kind }, Number(delta));
       if (this.json) {
         this.out.line(JSON.stringify({ event: "lost", kind: c.kind, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
         this.out.flush();
