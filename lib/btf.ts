@@ -15,6 +15,8 @@ export const BTF_KIND = {
 const INT_SIGNED = 1;
 const INT_CHAR = 2;
 const INT_BOOL = 4;
+/** Values one format() call renders at most (each array element, member and variable is one). */
+const RENDER_BUDGET = 10_000;
 
 export class BtfError extends ProbeError {}
 
@@ -233,17 +235,23 @@ export class Btf {
 
   /** Human text for the bytes of a value of type `id`. */
   format(id: number, bytes: Uint8Array): string {
+    this.budget = RENDER_BUDGET;
     return this.render(id, bytes, 0, false) as string;
   }
 
   /** JSON for the bytes of a value of type `id` (integers beyond 2^53 as strings). */
   toJson(id: number, bytes: Uint8Array): JsonValue {
+    this.budget = RENDER_BUDGET;
     return this.render(id, bytes, 0, true) as JsonValue;
   }
 
+  /** Values left to render in this format() call: hostile BTF (a struct holding itself twice by
+   * value, or a tower of structs each holding the next twice) would otherwise take 2^depth steps. */
+  private budget = 0;
+
   private render(id: number, b: Uint8Array, depth: number, json: boolean): string | JsonValue {
     const t = this.resolve(id);
-    if (!t || depth > 32) return hexBytes(b);
+    if (!t || depth > 32 || --this.budget < 0) return hexBytes(b);
     switch (t.kind) {
       case BTF_KIND.INT: {
         if (t.int!.encoding & INT_BOOL) {

@@ -1,6 +1,7 @@
 // Turns what a user typed as a function (`SSL_read`, `SSL_read@@OPENSSL_3.0.0`, `main+0x10`,
 // `0x35430`) into a file offset that the kernel's uprobe API takes.
 import { ProbeError } from "./errors.ts";
+import { closestNames } from "./closest.ts";
 import { ElfFile, SHN_UNDEF, STT, versionedName, type ElfSymbol } from "./elf.ts";
 
 export class SymbolError extends ProbeError {}
@@ -73,36 +74,9 @@ function isCode(s: ElfSymbol): boolean {
   return s.type === STT.FUNC || s.type === STT.GNU_IFUNC || s.type === STT.NOTYPE;
 }
 
-/** Up to three defined function names closest to `name` (edit distance, then shared prefix). */
+/** Up to three defined function names closest to `name` (typos first, then names containing it). */
 export function suggest(elf: ElfFile, name: string, max = 3): string[] {
-  const lower = name.toLowerCase();
-  const names = new Set<string>();
-  for (const s of elf.functions()) names.add(s.name);
-  const scored: [number, string][] = [];
-  for (const n of names) {
-    const d = distance(lower, n.toLowerCase(), 6);
-    const contains = n.toLowerCase().includes(lower) ? 0 : 1;
-    if (d <= Math.max(2, Math.floor(name.length / 3)) || contains === 0) scored.push([d + contains * 3, n]);
-  }
-  scored.sort((a, b) => a[0] - b[0] || a[1].length - b[1].length || (a[1] < b[1] ? -1 : 1));
-  return scored.slice(0, max).map(([, n]) => n);
-}
-
-function distance(a: string, b: string, cap: number): number {
-  if (Math.abs(a.length - b.length) > cap) return cap + 1;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    let best = i;
-    for (let j = 1; j <= b.length; j++) {
-      const c = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      cur.push(c);
-      if (c < best) best = c;
-    }
-    if (best > cap) return cap + 1;
-    prev = cur;
-  }
-  return prev[b.length]!;
+  return closestNames(name, elf.functions().map((s) => s.name), max);
 }
 
 export { versionedName };

@@ -154,3 +154,25 @@ export function sh(cmd: string): string {
 export function linksHeldBy(pid: number): LinkView[] {
   return kernelView().links.filter((l) => l.holders.some((h) => h.pid === pid));
 }
+
+/** A free TCP port on 127.0.0.1 (the test containers share the host's network namespace). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port` (or throws after ~5 s). */
+export async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      sock.end();
+      return;
+    } catch {
+      await Bun.sleep(50);
+    }
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}

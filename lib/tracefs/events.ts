@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ProbeError } from "../errors.ts";
-import { closestNames } from "./closest.ts";
+import { closestNames } from "../closest.ts";
 import { parseTraceFormat, type TraceFormat } from "./format.ts";
 
 export class TracefsError extends ProbeError {}

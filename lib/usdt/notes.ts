@@ -8,7 +8,7 @@
 import { ProbeError } from "../errors.ts";
 import { PT_LOAD, SHT, STT, SHN_UNDEF, ET, cstrAt, type ElfFile, type Section, type Segment } from "../elf.ts";
 import { parseUsdtArgs, UsdtArgError, type UsdtArg } from "./args.ts";
-import { closestNames } from "../tracefs/closest.ts";
+import { closestNames } from "../closest.ts";
 
 export const NT_STAPSDT = 3;
 export const STAPSDT_OWNER = "stapsdt";

@@ -5,8 +5,7 @@
 import { describe, expect, test, beforeAll, afterAll } from "bun:test";
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createServer } from "node:net";
-import { WORK, buildC, probeBinary, runProbe, start, startProbe, testCert, linksHeldBy } from "../helpers.ts";
+import { WORK, buildC, probeBinary, runProbe, start, startProbe, testCert, linksHeldBy, freePort, waitForPort } from "../helpers.ts";
 import { goBuild } from "../fixtures/go.ts";
 import { ElfFile } from "../../lib/elf.ts";
 
@@ -118,7 +117,7 @@ describe("C prototypes", () => {
 
   test("SSL_write's buffer is the HTTP request curl sent, byte for byte", async () => {
     const { cert, key } = testCert();
-    const port = await freePort();
+    const port = freePort();
     const server = start(["openssl", "s_server", "-accept", `127.0.0.1:${port}`, "-cert", cert, "-key", key, "-www", "-quiet"]);
     try {
       await waitForPort(port);
@@ -222,28 +221,3 @@ describe("several functions and globs", () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      sock.end();
-      return;
-    } catch {
-      await Bun.sleep(50);
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-

@@ -3,7 +3,7 @@
 // tests/kernel/tracefs-format.test.ts.
 import { describe, expect, test } from "bun:test";
 import { closestEvents, eventFormatPath, eventKey, globRegExp, isEventGlob, matchEvents, parseAvailableEvents, parseEventId, TracefsError } from "../../lib/tracefs/events.ts";
-import { editDistance } from "../../lib/tracefs/closest.ts";
+import { editDistance } from "../../lib/closest.ts";
 
 // An excerpt of this kernel's available_events, in its order.
 const AVAILABLE = `syscalls:sys_exit_openat2

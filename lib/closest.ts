@@ -1,5 +1,5 @@
-// "Did you mean": the known names closest to one that is not known. Shared by USDT probe and
-// tracepoint lookups (lib/symbols.ts has its own, tuned for function names).
+// "Did you mean": the known names closest to one that is not known: functions, tracepoints, USDT
+// probes.
 
 /**
  * Up to `max` of `names` closest to `wanted`: small edit distances first (typos), then names that
