@@ -11,11 +11,20 @@ const FILTER_PROGRAMS = ["filter_fork", "filter_exit"];
 
 /**
  * Opens an embedded object, writes `config` at the start of its .rodata, and loads the programs
- * named in `only` (default: all), and the process filter's own programs only when asked. A uprobe program serves one attach mode:
+ * named in `only` (default: all), and the process filter's own programs only when asked; maps in
+ * `maxEntries` get that many entries. A uprobe program serves one attach mode:
  * uprobe_multi programs are refused by perf-event links and the other way round, so the mode is
  * fixed before load.
  */
-export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[], withFilterPrograms = false): BpfObject {
+export function loadEmbedded(
+  name: string,
+  mode: AttachMode,
+  config: Uint8Array,
+  only?: string[],
+  withFilterPrograms = false,
+  /** Maps resized before load (the typed programs' `funcs`: one entry per cookie). */
+  maxEntries: Readonly<Record<string, number>> = {},
+): BpfObject {
   const btf = vmlinuxBtfFallback();
   const obj = BpfObject.fromBytes(embeddedObject(name), name, name, btf?.path);
   try {
@@ -25,6 +34,7 @@ export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array,
       else if (mode === "multi" && libbpf().bpf_program__type(p.handle) === BPF_PROG_TYPE.KPROBE) obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
     }
     obj.setGlobalData(".rodata", 0, config);
+    for (const [map, n] of Object.entries(maxEntries)) obj.setMaxEntries(obj.map(map), n);
     obj.load();
     return obj;
   } catch (e) {

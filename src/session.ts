@@ -42,6 +42,12 @@ export interface LoopHooks {
   report?: () => void;
   /** Stop when this settles (the demo's clients are done). */
   until?: Promise<unknown>;
+  /**
+   * Called once Ctrl-C, SIGTERM and SIGHUP are handled: the place for the "Tracing ..." line,
+   * since whoever waits for it may signal at once (Bun's first signal listener takes a while to
+   * install, and a signal meanwhile kills the process without any cleanup or final report).
+   */
+  started?: () => void;
 }
 
 const DEFAULT_LOSSES = [
@@ -166,11 +172,12 @@ export class Session implements Closable {
   /**
    * Loads one of probe's embedded objects with its config (see config()), for this session's
    * attach mode, and sets up its process filter: the processes and namespaces to trace, and the
-   * fork and exit tracepoints that keep a process's descendants in the set.
+   * fork and exit tracepoints that keep a process's descendants in the set. `maxEntries` sizes
+   * maps before load (the typed programs' `funcs`).
    */
-  load(name: string, config: Uint8Array, only?: string[]): BpfObject {
+  load(name: string, config: Uint8Array, only?: string[], maxEntries?: Readonly<Record<string, number>>): BpfObject {
     const f = this.filter.bpf;
-    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks));
+    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks, maxEntries));
     const one = new Uint8Array([1]);
     if (f.tgids) {
       const m = new MapReader(obj.mapFd("filter_tgids"));
@@ -250,6 +257,7 @@ export class Session implements Closable {
       };
       const onSig = () => stop("signal");
       for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSig);
+      hooks.started?.();
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
       const keepAlive = setInterval(() => {}, 2 ** 30);
