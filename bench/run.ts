@@ -10,6 +10,7 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { benchPythonUsdt } from "./usdt-python.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -211,6 +212,9 @@ if (bpftrace) {
 } else {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
+
+// --- USDT: a Python function call's function__entry probe ---------------------------------------
+await benchPythonUsdt(row, WORK);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
