@@ -183,6 +183,9 @@ describe("probe usdt --list", () => {
     const withNotes = [...mapped].filter((f) => Bun.spawnSync(["readelf", "-n", f], { stdout: "pipe", stderr: "pipe" }).stdout.toString().includes("stapsdt"));
     expect([...listed].sort()).toEqual(withNotes.sort());
     expect(listed.has(HOST_PYTHON)).toBe(true);
+    const h = runProbe(["usdt", "--list", "--pid", String(pid)]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain(`${HOST_PYTHON}: 8 USDT probes, 8 sites`);
     r.proc.kill();
   });
 });
@@ -237,7 +240,9 @@ describe("probe usdt on CPython 3.11", () => {
     for (const summary of [true, false]) {
       const { r, pid } = await startPython();
       running.push(r.proc);
-      const p = await startProbe(["usdt", HOST_PYTHON, "python:function__entry", "--ret-pairs", ...(summary ? ["--summary", "-i", "60"] : []), "--pid", String(pid), "--json"]);
+      // Naming one end is enough; the README's form names both.
+      const probe = summary ? "python:function__*" : "python:function__entry";
+      const p = await startProbe(["usdt", "python3", probe, "--ret-pairs", ...(summary ? ["--summary", "-i", "60"] : []), "--pid", String(pid), "--json"]);
       expect(p.err.all.join("\n")).toContain("Tracing python:function calls");
       r.proc.stdin.write("go\n");
       await r.out.waitFor(/^done/);
@@ -271,7 +276,9 @@ describe("probe usdt on CPython 3.11", () => {
   test("human output (the README's example), and --args typing the same probe", async () => {
     const { r, pid } = await startPython();
     running.push(r.proc);
-    const p = await startProbe(["usdt", HOST_PYTHON, "python:function__entry", "--pid", String(pid)]);
+    // `python3`: the process runs /usr/bin/python3.11, a versioned name of it.
+    const p = await startProbe(["usdt", "python3", "python:function__entry", "--pid", String(pid)]);
+    expect(p.err.all.join("\n")).toContain(`in ${HOST_PYTHON}, pid ${pid} [`);
     const q = await startProbe(["usdt", HOST_PYTHON, "python:function__entry", "--pid", String(pid), "--json", "--args", "function__entry(char *file, char *func, int line)"]);
     r.proc.stdin.write("go\n");
     await r.out.waitFor(/^done/);
@@ -339,7 +346,8 @@ describe("probe usdt on the C fixture: every argument form, exact", () => {
     const t = start([exe]);
     running.push(t.proc);
     const [, pid] = await t.out.waitFor(/^ready (\d+)/);
-    const p = await startProbe(["usdt", exe, "fx:*", "--pid", pid!, "--json", "--args", "through_pointer(int value, long element, struct rec *r)", "--args", "uint"]);
+    // Without --pid: every process running the file (only this one).
+    const p = await startProbe(["usdt", exe, "fx:*", "--json", "--args", "through_pointer(int value, long element, struct rec *r)", "--args", "uint"]);
     t.proc.stdin.write("go\n");
     await t.out.waitFor(/^done/);
     const { code, rows } = await stop(p);
