@@ -9,6 +9,7 @@
 // constant, or rip-relative memory), instead of where the System V ABI would put parameter i.
 // Strings and length-delimited buffers are copied through the argument's slot, as for functions.
 import { ProbeError } from "../errors.ts";
+import { CAPTURES, ENTRY_SLOTS } from "../layouts.ts";
 import { CAPTURE_CSTRING, LEN_CONST, LEN_SLOT, PHASE_ENTRY, locate, type CaptureRecord, type FunctionLayout, type LocateOptions, type SlotRecord, type ValueLayout } from "../types/abi.ts";
 import { parsePrototype, type Param, type Prototype } from "../types/prototype.ts";
 import type { CaptureSpec, FunctionValues, SlotSpec } from "../args/describe.ts";
@@ -127,7 +128,7 @@ const SHORT_TYPES: Record<string, (size: number, signed: boolean) => string> = {
 export function usdtPrototypeText(probe: UsdtProbe, types?: string): string {
   const count = usdtArgCount(probe);
   const defaults = defaultDeclarations(probe, count);
-  if (types === undefined || !types.trim()) return `void ${probe.name}(${defaults.join(", ")})`;
+  if (types === undefined || !types.trim()) return `void ${cName(probe.name)}(${defaults.join(", ")})`;
   const text = types.trim();
   let decls: string[];
   const proto = prototypeParts(text);
@@ -152,7 +153,12 @@ export function usdtPrototypeText(probe: UsdtProbe, types?: string): string {
     }
     return d;
   });
-  return `void ${probe.name}(${[...all, ...defaults.slice(all.length)].join(", ")})`;
+  return `void ${cName(probe.name)}(${[...all, ...defaults.slice(all.length)].join(", ")})`;
+}
+
+/** A probe name as a C identifier (notes allow `.`, `$` and `-` in names; the prototype's name is only shown). */
+function cName(name: string): string {
+  return name.replace(/[^\w]/g, "_");
 }
 
 /** [text, name, parameters] of a prototype (with or without a return type), or null for a type list. */
@@ -200,9 +206,11 @@ export function usdtLayout(probe: UsdtProbe, types?: string, limits: LocateOptio
   const proto: Prototype = { ...parsed, params, results: [] };
   const located = locate(proto, limits);
 
-  // Arguments whose every site has an unsupported spec cannot be fetched at all.
+  // Arguments whose every site has an unsupported spec cannot be fetched at all; nor those past
+  // what the program records (sdt.h allows 12 arguments, a hostile note more).
   const unfetchable = new Map<number, string>();
-  for (let i = 0; i < count; i++) {
+  for (let i = ENTRY_SLOTS; i < count; i++) unfetchable.set(i, `probe records at most ${ENTRY_SLOTS} arguments of a probe`);
+  for (let i = 0; i < Math.min(count, ENTRY_SLOTS); i++) {
     const bad = probe.sites.filter((s) => !s.error).map((s) => s.args[i]).find((a) => a?.kind === "unsupported");
     if (bad && bad.kind === "unsupported") unfetchable.set(i, bad.reason);
   }
@@ -231,8 +239,8 @@ export function usdtLayout(probe: UsdtProbe, types?: string, limits: LocateOptio
     if (owner < 0 || ptr === undefined || !args[owner]!.slots.length) return;
     const len = c.lenFrom === LEN_SLOT ? oldToArg.get(c.len) : c.len;
     const len2 = c.lenFrom === LEN_SLOT && c.len2 >= 0 ? oldToArg.get(c.len2) : -1;
-    if (len === undefined || len2 === undefined) {
-      // A length no site can fetch: the buffer is shown as its pointer.
+    if (len === undefined || len2 === undefined || captures.length >= CAPTURES) {
+      // A length no site can fetch, or more strings than the program copies: shown as a pointer.
       args[owner] = { ...args[owner]!, value: { kind: "pointer" } };
       return;
     }
@@ -266,7 +274,7 @@ export function usdtSlot(arg: UsdtArg): SlotSpec {
 
 /** The typed program's description of one site: its argument slots and the layout's copies. */
 export function usdtSiteValues(site: UsdtSite, layout: FunctionLayout): FunctionValues {
-  const entry = site.args.map((a, i) => (layout.args[i]?.slots.length ? usdtSlot(a) : usdtSlot({ kind: "unsupported", text: "", reason: "" })));
+  const entry = site.args.slice(0, ENTRY_SLOTS).map((a, i) => (layout.args[i]?.slots.length ? usdtSlot(a) : usdtSlot({ kind: "unsupported", text: "", reason: "" })));
   const entryCaptures: CaptureSpec[] = layout.descriptor.captures.map((c) => ({
     kind: c.kind === CAPTURE_CSTRING ? "str" : "buf",
     ptrSlot: c.ptrSlot,

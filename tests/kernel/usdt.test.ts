@@ -440,6 +440,21 @@ describe("probe usdt in a namespace container", () => {
 });
 
 describe("probe usdt errors", () => {
+  test("another probe at the site without the semaphore: the kernel refuses, and probe says why", async () => {
+    // A plain uprobe at function__entry's own offset (no ref_ctr_offset) holds the site first.
+    const site = JSON.parse(runProbe(["usdt", "--list", HOST_PYTHON, "python:function__entry", "--json"]).stdout) as { offset: string };
+    const u = await startProbe(["uprobe", HOST_PYTHON, site.offset, "--force-offset"]);
+    try {
+      const r = runProbe(["usdt", HOST_PYTHON, "python:function__entry", "-d", "1"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the kernel refused a uprobe at python:function__entry (offset ${site.offset} of ${HOST_PYTHON})`);
+      expect(r.stderr).toContain("ref_ctr_offset mismatch");
+    } finally {
+      u.proc.kill("SIGINT");
+      await u.proc.exited;
+    }
+  });
+
   test("unknown probe, no probes, no pair, too many types, --list without a file", () => {
     let r = runProbe(["usdt", HOST_PYTHON, "python:function_entry"]);
     expect(r.code).toBe(1);

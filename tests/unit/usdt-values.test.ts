@@ -198,3 +198,36 @@ describe("semaphores", () => {
     expect(kernelRaisesSemaphores("perf", "/proc/self/status")).toBe(true);
   });
 });
+
+describe("names from notes", () => {
+  test("a probe name C would not accept still gets a prototype; no arguments is void", () => {
+    const site = (name: string, argsText: string) => ({
+      provider: "p", name, pc: 0x1000, offset: 0x1000, base: 0, semaphore: 0, semaphoreOffset: 0, semaphoreSection: "",
+      note: { pc: 0x1000, base: 0, semaphore: 0 }, argsText, args: argsText ? argsText.split(" ").map((s) => parseUsdtArg(s)) : [],
+    });
+    const odd: UsdtProbe = { provider: "p", name: "req-start.v2", sites: [site("req-start.v2", "-4@%edi")] };
+    expect(usdtPrototypeText(odd)).toBe("void req_start_v2(int32_t arg0)");
+    expect(usdtLayout(odd).layout.args.map((a) => a.name)).toEqual(["arg0"]);
+    const none: UsdtProbe = { provider: "p", name: "tick", sites: [site("tick", "")] };
+    expect(usdtLayout(none).layout.args).toEqual([]);
+  });
+});
+
+describe("limits", () => {
+  test("more arguments or strings than the program records: the rest are '?' or pointers, the probe still works", () => {
+    const specs = Array.from({ length: 20 }, (_, i) => `8@${i % 2 ? "%rsi" : "%rdi"}`);
+    const site = {
+      provider: "p", name: "wide", pc: 0x1000, offset: 0x1000, base: 0, semaphore: 0, semaphoreOffset: 0, semaphoreSection: "",
+      note: { pc: 0x1000, base: 0, semaphore: 0 }, argsText: specs.join(" "), args: specs.map((s) => parseUsdtArg(s)),
+    };
+    const probe: UsdtProbe = { provider: "p", name: "wide", sites: [site] };
+    const { layout, unreadable } = usdtLayout(probe, Array(20).fill("str").join(","));
+    expect(layout.args.filter((a) => a.value.kind === "cstring").length).toBe(8);
+    expect(layout.args.slice(8, 16).every((a) => a.value.kind === "pointer")).toBe(true);
+    expect(layout.args.slice(16).every((a) => a.value.kind === "unreadable")).toBe(true);
+    expect(unreadable).toHaveLength(4);
+    const v = usdtSiteValues(site, layout);
+    expect(v.entry).toHaveLength(16);
+    expect(v.entryCaptures).toHaveLength(8);
+  });
+});
