@@ -284,16 +284,30 @@ interface OpenCall {
   record?: EventHead;
 }
 
+/** A thread's part of every line, built once and reused while its process and comm stay the same. */
+interface Thread {
+  pid: number;
+  comm: string;
+  /** The comm's bytes as four words, to see it change without decoding it. */
+  w: [number, number, number, number];
+  /** `,"pid":P[,"nspid":[..]],"tid":T,"comm":C` */
+  json: string;
+  /** PID, TID and COMM columns. */
+  human: string;
+}
+
 interface EventHead {
   ts: bigint;
-  pid: number;
-  tid: number;
-  comm: string;
-  nspid: number;
+  tsText: string;
+  thread: Thread;
 }
+
+const TWO32 = 4294967296;
 
 /** Lines and JSON objects for events and paired calls. */
 class EventPrinter {
+  private readonly threads = new Map<number, Thread>();
+
   constructor(
     private readonly s: Session,
     private readonly views: ProbeView[],
@@ -302,27 +316,43 @@ class EventPrinter {
     private readonly nsPids?: NsPidCache,
   ) {}
 
-  head(r: TypedRecord, v: DataView, off: number): EventHead {
-    return { ts: tsOf(r), pid: r.pid, tid: r.tid, comm: commAt(v, off + TE.comm), nspid: r.nspid };
-  }
-
-  private prefix(h: EventHead, event: string): string {
-    const chain = this.nsPids?.get(h.pid, h.nspid);
+  private thread(r: TypedRecord, v: DataView, off: number): Thread {
+    const o = off + TE.comm;
+    const w0 = v.getUint32(o, true);
+    const w1 = v.getUint32(o + 4, true);
+    const w2 = v.getUint32(o + 8, true);
+    const w3 = v.getUint32(o + 12, true);
+    const t = this.threads.get(r.tid);
+    if (t && t.pid === r.pid && t.w[0] === w0 && t.w[1] === w1 && t.w[2] === w2 && t.w[3] === w3) return t;
+    const comm = commAt(v, o);
+    const chain = this.nsPids?.get(r.pid, r.nspid);
     const nspid = chain && chain.length > 1 ? `,"nspid":[${chain.join(",")}]` : "";
-    return `{"event":"${event}","ts":${h.ts},"pid":${h.pid}${nspid},"tid":${h.tid},"comm":${jsonString(h.comm)}`;
+    const made: Thread = {
+      pid: r.pid, comm, w: [w0, w1, w2, w3],
+      json: `,"pid":${r.pid}${nspid},"tid":${r.tid},"comm":${jsonString(comm)}`,
+      human: `${pad(r.pid, 8)}${pad(r.tid, 8)}${pad(comm, 16)}`,
+    };
+    if (this.threads.size > 65536) this.threads.clear();
+    this.threads.set(r.tid, made);
+    return made;
   }
 
-  private humanHead(h: EventHead): string {
-    return `${pad(this.clock.format(h.ts), 13)}${pad(h.pid, 8)}${pad(h.tid, 8)}${pad(h.comm, 16)}`;
+  head(r: TypedRecord, v: DataView, off: number): EventHead {
+    // The timestamp as text without a BigInt while it is exact as a double (104 days of uptime).
+    const tsText = r.tsHi < 0x200000 ? String(r.tsHi * TWO32 + r.tsLo) : String(tsOf(r));
+    return { ts: tsOf(r), tsText, thread: this.thread(r, v, off) };
   }
 
   event(r: TypedRecord, v: DataView, off: number): void {
     const site = this.sites[r.func];
     if (!site || r.kind !== EV_CALL) return;
     const view = this.views[site.group]!;
-    const h = this.head(r, v, off);
-    if (this.s.json) this.s.out.line(`${this.prefix(h, "usdt")},"probe":${view.jsonName},"args":${view.fmt.callJson(r)}}`);
-    else this.s.out.line(`${this.humanHead(h)}${view.name} ${view.fmt.callText(r)}`);
+    if (this.s.json) {
+      const ts = r.tsHi < 0x200000 ? String(r.tsHi * TWO32 + r.tsLo) : String(tsOf(r));
+      this.s.out.line(`{"event":"usdt","ts":${ts}${this.thread(r, v, off).json},"probe":${view.jsonName},"args":${view.fmt.callJson(r)}}`);
+    } else {
+      this.s.out.line(`${pad(this.clock.format(tsOf(r)), 13)}${this.thread(r, v, off).human}${view.name} ${view.fmt.callText(r)}`);
+    }
   }
 
   /** A call completed: printed at its return, with the call's arguments and its latency. */
@@ -331,9 +361,9 @@ class EventPrinter {
     const h = call.record ?? this.head(r, v, off);
     const name = entry.name.replace(/__(entry|start|begin)$/, "");
     if (this.s.json) {
-      this.s.out.line(`${this.prefix(h, "call")},"probe":${jsonString(name)},"args":${call.argsJson},"return_args":${retView.fmt.callJson(r)},"latency_ns":${latencyNs}}`);
+      this.s.out.line(`{"event":"call","ts":${h.tsText}${h.thread.json},"probe":${jsonString(name)},"args":${call.argsJson},"return_args":${retView.fmt.callJson(r)},"latency_ns":${latencyNs}}`);
     } else {
-      this.s.out.line(`${this.humanHead(h)}${name}${call.args ? ` ${call.args}` : ""} ${pc.dim("in")} ${formatDuration(latencyNs)}`);
+      this.s.out.line(`${pad(this.clock.format(h.ts), 13)}${h.thread.human}${name}${call.args ? ` ${call.args}` : ""} ${pc.dim("in")} ${formatDuration(latencyNs)}`);
     }
   }
 }
