@@ -323,6 +323,17 @@ describe("probe usdt on the C fixture: every argument form, exact", () => {
       expect(readU16(pid, sem)).toBe(0);
       const p = await startProbe(["usdt", exe, "fx:*", "--pid", String(pid), "--json", "--attach-mode", mode]);
       expect(readU16(pid, sem)).toBe(2); // one count per site of fx:sem_enabled
+      // Every site of every probe: one uprobe_multi link, or one perf-event uprobe per site.
+      const siteOffsets = runProbe(["usdt", "--list", exe, "--json"]).stdout.trim().split("\n").map((l) => Number(JSON.parse(l).offset)).sort((a, b) => a - b);
+      const links = linksHeldBy(p.proc.pid!);
+      expect(siteOffsets.length).toBe(10);
+      if (mode === "multi") {
+        expect(links.map((l) => [l.type, l.uprobe?.kind, l.uprobe?.pid])).toEqual([["uprobe_multi", "uprobe", pid]]);
+        expect([...links[0]!.uprobe!.offsets].sort((a, b) => a - b)).toEqual(siteOffsets);
+      } else {
+        expect(links.length).toBe(10);
+        expect(links.map((l) => l.uprobe!.offsets[0]!).sort((a, b) => a - b)).toEqual(siteOffsets);
+      }
       t.proc.stdin.write("go\n");
       await t.out.waitFor(/^done/);
       const { code, rows } = await stop(p);
