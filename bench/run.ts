@@ -10,6 +10,7 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { opensBench } from "./opens.ts";
 import { benchPythonUsdt } from "./usdt-python.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -212,6 +213,9 @@ if (bpftrace) {
 } else {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
+
+// --- opensnoop: what tracing every open costs the process that opens ------------------------------
+await opensBench(row);
 
 // --- USDT: a Python function call's function__entry probe ---------------------------------------
 await benchPythonUsdt(row, WORK);

@@ -7,12 +7,11 @@ import { vmlinuxBtfFallback } from "./kernel/vmlinux-btf.ts";
 import type { AttachMode } from "./uprobe.ts";
 
 /** The process filter's own programs (bpf/filter.h): loaded only when children are followed. */
-const FILTER_PROGRAMS = ["filter_fork", "filter_exit"];
+const FILTER_PROGRAMS = ["filter_fork", "filter_exit", "filter_exec"];
 
 /**
  * Opens an embedded object, writes `config` at the start of its .rodata, and loads the programs
- * named in `only` (default: all), and the process filter's own programs only when asked; maps in
- * `maxEntries` get that many entries. A uprobe program serves one attach mode:
+ * named in `only` (default: all), and the process filter's own programs only when asked. A uprobe program serves one attach mode:
  * uprobe_multi programs are refused by perf-event links and the other way round, so the mode is
  * fixed before load.
  */
@@ -22,8 +21,8 @@ export function loadEmbedded(
   config: Uint8Array,
   only?: string[],
   withFilterPrograms = false,
-  /** Maps resized before load (the typed programs' `funcs`: one entry per cookie). */
-  maxEntries: Readonly<Record<string, number>> = {},
+  /** max_entries of maps sized for the job (a ring buffer's bytes, one description per function). */
+  sizes: Record<string, number> = {},
 ): BpfObject {
   const btf = vmlinuxBtfFallback();
   const obj = BpfObject.fromBytes(embeddedObject(name), name, name, btf?.path);
@@ -33,8 +32,8 @@ export function loadEmbedded(
       if (!wanted) obj.setAutoload(p, false);
       else if (mode === "multi" && libbpf().bpf_program__type(p.handle) === BPF_PROG_TYPE.KPROBE) obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
     }
+    for (const [map, n] of Object.entries(sizes)) obj.setMaxEntries(obj.map(map), n);
     obj.setGlobalData(".rodata", 0, config);
-    for (const [map, n] of Object.entries(maxEntries)) obj.setMaxEntries(obj.map(map), n);
     obj.load();
     return obj;
   } catch (e) {

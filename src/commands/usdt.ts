@@ -103,9 +103,10 @@ function point(site: UsdtSite, cookie: number): ProbePoint {
   return { offset: site.offset, cookie: BigInt(cookie), ...(site.semaphoreOffset ? { refCtrOffset: site.semaphoreOffset } : {}) };
 }
 
-function nsPidsFor(s: Session, anyProcess?: boolean): NsPidCache | undefined {
+/** PIDs at every namespace level, for processes in containers (looked up once per PID). */
+function nsPidsFor(s: Session): NsPidCache | undefined {
   const proc = s.filter.proc;
-  return proc && (anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
+  return s.wantsNspid ? new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []) : undefined;
 }
 
 /** `--summary`: calls per process and probe, counted in the kernel (no arguments read). */
@@ -114,13 +115,13 @@ async function countProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], o: Us
   const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
   cv.setUint8(UPROBE_CONFIG.count_calls, 1);
   cv.setUint8(UPROBE_CONFIG.per_function, probes.length > 1 ? 1 : 0);
-  cv.setUint8(UPROBE_CONFIG.want_nspid, s.filter.proc && (o.anyProcess || s.filter.proc.nspid.length > 1) ? 1 : 0);
+  cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
   const obj = s.load("uprobe", cfg, ["probe_entry"]);
   // The cookie is the probe's index: all its sites count together.
   s.attach(obj.progFd("probe_entry"), t, probes.flatMap((p, i) => p.sites.map((site) => point(site, i))), false, names);
   s.confirm();
   s.watchLosses(obj.mapFd("dropped"));
-  const nsPids = nsPidsFor(s, o.anyProcess);
+  const nsPids = nsPidsFor(s);
   const counts = new CountTable(obj.mapFd("counts"), names, false, (pid, inner) => nsPids?.get(pid, inner) ?? [pid]);
   s.out.flush();
   await s.run({
@@ -194,7 +195,7 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
   cv.setUint8(UPROBE_CONFIG.typed, 1);
   cv.setUint8(UPROBE_CONFIG.emit_events, 1);
-  cv.setUint8(UPROBE_CONFIG.want_nspid, s.filter.proc && (o.anyProcess || s.filter.proc.nspid.length > 1) ? 1 : 0);
+  cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
   const obj = s.load("uprobe", cfg, ["probe_entry_typed"], { funcs: sites.length });
   // One description per site (the cookie): sites of one probe may keep an argument in different places.
   const funcs = new MapReader(obj.mapFd("funcs"));
@@ -204,7 +205,7 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   const what = pairs.length ? `${pairs.map((p) => p.name).join(", ")} calls: ${describeProbes(probes)}` : describeProbes(probes);
   s.watchLosses(obj.mapFd("dropped"));
 
-  const nsPids = nsPidsFor(s, o.anyProcess);
+  const nsPids = nsPidsFor(s);
   const printer = new EventPrinter(s, views, sites, new WallClock(), nsPids);
   const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
   let onRecord: (v: DataView, off: number, len: number) => void;

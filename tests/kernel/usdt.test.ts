@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { FIXTURES, WORK, linksHeldBy, probeBinary, runProbe, start, startProbe, type Running } from "../helpers.ts";
 import { readelfNotes } from "../unit/usdt-fixture.ts";
 import { startNsContainer, type NsContainer } from "../fixtures/container.ts";
+import { readmeExamples } from "../readme.ts";
 import { ensurePythonRootfs, HOST_PYTHON } from "../fixtures/usdt/python-rootfs.ts";
 
 setDefaultTimeout(90_000);
@@ -134,6 +135,24 @@ async function startPython(): Promise<{ r: Running; pid: number }> {
   return { r, pid: Number(pid) };
 }
 
+/** The README's example `i`, for process `pid` (its 4242) and the C fixture (its ./server), with `extra` options. */
+function readme(i: number, o: { pid?: number; server?: string } = {}, ...extra: string[]): string[] {
+  const ex = readmeExamples("`probe usdt")[i];
+  if (!ex) throw new Error(`README.md's probe usdt section has no example ${i}`);
+  return [...ex.map((w) => (w === "4242" && o.pid ? String(o.pid) : w === "./server" && o.server ? o.server : w)), ...extra];
+}
+
+test("the README shows the examples run here", () => {
+  expect(readmeExamples("`probe usdt").map((e) => e.join(" "))).toEqual([
+    "usdt --list /usr/bin/python3",
+    "usdt --list --pid 4242",
+    "usdt python3 python:function__entry --pid 4242",
+    "usdt python3 python:function__* --ret-pairs --summary --pid 4242",
+    "usdt libstdc++ libstdcxx:throw --pid 4242",
+    "usdt ./server fx:* --args through_pointer(int value, long element, struct rec *r)",
+  ]);
+});
+
 const running: { kill(): void }[] = [];
 afterAll(() => {
   for (const p of running) {
@@ -163,7 +182,7 @@ describe("probe usdt --list", () => {
   });
 
   test("human: one line per probe with typed arguments and the semaphore", () => {
-    const r = runProbe(["usdt", "--list", "/usr/bin/python3"]);
+    const r = runProbe(readme(0));
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("/usr/bin/python3: 8 USDT probes, 8 sites");
     const entry = readelfNotes(HOST_PYTHON).find((n) => n.name === "function__entry")!;
@@ -183,7 +202,7 @@ describe("probe usdt --list", () => {
     const withNotes = [...mapped].filter((f) => Bun.spawnSync(["readelf", "-n", f], { stdout: "pipe", stderr: "pipe" }).stdout.toString().includes("stapsdt"));
     expect([...listed].sort()).toEqual(withNotes.sort());
     expect(listed.has(HOST_PYTHON)).toBe(true);
-    const h = runProbe(["usdt", "--list", "--pid", String(pid)]);
+    const h = runProbe(readme(1, { pid }));
     expect(h.code).toBe(0);
     expect(h.stdout).toContain(`${HOST_PYTHON}: 8 USDT probes, 8 sites`);
     r.proc.kill();
@@ -241,8 +260,7 @@ describe("probe usdt on CPython 3.11", () => {
       const { r, pid } = await startPython();
       running.push(r.proc);
       // Naming one end is enough; the README's form names both.
-      const probe = summary ? "python:function__*" : "python:function__entry";
-      const p = await startProbe(["usdt", "python3", probe, "--ret-pairs", ...(summary ? ["--summary", "-i", "60"] : []), "--pid", String(pid), "--json"]);
+      const p = await startProbe(summary ? readme(3, { pid }, "-i", "60", "--json") : ["usdt", "python3", "python:function__entry", "--ret-pairs", "--pid", String(pid), "--json"]);
       expect(p.err.all.join("\n")).toContain("Tracing python:function calls");
       r.proc.stdin.write("go\n");
       await r.out.waitFor(/^done/);
@@ -277,7 +295,7 @@ describe("probe usdt on CPython 3.11", () => {
     const { r, pid } = await startPython();
     running.push(r.proc);
     // `python3`: the process runs /usr/bin/python3.11, a versioned name of it.
-    const p = await startProbe(["usdt", "python3", "python:function__entry", "--pid", String(pid)]);
+    const p = await startProbe(readme(2, { pid }));
     expect(p.err.all.join("\n")).toContain(`in ${HOST_PYTHON}, pid ${pid} [`);
     const q = await startProbe(["usdt", HOST_PYTHON, "python:function__entry", "--pid", String(pid), "--json", "--args", "function__entry(char *file, char *func, int line)"]);
     r.proc.stdin.write("go\n");
@@ -358,7 +376,7 @@ describe("probe usdt on the C fixture: every argument form, exact", () => {
     running.push(t.proc);
     const [, pid] = await t.out.waitFor(/^ready (\d+)/);
     // Without --pid: every process running the file (only this one).
-    const p = await startProbe(["usdt", exe, "fx:*", "--json", "--args", "through_pointer(int value, long element, struct rec *r)", "--args", "uint"]);
+    const p = await startProbe(readme(5, { server: exe }, "--args", "uint", "--json"));
     t.proc.stdin.write("go\n");
     await t.out.waitFor(/^done/);
     const { code, rows } = await stop(p);
@@ -382,7 +400,7 @@ describe("probe usdt on libstdc++", () => {
       const t = start([exe, String(n)]);
       running.push(t.proc);
       const [, pid] = await t.out.waitFor(/^ready (\d+)/);
-      const p = await startProbe(["usdt", "libstdc++", summary ? "libstdcxx:*" : "libstdcxx:throw", "--pid", pid!, "--json", ...(summary ? ["--summary", "-i", "60"] : [])]);
+      const p = await startProbe(summary ? ["usdt", "libstdc++", "libstdcxx:*", "--pid", pid!, "--json", "--summary", "-i", "60"] : readme(4, { pid: Number(pid) }, "--json"));
       expect(p.err.all.join("\n")).toContain(`in ${realpathSync(LIBSTDCXX)}, pid ${pid}`);
       t.proc.stdin.write("go\n");
       await t.out.waitFor(new RegExp(`^done ${n}`));
@@ -390,8 +408,9 @@ describe("probe usdt on libstdc++", () => {
       const { code, rows } = await p.proc.exited.then(async (c) => ({ code: c, rows: (await p.out.done()).map((l) => JSON.parse(l)) }));
       expect(code).toBe(0);
       if (summary) {
-        const finals = rows.filter((r) => r.final);
-        expect(finals.map((r) => `${r.function}=${r.calls}`).sort()).toEqual([`libstdcxx:catch=${n}`, `libstdcxx:throw=${n}`]);
+        // The last count row of each probe (the table printed at exit).
+        const last = new Map(rows.filter((r) => r.event === "count").map((r) => [r.function, r.calls]));
+        expect([...last].map(([f, c]) => `${f}=${c}`).sort()).toEqual([`libstdcxx:catch=${n}`, `libstdcxx:throw=${n}`]);
       } else {
         expect(rows.length).toBe(n);
         // Every throw is of the same type: one std::type_info, and a new exception object each time.
