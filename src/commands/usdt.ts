@@ -8,7 +8,8 @@ import { MapReader } from "../../lib/maps.ts";
 import { TargetNotFound, type OpenTarget } from "../../lib/proc/target.ts";
 import { executablePath } from "../../lib/proc/maps.ts";
 import { encodeFunction } from "../../lib/args/describe.ts";
-import { decodeTypedRecord, type TypedRecord } from "../../lib/args/record.ts";
+import type { TypedRecord } from "../../lib/args/record.ts";
+import { TypedRecordReader } from "../../lib/usdt/record.ts";
 import { ValueFormatter } from "../../lib/types/format.ts";
 import { jsonString } from "../../lib/types/bytes-text.ts";
 import { readUsdtProbes, assertAttachable, type UsdtProbe, type UsdtSite } from "../../lib/usdt/notes.ts";
@@ -146,6 +147,9 @@ interface SiteInfo {
 
 interface ProbeView {
   name: string;
+  /** Its index in the views, and its number of values (for ArgsMemo). */
+  index: number;
+  nslots: number;
   fmt: ValueFormatter;
   jsonName: string;
   /** Captures that identify a call (the strings a return carries too), or none. */
@@ -180,6 +184,8 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   const sites: SiteInfo[] = groups.flatMap((g, group) => g.sites.sites.map((site) => ({ group, site })));
   const views: ProbeView[] = groups.map((g, i) => ({
     name: usdtProbeName(g.sites),
+    index: i,
+    nslots: lay[i]!.layout.descriptor.entrySlots,
     fmt: new ValueFormatter(lay[i]!.layout),
     jsonName: jsonString(usdtProbeName(g.sites)),
     identity: [],
@@ -206,8 +212,10 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   s.watchLosses(obj.mapFd("dropped"));
 
   const nsPids = nsPidsFor(s);
-  const printer = new EventPrinter(s, views, sites, new WallClock(), nsPids);
   const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
+  const reader = new TypedRecordReader();
+  const args = new ArgsMemo(reader);
+  const printer = new EventPrinter(s, views, sites, new WallClock(), args, nsPids);
   let onRecord: (v: DataView, off: number, len: number) => void;
   let report: (() => void) | undefined;
   let calls: CallSummary | undefined;
@@ -219,14 +227,14 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
       report = () => summary.print(s, false);
     }
     onRecord = (v, off, len) => {
-      const r = decodeTypedRecord(v, off, len);
+      const r = reader.read(v, off, len);
       const site = sites[r.func];
       if (!site) return;
       const view = views[site.group]!;
       const ts = tsOf(r);
       const id = identityOf(r, view);
       if (view.pair!.entry) {
-        stacks.enter(r.tid, view.pair!.index, id, ts, { group: site.group, args: view.fmt.callText(r), argsJson: s.json ? view.fmt.callJson(r) : "", record: calls ? undefined : printer.head(r, v, off) });
+        stacks.enter(r.tid, view.pair!.index, id, ts, { group: site.group, args: args.text(view, r), argsJson: s.json ? args.json(view, r) : "", record: calls ? undefined : printer.head(r, v, off) });
         return;
       }
       const got = stacks.leave(r.tid, view.pair!.index, id, ts);
@@ -235,7 +243,7 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
       else printer.call(r, v, off, got.value, got.latencyNs, view);
     };
   } else {
-    onRecord = (v, off, len) => printer.event(decodeTypedRecord(v, off, len), v, off);
+    onRecord = (v, off, len) => printer.event(reader.read(v, off, len), v, off);
   }
   if (!s.json && !calls) s.out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}PROBE`));
   s.out.flush();
@@ -285,6 +293,58 @@ interface OpenCall {
   record?: EventHead;
 }
 
+/**
+ * Arguments as text and JSON, remembered by their bytes: a busy probe repeats itself (the same
+ * Python function, file and line), and formatting is most of what a record costs the reader.
+ */
+class ArgsMemo {
+  private static readonly MAX_ENTRIES = 4096;
+  private static readonly MAX_KEY = 1024;
+  private readonly texts = new Map<number, { group: number; key: Uint8Array; out: string }[]>();
+  private readonly jsons = new Map<number, { group: number; key: Uint8Array; out: string }[]>();
+  private size = 0;
+
+  constructor(private readonly reader: TypedRecordReader) {}
+
+  text(view: ProbeView, r: TypedRecord): string {
+    return this.get(this.texts, view, () => view.fmt.callText(r));
+  }
+
+  json(view: ProbeView, r: TypedRecord): string {
+    return this.get(this.jsons, view, () => view.fmt.callJson(r));
+  }
+
+  /** For the record the reader read last. */
+  private get(map: Map<number, { group: number; key: Uint8Array; out: string }[]>, view: ProbeView, make: () => string): string {
+    const len = this.reader.key(view.nslots);
+    if (len > ArgsMemo.MAX_KEY) return make();
+    const k = this.reader.keyBytes;
+    let h = 0x811c9dc5 ^ view.index;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ k[i]!, 16777619);
+    const bucket = map.get(h);
+    if (bucket) {
+      for (const e of bucket) {
+        if (e.group !== view.index || e.key.length !== len) continue;
+        let same = true;
+        for (let i = 0; i < len && same; i++) same = e.key[i] === k[i];
+        if (same) return e.out;
+      }
+    }
+    const out = make();
+    if (this.size >= ArgsMemo.MAX_ENTRIES) {
+      this.texts.clear();
+      this.jsons.clear();
+      this.size = 0;
+    }
+    const entry = { group: view.index, key: k.slice(0, len), out };
+    const b = map.get(h);
+    if (b) b.push(entry);
+    else map.set(h, [entry]);
+    this.size++;
+    return out;
+  }
+}
+
 /** A thread's part of every line, built once and reused while its process and comm stay the same. */
 interface Thread {
   pid: number;
@@ -314,6 +374,7 @@ class EventPrinter {
     private readonly views: ProbeView[],
     private readonly sites: SiteInfo[],
     private readonly clock: WallClock,
+    private readonly args: ArgsMemo,
     private readonly nsPids?: NsPidCache,
   ) {}
 
@@ -350,9 +411,9 @@ class EventPrinter {
     const view = this.views[site.group]!;
     if (this.s.json) {
       const ts = r.tsHi < 0x200000 ? String(r.tsHi * TWO32 + r.tsLo) : String(tsOf(r));
-      this.s.out.line(`{"event":"usdt","ts":${ts}${this.thread(r, v, off).json},"probe":${view.jsonName},"args":${view.fmt.callJson(r)}}`);
+      this.s.out.line(`{"event":"usdt","ts":${ts}${this.thread(r, v, off).json},"probe":${view.jsonName},"args":${this.args.json(view, r)}}`);
     } else {
-      this.s.out.line(`${pad(this.clock.format(tsOf(r)), 13)}${this.thread(r, v, off).human}${view.name} ${view.fmt.callText(r)}`);
+      this.s.out.line(`${pad(this.clock.format(tsOf(r)), 13)}${this.thread(r, v, off).human}${view.name} ${this.args.text(view, r)}`);
     }
   }
 
@@ -362,7 +423,7 @@ class EventPrinter {
     const h = call.record ?? this.head(r, v, off);
     const name = entry.name.replace(/__(entry|start|begin)$/, "");
     if (this.s.json) {
-      this.s.out.line(`{"event":"call","ts":${h.tsText}${h.thread.json},"probe":${jsonString(name)},"args":${call.argsJson},"return_args":${retView.fmt.callJson(r)},"latency_ns":${latencyNs}}`);
+      this.s.out.line(`{"event":"call","ts":${h.tsText}${h.thread.json},"probe":${jsonString(name)},"args":${call.argsJson},"return_args":${this.args.json(retView, r)},"latency_ns":${latencyNs}}`);
     } else {
       this.s.out.line(`${pad(this.clock.format(h.ts), 13)}${h.thread.human}${name}${call.args ? ` ${call.args}` : ""} ${pc.dim("in")} ${formatDuration(latencyNs)}`);
     }
