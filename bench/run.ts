@@ -11,6 +11,7 @@ import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
 import { opensBench } from "./opens.ts";
+import { benchPythonUsdt } from "./usdt-python.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -215,6 +216,9 @@ if (bpftrace) {
 
 // --- opensnoop: what tracing every open costs the process that opens ------------------------------
 await opensBench(row);
+
+// --- USDT: a Python function call's function__entry probe ---------------------------------------
+await benchPythonUsdt(row, WORK);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

@@ -49,6 +49,26 @@ attachModeOption(uprobe)
   .example("probe uprobe libc malloc --ret --pid 1234 --json")
   .action((target, fns, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fns ?? [], { ...opts, command: opts["--"] }))));
 
+const usdt = command(
+  "usdt [target] [probe]",
+  "Trace USDT probes (statically defined: Python, libstdc++, the JVM...) with their arguments",
+  "usdt <target> <probe> [options]\n\n" +
+    "  <target>  the program or library with the probes: a path, a library name (libstdc++), or a program on PATH\n" +
+    "  <probe>   provider:name (python:function__entry), a name, or a glob (python:function__*, 'hotspot:*')\n\n" +
+    "Probes with a semaphore are enabled while probe runs. Events go to stdout, one line each; notes to stderr",
+)
+  .option("-l, --list", "List the target's USDT probes (with -p and no target: of every file the process maps) and exit")
+  .option("--args <types>", "Argument types: 'str,str,int' or a prototype 'function__entry(char *file, char *func, int line)' (repeatable)")
+  .option("--ret-pairs", "Pair *__entry/*__return (*__start/*__done) probes into calls with their latency, per thread")
+  .option("-s, --summary", "Every interval: calls per process and probe (with --ret-pairs: calls and latency per call) instead of every event");
+processOptions(usdt, "the target");
+runOptions(usdt, "Seconds between summaries");
+attachModeOption(usdt)
+  .example("probe usdt --list /usr/bin/python3")
+  .example("probe usdt python3 python:function__entry --pid 4242")
+  .example("probe usdt python3 'python:function__*' --ret-pairs --summary -d 10 --pid 4242")
+  .action((target, probe, opts) => runCommand("usdt", () => import("./commands/usdt.ts").then((m) => m.run(target, probe, opts))));
+
 const sslRead = command(
   "ssl-read",
   "Count OpenSSL SSL_read/SSL_read_ex calls, returns, bytes and errors per process",

@@ -54,6 +54,12 @@ export interface LoopHooks {
   report?: () => void;
   /** Stop when this settles (the demo's clients are done). */
   until?: Promise<unknown>;
+  /**
+   * Called once Ctrl-C, SIGTERM and SIGHUP are handled: the place for the "Tracing ..." line,
+   * since whoever waits for it may signal at once (Bun's first signal listener takes a while to
+   * install, and a signal meanwhile kills the process without any cleanup or final report).
+   */
+  started?: () => void;
 }
 
 const DEFAULT_LOSSES = [
@@ -404,6 +410,7 @@ export class Session implements Closable {
       };
       const onSig = () => stop("signal");
       for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSig);
+      hooks.started?.();
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
       const keepAlive = setInterval(() => {}, 2 ** 30);
