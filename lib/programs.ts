@@ -10,15 +10,17 @@ import type { AttachMode } from "./uprobe.ts";
 const FILTER_PROGRAMS = ["filter_fork", "filter_exit"];
 
 /**
- * Opens an embedded object, writes `config` at the start of its .rodata, and loads the programs
+ * Opens an embedded object, writes `config` at the start of its .rodata, sizes the maps named in
+ * `mapSizes` (a ring buffer's bytes), and loads the programs
  * named in `only` (default: all), and the process filter's own programs only when asked. A uprobe program serves one attach mode:
  * uprobe_multi programs are refused by perf-event links and the other way round, so the mode is
  * fixed before load.
  */
-export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[], withFilterPrograms = false): BpfObject {
+export function loadEmbedded(name: string, mode: AttachMode, config: Uint8Array, only?: string[], withFilterPrograms = false, mapSizes: Record<string, number> = {}): BpfObject {
   const btf = vmlinuxBtfFallback();
   const obj = BpfObject.fromBytes(embeddedObject(name), name, name, btf?.path);
   try {
+    for (const [map, n] of Object.entries(mapSizes)) obj.setMaxEntries(obj.map(map), n);
     for (const p of obj.programs()) {
       const wanted = FILTER_PROGRAMS.includes(p.name) ? withFilterPrograms : !only || only.includes(p.name);
       if (!wanted) obj.setAutoload(p, false);

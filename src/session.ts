@@ -164,13 +164,13 @@ export class Session implements Closable {
   }
 
   /**
-   * Loads one of probe's embedded objects with its config (see config()), for this session's
+   * Loads one of probe's embedded objects with its config (see config()) and map sizes, for this session's
    * attach mode, and sets up its process filter: the processes and namespaces to trace, and the
    * fork and exit tracepoints that keep a process's descendants in the set.
    */
-  load(name: string, config: Uint8Array, only?: string[]): BpfObject {
+  load(name: string, config: Uint8Array, only?: string[], mapSizes?: Record<string, number>): BpfObject {
     const f = this.filter.bpf;
-    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks));
+    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!f.followForks, mapSizes));
     const one = new Uint8Array([1]);
     if (f.tgids) {
       const m = new MapReader(obj.mapFd("filter_tgids"));

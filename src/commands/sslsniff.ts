@@ -1,0 +1,302 @@
+// `probe sslsniff`: the plaintext of TLS reads and writes, one record per call, whole: the data is
+// copied at the return in chunks until the call's real length (up to --max-bytes), and every cut
+// is flagged with the real length. Text with non-printables escaped, a hexdump, or JSON.
+import { pc } from "../colors.ts";
+import { SNIFF_CONFIG, SNIFF_DROP, SNIFF_EVENT, SNIFF_FLAG, SNIFF_KIND, commAt } from "../../lib/layouts.ts";
+import { RingBuffer } from "../../lib/ringbuf.ts";
+import { functionOfCode, type TlsRole } from "../../lib/tls/stacks.ts";
+import { escapeC, hexdump, jsonText } from "../../lib/types/bytes-text.ts";
+import { UsageError } from "../errors.ts";
+import { parseBytes } from "../options.ts";
+import { withSession, type SessionOptions } from "../session.ts";
+import { NsPidCache, nsPidNote } from "../targets.ts";
+import { Out, WallClock, formatDuration, jsonInt } from "../output.ts";
+import { attachTls, findTls, type TlsTarget } from "./tls-attach.ts";
+
+export interface SslSniffOptions extends SessionOptions {
+  lib?: string;
+  maxBytes?: unknown;
+  bufferSize?: unknown;
+  hexdump?: boolean;
+  read?: boolean;
+  write?: boolean;
+  handshake?: boolean;
+}
+
+const DEFAULT_MAX_BYTES = 64 << 10;
+const MIN_RING = 16 << 20;
+const MAX_RING = 1 << 30;
+/** A call whose chunks stop coming (a record the ring refused) is shown with what arrived after this long. */
+const STALE_MS = 500;
+
+/** The ring buffer's size: room for a few calls of --max-bytes, a power of two (the kernel's rule). */
+function ringSize(maxBytes: number, asked: number | undefined): number {
+  if (asked !== undefined) {
+    if (asked < 4096 || asked > MAX_RING || asked & (asked - 1)) throw new UsageError(`--buffer-size takes a power of two from 4K to 1G, not ${asked}`);
+    return asked;
+  }
+  const want = maxBytes === 0 ? 64 << 20 : maxBytes * 4;
+  let size = MIN_RING;
+  while (size < want && size < MAX_RING) size *= 2;
+  return size;
+}
+
+export async function run(o: SslSniffOptions): Promise<number> {
+  const maxBytes = parseBytes("max-bytes", o.maxBytes, DEFAULT_MAX_BYTES);
+  const ring = ringSize(maxBytes, o.bufferSize === undefined ? undefined : parseBytes("buffer-size", o.bufferSize, 0));
+  const both = !o.read && !o.write;
+  const roles: TlsRole[] = [...(both || o.read ? ["read" as const] : []), ...(both || o.write ? ["write" as const] : []), ...(o.handshake ? ["handshake" as const] : [])];
+  if (o.hexdump && o.json) throw new UsageError("--hexdump and --json are two output formats: give one");
+
+  return withSession(o, async (s) => {
+    const targets = await findTls(s, { lib: o.lib, wait: o.wait });
+    const { bytes: cfg, view: cv } = s.config(SNIFF_CONFIG.size);
+    cv.setBigUint64(SNIFF_CONFIG.max_bytes, BigInt(maxBytes), true);
+    cv.setUint8(SNIFF_CONFIG.want_read, roles.includes("read") ? 1 : 0);
+    cv.setUint8(SNIFF_CONFIG.want_write, roles.includes("write") ? 1 : 0);
+    cv.setUint8(SNIFF_CONFIG.want_handshake, roles.includes("handshake") ? 1 : 0);
+    const proc = s.filter.proc;
+    cv.setUint8(SNIFF_CONFIG.want_nspid, proc && (o.anyProcess || proc.nspid.length > 1 || s.filter.bpf.pidns) ? 1 : 0);
+    const obj = s.load("sslsniff", cfg, undefined, { events: ring });
+    attachTls(s, targets, { entry: obj.progFd("sniff_entry"), ret: obj.progFd("sniff_return") }, roles);
+    s.watchLosses(obj.mapFd("dropped"), [
+      { index: SNIFF_DROP.RECORDS, kind: "records", what: "records lost (ring buffer full: the reader fell behind); those calls show what arrived, flagged" },
+      { index: SNIFF_DROP.BYTES, kind: "bytes", what: "bytes not copied for lack of ring buffer room (those calls are flagged truncated)" },
+      { index: SNIFF_DROP.PAIRING, kind: "pairing", what: "calls not captured (the table of calls in progress was full)" },
+    ]);
+    s.note(`Capturing ${roles.join(", ")} data${maxBytes ? `, up to ${maxBytes} bytes per call` : ", whole calls (as much as the ring buffer holds)"}; ring buffer ${ring >> 20} MiB. Ctrl-C to stop.`);
+
+    const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
+    const printer = new SniffPrinter(s.out, targets, s.json ? "json" : o.hexdump ? "hexdump" : "text", new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []));
+    const asm = new CallAssembler((c) => printer.print(c));
+    const poll = () => {
+      const n = rb.consume((v, off, len) => asm.record(v, off, len));
+      asm.flushStale(Date.now());
+      s.out.flush();
+      return n;
+    };
+    await s.run({ poll });
+    asm.flushAll();
+    s.out.flush();
+    s.note(printer.summary());
+    return 0;
+  });
+}
+
+/** One call, its data assembled from its chunks. */
+export interface SniffCall {
+  kind: number;
+  pid: number;
+  tid: number;
+  cookie: number;
+  ts: bigint;
+  latency: bigint;
+  ret: bigint;
+  /** Bytes the call really moved. */
+  len: number;
+  /** The bytes copied (captured of len). */
+  data: Uint8Array;
+  flags: number;
+  comm: string;
+  nspid: number;
+  /** Chunks never came (a record the ring buffer refused). */
+  lost: boolean;
+}
+
+interface Pending {
+  call: SniffCall;
+  captured: number;
+  got: number;
+  since: number;
+}
+
+/** The size a call's data may claim before a record is taken for garbage (the ring is at most 1 GiB). */
+const MAX_CALL_BYTES = MAX_RING;
+
+/**
+ * Puts each call's chunks back together (records of one call share its id; other CPUs' records
+ * may come between them) and hands over every call once: when its chunks add up to what was
+ * copied, when a chunk says the copy failed, or when the rest never comes.
+ */
+export class CallAssembler {
+  private readonly pending = new Map<bigint, Pending>();
+  malformed = 0;
+
+  constructor(private readonly done: (c: SniffCall) => void) {}
+
+  record(v: DataView, off: number, len: number): void {
+    const E = SNIFF_EVENT;
+    if (len < E.size) {
+      this.malformed++;
+      return;
+    }
+    const u64 = (f: number) => v.getBigUint64(off + f, true);
+    const captured = Number(u64(E.captured));
+    const offset = Number(u64(E.offset));
+    const chunk = v.getUint32(off + E.chunk, true);
+    const total = Number(u64(E.len));
+    if (chunk > len - E.size || offset + chunk > captured || captured > total || captured > MAX_CALL_BYTES) {
+      this.malformed++;
+      return;
+    }
+    const flags = v.getUint32(off + E.flags, true);
+    const bytes = new Uint8Array(v.buffer, v.byteOffset + off + E.size, chunk);
+    // The usual call: one record with all of its data.
+    if (offset === 0 && chunk === captured) {
+      this.done(this.header(v, off, total, flags, bytes.slice()));
+      return;
+    }
+    const id = u64(E.call);
+    let p = this.pending.get(id);
+    if (!p) {
+      p = { call: this.header(v, off, total, flags, new Uint8Array(captured)), captured, got: 0, since: Date.now() };
+      this.pending.set(id, p);
+    }
+    p.call.data.set(bytes, offset);
+    p.got += chunk;
+    p.call.flags |= flags;
+    if (p.got >= p.captured || flags & SNIFF_FLAG.FAULT) this.finish(id, p);
+  }
+
+  private header(v: DataView, off: number, len: number, flags: number, data: Uint8Array): SniffCall {
+    const E = SNIFF_EVENT;
+    return {
+      kind: v.getUint32(off + E.kind, true),
+      pid: v.getUint32(off + E.pid, true),
+      tid: v.getUint32(off + E.tid, true),
+      cookie: v.getUint32(off + E.cookie, true),
+      ts: v.getBigUint64(off + E.ts, true),
+      latency: v.getBigUint64(off + E.latency, true),
+      ret: v.getBigInt64(off + E.ret, true),
+      len,
+      data,
+      flags,
+      comm: commAt(v, off + E.comm),
+      nspid: v.getUint32(off + E.nspid, true),
+      lost: false,
+    };
+  }
+
+  private finish(id: bigint, p: Pending): void {
+    this.pending.delete(id);
+    if (p.got < p.captured) {
+      p.call.lost = !(p.call.flags & SNIFF_FLAG.FAULT);
+      // One program run writes a call's chunks in order and stops at the first the ring refuses:
+      // what arrived is the start of the data.
+      p.call.data = p.call.data.subarray(0, p.got);
+    }
+    this.done(p.call);
+  }
+
+  /** Calls whose missing chunks will not come (lost for lack of ring room). */
+  flushStale(now: number): void {
+    for (const [id, p] of this.pending) if (now - p.since > STALE_MS) this.finish(id, p);
+  }
+
+  flushAll(): void {
+    for (const [id, p] of this.pending) this.finish(id, p);
+  }
+}
+
+type Format = "text" | "json" | "hexdump";
+
+/** Prints calls as text, hexdump or JSON lines; keeps the totals for the summary. */
+export class SniffPrinter {
+  private readonly clock = new WallClock();
+  private readonly counts = { read: [0, 0], write: [0, 0], handshake: [0, 0], cut: 0 };
+
+  constructor(
+    private readonly out: Out,
+    private readonly targets: TlsTarget[],
+    private readonly format: Format,
+    private readonly nspids: NsPidCache,
+  ) {}
+
+  print(c: SniffCall): void {
+    const kind = c.kind === SNIFF_KIND.READ ? "read" : c.kind === SNIFF_KIND.WRITE ? "write" : "handshake";
+    this.counts[kind][0]!++;
+    this.counts[kind][1]! += c.len;
+    const cut = c.data.length < c.len;
+    if (cut) this.counts.cut++;
+    const t = this.targets[c.cookie >>> 8];
+    const fn = functionOfCode(c.cookie & 0xff)?.name ?? "?";
+    const nspid = this.nspids.get(c.pid, c.nspid);
+    if (this.format === "json") {
+      const o: Record<string, unknown> = {
+        event: kind,
+        ts: jsonInt(c.ts),
+        pid: c.pid,
+        tid: c.tid,
+        comm: c.comm,
+        ...(nspid.length > 1 ? { nspid } : {}),
+        function: fn,
+        library: t?.lib.target.display ?? null,
+        tls: t?.stack.name ?? null,
+        latency_ns: jsonInt(c.latency),
+      };
+      if (kind === "handshake") {
+        o.ret = jsonInt(BigInt.asIntN(32, c.ret));
+        o.ok = handshakeOk(c);
+        this.out.line(JSON.stringify(o));
+        return;
+      }
+      o.bytes = c.len;
+      if (cut) Object.assign(o, { truncated: true, captured: c.data.length, reason: reason(c) });
+      // The text is ASCII-only JSON already; JSON.stringify would escape it a second time.
+      const text = jsonText(c.data, c.data.length, cut);
+      const head = JSON.stringify(o).slice(0, -1);
+      this.out.line(`${head},"data":"${Buffer.from(c.data.buffer, c.data.byteOffset, c.data.length).toString("base64")}"${text.lossy ? "" : `,"text":${text.json}`}}`);
+      return;
+    }
+    const who = `${c.comm} ${c.pid}/${c.tid}${nsPidNote(nspid)}`;
+    const where = t ? `${fn}, ${t.stack.name} in ${t.lib.target.display}` : fn;
+    const time = this.clock.format(c.ts);
+    if (kind === "handshake") {
+      this.out.line(`${pc.bold("HANDSHAKE")} ${time} ${who} ${handshakeOk(c) ? "done" : `returned ${BigInt.asIntN(32, c.ret)}`} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
+      return;
+    }
+    this.out.line(`${pc.bold(kind === "read" ? "READ " : "WRITE")} ${time} ${who} ${c.len} byte${c.len === 1 ? "" : "s"} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
+    if (this.format === "hexdump") for (const l of hexdump(c.data, c.data.length, Number.MAX_SAFE_INTEGER)) this.out.line(`  ${l}`);
+    else for (const l of textLines(c.data)) this.out.line(`  ${l}`);
+    if (cut) this.out.line(pc.yellow(`  [cut: ${c.data.length} of ${c.len} bytes shown: ${reason(c)}]`));
+  }
+
+  summary(): string {
+    const c = this.counts;
+    const parts = [`${c.read[0]} read${c.read[0] === 1 ? "" : "s"} (${c.read[1]} bytes)`, `${c.write[0]} write${c.write[0] === 1 ? "" : "s"} (${c.write[1]} bytes)`];
+    if (c.handshake[0]) parts.push(`${c.handshake[0]} handshake call${c.handshake[0] === 1 ? "" : "s"}`);
+    return `probe: ${parts.join(", ")}${c.cut ? `; ${c.cut} cut (flagged)` : ", none cut"}`;
+  }
+}
+
+function handshakeOk(c: SniffCall): boolean {
+  const fn = c.cookie & 0xff;
+  const def = functionOfCode(fn);
+  if (!def) return false;
+  if (def.name === "SSL_do_handshake") return BigInt.asIntN(32, c.ret) === 1n;
+  if (def.name === "gnutls_handshake") return BigInt.asIntN(32, c.ret) === 0n;
+  return c.ret === 0n; // Go: a nil error's type word
+}
+
+function reason(c: SniffCall): string {
+  if (c.lost) return "records lost: the ring buffer was full";
+  if (c.flags & SNIFF_FLAG.FAULT) return "the buffer could not be read";
+  if (c.flags & SNIFF_FLAG.NO_ROOM) return "the ring buffer had no room for more";
+  return "--max-bytes";
+}
+
+/**
+ * The bytes as lines of C-escaped text: each line of the data ends with a visible `\n` (then a
+ * real line break), so the output reads like the data and still says every byte exactly.
+ */
+export function textLines(b: Uint8Array): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] !== 10) continue;
+    out.push(`${escapeC(b.subarray(start, i))}\\n`);
+    start = i + 1;
+  }
+  if (start < b.length) out.push(escapeC(b.subarray(start)));
+  return out;
+}
