@@ -93,12 +93,13 @@ export class TlsFinder implements Closable {
         this.byMapping.set(key, r);
       }
       looked.unusable.push(...r.unusable);
-      if (r.lib && !out.includes(r.lib)) {
-        r.lib.users.set(pid, comm);
-        out.push(r.lib);
-      }
+      if (r.lib && !out.includes(r.lib)) out.push(r.lib);
     }
-    return { libraries: out, looked };
+    // GnuTLS's OpenSSL compatibility layer calls GnuTLS: with libgnutls probed too, each call would count twice.
+    const gnutls = out.some((l) => l.stacks.some((st) => st.kind === "gnutls"));
+    const kept = out.filter((l) => !(gnutls && libraryNameMatches("libgnutls-openssl", l.target.display)));
+    for (const l of kept) l.users.set(pid, comm);
+    return { libraries: kept, looked };
   }
 
   /** The TLS libraries of several processes, each once. */
