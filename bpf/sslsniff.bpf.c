@@ -40,18 +40,6 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
-/* Where a record is assembled: a header and one chunk of data, handed to the ring in one piece. */
-struct scratch {
-	struct sniff_event h;
-	__u8 data[SNIFF_CHUNK];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch SEC(".maps");
-
 /* Call ids: a counter per CPU, the CPU in the top bits. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -137,57 +125,99 @@ struct emit {
 	__u64 src;
 };
 
+/*
+ * A record is reserved in the ring buffer and the data read straight into it: one copy. A
+ * reservation's size must be a constant, so records come in size classes (data room 0, 256, 512,
+ * ... 16 KiB, SNIFF_CHUNK), a chunk in the smallest that holds it: the ring holds at most twice
+ * the data, and the header's `chunk` says how much of the room is data.
+ */
+static __always_inline long fill(struct sniff_event *r, struct emit *e, __u64 off, __u64 take, __u32 room)
+{
+	*r = e->h;
+	r->offset = off;
+	long stop = 0;
+	/* Bounded on the register passed: the verifier must see the copy fits the reservation. */
+	barrier_var(take);
+	if (take > room)
+		take = room;
+	if (take && bpf_probe_read_user((void *)(r + 1), take, (void *)(e->src + off))) {
+		r->flags |= SNIFF_FAULT;
+		take = 0;
+		stop = 1;
+	}
+	r->chunk = take;
+	/* The reader polls on a timer: waking it per record would cost more than the record. */
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return stop;
+}
+
+#define EMIT_IN(n)                                                                                  \
+	if (take <= (n)) {                                                                          \
+		struct sniff_event *r = bpf_ringbuf_reserve(&events, sizeof(struct sniff_event) + (n), 0); \
+		if (!r) {                                                                           \
+			drop(SNIFF_DROP_RECORDS, 1);                                                \
+			return 1;                                                                   \
+		}                                                                                   \
+		return fill(r, e, off, take, (n));                                                  \
+	}
+
 static long emit_chunk(__u32 i, struct emit *e)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 1;
 	__u64 off = (__u64)i * SNIFF_CHUNK;
 	__u64 take = e->h.captured > off ? e->h.captured - off : 0;
 	if (take > SNIFF_CHUNK)
 		take = SNIFF_CHUNK;
-	s->h = e->h;
-	s->h.offset = off;
-	long stop = 0;
-	/* Checked on the register passed: the verifier must see the copy fits the scratch. */
-	barrier_var(take);
-	if (take > SNIFF_CHUNK)
-		return 1;
-	if (take && bpf_probe_read_user(s->data, take, (void *)(e->src + off))) {
-		s->h.flags |= SNIFF_FAULT;
-		take = 0;
-		stop = 1;
-	}
-	s->h.chunk = take;
-	__u64 size = sizeof(struct sniff_event) + take;
-	barrier_var(size);
-	if (size > sizeof(struct scratch))
-		return 1;
-	/* The reader polls on a timer: waking it per record would cost more than the record. */
-	if (bpf_ringbuf_output(&events, s, size, BPF_RB_NO_WAKEUP)) {
-		drop(SNIFF_DROP_RECORDS, 1);
-		return 1;
-	}
-	return stop;
+	EMIT_IN(0)
+	EMIT_IN(256)
+	EMIT_IN(512)
+	EMIT_IN(1024)
+	EMIT_IN(2048)
+	EMIT_IN(4096)
+	EMIT_IN(8192)
+	EMIT_IN(16384)
+	EMIT_IN(SNIFF_CHUNK)
+	return 1;
 }
 
-/* A record's cost in the ring besides its data: the ring's own header, ours, and padding to 8. */
-#define RECORD_OVERHEAD (8 + sizeof(struct sniff_event) + 8)
+/* A record's cost in the ring: the ring's own 8-byte header, ours, and the data room of its class
+ * (all multiples of 8: no padding). */
+#define RECORD(n) (8 + sizeof(struct sniff_event) + (n))
 
-/* How many of `want` bytes fit in the ring's free room now, chunk headers included. */
-static __always_inline __u64 room_for(__u64 want)
+static __always_inline __u64 class_of(__u64 n)
+{
+	return n == 0 ? 0 : n <= 256 ? 256 : n <= 512 ? 512 : n <= 1024 ? 1024 : n <= 2048 ? 2048 : n <= 4096 ? 4096 : n <= 8192 ? 8192 : n <= 16384 ? 16384 : SNIFF_CHUNK;
+}
+
+/* The largest class whose record fits in `room` bytes; -1 when not even a header does. */
+static __always_inline __s64 class_within(__u64 room)
+{
+	if (room < RECORD(0))
+		return -1;
+	__u64 d = room - RECORD(0);
+	return d >= SNIFF_CHUNK ? SNIFF_CHUNK : d >= 16384 ? 16384 : d >= 8192 ? 8192 : d >= 4096 ? 4096 : d >= 2048 ? 2048 : d >= 1024 ? 1024 : d >= 512 ? 512 : d >= 256 ? 256 : 0;
+}
+
+/* How many of `want` bytes fit in the ring's free room now, in records of their classes. */
+static __always_inline __s64 room_for(__u64 want)
 {
 	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 	__u64 used = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 room = size > used ? size - used : 0;
-	__u64 records = want / SNIFF_CHUNK + 1;
-	if (want + records * RECORD_OVERHEAD <= room)
+	__u64 full = want / SNIFF_CHUNK;
+	__u64 rest = want - full * SNIFF_CHUNK;
+	__u64 needed = full * RECORD(SNIFF_CHUNK) + (rest || !want ? RECORD(class_of(rest)) : 0);
+	if (needed <= room)
 		return want;
-	if (room <= RECORD_OVERHEAD)
-		return 0;
-	room -= RECORD_OVERHEAD;
-	__u64 fit = room - (room / (SNIFF_CHUNK + RECORD_OVERHEAD)) * RECORD_OVERHEAD;
+	full = room / RECORD(SNIFF_CHUNK);
+	__s64 last = class_within(room - full * RECORD(SNIFF_CHUNK));
+	if (last < 0) {
+		if (!full)
+			return -1;
+		/* The last full chunk's room goes to a header-only record of what is left. */
+		full--;
+		last = 0;
+	}
+	__u64 fit = full * SNIFF_CHUNK + last;
 	return fit < want ? fit : want;
 }
 
@@ -249,8 +279,14 @@ int sniff_return(struct pt_regs *ctx)
 		want = cfg.max_bytes;
 		e.h.flags |= SNIFF_TRUNCATED;
 	}
-	__u64 fit = room_for(want);
-	if (fit < want) {
+	__s64 fit = room_for(want);
+	if (fit < 0) {
+		/* Not even the call's header fits: the record is lost, and counted. */
+		drop(SNIFF_DROP_RECORDS, 1);
+		drop(SNIFF_DROP_BYTES, want);
+		return 0;
+	}
+	if ((__u64)fit < want) {
 		drop(SNIFF_DROP_BYTES, want - fit);
 		e.h.flags |= SNIFF_NO_ROOM;
 		want = fit;

@@ -28,9 +28,9 @@ enum sniff_drop {
 	SNIFF_DROP_KINDS = 4,
 };
 
-/* One record: a header and `chunk` bytes of the call's data. A call's data is copied in chunks
- * (a per-CPU scratch holds 32 KiB at most), one record each, all with the same `call`; the first
- * (offset 0) always comes, with no data when none was copied. */
+/* One record: a header and `chunk` bytes of the call's data (the record's room may be larger: its
+ * size class). A call's data comes in chunks of up to SNIFF_CHUNK bytes, one record each, all with
+ * the same `call`, in order; the first (offset 0) always comes, with no data when none was copied. */
 struct sniff_event {
 	__u32 kind;        /* SNIFF_* */
 	__u32 pid;
@@ -50,7 +50,7 @@ struct sniff_event {
 	__u32 pad;
 };
 
-/* Data bytes per record: the header and a chunk fit a per-CPU value of 32 KiB. */
+/* Data bytes per record at most: a record of the largest class is 32 KiB with the ring's own header. */
 #define SNIFF_CHUNK (32768 - 128)
 
 #endif

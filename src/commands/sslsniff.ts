@@ -64,7 +64,7 @@ export async function run(o: SslSniffOptions): Promise<number> {
       { index: SNIFF_DROP.BYTES, kind: "bytes", what: "bytes not copied for lack of ring buffer room (those calls are flagged truncated)" },
       { index: SNIFF_DROP.PAIRING, kind: "pairing", what: "calls not captured (the table of calls in progress was full)" },
     ]);
-    s.note(`Capturing ${roles.join(", ")} data${maxBytes ? `, up to ${maxBytes} bytes per call` : ", whole calls (as much as the ring buffer holds)"}; ring buffer ${ring >> 20} MiB. Ctrl-C to stop.`);
+    s.note(`Capturing ${roles.join(", ")} data${maxBytes ? `, up to ${maxBytes} bytes per call` : ", whole calls (as much as the ring buffer holds)"}; ring buffer ${ring >= 1 << 20 ? `${ring >> 20} MiB` : `${ring >> 10} KiB`}. Ctrl-C to stop.`);
 
     const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
     const printer = new SniffPrinter(s.out, targets, s.json ? "json" : o.hexdump ? "hexdump" : "text", new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []));
@@ -242,10 +242,7 @@ export class SniffPrinter {
       }
       o.bytes = c.len;
       if (cut) Object.assign(o, { truncated: true, captured: c.data.length, reason: reason(c) });
-      // The text is ASCII-only JSON already; JSON.stringify would escape it a second time.
-      const text = jsonText(c.data, c.data.length, cut);
-      const head = JSON.stringify(o).slice(0, -1);
-      this.out.line(`${head},"data":"${Buffer.from(c.data.buffer, c.data.byteOffset, c.data.length).toString("base64")}"${text.lossy ? "" : `,"text":${text.json}`}}`);
+      writeJsonRecord(this.out, JSON.stringify(o).slice(0, -1), c.data, cut);
       return;
     }
     const who = `${c.comm} ${c.pid}/${c.tid}${nsPidNote(nspid)}`;
@@ -257,7 +254,7 @@ export class SniffPrinter {
     }
     this.out.line(`${pc.bold(kind === "read" ? "READ " : "WRITE")} ${time} ${who} ${c.len} byte${c.len === 1 ? "" : "s"} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
     if (this.format === "hexdump") for (const l of hexdump(c.data, c.data.length, Number.MAX_SAFE_INTEGER)) this.out.line(`  ${l}`);
-    else for (const l of textLines(c.data)) this.out.line(`  ${l}`);
+    else writeTextLines(this.out, c.data);
     if (cut) this.out.line(pc.yellow(`  [cut: ${c.data.length} of ${c.len} bytes shown: ${reason(c)}]`));
   }
 
@@ -285,18 +282,106 @@ function reason(c: SniffCall): string {
   return "--max-bytes";
 }
 
+// Data is written into the output buffer byte by byte, not built as strings: at hundreds of MB/s
+// of plaintext, a string per line (or per record) is what the reader would spend its time on.
+// ASCII, nearly all of HTTP, goes through tables; a run of other bytes through lib/types'
+// escapers (UTF-8 as characters, anything else as \xNN or \ufffd).
+
+const utf8 = new TextEncoder();
+const bytesOf = (s: string) => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
+/** Per ASCII byte: its escape in a C string (text output), or undefined when shown as is. */
+const C_ESCAPE: (Uint8Array | undefined)[] = [];
+/** Per ASCII byte: its escape in a JSON string, or undefined. */
+const JSON_ESCAPE: (Uint8Array | undefined)[] = [];
+for (let c = 0; c < 128; c++) {
+  const named: Record<number, string> = { 0: "\\0", 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\" };
+  const hex = c.toString(16).padStart(2, "0");
+  C_ESCAPE.push(named[c] ? bytesOf(named[c]!) : c < 0x20 || c === 0x7f ? bytesOf(`\\x${hex}`) : undefined);
+  const jnamed: Record<number, string> = { 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\" };
+  JSON_ESCAPE.push(jnamed[c] ? bytesOf(jnamed[c]!) : c < 0x20 || c === 0x7f ? bytesOf(`\\u00${hex}`) : undefined);
+}
+const INDENT = 2;
+
+/** The end of the run of non-ASCII bytes starting at `i`. */
+function nonAsciiEnd(b: Uint8Array, i: number): number {
+  let j = i + 1;
+  while (j < b.length && b[j]! >= 0x80) j++;
+  return j;
+}
+
+function putAscii(buf: Uint8Array, p: number, s: string, from = 0, to = s.length): number {
+  for (let k = from; k < to; k++) buf[p++] = s.charCodeAt(k);
+  return p;
+}
+
 /**
- * The bytes as lines of C-escaped text: each line of the data ends with a visible `\n` (then a
- * real line break), so the output reads like the data and still says every byte exactly.
+ * The data as lines of C-escaped text, indented: each line of the data ends with a visible `\n`
+ * and then a real line break, so the output reads like the data and still says every byte exactly.
  */
-export function textLines(b: Uint8Array): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < b.length; i++) {
-    if (b[i] !== 10) continue;
-    out.push(`${escapeC(b.subarray(start, i))}\\n`);
-    start = i + 1;
+export function writeTextLines(out: Out, b: Uint8Array): void {
+  if (!b.length) return;
+  const buf = out.room(b.length * 5 + 2 * INDENT + 2);
+  let p = out.pos;
+  buf[p++] = 32;
+  buf[p++] = 32;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      const e = C_ESCAPE[c];
+      if (!e) buf[p++] = c;
+      else {
+        for (let k = 0; k < e.length; k++) buf[p++] = e[k]!;
+        if (c === 10) {
+          buf[p++] = 10;
+          if (i + 1 < b.length) {
+            buf[p++] = 32;
+            buf[p++] = 32;
+          }
+        }
+      }
+      i++;
+      continue;
+    }
+    const j = nonAsciiEnd(b, i);
+    // escapeC shows well-formed UTF-8 as characters: encode them back as UTF-8.
+    p += utf8.encodeInto(escapeC(b.subarray(i, j)), buf.subarray(p)).written!;
+    i = j;
   }
-  if (start < b.length) out.push(escapeC(b.subarray(start)));
-  return out;
+  if (b[b.length - 1] !== 10) buf[p++] = 10;
+  out.pos = p;
+}
+
+/**
+ * One JSON record: `head` (an object without its closing brace), then "data" in base64 and "text"
+ * when the bytes are UTF-8 (a character cut short at the end of truncated data is left out).
+ */
+export function writeJsonRecord(out: Out, head: string, b: Uint8Array, cut: boolean): void {
+  const data = Buffer.from(b.buffer, b.byteOffset, b.length).toString("base64");
+  const buf = out.room(head.length * 3 + data.length + b.length * 6 + 32);
+  let p = out.pos + utf8.encodeInto(head, buf.subarray(out.pos)).written!;
+  p = putAscii(buf, p, ',"data":"');
+  p = putAscii(buf, p, data);
+  p = putAscii(buf, p, '"');
+  const beforeText = p;
+  p = putAscii(buf, p, ',"text":"');
+  let ok = true;
+  for (let i = 0; i < b.length && ok; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      const e = JSON_ESCAPE[c];
+      if (!e) buf[p++] = c;
+      else for (let k = 0; k < e.length; k++) buf[p++] = e[k]!;
+      i++;
+      continue;
+    }
+    const j = nonAsciiEnd(b, i);
+    const t = jsonText(b.subarray(i, j), j - i, cut && j === b.length);
+    if (t.lossy) ok = false;
+    else p = putAscii(buf, p, t.json, 1, t.json.length - 1);
+    i = j;
+  }
+  p = ok ? putAscii(buf, p, '"') : beforeText;
+  buf[p++] = 125; // }
+  buf[p++] = 10;
+  out.pos = p;
 }

@@ -78,7 +78,8 @@ describe("sslsniff: the plaintext is what each side sent and received", () => {
       }
       // The first line says what was found, in the process's own terms.
       const stack = ck.startsWith("go") ? /: Go 1\.\d+(\.\d+)? crypto\/tls linked into \// : ck === "python" ? /: OpenSSL 3\.\d+\.\d+ in \/usr\/lib\/x86_64-linux-gnu\/libssl\.so\.3$/ : /^node \d+: OpenSSL 3\.\d+\.\d+ linked into \/usr\/bin\/node$/;
-      expect(cOut.err.find((l) => l.startsWith(`${ck.startsWith("node") ? "node" : ck.startsWith("go") ? "gotls" : "python3"} ${cli.pid}:`))).toMatch(stack);
+      const comm = { go: "gotls", "go-stripped": "gotls-stripped", python: "python3", "node-tls": "node", "node-https": "node" }[ck];
+      expect(cOut.err.find((l) => l.startsWith(`${comm} ${cli.pid}:`))).toMatch(stack);
     });
   }
 
@@ -158,6 +159,27 @@ describe("sslsniff: big payloads", () => {
     expectSame(rd.read, res.received!);
     expect(rd.reads.length).toBeGreaterThanOrEqual(64);
     expect(rd.reads.every((x) => !x.truncated)).toBe(true);
+  });
+
+  test("--max-bytes 0 copies as much as the ring buffer has room for, and flags the cut with the real length", async () => {
+    const srv = await server("go");
+    const cli = await startClient("go", srv.port, "/size/1048576");
+    const p = await startProbe(["sslsniff", "--pid", String(srv.pid), "--json", "--write", "--max-bytes", "0", "--buffer-size", "256K"]);
+    await cli.go();
+    const conn = await srv.conn();
+    const out = await stopProbe(p);
+    const r = sniffRecords(out.out);
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ event: "write", bytes: conn.sent.length, truncated: true, reason: "the ring buffer had no room for more" });
+    const got = Buffer.from(r[0]!.data, "base64");
+    expect(got.length).toBe(r[0]!.captured!);
+    expect(got.length).toBeGreaterThan(128 << 10); // most of the ring
+    expect(got.length).toBeLessThan(256 << 10);
+    expectSame(got, conn.sent.subarray(0, got.length));
+    // --json says what was lost as JSON too, on stdout.
+    const lost = out.out.map((l) => JSON.parse(l)).filter((o) => o.event === "lost");
+    expect(lost.map((o) => o.kind)).toEqual(lost.map(() => "bytes"));
+    expect(lost.at(-1)).toMatchObject({ kind: "bytes", total: conn.sent.length - got.length });
   });
 });
 
