@@ -4,7 +4,7 @@
 // wrote equals what curl (on the host) says it sent and received.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { probeBinary, startProbe } from "../helpers.ts";
-import { startNginxContainer, type NsContainer } from "../fixtures/container.ts";
+import { childPids, startNginxContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
 import { TLS_WORK, sniffRecords, sniffedBy, startCurl, stopProbe, waitUntil } from "../fixtures/tls/peers.ts";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -89,7 +89,7 @@ describe("a docker container by name (real dockerd)", () => {
     expect(mine.write.equals(a.received)).toBe(true);
 
     p = await startProbe(["sslsniff", "--container", d.name, "--hexdump", "--max-bytes", "1M"]);
-    expect(p.err.all.join("\n")).toContain("up to 1048576 bytes per call");
+    await p.err.waitFor(/up to 1048576 bytes per call/);
     const b = await curlGet(d.port, "/hex");
     out = await stopProbe(p);
     // The request's first 16 bytes as hexdump -C shows them.
@@ -98,11 +98,15 @@ describe("a docker container by name (real dockerd)", () => {
     expect(out.out).toContain(hexLine);
     expect(out.out.some((l) => l.startsWith(`READ  `) && l.includes(`nginx ${pid}/`))).toBe(true);
 
-    // sudo probe sslsniff -c web --json | jq .   (probe's stderr kept in a file, to see when it is attached)
+    // sudo probe sslsniff -c web --json | jq .   (probe's stderr kept in a file, to see when it is
+    // attached; stopped with Ctrl-C's SIGINT, sent to probe itself as a terminal would)
     const errFile = join(TLS_WORK, `jq-${process.pid}.err`);
-    const sh = Bun.spawn(["sh", "-c", `${probeBinary()} sslsniff -c ${d.name} --json -d 4 2>${errFile} | jq .`], { stdout: "pipe", stderr: "pipe" });
+    const sh = Bun.spawn(["sh", "-c", `${probeBinary()} sslsniff -c ${d.name} --json 2>${errFile} | jq .`], { stdout: "pipe", stderr: "pipe" });
     await waitUntil("probe to attach", () => existsSync(errFile) && readFileSync(errFile, "utf8").includes("Tracing"), 20_000);
     const c = await curlGet(d.port, "/jq");
+    await Bun.sleep(300);
+    const probePid = childPids(sh.pid).find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(probeBinary()));
+    process.kill(probePid!, "SIGINT");
     expect(await sh.exited).toBe(0);
     const text = await new Response(sh.stdout).text();
     const objs = text.split(/^}$/m).map((s) => s.trim()).filter(Boolean).map((s) => JSON.parse(`${s}\n}`));

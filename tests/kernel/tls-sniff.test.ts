@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { probeBinary, startProbe, sh } from "../helpers.ts";
 import {
-  TLS_WORK, patternBody, sniffRecords, sniffedBy, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
+  TLS_WORK, patternBody, sniffRecords, sniffedBy, textBlocks, unescapeLines, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
   type ClientKind, type PeerServer, type ServerKind,
 } from "../fixtures/tls/peers.ts";
 
@@ -184,53 +184,19 @@ describe("sslsniff: big payloads", () => {
 });
 
 describe("sslsniff: output formats", () => {
-  /** The bytes back from sslsniff's text lines: C escapes undone, the visible \n ends a line. */
-  function unescape(lines: string[]): Buffer {
-    const out: number[] = [];
-    const named: Record<string, number> = { n: 10, r: 13, t: 9, "0": 0, a: 7, b: 8, v: 11, f: 12, '"': 34, "\\": 92 };
-    for (const l of lines) {
-      const s = Buffer.from(l.slice(2), "utf8");
-      for (let i = 0; i < s.length; i++) {
-        if (s[i] !== 92) {
-          out.push(s[i]!);
-          continue;
-        }
-        const c = String.fromCharCode(s[i + 1]!);
-        if (c === "x") {
-          out.push(parseInt(String.fromCharCode(s[i + 2]!, s[i + 3]!), 16));
-          i += 3;
-        } else {
-          out.push(named[c]!);
-          i++;
-        }
-      }
-    }
-    return Buffer.from(out);
-  }
-
-  /** Records of the human output: a header line, then the data lines (indented by two). */
-  function blocks(lines: string[]): { head: string; data: string[] }[] {
-    const out: { head: string; data: string[] }[] = [];
-    for (const l of lines) {
-      if (/^(READ |WRITE|HANDSHAKE) /.test(l)) out.push({ head: l, data: [] });
-      else if (l.startsWith("  ") && out.length) out.at(-1)!.data.push(l);
-    }
-    return out;
-  }
-
   test("text (default) and --hexdump say every byte: escapes undone and hexdump -C give back the data", async () => {
     const srv = await server("go");
     const cli = await startClient("go", srv.port, "/size/700");
     const text = await startProbe(["sslsniff", "--pid", String(cli.pid)]);
     const hex = await startProbe(["sslsniff", "--pid", String(cli.pid), "--hexdump"]);
     const res = await cli.go();
-    const t = blocks((await stopProbe(text)).out);
-    const h = blocks((await stopProbe(hex)).out);
+    const t = textBlocks((await stopProbe(text)).out);
+    const h = textBlocks((await stopProbe(hex)).out);
     expect(t.map((b) => b.head.split(" ")[0])).toEqual(["WRITE", "READ"]);
     expect(t[0]!.head).toMatch(new RegExp(`^WRITE \\d\\d:\\d\\d:\\d\\d\\.\\d{3} gotls ${cli.pid}/\\d+ ${res.sent!.length} bytes [\\d.]+ [nµm]?s  crypto/tls\\.\\(\\*Conn\\)\\.Write, Go 1\\.\\d+\\.\\d+ crypto/tls in /`));
     expect(t[0]!.data[0]).toBe("  GET /size/700 HTTP/1.1\\r\\n");
-    expectSame(unescape(t[0]!.data), res.sent!);
-    expectSame(unescape(t[1]!.data), res.received!);
+    expectSame(unescapeLines(t[0]!.data), res.sent!);
+    expectSame(unescapeLines(t[1]!.data), res.received!);
     // hexdump -C -v of the same bytes, without its final offset line.
     const ref = (b: Buffer) => {
       const f = join(TLS_WORK, "hexdump.bin");
