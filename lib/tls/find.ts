@@ -86,8 +86,8 @@ export class TlsFinder implements Closable {
         try {
           r = this.examine(pid, f, files);
         } catch (e) {
-          if (!(e instanceof ProbeError)) throw e;
-          looked.skipped.push(`${f.path}: ${e.message}`);
+          // One unreadable or malformed file (a container's files are anyone's) must not hide the rest.
+          looked.skipped.push(`${f.path}: ${e instanceof ProbeError ? e.message : `cannot be parsed (${(e as Error).message})`}`);
           continue;
         }
         this.byMapping.set(key, r);
