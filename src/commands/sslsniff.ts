@@ -4,7 +4,7 @@
 import { pc } from "../colors.ts";
 import { SNIFF_CONFIG, SNIFF_DROP, SNIFF_EVENT, SNIFF_FLAG, SNIFF_KIND, commAt } from "../../lib/layouts.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
-import { functionOfCode, type TlsRole } from "../../lib/tls/stacks.ts";
+import { TLS_FUNCTIONS, functionOfCode, type TlsRole } from "../../lib/tls/stacks.ts";
 import { escapeC, hexdump, jsonText } from "../../lib/types/bytes-text.ts";
 import { UsageError } from "../errors.ts";
 import { parseBytes } from "../options.ts";
@@ -78,6 +78,7 @@ export async function run(o: SslSniffOptions): Promise<number> {
     await s.run({ poll });
     asm.flushAll();
     s.out.flush();
+    if (asm.malformed) s.warn(`${asm.malformed} records did not add up and were left out`);
     s.note(printer.summary());
     return 0;
   });
@@ -235,7 +236,8 @@ export class SniffPrinter {
         latency_ns: jsonInt(c.latency),
       };
       if (kind === "handshake") {
-        o.ret = jsonInt(BigInt.asIntN(32, c.ret));
+        // Go returns an error (RAX: its type word, nil when done), C an int.
+        if (!isGoCode(c.cookie & 0xff)) o.ret = jsonInt(BigInt.asIntN(32, c.ret));
         o.ok = handshakeOk(c);
         this.out.line(JSON.stringify(o));
         return;
@@ -249,7 +251,8 @@ export class SniffPrinter {
     const where = t ? `${fn}, ${t.stack.name} in ${t.lib.target.display}` : fn;
     const time = this.clock.format(c.ts);
     if (kind === "handshake") {
-      this.out.line(`${pc.bold("HANDSHAKE")} ${time} ${who} ${handshakeOk(c) ? "done" : `returned ${BigInt.asIntN(32, c.ret)}`} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
+      const result = handshakeOk(c) ? "done" : isGoCode(c.cookie & 0xff) ? "failed" : `returned ${BigInt.asIntN(32, c.ret)}`;
+      this.out.line(`${pc.bold("HANDSHAKE")} ${time} ${who} ${result} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
       return;
     }
     this.out.line(`${pc.bold(kind === "read" ? "READ " : "WRITE")} ${time} ${who} ${c.len} byte${c.len === 1 ? "" : "s"} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
@@ -264,6 +267,10 @@ export class SniffPrinter {
     if (c.handshake[0]) parts.push(`${c.handshake[0]} handshake call${c.handshake[0] === 1 ? "" : "s"}`);
     return `probe: ${parts.join(", ")}${c.cut ? `; ${c.cut} cut (flagged)` : ", none cut"}`;
   }
+}
+
+function isGoCode(fn: number): boolean {
+  return TLS_FUNCTIONS.go.some((d) => d.fn === fn);
 }
 
 function handshakeOk(c: SniffCall): boolean {

@@ -222,4 +222,26 @@ describe("sslsniff: output formats", () => {
     expect(hs.at(-1)!.latency_ns).toBeGreaterThan(0);
     expectSame(sniffedBy(recs, curl.pid).write, trace.sent);
   });
+
+  test("--handshake on GnuTLS (gnutls_handshake, 0 when done) and Go ((*Conn).clientHandshake, nil error)", async () => {
+    const gs = await startGnutlsServ();
+    started.push(gs);
+    const pg = await startProbe(["sslsniff", "--pid", String(gs.pid), "--json", "--handshake"]);
+    const cli = await startGnutlsCli(gs.port);
+    await cli.send("x\n");
+    const g = sniffRecords((await stopProbe(pg)).out).filter((r) => r.event === "handshake");
+    expect(g.length).toBeGreaterThanOrEqual(1);
+    expect(g.at(-1)).toMatchObject({ function: "gnutls_handshake", ret: 0, ok: true });
+    // Non-blocking handshakes return GNUTLS_E_AGAIN (-28) until done.
+    for (const r of g.slice(0, -1)) expect(r.ret).toBe(-28);
+
+    const srv = await server("go");
+    const gc = await startClient("go", srv.port, "/size/1");
+    const p = await startProbe(["sslsniff", "--pid", String(gc.pid), "--json", "--handshake"]);
+    await gc.go();
+    const h = sniffRecords((await stopProbe(p)).out).filter((r) => r.event === "handshake");
+    expect(h).toEqual([expect.objectContaining({ function: "crypto/tls.(*Conn).clientHandshake", ok: true })]);
+    expect(h[0]!.ret).toBeUndefined();
+    expect(h[0]!.latency_ns).toBeGreaterThan(0);
+  });
 });

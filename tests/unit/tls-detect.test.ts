@@ -112,7 +112,7 @@ describe("detectTls", () => {
         expect(p.retprobe).toBe(false);
         expect(p.entry).toEqual([{ offset: elf.vaddrToOffset(nm.get("crypto/tls.(*Conn).Read")!)!, cookie: (3n << 8n) | BigInt(TLS_FN.GO_READ) }]);
         const fn = s!.functions.find((f) => f.def.fn === TLS_FN.GO_READ)!.go!;
-        const want = rets.filter((a) => a >= fn.entry && a < fn.end).map((a) => elf.vaddrToOffset(a));
+        const want = rets.filter((a) => a >= fn.entry && a < fn.end).map((a) => elf.vaddrToOffset(a)!);
         expect(p.returns.map((r) => r.offset)).toEqual(want);
       });
     }
