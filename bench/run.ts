@@ -2,7 +2,7 @@
 // ~0.7 µs here, but the machine's speed drifts between runs). Prints a table; `bun run bench`.
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Lines, testCert } from "../tests/helpers.ts";
+import { Lines } from "../tests/helpers.ts";
 import { loadEmbedded } from "../lib/programs.ts";
 import { attachUprobe, bestAttachMode } from "../lib/uprobe.ts";
 import { openHostFile } from "../lib/proc/target.ts";
@@ -10,6 +10,8 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { opensBench } from "./opens.ts";
+import { tlsBench } from "./tls.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -58,140 +60,6 @@ function median(xs: number[]): number {
 function vmHwmKb(pid: number): number {
   const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? 0);
-}
-
-// --- TLS plaintext capture: sslsniff against its peers --------------------------------------------
-// A client and a server SSL in one thread (tests/fixtures/tls/tls_loop.c): each iteration the server
-// writes SIZE bytes and the client reads them with SSL_read. What a tracer adds per read shows whole
-// in the time per iteration. Only reads are traced (--read): the cost per read, and the rate of
-// plaintext captured into a file with nothing lost.
-async function tlsCase(): Promise<void> {
-  const READS = Number(process.env.BENCH_TLS_READS ?? 100_000);
-  const loopBin = join(WORK, "tls_loop");
-  const b = Bun.spawnSync(["gcc", "-O2", "-o", loopBin, join(ROOT, "tests", "fixtures", "tls", "tls_loop.c"), "-lssl", "-lcrypto"], { stderr: "pipe" });
-  if (b.exitCode !== 0) throw new Error(`gcc tls_loop failed (libssl-dev?): ${b.stderr}`);
-  const { cert, key } = testCert();
-  const LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
-
-  /** ns per write+read iteration; `attach(pid)` sets a tracer up first and returns its cleanup. */
-  async function tlsLoop(size: number, n: number, attach?: (pid: number) => Promise<() => Promise<string> | string>, mbPerS = 0): Promise<{ ns: number; note: string }> {
-    const p = Bun.spawn([loopBin, cert, key, String(n), String(size), ...(mbPerS ? [String(mbPerS)] : [])], { stdin: "pipe", stdout: "pipe" });
-    const out = new Lines(p.stdout);
-    const [, pid] = await out.waitFor(/^ready (\d+)/);
-    const cleanup = attach ? await attach(Number(pid)) : undefined;
-    p.stdin.write("go\n");
-    p.stdin.end();
-    const [, ns] = await out.waitFor(/^([\d.]+) /, 600_000);
-    await p.exited;
-    return { ns: Number(ns), note: cleanup ? await cleanup() : "" };
-  }
-
-  /** sslsniff --read into a file; after the loop: the records and bytes written, and any loss or cut. */
-  const sniff = (format: string[], file: string, size: number, n: number) => async (pid: number) => {
-    const { p, err } = await probeRun(["sslsniff", "--pid", String(pid), "--read", ...format], file);
-    return async () => {
-      await p.exited; // the loop has exited: probe drains the ring and stops
-      const e = (await err.done()).join("\n");
-      const lost = /lost|cut \(flagged\)|not copied/.test(e) ? ` LOSS: ${e.split("\n").filter((l) => /lost|cut|not copied/.test(l)).join(" ")}` : "";
-      const summary = /probe: (\d+) reads? \((\d+) bytes\)/.exec(e);
-      const whole = summary && Number(summary[1]) === n && Number(summary[2]) === n * size;
-      const bytes = Bun.file(file).size;
-      rmSync(file, { force: true });
-      return `${summary?.[1] ?? "?"} of ${n} reads captured${whole ? ", every byte" : " (NOT all)"}${lost || ", zero loss"}; ${(bytes / 1e6).toFixed(1)} MB written`;
-    };
-  };
-
-  const bpftraceRun = (file: string) => async (pid: number) => {
-    // bpftrace 0.17 keeps strings on the 512-byte BPF stack: buf() copies at most BPFTRACE_STRLEN = 200 bytes.
-    const script = `BEGIN { printf("attached\\n"); } uprobe:${LIBSSL}:SSL_read /pid == ${pid}/ { @buf[tid] = arg1; } uretprobe:${LIBSSL}:SSL_read /pid == ${pid} && @buf[tid]/ { printf("%d %r\\n", retval, buf(@buf[tid], retval)); delete(@buf[tid]); }`;
-    const p = Bun.spawn([Bun.which("bpftrace")!, "-e", script], { stdout: Bun.file(file), stderr: "pipe", env: { ...process.env, BPFTRACE_STRLEN: "200" } });
-    const end = Date.now() + 60_000;
-    while (!readFileSafe(file).includes("attached") && Date.now() < end) await Bun.sleep(50);
-    return async () => {
-      p.kill("SIGINT");
-      await p.exited;
-      const lines = readFileSafe(file).split("\n").filter((l) => /^\d+ /.test(l)).length;
-      rmSync(file, { force: true });
-      return `${lines} reads printed, 200 of each 1024 bytes (bpftrace 0.17's buf() limit)`;
-    };
-  };
-
-  // bcc's sslsniff compiles its program at start against the running kernel's headers.
-  let bccWhy = "not installed (apt-get install bpfcc-tools)";
-  const bcc = Bun.which("sslsniff-bpfcc");
-  if (bcc) {
-    const r = Bun.spawnSync([bcc, "-p", "1"], { stdout: "pipe", stderr: "pipe", timeout: 30_000 });
-    const text = `${r.stdout}${r.stderr}`;
-    bccWhy = /kernel headers/i.test(text) ? `cannot run here: no headers for kernel ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()} (/lib/modules/*/build missing, no CONFIG_IKHEADERS), which bcc compiles against` : `did not start: ${text.trim().split("\n").slice(-1)[0]}`;
-  }
-
-  const base: number[] = [];
-  const sniffed: number[] = [];
-  const peer: number[] = [];
-  let sniffNote = "";
-  let peerNote = "";
-  const btAvailable = !!Bun.which("bpftrace");
-  for (let i = 0; i < 3; i++) {
-    base.push((await tlsLoop(1024, READS)).ns);
-    const s = await tlsLoop(1024, READS, sniff(["--json"], join(WORK, "sniff.json"), 1024, READS));
-    sniffed.push(s.ns);
-    sniffNote = s.note;
-    if (btAvailable) {
-      const t = await tlsLoop(1024, READS, bpftraceRun(join(WORK, "bpftrace.out")));
-      peer.push(t.ns);
-      peerNote = t.note;
-    }
-  }
-  const b0 = median(base);
-  row("TLS: 1 KiB SSL_write + SSL_read, no tracer", `${b0.toFixed(0)} ns/iteration`, `median of 3, ${READS} iterations each`);
-  const s0 = median(sniffed);
-  row("TLS: sslsniff --read --json to a file", `+${(s0 - b0).toFixed(0)} ns per 1 KiB read`, `${sniffNote}; median of 3`);
-  if (btAvailable) {
-    const p0 = median(peer);
-    row("TLS: bpftrace buf() printf to a file (peer)", `+${(p0 - b0).toFixed(0)} ns per 1 KiB read`, `${peerNote}; sslsniff costs ${((s0 - b0) / (p0 - b0)).toFixed(2)}x the peer [target < 1]`);
-  } else row("TLS: bpftrace (peer)", "not installed", "apt-get install bpftrace");
-  row("TLS: bcc sslsniff-bpfcc (peer)", "-", bccWhy);
-
-  // The rate of plaintext captured into a file with nothing lost: 16 KiB reads at a set pace,
-  // doubled from 25 MB/s until something is lost (or the loop cannot go faster), ~2 s each.
-  for (const [what, fmt, file] of [["--json", ["--json"], "rate.json"], ["text", [] as string[], "rate.txt"]] as const) {
-    let best = 0;
-    let bestNote = "";
-    let lastNote = "";
-    for (let rate = 25; rate <= 3200; rate *= 2) {
-      const n = Math.ceil((rate * 2e6) / 16384);
-      const r = await tlsLoop(16384, n, sniff([...fmt], join(WORK, file), 16384, n), rate);
-      const achieved = (16384 / r.ns) * 1e3;
-      lastNote = `${rate} MB/s asked, ${achieved.toFixed(0)} MB/s ran: ${r.note}`;
-      if (!/zero loss/.test(r.note) || !/every byte/.test(r.note)) break;
-      best = achieved;
-      bestNote = r.note;
-      if (achieved < rate * 0.9) break; // the loop itself (with the probe's cost) goes no faster
-    }
-    row(`TLS: sslsniff ${what} to a file, 16 KiB reads`, `${best.toFixed(0)} MB/s`, `highest zero-loss rate tried (${bestNote}); next: ${lastNote}`);
-  }
-}
-
-function readFileSafe(f: string): string {
-  try {
-    return readFileSync(f, "utf8");
-  } catch {
-    return "";
-  }
-}
-
-function printTable(): void {
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
-  console.log(`${"-".repeat(w[0]!)}  ${"-".repeat(w[1]!)}  ----`);
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);
-}
-
-// BENCH_ONLY=tls: just the TLS case.
-if (process.env.BENCH_ONLY === "tls") {
-  await tlsCase();
-  printTable();
-  process.exit(0);
 }
 
 console.error(`probe benchmarks: ${CALLS} calls of a push-first function per case, ${bestAttachMode()} attach mode`);
@@ -346,6 +214,13 @@ if (bpftrace) {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
 
-await tlsCase();
+// --- opensnoop: what tracing every open costs the process that opens ------------------------------
+await opensBench(row);
 
-printTable();
+// --- TLS: sslsniff's cost per TLS read against its peers, and its capture rate ----------------------
+await tlsBench(row);
+
+const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
+console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
+console.log(`${"-".repeat(w[0]!)}  ${"-".repeat(w[1]!)}  ----`);
+for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);

@@ -3,9 +3,9 @@
 // One parser serves both sources: a map's BTF object in the kernel and a libbpf object's own BTF.
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libbpf } from "./ffi/libbpf.ts";
-import { ProbeError } from "./errors.ts";
 import { OsError, closeFd, errno, ptr } from "./ffi/libc.ts";
 import { objInfo } from "./kernel/bpf.ts";
+import { ProbeError } from "./errors.ts";
 
 export const BTF_KIND = {
   INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9, CONST: 10,
@@ -48,6 +48,7 @@ export type JsonValue = number | string | boolean | null | JsonValue[] | { [k: s
 export class Btf {
   private constructor(readonly types: (BtfType | undefined)[]) {}
 
+  /** Parses raw BTF (untrusted: a user's object, or the kernel's): a malformed one is a BtfError. */
   static parse(raw: Uint8Array): Btf {
     const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     if (raw.length < 24 || v.getUint16(0, true) !== 0xeb9f) throw new BtfError("not BTF data (bad magic)");
@@ -56,6 +57,9 @@ export class Btf {
     const typeLen = v.getUint32(12, true);
     const strOff = hdrLen + v.getUint32(16, true);
     const strLen = v.getUint32(20, true);
+    if (hdrLen < 24 || typeOff + typeLen > raw.length || strOff + strLen > raw.length) {
+      throw new BtfError(`malformed BTF: header (${hdrLen} bytes), types (${typeLen} at ${typeOff}) or strings (${strLen} at ${strOff}) outside its ${raw.length} bytes`);
+    }
     const strings = raw.subarray(strOff, strOff + strLen);
     const dec = new TextDecoder();
     const str = (off: number): string => {
@@ -66,6 +70,10 @@ export class Btf {
     const types: (BtfType | undefined)[] = [undefined]; // id 0 is void
     let p = typeOff;
     const end = typeOff + typeLen;
+    // Each record's trailer (members, values, variables) must fit before it is read.
+    const need = (n: number, id: number) => {
+      if (p + n > end) throw new BtfError(`malformed BTF: type ${id} runs past the end of the type section`);
+    };
     while (p + 12 <= end) {
       const info = v.getUint32(p + 4, true);
       const t: BtfType = {
@@ -77,6 +85,13 @@ export class Btf {
         sizeOrType: v.getUint32(p + 8, true),
       };
       p += 12;
+      const vlen = t.vlen;
+      switch (t.kind) {
+        case BTF_KIND.INT: case BTF_KIND.VAR: case BTF_KIND.DECL_TAG: need(4, t.id); break;
+        case BTF_KIND.ARRAY: need(12, t.id); break;
+        case BTF_KIND.STRUCT: case BTF_KIND.UNION: case BTF_KIND.DATASEC: case BTF_KIND.ENUM64: need(12 * vlen, t.id); break;
+        case BTF_KIND.ENUM: case BTF_KIND.FUNC_PROTO: need(8 * vlen, t.id); break;
+      }
       switch (t.kind) {
         case BTF_KIND.INT: {
           const x = v.getUint32(p, true);
@@ -182,8 +197,9 @@ export class Btf {
     return t;
   }
 
-  sizeOf(id: number): number {
+  sizeOf(id: number, depth = 0): number {
     const t = this.resolve(id);
+    if (depth > 32) return 0; // arrays of arrays this deep are a loop in hostile BTF
     if (!t) return 0;
     switch (t.kind) {
       case BTF_KIND.INT: case BTF_KIND.STRUCT: case BTF_KIND.UNION: case BTF_KIND.ENUM: case BTF_KIND.ENUM64:
@@ -192,24 +208,25 @@ export class Btf {
       case BTF_KIND.PTR:
         return 8;
       case BTF_KIND.ARRAY:
-        return t.array!.nelems * this.sizeOf(t.array!.type);
+        return t.array!.nelems * this.sizeOf(t.array!.type, depth + 1);
       default:
         return 0;
     }
   }
 
   /** The C-ish name of a type, for messages: `struct key`, `__u32`, `char[16]`. */
-  typeName(id: number): string {
+  typeName(id: number, depth = 0): string {
     const t = this.types[id];
     if (!t) return "void";
+    if (depth > 16) return "...";
     switch (t.kind) {
       case BTF_KIND.STRUCT: return `struct ${t.name || "(anon)"}`;
       case BTF_KIND.UNION: return `union ${t.name || "(anon)"}`;
       case BTF_KIND.ENUM: case BTF_KIND.ENUM64: return `enum ${t.name || "(anon)"}`;
-      case BTF_KIND.PTR: return `${this.typeName(t.sizeOrType)} *`;
-      case BTF_KIND.ARRAY: return `${this.typeName(t.array!.type)}[${t.array!.nelems}]`;
-      case BTF_KIND.CONST: return `const ${this.typeName(t.sizeOrType)}`;
-      case BTF_KIND.VOLATILE: return `volatile ${this.typeName(t.sizeOrType)}`;
+      case BTF_KIND.PTR: return `${this.typeName(t.sizeOrType, depth + 1)} *`;
+      case BTF_KIND.ARRAY: return `${this.typeName(t.array!.type, depth + 1)}[${t.array!.nelems}]`;
+      case BTF_KIND.CONST: return `const ${this.typeName(t.sizeOrType, depth + 1)}`;
+      case BTF_KIND.VOLATILE: return `volatile ${this.typeName(t.sizeOrType, depth + 1)}`;
       default: return t.name || "(anon)";
     }
   }
@@ -266,7 +283,9 @@ export class Btf {
           return json ? s : JSON.stringify(s);
         }
         const out: (string | JsonValue)[] = [];
-        for (let i = 0; i < a.nelems; i++) out.push(this.render(a.type, b.subarray(i * esize, (i + 1) * esize), depth + 1, json));
+        // No more elements than the bytes hold: a hostile nelems must not drive the loop.
+        const count = esize > 0 ? Math.min(a.nelems, Math.ceil(b.length / esize)) : 0;
+        for (let i = 0; i < count; i++) out.push(this.render(a.type, b.subarray(i * esize, (i + 1) * esize), depth + 1, json));
         return json ? (out as JsonValue[]) : `[${out.join(", ")}]`;
       }
       case BTF_KIND.STRUCT:

@@ -1,5 +1,8 @@
 // An ELF64 reader that works on an open fd: it reads headers and the sections it is asked for,
 // never the whole file, so that a 100 MB Go binary or a library inside a container costs little.
+// The file is untrusted (any file a container holds): every offset, size, count and index is
+// checked against the file and its tables before use, and anything malformed is an ElfError
+// whose message starts with the path and says what is wrong.
 import { readSync, fstatSync } from "node:fs";
 import { ProbeError } from "./errors.ts";
 
@@ -10,6 +13,21 @@ export const PF_X = 1;
 export const SHT = { SYMTAB: 2, STRTAB: 3, NOTE: 7, NOBITS: 8, DYNSYM: 11, VERDEF: 0x6ffffffd, VERNEED: 0x6ffffffe, VERSYM: 0x6fffffff } as const;
 export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4, TLS: 6, GNU_IFUNC: 10 } as const;
 export const SHN_UNDEF = 0;
+
+/**
+ * The most bytes one section may have to be read whole. Real symbol tables stay far below it
+ * (node's .symtab and .strtab together are ~10 MB); a larger one is a corrupt or hostile header.
+ */
+export const MAX_SECTION_BYTES = 512 << 20;
+/** More section headers than any linked program has (object files with one section per function stay below). */
+export const MAX_SECTIONS = 1 << 18;
+
+const EHDR_SIZE = 64;
+const PHDR_SIZE = 56;
+const SHDR_SIZE = 64;
+const SYM_SIZE = 24;
+const PN_XNUM = 0xffff;
+const SHN_XINDEX = 0xffff;
 
 export class ElfError extends ProbeError {}
 
@@ -69,11 +87,16 @@ export class ElfFile {
     readonly fd: number,
     readonly path: string,
   ) {
-    this.size = fstatSync(fd).size;
-    const h = this.readAt(0, 64);
-    if (h.length < 64 || h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46) {
+    try {
+      this.size = fstatSync(fd).size;
+    } catch (e) {
+      throw new ElfError(`${path}: cannot stat the file: ${(e as Error).message}`, undefined, { cause: e });
+    }
+    const h = this.size >= 4 ? this.readAt(0, EHDR_SIZE) : new Uint8Array();
+    if (h.length < 4 || h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46) {
       throw new ElfError(`${path} is not an ELF file`);
     }
+    if (h.length < EHDR_SIZE) throw this.error(`the ELF header is cut short (${h.length} of ${EHDR_SIZE} bytes)`);
     if (h[4] !== 2 || h[5] !== 1) throw new ElfError(`${path} is not a 64-bit little-endian ELF file`);
     const v = view(h);
     this.type = v.getUint16(16, true);
@@ -81,70 +104,100 @@ export class ElfFile {
     if (this.machine !== EM_X86_64) {
       throw new ElfError(`${path} is built for another architecture (e_machine ${this.machine}, not x86-64)`);
     }
-    this.entry = num(v.getBigUint64(24, true));
-    const phoff = num(v.getBigUint64(32, true));
-    const shoff = num(v.getBigUint64(40, true));
+    // Only informational: a wild entry point makes no offset wrong, so it is kept approximate.
+    this.entry = u64(v, 24);
+    const phoff = u64(v, 32);
+    const shoff = u64(v, 40);
     const phentsize = v.getUint16(54, true);
-    const phnum = v.getUint16(56, true);
+    let phnum = v.getUint16(56, true);
     const shentsize = v.getUint16(58, true);
     let shnum = v.getUint16(60, true);
     let shstrndx = v.getUint16(62, true);
 
+    // Extended numbering: counts that do not fit the ELF header live in section header 0.
+    if (shoff !== 0 && (shnum === 0 || shstrndx === SHN_XINDEX || phnum === PN_XNUM)) {
+      this.checkEntrySize(shentsize, SHDR_SIZE, "section header", "e_shentsize");
+      this.checkTable(shoff, 1, shentsize, "section header 0, which holds the extended counts,");
+      const s0 = view(this.readAt(shoff, SHDR_SIZE));
+      if (shnum === 0) shnum = u64(s0, 32);
+      if (shstrndx === SHN_XINDEX) shstrndx = s0.getUint32(40, true);
+      if (phnum === PN_XNUM) phnum = s0.getUint32(44, true);
+    }
+
     this.segments = [];
     if (phnum) {
+      this.checkEntrySize(phentsize, PHDR_SIZE, "program header", "e_phentsize");
+      this.checkTable(phoff, phnum, phentsize, "the program header table");
       const pv = view(this.readAt(phoff, phentsize * phnum));
       for (let i = 0; i < phnum; i++) {
         const o = i * phentsize;
-        this.segments.push({
+        const seg: Segment = {
           type: pv.getUint32(o, true),
           flags: pv.getUint32(o + 4, true),
-          offset: num(pv.getBigUint64(o + 8, true)),
-          vaddr: num(pv.getBigUint64(o + 16, true)),
-          filesz: num(pv.getBigUint64(o + 32, true)),
-          memsz: num(pv.getBigUint64(o + 40, true)),
-        });
+          offset: u64(pv, o + 8),
+          vaddr: u64(pv, o + 16),
+          filesz: u64(pv, o + 32),
+          memsz: u64(pv, o + 40),
+        };
+        // Loadable segments turn addresses into file offsets: their numbers must be exact.
+        if (seg.type === PT_LOAD && !(seg.offset + seg.filesz <= Number.MAX_SAFE_INTEGER && seg.vaddr + Math.max(seg.filesz, seg.memsz) <= Number.MAX_SAFE_INTEGER)) {
+          throw this.error(`PT_LOAD program header ${i} has an impossible offset, address or size (p_offset 0x${seg.offset.toString(16)}, p_vaddr 0x${seg.vaddr.toString(16)}, p_filesz 0x${seg.filesz.toString(16)})`);
+        }
+        this.segments.push(seg);
       }
     }
 
     this.sections = [];
-    if (shoff && shentsize) {
-      if (shnum === 0 || shstrndx === 0xffff) {
-        // Extended numbering: the real counts live in section 0.
-        const s0 = view(this.readAt(shoff, shentsize));
-        if (shnum === 0) shnum = num(s0.getBigUint64(32, true));
-        if (shstrndx === 0xffff) shstrndx = s0.getUint32(40, true);
-      }
+    if (shoff !== 0 && shnum !== 0) {
+      this.checkEntrySize(shentsize, SHDR_SIZE, "section header", "e_shentsize");
+      if (shnum > MAX_SECTIONS) throw this.error(`${shnum} section headers is more than any real program has (at most ${MAX_SECTIONS})`);
+      this.checkTable(shoff, shnum, shentsize, "the section header table");
       const sv = view(this.readAt(shoff, shentsize * shnum));
-      const raw: (Section & { nameOff: number })[] = [];
+      const nameOffs = new Uint32Array(shnum);
       for (let i = 0; i < shnum; i++) {
         const o = i * shentsize;
-        raw.push({
+        nameOffs[i] = sv.getUint32(o, true);
+        // Sizes and offsets stay as read (approximate when beyond 2^53): they are checked against
+        // the file when a section is read, so one odd section does not make the file unreadable.
+        this.sections.push({
           index: i,
-          nameOff: sv.getUint32(o, true),
           name: "",
           type: sv.getUint32(o + 4, true),
-          flags: num(sv.getBigUint64(o + 8, true)),
-          addr: num(sv.getBigUint64(o + 16, true)),
-          offset: num(sv.getBigUint64(o + 24, true)),
-          size: num(sv.getBigUint64(o + 32, true)),
+          flags: u64(sv, o + 8),
+          addr: u64(sv, o + 16),
+          offset: u64(sv, o + 24),
+          size: u64(sv, o + 32),
           link: sv.getUint32(o + 40, true),
           info: sv.getUint32(o + 44, true),
-          entsize: num(sv.getBigUint64(o + 56, true)),
+          entsize: u64(sv, o + 56),
         });
       }
-      const strtab = raw[shstrndx] ? this.sectionBytes(raw[shstrndx]!) : new Uint8Array();
-      for (const { nameOff, ...s } of raw) this.sections.push({ ...s, name: cstrAt(strtab, nameOff) });
+      if (shstrndx !== SHN_UNDEF) {
+        const strSec = this.sections[shstrndx];
+        if (!strSec) throw this.error(`the section name table index e_shstrndx ${shstrndx} is not a section (there are ${shnum})`);
+        const strtab = this.sectionBytes(strSec);
+        for (const s of this.sections) s.name = this.stringAt(strtab, nameOffs[s.index]!, () => `the name of section ${s.index}`, "the section name table");
+      }
     }
   }
 
   /** Reads `length` bytes at file offset `offset` (short at end of file). */
   readAt(offset: number, length: number): Uint8Array {
-    if (offset < 0 || offset > this.size) throw new ElfError(`${this.path}: read past end of file at ${offset}`);
-    const n = Math.min(length, this.size - offset);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.size) {
+      throw this.error(`read at offset ${hexOf(offset)} is past the end of the file (${this.size} bytes)`);
+    }
+    if (!(length >= 0)) throw this.error(`read of ${length} bytes at offset ${hexOf(offset)}`);
+    const n = Math.min(Math.floor(length), this.size - offset);
+    if (n > MAX_SECTION_BYTES) throw this.error(`read of ${n} bytes at offset ${hexOf(offset)} is more than probe reads at once (${MAX_SECTION_BYTES >> 20} MiB)`);
     const buf = new Uint8Array(n);
     let got = 0;
     while (got < n) {
-      const r = readSync(this.fd, buf, got, n - got, offset + got);
+      let r: number;
+      try {
+        r = readSync(this.fd, buf, got, n - got, offset + got);
+      } catch (e) {
+        throw new ElfError(`${this.path}: cannot read ${n} bytes at offset ${hexOf(offset)}: ${(e as Error).message}`, undefined, { cause: e });
+      }
       if (r <= 0) break;
       got += r;
     }
@@ -155,9 +208,17 @@ export class ElfFile {
     return this.sections.find((s) => s.name === name);
   }
 
+  /** The bytes of a section; empty for NOBITS. A section that is not wholly in the file is an ElfError. */
   sectionBytes(s: Section): Uint8Array {
     if (s.type === SHT.NOBITS || s.size === 0) return new Uint8Array();
-    return this.readAt(s.offset, s.size);
+    const what = sectionLabel(s);
+    if (s.size > MAX_SECTION_BYTES) throw this.error(`${what} claims ${s.size} bytes, more than probe reads at once (${MAX_SECTION_BYTES >> 20} MiB)`);
+    if (!(s.offset + s.size <= this.size)) {
+      throw this.error(`${what} (${s.size} bytes at offset ${hexOf(s.offset)}) runs past the end of the file (${this.size} bytes)`);
+    }
+    const b = this.readAt(s.offset, s.size);
+    if (b.length !== s.size) throw this.error(`${what} could only be read in part (${b.length} of ${s.size} bytes): the file is shorter than it says`);
+    return b;
   }
 
   get isPie(): boolean {
@@ -196,37 +257,78 @@ export class ElfFile {
 
   /** Defined function symbols (FUNC and IFUNC), deduplicated across the two tables. */
   functions(): ElfSymbol[] {
-    const seen = new Set<string>();
+    // Names seen at each address: most addresses have one, aliases a few.
+    const seen = new Map<number, string | string[]>();
     const out: ElfSymbol[] = [];
     for (const s of this.symbols()) {
       if (s.shndx === SHN_UNDEF || (s.type !== STT.FUNC && s.type !== STT.GNU_IFUNC)) continue;
-      const key = `${s.name}@${s.value}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      const at = seen.get(s.value);
+      if (at === undefined) seen.set(s.value, s.name);
+      else if (at === s.name || (typeof at !== "string" && at.includes(s.name))) continue;
+      else seen.set(s.value, typeof at === "string" ? [at, s.name] : (at.push(s.name), at));
       out.push(s);
     }
     return out;
   }
 
+  private error(what: string): ElfError {
+    return new ElfError(`${this.path}: ${what}`);
+  }
+
+  private checkEntrySize(entsize: number, min: number, what: string, field: string): void {
+    if (entsize < min) throw this.error(`${field} ${entsize} is smaller than a ${what} (${min} bytes)`);
+  }
+
+  /** A table of `count` entries of `entsize` bytes at `offset` lies wholly inside the file. */
+  private checkTable(offset: number, count: number, entsize: number, what: string): void {
+    if (!(offset + count * entsize <= this.size)) {
+      throw this.error(`${what} (${count} × ${entsize} bytes at offset ${hexOf(offset)}) runs past the end of the file (${this.size} bytes)`);
+    }
+  }
+
+  /** The string table `sec` links to (sh_link), checked: a section in range, a string table, in the file. */
+  private linkedStrings(sec: Section): Uint8Array {
+    const linked = sec.link === SHN_UNDEF ? undefined : this.sections[sec.link];
+    if (!linked) throw this.error(`${sectionLabel(sec)} links to section ${sec.link} for its strings, which does not exist (there are ${this.sections.length})`);
+    if (linked.type !== SHT.STRTAB) throw this.error(`${sectionLabel(sec)} links to ${sectionLabel(linked)} for its strings, which is not a string table (type ${hexOf(linked.type)})`);
+    return this.sectionBytes(linked);
+  }
+
+  /** The NUL-terminated string at `off` (ended by the table's end at worst); an offset past the table is an ElfError. */
+  private stringAt(table: Uint8Array, off: number, what: () => string, tableName: string): string {
+    if (off >= table.length) {
+      if (off === 0) return "";
+      throw this.error(`${what()} is at offset ${hexOf(off)}, past the end of ${tableName} (${table.length} bytes)`);
+    }
+    return cstrAt(table, off);
+  }
+
   private readSymbols(sec: Section, table: "symtab" | "dynsym", out: ElfSymbol[]): void {
+    const label = sectionLabel(sec);
+    if (sec.type !== SHT.NOBITS && sec.size !== 0 && sec.entsize !== SYM_SIZE) {
+      throw this.error(`${label} has entries of ${sec.entsize} bytes, not ${SYM_SIZE} (Elf64_Sym)`);
+    }
     const data = this.sectionBytes(sec);
-    const strs = this.sections[sec.link] ? this.sectionBytes(this.sections[sec.link]!) : new Uint8Array();
+    if (data.length % SYM_SIZE !== 0) throw this.error(`${label} is ${data.length} bytes, not a whole number of ${SYM_SIZE}-byte symbols`);
+    const count = data.length / SYM_SIZE;
+    if (count === 0) return;
+    const strs = this.linkedStrings(sec);
+    const strName = sectionLabel(this.sections[sec.link]!);
     const v = view(data);
-    const ent = sec.entsize || 24;
-    const count = Math.floor(data.length / ent);
     const versions = table === "dynsym" ? this.symbolVersions(count) : undefined;
     for (let i = 1; i < count; i++) {
-      const o = i * ent;
-      const info = v.getUint8(o + 4);
+      const o = i * SYM_SIZE;
+      const info = data[o + 4]!;
       const shndx = v.getUint16(o + 6, true);
+      const nameOff = v.getUint32(o, true);
       const ver = versions?.[i];
       out.push({
-        name: cstrAt(strs, v.getUint32(o, true)),
+        name: nameOff < strs.length ? cstrAt(strs, nameOff) : this.stringAt(strs, nameOff, () => `the name of symbol ${i} in ${label}`, strName),
         version: ver?.name ?? "",
         versionSep: ver ? (ver.hidden || shndx === SHN_UNDEF ? "@" : "@@") : "",
         // Absolute symbols may hold any 64-bit value; only code addresses need to be exact.
-        value: Number(v.getBigUint64(o + 8, true)),
-        size: Number(v.getBigUint64(o + 16, true)),
+        value: u64(v, o + 8),
+        size: u64(v, o + 16),
         type: info & 0xf,
         bind: info >> 4,
         shndx,
@@ -243,19 +345,31 @@ export class ElfFile {
     for (const sec of this.sections) {
       if (sec.type !== SHT.VERDEF && sec.type !== SHT.VERNEED) continue;
       const d = this.sectionBytes(sec);
+      if (d.length === 0) continue;
       const dv = view(d);
-      const strs = this.sectionBytes(this.sections[sec.link]!);
+      const strs = this.linkedStrings(sec);
+      const label = sectionLabel(sec);
+      const strName = sectionLabel(this.sections[sec.link]!);
+      const str = (off: number) => this.stringAt(strs, off, () => `a version name in ${label}`, strName);
+      const bad = (off: number, what: string) => this.error(`${label}: the entry at offset ${hexOf(off)} ${what}`);
+      // Records only ever move forward (offsets are unsigned), so these loops end with the section.
       let off = 0;
-      for (let n = 0; n < sec.info && off + 16 <= d.length; n++) {
+      for (let n = 0; n < sec.info; n++) {
         if (sec.type === SHT.VERDEF) {
+          // Elf64_Verdef: version, flags, ndx, cnt (u16 each), hash, aux, next (u32 each)
+          if (off + 20 > d.length) throw bad(off, "runs past the end of the section");
           const ndx = dv.getUint16(off + 4, true);
-          const aux = dv.getUint32(off + 12, true);
-          if (ndx > 1 && off + aux + 8 <= d.length) names.set(ndx, cstrAt(strs, dv.getUint32(off + aux, true)));
+          const aux = off + dv.getUint32(off + 12, true);
+          if (aux + 8 > d.length) throw bad(off, "has its name record outside the section");
+          if (ndx > 1) names.set(ndx, str(dv.getUint32(aux, true)));
         } else {
+          // Elf64_Verneed: version, cnt (u16), file, aux, next (u32); Elf64_Vernaux: hash, flags, other, name, next
+          if (off + 16 > d.length) throw bad(off, "runs past the end of the section");
           const cnt = dv.getUint16(off + 2, true);
           let a = off + dv.getUint32(off + 8, true);
-          for (let k = 0; k < cnt && a + 16 <= d.length; k++) {
-            names.set(dv.getUint16(a + 6, true) & 0x7fff, cstrAt(strs, dv.getUint32(a + 8, true)));
+          for (let k = 0; k < cnt; k++) {
+            if (a + 16 > d.length) throw bad(off, "has a dependency record outside the section");
+            names.set(dv.getUint16(a + 6, true) & 0x7fff, str(dv.getUint32(a + 8, true)));
             const next = dv.getUint32(a + 12, true);
             if (!next) break;
             a += next;
@@ -264,11 +378,13 @@ export class ElfFile {
         const next = dv.getUint32(off + (sec.type === SHT.VERDEF ? 16 : 12), true);
         if (!next) break;
         off += next;
+        if (off >= d.length) break;
       }
     }
-    const vs = view(this.sectionBytes(versym));
+    const vsBytes = this.sectionBytes(versym);
+    const vs = view(vsBytes);
     const out: ({ name: string; hidden: boolean } | undefined)[] = [];
-    for (let i = 0; i < count && i * 2 + 2 <= vs.byteLength; i++) {
+    for (let i = 0; i < count && i * 2 + 2 <= vsBytes.length; i++) {
       const raw = vs.getUint16(i * 2, true);
       const idx = raw & 0x7fff;
       out.push(idx > 1 && names.has(idx) ? { name: names.get(idx)!, hidden: (raw & 0x8000) !== 0 } : undefined);
@@ -282,14 +398,21 @@ export function view(b: Uint8Array): DataView {
 }
 
 export function cstrAt(b: Uint8Array, off: number): string {
-  if (off >= b.length) return "";
+  if (!(off >= 0) || off >= b.length) return "";
   let end = off;
   while (end < b.length && b[end] !== 0) end++;
   return dec.decode(b.subarray(off, end));
 }
 
-function num(x: bigint): number {
-  // Offsets and addresses of user-space x86-64 fit in 2^53; larger means a corrupt header.
-  if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError(`ELF value too large: 0x${x.toString(16)}`);
-  return Number(x);
+/** A u64 as a number: exact up to 2^53, rounded beyond (callers range-check what they use). */
+function u64(v: DataView, o: number): number {
+  return v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+}
+
+function hexOf(n: number): string {
+  return Number.isFinite(n) && n >= 0 ? `0x${n.toString(16)}` : String(n);
+}
+
+function sectionLabel(s: Section): string {
+  return s.name ? `section ${s.name}` : `section ${s.index}`;
 }

@@ -1,8 +1,9 @@
 // Go executables: recognising them, their Go version and calling convention, and their functions
 // (names as Go writes them, entry and end) from `.gopclntab`, which Go keeps even in binaries
-// stripped with `-ldflags='-s -w'`.
-import { ProbeError } from "./errors.ts";
+// stripped with `-ldflags='-s -w'`. The tables are untrusted bytes: every offset and count is
+// checked against the table before use, and a malformed one is a GoError naming the file.
 import { ElfFile, STT, SHT, SHN_UNDEF, view } from "./elf.ts";
+import { ProbeError } from "./errors.ts";
 import { directBranchTargets } from "./x86/decoder.ts";
 
 export class GoError extends ProbeError {}
@@ -230,6 +231,7 @@ function scanForPclntab(data: Uint8Array): number {
 }
 
 function pclntabVersion(b: Uint8Array): GoInfo["pclntabVersion"] {
+  if (b.length < 8) return undefined;
   const magic = view(b).getUint32(0, true);
   switch (magic) {
     case 0xfffffffb:
@@ -261,44 +263,53 @@ function readPclntabFunctions(elf: ElfFile): GoFunction[] {
   if (!pcln) throw new GoError(`${elf.path} has no .gopclntab: not a Go program, or one whose function table is gone`);
   const b = pcln.bytes;
   const v = view(b);
+  const table = pcln.sectionName === ".gopclntab" ? ".gopclntab" : `the .gopclntab in ${pcln.sectionName}`;
   const version = pclntabVersion(b);
-  if (!version) throw new GoError(`${elf.path}: unknown .gopclntab magic 0x${v.getUint32(0, true).toString(16)}`);
+  if (!version) throw new GoError(`${elf.path}: ${table} has ${b.length >= 4 ? `an unknown magic 0x${v.getUint32(0, true).toString(16)}` : `only ${b.length} bytes`}`);
   const ptrSize = b[7]!;
-  if (ptrSize !== 8 || b[4] !== 0 || b[5] !== 0) throw new GoError(`${elf.path}: .gopclntab is not for a 64-bit target`);
-  const word = (off: number): number => {
-    if (off + 8 > b.length) throw new GoError(`${elf.path}: .gopclntab is truncated`);
+  if (ptrSize !== 8 || b[4] !== 0 || b[5] !== 0) throw new GoError(`${elf.path}: ${table} is not for a 64-bit target`);
+  const outside = (what: string, off: number) =>
+    new GoError(`${elf.path}: ${table} is malformed: ${what} at offset 0x${off.toString(16)} is past its end (${b.length} bytes)`);
+  const word = (off: number, what: string): number => {
+    if (!(off >= 0 && off + 8 <= b.length)) throw outside(what, off);
     return Number(v.getBigUint64(off, true));
   };
-  const u32 = (off: number): number => {
-    if (off + 4 > b.length) throw new GoError(`${elf.path}: .gopclntab is truncated`);
+  const u32 = (off: number, what: string): number => {
+    if (!(off >= 0 && off + 4 <= b.length)) throw outside(what, off);
     return v.getUint32(off, true);
   };
-  const nfunc = word(8);
+  const nfunc = word(8, "the function count");
+  // Each function has at least one functab entry (8 bytes from Go 1.18, 16 before): a count the
+  // table cannot hold is corrupt, and must not size the arrays below.
+  const entrySize = version === "1.18" || version === "1.20" ? 8 : 16;
+  if (nfunc > b.length / entrySize) {
+    throw new GoError(`${elf.path}: ${table} is malformed: it claims ${nfunc} functions, more than its ${b.length} bytes can hold`);
+  }
 
   const entries: number[] = [];
   const nameOffs: number[] = [];
   let names = 0;
   if (version === "1.18" || version === "1.20") {
     // magic, pad, quantum, ptrSize, nfunc, nfiles, textStart, funcname, cu, filetab, pctab, pcln offsets
-    const textStart = word(24) || textStartFallback(elf, pcln.vaddr);
-    names = word(32);
-    const functab = word(64);
+    const textStart = word(24, "the text start") || textStartFallback(elf, pcln.vaddr);
+    names = word(32, "the name table offset");
+    const functab = word(64, "the function table offset");
     for (let i = 0; i <= nfunc; i++) {
-      entries.push(textStart + u32(functab + i * 8));
-      if (i < nfunc) nameOffs.push(u32(functab + u32(functab + i * 8 + 4) + 4));
+      entries.push(textStart + u32(functab + i * 8, `function table entry ${i}`));
+      if (i < nfunc) nameOffs.push(u32(functab + u32(functab + i * 8 + 4, `function table entry ${i}`) + 4, `the record of function ${i}`));
     }
   } else if (version === "1.16") {
-    names = word(24);
-    const functab = word(56);
+    names = word(24, "the name table offset");
+    const functab = word(56, "the function table offset");
     for (let i = 0; i <= nfunc; i++) {
-      entries.push(word(functab + i * 16));
-      if (i < nfunc) nameOffs.push(u32(functab + word(functab + i * 16 + 8) + 8));
+      entries.push(word(functab + i * 16, `function table entry ${i}`));
+      if (i < nfunc) nameOffs.push(u32(functab + word(functab + i * 16 + 8, `function table entry ${i}`) + 8, `the record of function ${i}`));
     }
   } else {
     const functab = 16;
     for (let i = 0; i <= nfunc; i++) {
-      entries.push(word(functab + i * 16));
-      if (i < nfunc) nameOffs.push(u32(word(functab + i * 16 + 8) + 8));
+      entries.push(word(functab + i * 16, `function table entry ${i}`));
+      if (i < nfunc) nameOffs.push(u32(word(functab + i * 16 + 8, `function table entry ${i}`) + 8, `the record of function ${i}`));
     }
   }
 
@@ -307,7 +318,9 @@ function readPclntabFunctions(elf: ElfFile): GoFunction[] {
     const entry = entries[i]!;
     const offset = elf.vaddrToOffset(entry);
     if (offset === undefined) continue;
-    out.push({ name: cstr(b, names + nameOffs[i]!), entry, end: entries[i + 1]!, offset, source: "pclntab" });
+    const nameAt = names + nameOffs[i]!;
+    if (!(nameAt < b.length)) throw outside(`the name of function ${i}`, nameAt);
+    out.push({ name: cstr(b, nameAt), entry, end: entries[i + 1]!, offset, source: "pclntab" });
   }
   return out;
 }
@@ -366,6 +379,9 @@ export function goFunction(elf: ElfFile, name: string): GoFunction {
   );
 }
 
+/** Larger "functions" are corrupt bounds, not code worth reading to tell wrappers apart. */
+const MAX_DECODED_FUNCTION = 16 << 20;
+
 /**
  * .gopclntab names an ABI wrapper like the function it wraps (the symbol table calls one of them
  * `name.abi0`). The wrapper is the one that calls or jumps to the other; the register-ABI
@@ -375,11 +391,13 @@ function abiInternalOf(elf: ElfFile, same: GoFunction[]): GoFunction {
   const entries = new Set(same.map((f) => f.entry));
   const wrappers = new Set<number>();
   for (const f of same) {
+    if (!(f.end - f.entry > 0 && f.end - f.entry <= MAX_DECODED_FUNCTION)) continue;
     try {
       const targets = directBranchTargets(elf.readAt(f.offset, f.end - f.entry), 0, f.end - f.entry, f.entry);
       if (targets.some((t) => t !== f.entry && entries.has(t))) wrappers.add(f.entry);
-    } catch {
-      // not decodable: cannot be told apart this way
+    } catch (e) {
+      // Not decodable (or not in the file): cannot be told apart this way.
+      if (!(e instanceof ProbeError)) throw e;
     }
   }
   const left = same.filter((f) => !wrappers.has(f.entry));

@@ -1,9 +1,21 @@
 // Where the dynamic linker finds a library by name: glibc's /etc/ld.so.cache
 // ("glibc-ld.so.cache1.1", optionally after the old "ld.so-1.7.0" table), then the standard
 // directories. Reads go through a `LibraryView` so the same search runs on the host's files or
-// inside another process's root.
-import { libraryNameMatches } from "./libname.ts";
+// inside another process's root. The cache is untrusted (a container's own file): its size is
+// capped, and every count, offset and string is checked against the bytes.
 import { ProbeError } from "./errors.ts";
+import { libraryNameMatches } from "./libname.ts";
+
+/**
+ * The largest ld.so.cache probe reads. Real caches are tens of kilobytes (~40 KB on Debian 12,
+ * a few hundred KB on systems with thousands of libraries); a bigger file is not a loader cache.
+ * Readers of the file should stop at this many bytes (+1, to tell a file that is too big).
+ */
+export const LDCACHE_MAX_BYTES = 16 << 20;
+/** glibc's ldconfig writes paths no longer than PATH_MAX. */
+const MAX_STRING = 4096;
+/** All names and paths together: a real cache has tens of kilobytes of them. */
+const MAX_STRING_BYTES = 2 * LDCACHE_MAX_BYTES;
 
 export interface LdCacheEntry {
   /** The soname ("libssl.so.3"). */
@@ -19,7 +31,12 @@ const FLAG_X8664_LIB64 = 0x0300;
 
 export class LdCacheError extends ProbeError {}
 
-export function parseLdCache(buf: Uint8Array): LdCacheEntry[] {
+/** The entries of a glibc ld.so.cache; `path` only names the file in errors. */
+export function parseLdCache(buf: Uint8Array, path = "/etc/ld.so.cache"): LdCacheEntry[] {
+  const bad = (what: string) => new LdCacheError(`${path}: ${what}`);
+  if (buf.length > LDCACHE_MAX_BYTES) {
+    throw bad(`${buf.length} bytes is more than any loader cache holds (probe reads at most ${LDCACHE_MAX_BYTES >> 20} MiB)`);
+  }
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const td = new TextDecoder();
   const ascii = (o: number, n: number) => td.decode(buf.subarray(o, o + n));
@@ -27,28 +44,40 @@ export function parseLdCache(buf: Uint8Array): LdCacheEntry[] {
   if (ascii(0, 11) === "ld.so-1.7.0") {
     // Old format first: 12-byte magic (with padding), u32 count, 12-byte entries; the new
     // table follows, aligned to its 8-byte alignment.
+    if (buf.length < 16) throw bad(`truncated old-format header (${buf.length} bytes)`);
     const n = v.getUint32(12, true);
-    base = (16 + n * 12 + 7) & ~7;
+    base = Math.ceil((16 + n * 12) / 8) * 8;
+    if (base > buf.length) throw bad(`the old-format table (${n} entries) runs past the end of the file (${buf.length} bytes)`);
   }
   const NEW_MAGIC = "glibc-ld.so.cache";
-  if (ascii(base, NEW_MAGIC.length) !== NEW_MAGIC) throw new LdCacheError("not a glibc ld.so.cache (no glibc-ld.so.cache magic)");
-  const version = ascii(base + 17, 3);
-  if (version !== "1.1") throw new LdCacheError(`unsupported ld.so.cache version ${version}`);
-  const nlibs = v.getUint32(base + 20, true);
   const HEADER = 48; // magic 17 + version 3 + nlibs 4 + len_strings 4 + flags 1 + pad 3 + extension_offset 4 + unused 12
   const ENTRY = 24; // int32 flags, u32 key, u32 value, u32 osversion, u64 hwcap
-  if (base + HEADER + nlibs * ENTRY > buf.length) throw new LdCacheError(`truncated ld.so.cache (${nlibs} entries, ${buf.length} bytes)`);
-  const str = (off: number) => {
+  if (ascii(base, NEW_MAGIC.length) !== NEW_MAGIC) throw bad("not a glibc ld.so.cache (no glibc-ld.so.cache magic)");
+  const version = ascii(base + 17, 3);
+  if (version !== "1.1") throw bad(`unsupported ld.so.cache version ${JSON.stringify(version)}`);
+  if (base + HEADER > buf.length) throw bad(`truncated header (${buf.length} bytes)`);
+  const nlibs = v.getUint32(base + 20, true);
+  if (base + HEADER + nlibs * ENTRY > buf.length) throw bad(`truncated: ${nlibs} entries do not fit in ${buf.length} bytes`);
+  // Entries may all point at long strings: the bytes scanned in total are bounded too.
+  let scanned = 0;
+  const str = (off: number, what: () => string) => {
     // String offsets count from the new header's start.
     const s = base + off;
-    let e = s;
-    while (e < buf.length && buf[e] !== 0) e++;
-    return td.decode(buf.subarray(s, e));
+    if (s >= buf.length) throw bad(`${what()} is at offset ${s}, past the end of the file (${buf.length} bytes)`);
+    const len = buf.subarray(s, Math.min(buf.length, s + MAX_STRING)).indexOf(0);
+    if (len < 0) throw bad(`${what()} at offset ${s} is not a NUL-terminated string of at most ${MAX_STRING} bytes`);
+    scanned += len;
+    if (scanned > MAX_STRING_BYTES) throw bad(`its names and paths add up to more than ${MAX_STRING_BYTES >> 20} MiB: not a real loader cache`);
+    return td.decode(buf.subarray(s, s + len));
   };
   const out: LdCacheEntry[] = [];
   for (let i = 0; i < nlibs; i++) {
     const o = base + HEADER + i * ENTRY;
-    out.push({ flags: v.getInt32(o, true), name: str(v.getUint32(o + 4, true)), path: str(v.getUint32(o + 8, true)) });
+    out.push({
+      flags: v.getInt32(o, true),
+      name: str(v.getUint32(o + 4, true), () => `the name of entry ${i}`),
+      path: str(v.getUint32(o + 8, true), () => `the path of entry ${i}`),
+    });
   }
   return out;
 }

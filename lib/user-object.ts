@@ -11,6 +11,7 @@ import { libbpf } from "./ffi/libbpf.ts";
 import { closeFd, cstr, OsError } from "./ffi/libc.ts";
 import { ProbeError } from "./errors.ts";
 import { openRegular, readFdCapped } from "./files.ts";
+import { checkBpfObject, BPF_OBJECT_MAX_BYTES } from "./bpf-object-check.ts";
 import { BPF_ATTACH, BPF_PROG_TYPE } from "./kernel/abi.ts";
 import { BpfObject, type BpfProgram } from "./object.ts";
 import { setGlobal, type GlobalSetting } from "./globals.ts";
@@ -22,9 +23,6 @@ import { bpffsName, ensureBpffs, pinObject, preparePinDir, removeEmptyDir, unpin
 
 /** The object and what was asked of it do not fit (no such program or map, a program of another type). */
 export class ObjectPlanError extends ProbeError {}
-
-/** BPF objects are kilobytes to a few megabytes; a bigger file is not one. */
-export const OBJECT_MAX_BYTES = 256 << 20;
 
 export type AttachKind = "uprobe" | "uretprobe" | "tracepoint";
 
@@ -74,8 +72,6 @@ export interface LoadOptions {
   mode?: AttachMode;
   /** Told about side effects worth a line (mounting tracefs/bpffs, Go returns at RETs). */
   onNote?: (message: string) => void;
-  /** Checks the object's bytes before libbpf parses them (what libbpf 1.1 is known to crash on). */
-  check?: (bytes: Uint8Array, path: string) => void;
 }
 
 export interface Attachment {
@@ -175,7 +171,7 @@ export class UserObject {
 export function readObjectFile(path: string): Uint8Array {
   const fd = openRegular(path);
   try {
-    return readFdCapped(fd, OBJECT_MAX_BYTES, path);
+    return readFdCapped(fd, BPF_OBJECT_MAX_BYTES, path);
   } finally {
     closeFd(fd);
   }
@@ -185,7 +181,8 @@ export function readObjectFile(path: string): Uint8Array {
 export function loadUserObject(path: string, options: LoadOptions = {}): UserObject {
   const opts = { ...options, mode: options.mode ?? bestAttachMode(), openTarget: options.openTarget ?? ((t: string) => openTarget(t)) };
   const bytes = readObjectFile(path);
-  opts.check?.(bytes, path);
+  // What libbpf 1.1 crashes on (struct_ops maps, references past their sections) never reaches it.
+  checkBpfObject(bytes, path);
   const pinDir = opts.pinDir ? resolvePath(opts.pinDir) : undefined;
   if (pinDir) preparePinDir(pinDir, opts.onNote);
 

@@ -7,6 +7,9 @@ import pkg from "../package.json" with { type: "json" };
 import { fail, runCommand } from "./main.ts";
 import { UsageError } from "./errors.ts";
 import { processOptions, runOptions, attachModeOption, normalizeArgv } from "./options.ts";
+import { mark } from "./timing.ts";
+
+mark("cli module evaluated");
 
 const cli = cac("probe");
 
@@ -19,14 +22,22 @@ function command(spec: string, description: string, usage: string) {
 }
 
 const uprobe = command(
-  "uprobe [target] [function]",
+  "uprobe [target] [...functions]",
   "Trace calls (and returns) of a function in a program or library",
-  "uprobe <target> <function> [options]\n\n" +
+  "uprobe <target> <function>... [options] [-- command args...]\n\n" +
     "  <target>    the binary or library: a path, a library name (libc, libssl.so.3), or a program on PATH\n" +
-    "  <function>  the function: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), symbol+0x10, or a file offset 0x35430\n\n" +
+    "  <function>  the function(s), one or more: a symbol (SSL_read, SSL_read@@OPENSSL_3.0.0), a glob ('str*'), symbol+0x10,\n" +
+    "              a file offset 0x35430, or a prototype: 'ssize_t read(int fd, void *buf[ret], size_t count)',\n" +
+    "              'func main.demo(n int, seed int) int'\n" +
+    "  -- command  start the command and trace it from its first instruction; probe exits with its status\n\n" +
     "Events go to stdout, one line each; the 'Tracing ...' header and notes go to stderr",
 )
-  .option("-r, --ret", "Also trace returns: return value and latency")
+  .option("-r, --ret", "Also trace returns: return value and latency; --ret=TYPE types the return of names given bare (str, int, 'char *')")
+  .option("--ret-type <type>", "(what --ret=TYPE becomes)")
+  .option("--string-size <bytes>", "Bytes of a string or buffer shown at most (default 256)")
+  .option("--hexdump", "Buffers as hexdump lines instead of escaped text")
+  .option("--no-debuginfo", "Do not look for argument names and types in debug info")
+  .option("--follow-children", "With -- command: its child processes too")
   .option("-s, --summary", "Print per-process call counts every interval instead of every event")
   .option("--list-functions [pattern]", "List the functions of the target (Go names too) and exit")
   .option("--unsafe-uretprobe", "Use a real uretprobe on a Go binary (may crash it)")
@@ -36,7 +47,7 @@ runOptions(uprobe, "Seconds between summaries");
 attachModeOption(uprobe)
   .example("probe uprobe /lib/x86_64-linux-gnu/libc.so.6 getenv -d 5")
   .example("probe uprobe libc malloc --ret --pid 1234 --json")
-  .action((target, fn, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fn, opts))));
+  .action((target, fns, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fns ?? [], { ...opts, command: opts["--"] }))));
 
 const sslRead = command(
   "ssl-read",
@@ -72,6 +83,40 @@ attachModeOption(sslSniff)
   .example("probe sslsniff --container web --hexdump --max-bytes 1M")
   .example("probe sslsniff -c web --json | jq .")
   .action((opts) => runCommand("sslsniff", () => import("./commands/sslsniff.ts").then((m) => m.run(opts))));
+
+const opensnoop = command(
+  "opensnoop",
+  "Trace open, openat and openat2: who opened which path, the fd or the error",
+  "opensnoop [options]\n\nOne line per open on stdout (PID COMM FD ERR PATH); the 'Tracing ...' header goes to stderr",
+)
+  .option("-t, --tid <tid>", "Only this thread (host TID)")
+  .option("-u, --uid <uid>", "Only this user id")
+  .option("-n, --name <name>", "Only processes whose name (comm) contains this")
+  .option("-x, --failed", "Only opens that failed")
+  .option("-e, --extended-fields", "Show the flags (O_RDONLY|O_CLOEXEC...) and the mode")
+  .option("-T, --timestamp", "Show seconds since tracing started")
+  .option("-U, --print-uid", "Show the user id")
+  .option("--resolve", "Also show each path as the host sees it (relative paths against the process's cwd, in its root)");
+processOptions(opensnoop, "--resolve's host path");
+runOptions(opensnoop, "Seconds between lost-event checks")
+  .example("probe opensnoop -p 1234 -x")
+  .example("probe opensnoop --container web -e -T --json")
+  .example("probe opensnoop -n nginx -u 33 -d 10")
+  .action((opts) => runCommand("opensnoop", () => import("./commands/opensnoop.ts").then((m) => m.run(opts))));
+
+const tracepoint = command(
+  "tracepoint [...events]",
+  "Trace any kernel tracepoint (CAT:NAME, globs allowed), fields decoded from its format",
+  "tracepoint <CAT:NAME>... [options]\n\nOne line per event on stdout (name=value per field); the 'Tracing ...' header goes to stderr",
+)
+  .option("-l, --list [pattern]", "List the tracepoints (matching a glob like 'syscalls:*open*') and exit")
+  .option("-s, --summary", "Print counts per process and tracepoint every interval instead of every event");
+processOptions(tracepoint, "its files");
+runOptions(tracepoint, "Seconds between summaries")
+  .example("probe tracepoint syscalls:sys_enter_execve")
+  .example("probe tracepoint sched:sched_process_exit -p 1234 --json")
+  .example("probe tracepoint --list 'syscalls:*open*'")
+  .action((events, opts) => runCommand("tracepoint", () => import("./commands/tracepoint.ts").then((m) => m.run(events, opts))));
 
 command("demo", "Trace a local TLS server and client with ssl-read (needs the openssl command)", "demo [options]")
   .option("-n, --requests <n>", "How many requests the client makes")

@@ -76,8 +76,8 @@ export class CountTable {
       for (const r of changed) {
         const chain = this.nspidOf(r.pid, r.nspid);
         out.line(JSON.stringify({
-          event: "count", pid: r.pid, ...(chain.length > 1 ? { nspid: chain } : {}), comm: r.comm, function: name(r),
-          calls: jsonInt(r.calls), ...(this.returns ? { returns: jsonInt(r.returns) } : {}), ...(r.exited ? { exited: true } : {}), ...(final ? { final: true } : {}),
+          event: "count", pid: r.pid, ...(chain.length > 1 ? { nspid: chain } : {}), comm: r.comm, ...(this.names.length > 1 ? { function: name(r) } : {}),
+          calls: jsonInt(r.calls), ...(this.returns ? { returns: jsonInt(r.returns) } : {}),
         }));
       }
       out.flush();

@@ -1,17 +1,14 @@
 // Where the dynamic linker would find a library by name, in a given view of the filesystem: the
 // host's, or a process's root (its own /etc/ld.so.cache and library directories).
 import { readdirSync } from "node:fs";
-import { libraryCandidates, type LibraryCandidate, type LibraryView } from "../ldcache.ts";
+import { libraryCandidates, LDCACHE_MAX_BYTES, type LibraryCandidate, type LibraryView } from "../ldcache.ts";
 import { readRegularCapped } from "../files.ts";
 import { ProcessError } from "./identity.ts";
 import { readInProcessView, listInProcessView } from "./view.ts";
 
-/** Real caches are ~100 KB; a larger one is refused rather than read whole. */
-export const LD_CACHE_MAX_BYTES = 16 << 20;
-
 /** This process's own files. */
 export const HOST_VIEW: LibraryView = {
-  read: (path) => readRegularCapped(path, LD_CACHE_MAX_BYTES),
+  read: (path) => readRegularCapped(path, LDCACHE_MAX_BYTES),
   list(dir) {
     try {
       return readdirSync(dir);
@@ -26,7 +23,7 @@ export function processLibraryView(pid: number): LibraryView {
   return {
     read(path) {
       try {
-        return readInProcessView(pid, path, LD_CACHE_MAX_BYTES);
+        return readInProcessView(pid, path, LDCACHE_MAX_BYTES);
       } catch (e) {
         if (e instanceof ProcessError && e.reason === "not-found") return undefined;
         throw e;

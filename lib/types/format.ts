@@ -165,8 +165,21 @@ export class ValueFormatter {
     return this.text(this.returnItems, ev);
   }
 
+  /** The return for a sentence: a lone result as its bare value (`3`), else as returnText. */
+  returnValueText(ev: RawValues): string {
+    if (this.returnItems.length === 1 && this.layout.results.length === 1) return this.returnItems[0]!.shown.text(ev);
+    return this.returnText(ev);
+  }
+
   returnJson(ev: RawValues): string {
     return this.json(this.returnItems, ev);
+  }
+
+  /** The return's JSON items apart: the results, then the arguments copied at return. */
+  returnJsonParts(ev: RawValues): { results: string[]; copies: string[] } {
+    const n = this.layout.results.length;
+    const item = (it: Item) => `${it.jsonHead}${it.shown.json(ev)}}`;
+    return { results: this.returnItems.slice(0, n).map(item), copies: this.returnItems.slice(n).map(item) };
   }
 
   private text(items: Item[], ev: RawValues): string {

@@ -7,8 +7,9 @@
 // Limit: VEX/EVEX opcodes are sized by map without checking that the opcode exists, so data
 // that happens to look like VEX decodes (objdump says "(bad)"); callers refuse far RETs, which
 // is how data inside a Go function has shown up.
-import { OP, OP_0F, ModRM, Imm, MAP_0F_IMM8_VEX, VALID } from "./tables.ts";
+// The bytes are untrusted: any input ends in instructions or a DecodeError, never another exception.
 import { ProbeError } from "../errors.ts";
+import { OP, OP_0F, ModRM, Imm, MAP_0F_IMM8_VEX, VALID } from "./tables.ts";
 
 export class DecodeError extends ProbeError {
   constructor(
@@ -17,6 +18,13 @@ export class DecodeError extends ProbeError {
     readonly at: number,
   ) {
     super(message);
+  }
+}
+
+/** The range to decode must lie in the buffer: a caller's wrong bounds are a DecodeError, not a read past it. */
+function checkRange(code: Uint8Array, start: number, end: number, base: number): void {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= code.length)) {
+    throw new DecodeError(`range ${start}-${end} to decode is not inside the ${code.length} bytes given`, base + (Number.isFinite(start) ? start : 0));
   }
 }
 
@@ -40,6 +48,7 @@ const MAX_LENGTH = 15;
  * `info[1]`, when present, 1 for CALL rel32 and 2 for JMP rel32 (target: end + last 4 bytes).
  */
 export function instructionLength(code: Uint8Array, pos: number, end: number, info?: Int32Array): number {
+  if (end > code.length) end = code.length;
   const start = pos;
   let opsize16 = false; // 0x66
   let addr32 = false; // 0x67
@@ -213,6 +222,7 @@ const RET_KINDS: (ReturnKind | undefined)[] = [undefined, "ret", "ret-imm", "rep
  * a function's real bounds, and nothing should be attached in it.
  */
 export function* decodeRange(code: Uint8Array, start: number, end: number, baseOffset = 0): Generator<Instruction> {
+  checkRange(code, start, end, baseOffset);
   const ret = new Int32Array(1);
   let pos = start;
   while (pos < end) {
@@ -230,6 +240,7 @@ export function* decodeRange(code: Uint8Array, start: number, end: number, baseO
  * an unknown byte or does not land exactly on `end`.
  */
 export function findReturns(code: Uint8Array, start: number, end: number, baseOffset = 0): number[] {
+  checkRange(code, start, end, baseOffset);
   const ret = new Int32Array(1);
   const out: number[] = [];
   let pos = start;
@@ -244,6 +255,7 @@ export function findReturns(code: Uint8Array, start: number, end: number, baseOf
 
 /** Targets (`baseOffset` numbering) of the direct CALL rel32 / JMP rel32 in `code[start, end)`. */
 export function directBranchTargets(code: Uint8Array, start: number, end: number, baseOffset = 0): number[] {
+  checkRange(code, start, end, baseOffset);
   const out = new Int32Array(2);
   const targets: number[] = [];
   const v = new DataView(code.buffer, code.byteOffset, code.byteLength);
@@ -259,6 +271,7 @@ export function directBranchTargets(code: Uint8Array, start: number, end: number
 
 /** Instruction start offsets in `code[start, end)`, for validation and tools. */
 export function instructionStarts(code: Uint8Array, start: number, end: number, baseOffset = 0): number[] {
+  checkRange(code, start, end, baseOffset);
   const out: number[] = [];
   let pos = start;
   while (pos < end) {

@@ -30,7 +30,7 @@ describe("the built binary needs only glibc and libbpf1 (+ libelf, zlib)", () =>
     // The target runs in the same root: with --pid, /calls is resolved in the target's view.
     const target = start(["chroot", root, "/calls", "7"]);
     const [, pid] = await target.out.waitFor(/^ready (\d+)/);
-    const p = start(inRoot(`uprobe /calls target_fn --ret --pid ${pid} --json`));
+    const p = start(inRoot(`uprobe /calls target_fn --ret --pid ${pid} --json --no-debuginfo`));
     await p.err.waitFor(/Tracing target_fn/);
     target.proc.stdin.write("go\n");
     target.proc.stdin.end();

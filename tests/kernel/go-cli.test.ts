@@ -27,7 +27,7 @@ describe("probe uprobe on a Go server", () => {
     test(`[${which}] --ret under concurrent load with stack growth: alive, exact pairs, no uretprobe`, async () => {
       const srv = await startServer(bins[which]!);
       try {
-        const p = await startProbe(["uprobe", bins[which]!, "main.recurse", "--ret", "--pid", String(srv.pid), "--json"]);
+        const p = await startProbe(["uprobe", bins[which]!, "main.recurse", "--ret", "--pid", String(srv.pid), "--json", "--no-debuginfo"]);
         expect(p.err.all.join("\n")).toMatch(/Go go1\.\d+.*returns probed at \d+ RET instruction/);
         // The kernel's view: every link of ours is an entry probe (RETs), none a uretprobe.
         const links = linksHeldBy(p.proc.pid);
@@ -59,7 +59,7 @@ describe("probe uprobe on a Go server", () => {
   test("a function that sleeps: returns on other threads still pair; results right; GC under load survives", async () => {
     const srv = await startServer(bins.server!);
     try {
-      const p = await startProbe(["uprobe", bins.server!, "main.sleepy", "--ret", "--pid", String(srv.pid), "--json"]);
+      const p = await startProbe(["uprobe", bins.server!, "main.sleepy", "--ret", "--pid", String(srv.pid), "--json", "--no-debuginfo"]);
       const urls = Array.from({ length: 60 }, (_, i) => `http://127.0.0.1:${srv.port}/sleep?ms=3&id=${i + 1}`);
       const gc = Array.from({ length: 40 }, () => `http://127.0.0.1:${srv.port}/gc?n=20`);
       const [a, b] = await Promise.all([load(urls, 16), load(gc, 4)]);

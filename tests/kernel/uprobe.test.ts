@@ -31,7 +31,7 @@ async function traceCalls(n: number, threads: number, extra: string[] = [], env:
   const calls = buildC("calls", "calls.c");
   const target = start([calls, String(n), String(threads)]);
   const [, pid] = await target.out.waitFor(/^ready (\d+)/);
-  const p = await startProbe(["uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json", ...extra], env);
+  const p = await startProbe(["uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json", "--no-debuginfo", ...extra], env);
   return { calls, target, pid: Number(pid), p };
 }
 
@@ -97,7 +97,7 @@ describe("probe uprobe --ret on a C function", () => {
     const target = start([calls, "100000", "1"]);
     const [, pid] = await target.out.waitFor(/^ready (\d+)/);
     const file = join(WORK, "stream.json");
-    const p = Bun.spawn([probeBinary(), "uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json"], { stdout: Bun.file(file), stderr: "pipe" });
+    const p = Bun.spawn([probeBinary(), "uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json", "--no-debuginfo"], { stdout: Bun.file(file), stderr: "pipe" });
     const err = new Lines(p.stderr);
     await err.waitFor(/Ctrl-C/);
     target.proc.stdin.write("go\n");
@@ -120,7 +120,7 @@ describe("probe uprobe --ret on a C function", () => {
     const target = start([calls, "1000000"]);
     const [, pid] = await target.out.waitFor(/^ready (\d+)/);
     const before = new Set(probePrograms());
-    const p = await startProbe(["uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json"]);
+    const p = await startProbe(["uprobe", calls, "target_fn", "--ret", "--pid", pid!, "--json", "--no-debuginfo"]);
     const during = probePrograms().filter((x) => !before.has(x));
     expect(during.length).toBe(2); // probe_entry and probe_return
     const ids = during.map((x) => Number(x.split(":")[0]));
@@ -163,7 +163,7 @@ describe("probe uprobe --ret on a C function", () => {
     const target = start([calls, "3"]);
     const [, pid] = await target.out.waitFor(/^ready (\d+)/);
     const off = offsetOf(calls, "target_fn");
-    const p = await startProbe(["uprobe", calls, `0x${off.toString(16)}`, "--pid", pid!, "--json"]);
+    const p = await startProbe(["uprobe", calls, `0x${off.toString(16)}`, "--pid", pid!, "--json", "--no-debuginfo"]);
     expect((await p.err.all).join("\n")).toContain(`offset 0x${off.toString(16)}`);
     target.proc.stdin.write("go\n");
     target.proc.stdin.end();
