@@ -56,7 +56,7 @@ export async function run(o: SslSniffOptions): Promise<number> {
     cv.setUint8(SNIFF_CONFIG.want_write, roles.includes("write") ? 1 : 0);
     cv.setUint8(SNIFF_CONFIG.want_handshake, roles.includes("handshake") ? 1 : 0);
     const proc = s.filter.proc;
-    cv.setUint8(SNIFF_CONFIG.want_nspid, proc && (o.anyProcess || proc.nspid.length > 1 || s.filter.bpf.pidns) ? 1 : 0);
+    cv.setUint8(SNIFF_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
     const obj = s.load("sslsniff", cfg, undefined, { events: ring });
     attachTls(s, targets, { entry: obj.progFd("sniff_entry"), ret: obj.progFd("sniff_return") }, roles);
     s.watchLosses(obj.mapFd("dropped"), [

@@ -6,11 +6,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { probeBinary, startProbe } from "../helpers.ts";
 import { childPids, startNginxContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
-import { TLS_WORK, sniffRecords, sniffedBy, startCurl, stopProbe, waitUntil } from "../fixtures/tls/peers.ts";
+import { TLS_WORK, sniffRecords, sniffedBy, startCurl, stopProbe, totalTable, waitUntil } from "../fixtures/tls/peers.ts";
+import { readmeExamples } from "../readme.ts";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const CONTAINER_LIB = "/opt/ssl/libssl.so.3";
+/** The README's examples, run as written with the PID and container name of the test's own. */
+const SNIFF = readmeExamples("`probe sslsniff`");
+const READ = readmeExamples("`probe ssl-read`");
+const sub = (args: string[], map: Record<string, string>) => args.map((a) => map[a] ?? a);
 const started: { stop(): unknown }[] = [];
 let nginx: NsContainer;
 
@@ -54,8 +59,13 @@ describe("a namespace container with its own libssl", () => {
     }
   });
 
+  test("the README shows the examples run here (the host-wide ones run in tls-read.test.ts)", () => {
+    expect(SNIFF.map((e) => e.join(" "))).toEqual(["sslsniff --pid 6575", "sslsniff --container web --hexdump --max-bytes 1M", "sslsniff -c web --json | jq .", "sslsniff"]);
+    expect(READ.map((e) => e.join(" "))).toEqual(["ssl-read --pid 6575", "ssl-read --container web --json", "ssl-read -d 10"]);
+  });
+
   test("sslsniff --pid (text): the README's first example", async () => {
-    const p = await startProbe(["sslsniff", "--pid", String(nginx.pid)]);
+    const p = await startProbe(sub(SNIFF[0]!, { "6575": String(nginx.pid) }));
     const a = await curlGet(nginx.port!, "/");
     const out = await stopProbe(p);
     const text = out.out.join("\n");
@@ -64,12 +74,18 @@ describe("a namespace container with its own libssl", () => {
     expect(text).toContain("  hello from container\\n");
   });
 
-  test("ssl-read --pid: nginx's reads, counted in the container's library", async () => {
+  test("ssl-read --pid: nginx's reads, counted in the container's library (JSON, and the README's example as a table)", async () => {
     const p = await startProbe(["ssl-read", "--pid", String(nginx.pid), "--json", "-i", "0.2"]);
     const a = await curlGet(nginx.port!, "/x");
     const out = await stopProbe(p);
     const f = out.out.map((l) => JSON.parse(l)).filter((r) => r.final);
     expect(f).toEqual([expect.objectContaining({ pid: nginx.pid, comm: "nginx", library: CONTAINER_LIB, bytes: a.sent.length, orphan_returns: 0, nspid: [nginx.pid, 1] })]);
+
+    const t = await startProbe(sub(READ[0]!, { "6575": String(nginx.pid) }));
+    expect(t.err.all[0]).toMatch(new RegExp(`^nginx ${nginx.pid}: OpenSSL 3\\.\\d+\\.\\d+ in ${CONTAINER_LIB}$`));
+    const b = await curlGet(nginx.port!, "/y");
+    const rows = totalTable((await stopProbe(t)).out);
+    expect(rows).toEqual([expect.objectContaining({ PID: String(nginx.pid), NSPID: "1", COMM: "nginx", BYTES: String(b.sent.length), ORDER: "ok", LIBRARY: CONTAINER_LIB })]);
   });
 });
 
@@ -80,6 +96,12 @@ describe("a docker container by name (real dockerd)", () => {
     started.push(d);
     const pid = Number(Bun.spawnSync(["docker", "inspect", "-f", "{{.State.Pid}}", d.name], { stdout: "pipe" }).stdout.toString().trim());
 
+    // ssl-read --container web --json
+    const r = await startProbe(sub(READ[1]!, { web: d.name }));
+    const q = await curlGet(d.port, "/read");
+    const rows = (await stopProbe(r)).out.map((l) => JSON.parse(l)).filter((x) => x.final);
+    expect(rows).toEqual([expect.objectContaining({ pid, comm: "nginx", library: CONTAINER_LIB, bytes: q.sent.length, orphan_returns: 0, nspid: [pid, 1] })]);
+
     let p = await startProbe(["sslsniff", "--container", d.name, "--json"]);
     expect(p.err.all.join("\n")).toContain(`Tracing SSL_read, SSL_read_ex, SSL_write, SSL_write_ex in ${CONTAINER_LIB}, pid ${pid} (container pid 1) and every other process of container ${d.name}`);
     const a = await curlGet(d.port, "/");
@@ -88,7 +110,7 @@ describe("a docker container by name (real dockerd)", () => {
     expect(mine.read.equals(a.sent)).toBe(true);
     expect(mine.write.equals(a.received)).toBe(true);
 
-    p = await startProbe(["sslsniff", "--container", d.name, "--hexdump", "--max-bytes", "1M"]);
+    p = await startProbe(sub(SNIFF[1]!, { web: d.name }));
     await p.err.waitFor(/up to 1048576 bytes per call/);
     const b = await curlGet(d.port, "/hex");
     out = await stopProbe(p);
@@ -101,7 +123,9 @@ describe("a docker container by name (real dockerd)", () => {
     // sudo probe sslsniff -c web --json | jq .   (probe's stderr kept in a file, to see when it is
     // attached; stopped with Ctrl-C's SIGINT, sent to probe itself as a terminal would)
     const errFile = join(TLS_WORK, `jq-${process.pid}.err`);
-    const sh = Bun.spawn(["sh", "-c", `${probeBinary()} sslsniff -c ${d.name} --json 2>${errFile} | jq .`], { stdout: "pipe", stderr: "pipe" });
+    const words = sub(SNIFF[2]!, { web: d.name });
+    const bar = words.indexOf("|");
+    const sh = Bun.spawn(["sh", "-c", `${probeBinary()} ${words.slice(0, bar).join(" ")} 2>${errFile} | ${words.slice(bar + 1).join(" ")}`], { stdout: "pipe", stderr: "pipe" });
     await waitUntil("probe to attach", () => existsSync(errFile) && readFileSync(errFile, "utf8").includes("Tracing"), 20_000);
     const c = await curlGet(d.port, "/jq");
     await Bun.sleep(300);

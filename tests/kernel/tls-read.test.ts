@@ -9,6 +9,7 @@ import { linksHeldBy, probeBinary, runProbe, start, startProbe, testCert } from 
 import {
   NODE, PY, bpftraceCalls, patternBody, startClient, textSniffedBy, totalTable, startGnutlsCli, startGnutlsServ, startServer, stopProbe, type PeerServer, type ServerKind,
 } from "../fixtures/tls/peers.ts";
+import { readmeExamples } from "../readme.ts";
 
 const started: { stop(): void }[] = [];
 afterAll(() => {
@@ -171,8 +172,8 @@ describe("every TLS process on the host (no --pid)", () => {
     const goSrv = await server("go");
     const nodeCli = await startClient("node-https", nodeSrv.port, "/size/3000");
     const goCli = await startClient("go-stripped", goSrv.port, "/size/3000");
-    const sr = await startProbe(["ssl-read", "-d", "10"]);
-    const sn = await startProbe(["sslsniff"]);
+    const sr = await startProbe(readmeExamples("`probe ssl-read`").find((e) => e.includes("-d"))!);
+    const sn = await startProbe(readmeExamples("`probe sslsniff`").find((e) => e.length === 1)!);
     for (const e of [sr.err.all, sn.err.all]) {
       const text = e.join("\n");
       expect(text).toMatch(/^TLS on this host: \d+ files, used by \d+ running processes/m);
