@@ -51,18 +51,22 @@ export async function tlsBench(row: Row): Promise<void> {
     return { ns: Number(ns), note: cleanup ? await cleanup() : "" };
   }
 
-  /** sslsniff --read into a file; after the loop: the records and bytes written, and any loss or cut. */
+  /** sslsniff --read into a file; after the loop: the reads and bytes captured, and what was lost. */
   const sniff = (format: string[], file: string, size: number, n: number) => async (pid: number) => {
     const { p, err } = await probeRun(["sslsniff", "--pid", String(pid), "--read", ...format], file);
     return async () => {
       await p.exited; // the loop has exited: probe drains the ring and stops
       const e = (await err.done()).join("\n");
-      const lost = /lost|cut \(flagged\)|not copied/.test(e) ? ` LOSS: ${e.split("\n").filter((l) => /lost|cut|not copied/.test(l)).join(" ")}` : "";
       const summary = /probe: (\d+) reads? \((\d+) bytes\)/.exec(e);
       const whole = summary && Number(summary[1]) === n && Number(summary[2]) === n * size;
+      // Losses: warnings on stderr, or {"event":"lost"} lines in the JSON output.
+      const lost: Record<string, number> = {};
+      for (const m of e.matchAll(/(\d+) (records lost|bytes not copied)/g)) lost[m[2]!.split(" ")[0]!] = Number(m[1]);
+      for (const m of readFileSafe(file).matchAll(/^\{"event":"lost","kind":"(\w+)","count":\d+,"total":(\d+)/gm)) lost[m[1]!] = Number(m[2]);
+      const loss = Object.entries(lost).map(([k, v]) => `${v} ${k}`).join(", ");
       const bytes = Bun.file(file).size;
       rmSync(file, { force: true });
-      return `${summary?.[1] ?? "?"} of ${n} reads captured${whole ? ", every byte" : " (NOT all)"}${lost || ", zero loss"}; ${(bytes / 1e6).toFixed(1)} MB written`;
+      return `${summary?.[1] ?? "?"} of ${n} reads captured${whole ? ", every byte" : ""}${loss ? `, LOST: ${loss}` : ", zero loss"}; ${(bytes / 1e6).toFixed(1)} MB written`;
     };
   };
 
