@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import { parseBytes } from "../options.ts";
 import { withSession, type SessionOptions } from "../session.ts";
 import { NsPidCache, nsPidNote } from "../targets.ts";
-import { Out, WallClock, formatDuration, jsonInt } from "../output.ts";
+import { Out, WallClock, formatDuration } from "../output.ts";
 import { attachTls, findTls, type TlsTarget } from "./tls-attach.ts";
 
 export interface SslSniffOptions extends SessionOptions {
@@ -90,9 +90,13 @@ export interface SniffCall {
   pid: number;
   tid: number;
   cookie: number;
-  ts: bigint;
-  latency: bigint;
-  ret: bigint;
+  /** CLOCK_MONOTONIC ns at the return. */
+  ts: number;
+  latency: number;
+  /** The return value's low 32 bits, signed (the C functions' int). */
+  ret: number;
+  /** The whole return register is 0 (Go: a nil error). */
+  retZero: boolean;
   /** Bytes the call really moved. */
   len: number;
   /** The bytes copied (captured of len). */
@@ -168,9 +172,10 @@ export class CallAssembler {
       pid: v.getUint32(off + E.pid, true),
       tid: v.getUint32(off + E.tid, true),
       cookie: v.getUint32(off + E.cookie, true),
-      ts: v.getBigUint64(off + E.ts, true),
-      latency: v.getBigUint64(off + E.latency, true),
-      ret: v.getBigInt64(off + E.ret, true),
+      ts: u53(v, off + E.ts),
+      latency: u53(v, off + E.latency),
+      ret: v.getInt32(off + E.ret, true),
+      retZero: v.getUint32(off + E.ret, true) === 0 && v.getUint32(off + E.ret + 4, true) === 0,
       len,
       data,
       flags,
@@ -201,6 +206,11 @@ export class CallAssembler {
   }
 }
 
+/** A u64 that is below 2^53 (nanoseconds since boot), as a number: no BigInt per record. */
+function u53(v: DataView, off: number): number {
+  return v.getUint32(off, true) + v.getUint32(off + 4, true) * 2 ** 32;
+}
+
 type Format = "text" | "json" | "hexdump";
 
 /** Prints calls as text, hexdump or JSON lines; keeps the totals for the summary. */
@@ -225,42 +235,79 @@ export class SniffPrinter {
     const fn = functionOfCode(c.cookie & 0xff)?.name ?? "?";
     const nspid = this.nspids.get(c.pid, c.nspid);
     if (this.format === "json") {
-      const o: Record<string, unknown> = {
-        event: kind,
-        ts: jsonInt(c.ts),
-        pid: c.pid,
-        tid: c.tid,
-        comm: c.comm,
-        ...(nspid.length > 1 ? { nspid } : {}),
-        function: fn,
-        library: t?.lib.target.display ?? null,
-        tls: t?.stack.name ?? null,
-        latency_ns: jsonInt(c.latency),
-      };
       if (kind === "handshake") {
+        const o: Record<string, unknown> = { event: kind, ts: c.ts, pid: c.pid, tid: c.tid, comm: c.comm, ...(nspid.length > 1 ? { nspid } : {}),
+          function: fn, library: t?.lib.target.display ?? null, tls: t?.stack.name ?? null, latency_ns: c.latency };
         // Go returns an error (RAX: its type word, nil when done), C an int.
-        if (!isGoCode(c.cookie & 0xff)) o.ret = jsonInt(BigInt.asIntN(32, c.ret));
+        if (!isGoCode(c.cookie & 0xff)) o.ret = c.ret;
         o.ok = handshakeOk(c);
         this.out.line(JSON.stringify(o));
         return;
       }
-      o.bytes = c.len;
-      if (cut) Object.assign(o, { truncated: true, captured: c.data.length, reason: reason(c) });
-      writeJsonRecord(this.out, JSON.stringify(o).slice(0, -1), c.data, cut);
+      this.writeJson(c, kind, nspid, cut, fn, t);
       return;
     }
     const who = `${c.comm} ${c.pid}/${c.tid}${nsPidNote(nspid)}`;
     const where = t ? `${fn}, ${t.stack.name} in ${t.lib.target.display}` : fn;
-    const time = this.clock.format(c.ts);
+    const time = this.clock.format(BigInt(c.ts));
     if (kind === "handshake") {
-      const result = handshakeOk(c) ? "done" : isGoCode(c.cookie & 0xff) ? "failed" : `returned ${BigInt.asIntN(32, c.ret)}`;
-      this.out.line(`${pc.bold("HANDSHAKE")} ${time} ${who} ${result} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
+      const result = handshakeOk(c) ? "done" : isGoCode(c.cookie & 0xff) ? "failed" : `returned ${c.ret}`;
+      this.out.line(`${pc.bold("HANDSHAKE")} ${time} ${who} ${result} ${formatDuration(BigInt(c.latency))}  ${pc.dim(where)}`);
       return;
     }
-    this.out.line(`${pc.bold(kind === "read" ? "READ " : "WRITE")} ${time} ${who} ${c.len} byte${c.len === 1 ? "" : "s"} ${formatDuration(c.latency)}  ${pc.dim(where)}`);
+    this.out.line(`${pc.bold(kind === "read" ? "READ " : "WRITE")} ${time} ${who} ${c.len} byte${c.len === 1 ? "" : "s"} ${formatDuration(BigInt(c.latency))}  ${pc.dim(where)}`);
     if (this.format === "hexdump") for (const l of hexdump(c.data, c.data.length, Number.MAX_SAFE_INTEGER)) this.out.line(`  ${l}`);
     else writeTextLines(this.out, c.data);
     if (cut) this.out.line(pc.yellow(`  [cut: ${c.data.length} of ${c.len} bytes shown: ${reason(c)}]`));
+  }
+
+  /** Fragments that repeat from record to record, as bytes: per library and function, per comm. */
+  private readonly byCookie = new Map<number, Uint8Array>();
+  private readonly byComm = new Map<string, Uint8Array>();
+
+  /**
+   * A read or write as one JSON line, written into the output buffer field by field: the only
+   * string made per record is its comm (short), so a busy capture does not churn the heap.
+   */
+  private writeJson(c: SniffCall, kind: "read" | "write", nspid: number[], cut: boolean, fn: string, t: TlsTarget | undefined): void {
+    let lib = this.byCookie.get(c.cookie);
+    if (!lib) {
+      lib = bytesOf(`,"function":${JSON.stringify(fn)},"library":${JSON.stringify(t?.lib.target.display ?? null)},"tls":${JSON.stringify(t?.stack.name ?? null)},"latency_ns":`);
+      this.byCookie.set(c.cookie, lib);
+    }
+    let comm = this.byComm.get(c.comm);
+    if (!comm) {
+      comm = utf8.encode(`,"comm":${JSON.stringify(c.comm)}`);
+      if (this.byComm.size > 4096) this.byComm.clear();
+      this.byComm.set(c.comm, comm);
+    }
+    const out = this.out;
+    out.room(lib.length + comm.length + 256 + c.data.length * 8);
+    out.bytes(kind === "read" ? F.READ : F.WRITE);
+    out.uint(c.ts);
+    out.bytes(F.PID);
+    out.uint(c.pid);
+    out.bytes(F.TID);
+    out.uint(c.tid);
+    out.bytes(comm);
+    if (nspid.length > 1) {
+      out.bytes(F.NSPID);
+      nspid.forEach((n, i) => {
+        if (i) out.bytes(F.COMMA);
+        out.uint(n);
+      });
+      out.bytes(F.CLOSE);
+    }
+    out.bytes(lib);
+    out.uint(c.latency);
+    out.bytes(F.BYTES);
+    out.uint(c.len);
+    if (cut) {
+      out.bytes(F.CAPTURED);
+      out.uint(c.data.length);
+      out.bytes(bytesOf(`,"reason":${JSON.stringify(reason(c))}`));
+    }
+    writeJsonTail(out, c.data, cut);
   }
 
   summary(): string {
@@ -279,9 +326,9 @@ function handshakeOk(c: SniffCall): boolean {
   const fn = c.cookie & 0xff;
   const def = functionOfCode(fn);
   if (!def) return false;
-  if (def.name === "SSL_do_handshake") return BigInt.asIntN(32, c.ret) === 1n;
-  if (def.name === "gnutls_handshake") return BigInt.asIntN(32, c.ret) === 0n;
-  return c.ret === 0n; // Go: a nil error's type word
+  if (def.name === "SSL_do_handshake") return c.ret === 1;
+  if (def.name === "gnutls_handshake") return c.ret === 0;
+  return c.retZero; // Go: a nil error's type word
 }
 
 function reason(c: SniffCall): string {
@@ -361,17 +408,51 @@ export function writeTextLines(out: Out, b: Uint8Array): void {
   out.pos = p;
 }
 
+/** The fixed parts of a JSON record, as bytes. */
+const F = {
+  READ: bytesOf('{"event":"read","ts":'),
+  WRITE: bytesOf('{"event":"write","ts":'),
+  PID: bytesOf(',"pid":'),
+  TID: bytesOf(',"tid":'),
+  NSPID: bytesOf(',"nspid":['),
+  COMMA: bytesOf(","),
+  CLOSE: bytesOf("]"),
+  BYTES: bytesOf(',"bytes":'),
+  CAPTURED: bytesOf(',"truncated":true,"captured":'),
+};
+
+const B64 = bytesOf("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+
+/** Base64 of `b` written at `p` (no string: a string per record is what churns the heap). */
+function putBase64(buf: Uint8Array, p: number, b: Uint8Array): number {
+  const whole = b.length - (b.length % 3);
+  let i = 0;
+  for (; i < whole; i += 3) {
+    const x = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    buf[p] = B64[x >>> 18]!;
+    buf[p + 1] = B64[(x >>> 12) & 63]!;
+    buf[p + 2] = B64[(x >>> 6) & 63]!;
+    buf[p + 3] = B64[x & 63]!;
+    p += 4;
+  }
+  if (i < b.length) {
+    const x = (b[i]! << 16) | (i + 1 < b.length ? b[i + 1]! << 8 : 0);
+    buf[p++] = B64[x >>> 18]!;
+    buf[p++] = B64[(x >>> 12) & 63]!;
+    buf[p++] = i + 1 < b.length ? B64[(x >>> 6) & 63]! : 61;
+    buf[p++] = 61;
+  }
+  return p;
+}
+
 /**
- * One JSON record: `head` (an object without its closing brace), then "data" in base64 and "text"
- * when the bytes are UTF-8 (a character cut short at the end of truncated data is left out).
+ * The end of a JSON record: "data" in base64, "text" when the bytes are UTF-8 (a character cut
+ * short at the end of truncated data is left out), the closing brace and the newline.
  */
-export function writeJsonRecord(out: Out, head: string, b: Uint8Array, cut: boolean): void {
-  const data = Buffer.from(b.buffer, b.byteOffset, b.length).toString("base64");
-  const buf = out.room(head.length * 3 + data.length + b.length * 6 + 32);
-  let p = out.pos + utf8.encodeInto(head, buf.subarray(out.pos)).written!;
-  p = putAscii(buf, p, ',"data":"');
-  // encodeInto copies natively; charCodeAt per character is ~100x slower on a long string.
-  p += utf8.encodeInto(data, buf.subarray(p)).written!;
+export function writeJsonTail(out: Out, b: Uint8Array, cut: boolean): void {
+  const buf = out.room(b.length * 8 + 32);
+  let p = putAscii(buf, out.pos, ',"data":"');
+  p = putBase64(buf, p, b);
   p = putAscii(buf, p, '"');
   const beforeText = p;
   p = putAscii(buf, p, ',"text":"');
@@ -395,4 +476,11 @@ export function writeJsonRecord(out: Out, head: string, b: Uint8Array, cut: bool
   buf[p++] = 125; // }
   buf[p++] = 10;
   out.pos = p;
+}
+
+/** One JSON record from `head` (an object without its closing brace) and the data. */
+export function writeJsonRecord(out: Out, head: string, b: Uint8Array, cut: boolean): void {
+  const buf = out.room(head.length * 3 + b.length * 8 + 32);
+  out.pos += utf8.encodeInto(head, buf.subarray(out.pos)).written!;
+  writeJsonTail(out, b, cut);
 }
