@@ -56,7 +56,7 @@ const sslRead = command(
 )
   .option("--lib <path>", "The file holding the TLS code (default: what the target uses, found in its view; or every TLS on the host)")
   .option("--verify-order", "Exit with an error if a return is seen without its entry (reversed probes)");
-processOptions(sslRead, "libssl");
+processOptions(sslRead, "its TLS library");
 runOptions(sslRead);
 attachModeOption(sslRead)
   .example("probe ssl-read -d 10")
@@ -77,7 +77,7 @@ const sslSniff = command(
   .option("--write", "Only writes")
   .option("--handshake", "Also handshake calls and their latency (SSL_do_handshake, gnutls_handshake, Go's client/server handshake)");
 processOptions(sslSniff, "its TLS library");
-runOptions(sslSniff);
+runOptions(sslSniff, "Seconds between lost-record checks");
 attachModeOption(sslSniff)
   .example("probe sslsniff --pid 6575")
   .example("probe sslsniff --container web --hexdump --max-bytes 1M")
