@@ -12,6 +12,7 @@ import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
 import { opensBench } from "./opens.ts";
 import { benchPythonUsdt } from "./usdt-python.ts";
+import { tlsBench } from "./tls.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -219,6 +220,8 @@ await opensBench(row);
 
 // --- USDT: a Python function call's function__entry probe ---------------------------------------
 await benchPythonUsdt(row, WORK);
+// --- TLS: sslsniff's cost per TLS read against its peers, and its capture rate ----------------------
+await tlsBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

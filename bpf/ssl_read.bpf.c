@@ -1,8 +1,10 @@
-// `probe ssl-read`: per-process SSL_read/SSL_read_ex calls, returns, bytes and errors, and a
-// per-thread check that every return was preceded by its entry.
+// `probe ssl-read`: per process and library, the calls, returns, bytes and errors of TLS reads
+// (OpenSSL SSL_read/SSL_read_ex, GnuTLS gnutls_record_recv, Go crypto/tls.(*Conn).Read), and a
+// check that every return was preceded by its entry.
 #include "common.h"
 #include "filter.h"
 #include "ssl_read.h"
+#include "ssl_read.pairing.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -12,7 +14,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__type(key, struct ssl_key);
 	__type(value, struct ssl_stats);
 } stats SEC(".maps");
 
@@ -24,45 +26,57 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__type(key, struct tls_call_key);
 	__type(value, struct pending);
 } pending SEC(".maps");
 
-static __always_inline struct ssl_stats *stats_for(__u32 tgid)
+static __always_inline struct ssl_stats *stats_for(__u32 tgid, __u32 lib)
 {
-	struct ssl_stats *s = bpf_map_lookup_elem(&stats, &tgid);
+	struct ssl_key k = { .tgid = tgid, .lib = lib };
+	struct ssl_stats *s = bpf_map_lookup_elem(&stats, &k);
 	if (s)
 		return s;
 	struct ssl_stats zero = {};
 	bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-	bpf_map_update_elem(&stats, &tgid, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&stats, &tgid);
+	bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&stats, &k);
 }
 
-/* The stats of the calling process, or NULL when it is not the one being traced. The return
- * program filters too: the kernel's return path ignores the perf PID filter. */
-static __always_inline struct ssl_stats *stats_if_traced(__u64 id)
+/* C calls pair per thread (a second entry before the return is a lost return); Go calls per
+ * goroutine and frame. */
+static __always_inline struct tls_call_key call_key(struct pt_regs *ctx, __u64 id, int go)
 {
-	__u32 tgid = id >> 32;
-	if (!traced(&cfg.filter, tgid))
-		return 0;
-	return stats_for(tgid);
+	if (go)
+		return go_call_key(ctx);
+	struct tls_call_key k = { .id = id, .frame = 0 };
+	return k;
 }
 
 SEC("uprobe")
 int ssl_read_entry(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_stats *s = stats_if_traced(id);
+	__u32 tgid = id >> 32;
+	/* The return program filters too: the kernel's return path ignores the perf PID filter. */
+	if (!traced(&cfg.filter, tgid))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 fn = TLS_COOKIE_FN(cookie);
+	int go = tls_fn_is_go(fn);
+	struct tls_call_key k = call_key(ctx, id, go);
+	/* A Go frame that grew its stack runs its entry again: the same call. */
+	if (go && bpf_map_lookup_elem(&pending, &k))
+		return 0;
+	struct ssl_stats *s = stats_for(tgid, TLS_COOKIE_LIB(cookie));
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->calls, 1);
-	struct pending p = { .func = bpf_get_attach_cookie(ctx) };
-	if (p.func == SSL_FN_READ_EX)
+	struct pending p = { .func = fn };
+	if (fn == TLS_SSL_READ_EX)
 		p.readbytes = REG(ctx, rcx);
-	if (bpf_map_update_elem(&pending, &id, &p, BPF_NOEXIST) != 0) {
+	if (bpf_map_update_elem(&pending, &k, &p, BPF_NOEXIST) != 0) {
 		__sync_fetch_and_add(&s->lost_entries, 1);
-		bpf_map_update_elem(&pending, &id, &p, BPF_ANY);
+		bpf_map_update_elem(&pending, &k, &p, BPF_ANY);
 	}
 	return 0;
 }
@@ -71,28 +85,41 @@ SEC("uprobe")
 int ssl_read_return(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_stats *s = stats_if_traced(id);
+	__u32 tgid = id >> 32;
+	if (!traced(&cfg.filter, tgid))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 fn = TLS_COOKIE_FN(cookie);
+	int go = tls_fn_is_go(fn);
+	struct ssl_stats *s = stats_for(tgid, TLS_COOKIE_LIB(cookie));
 	if (!s)
 		return 0;
-	__sync_fetch_and_add(&s->returns, 1);
-	/* A real return runs at the caller's return address. At the function's own address, this
-	 * "return" program was attached as an entry probe and runs before the entry program. */
-	__u64 ip = REG(ctx, rip);
-	__u64 func = bpf_get_func_ip(ctx);
-	if (ip - func <= 1) {
-		__sync_fetch_and_add(&s->orphan_returns, 1);
-		return 0;
+	struct tls_call_key k = call_key(ctx, id, go);
+	struct pending *p = bpf_map_lookup_elem(&pending, &k);
+	if (go) {
+		/* Go returns are entry probes on RET instructions, placed by probe itself. A RET without
+		 * its entry is a call that was already running when they were attached. */
+		if (!p) {
+			__sync_fetch_and_add(&s->inflight_returns, 1);
+			return 0;
+		}
+		__sync_fetch_and_add(&s->returns, 1);
+	} else {
+		__sync_fetch_and_add(&s->returns, 1);
+		/* A real return runs at the caller's return address. At the function's own address, this
+		 * "return" program was attached as an entry probe and runs before the entry program. */
+		__u64 ip = REG(ctx, rip);
+		__u64 func = bpf_get_func_ip(ctx);
+		if (ip - func <= 1 || !p) {
+			__sync_fetch_and_add(&s->orphan_returns, 1);
+			return 0;
+		}
 	}
-	struct pending *p = bpf_map_lookup_elem(&pending, &id);
-	if (!p) {
-		__sync_fetch_and_add(&s->orphan_returns, 1);
-		return 0;
-	}
-	long ret = REG(ctx, rax);
-	func = p->func;
 	__u64 readbytes = p->readbytes;
-	bpf_map_delete_elem(&pending, &id);
-	if (func == SSL_FN_READ_EX) {
+	bpf_map_delete_elem(&pending, &k);
+	__s64 ret = REG(ctx, rax);
+	switch (fn) {
+	case TLS_SSL_READ_EX:
 		/* SSL_read_ex returns 1 on success and stores the count through its 4th argument. */
 		if ((int)ret == 1) {
 			__u64 n = 0;
@@ -101,10 +128,26 @@ int ssl_read_return(struct pt_regs *ctx)
 		} else {
 			__sync_fetch_and_add(&s->errors, 1);
 		}
-	} else if ((int)ret > 0) {
-		__sync_fetch_and_add(&s->bytes, (int)ret);
-	} else {
-		__sync_fetch_and_add(&s->errors, 1);
+		break;
+	case TLS_SSL_READ:
+		if ((int)ret > 0)
+			__sync_fetch_and_add(&s->bytes, (int)ret);
+		else
+			__sync_fetch_and_add(&s->errors, 1);
+		break;
+	case TLS_GO_READ:
+		/* (n int, err error): n in RAX, err's type word in RBX (nil: no error). */
+		if (ret > 0)
+			__sync_fetch_and_add(&s->bytes, ret);
+		if (REG(ctx, rbx) != 0)
+			__sync_fetch_and_add(&s->errors, 1);
+		break;
+	default: /* gnutls_record_recv: ssize_t */
+		if (ret > 0)
+			__sync_fetch_and_add(&s->bytes, ret);
+		else
+			__sync_fetch_and_add(&s->errors, 1);
+		break;
 	}
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* Layouts shared by ssl_read.bpf.c and lib/layouts.ts. */
+/* Layouts shared by ssl_read.bpf.c, sslsniff.bpf.c and lib/layouts.ts: the TLS functions probe
+ * knows (one code each, carried in the attach cookie), and ssl-read's counters. */
 #ifndef PROBE_SSL_READ_H
 #define PROBE_SSL_READ_H
 #include "proc_filter.h"
@@ -7,15 +8,42 @@ struct ssl_config {
 	struct proc_filter filter;  /* first in every program's config: the session writes it */
 };
 
-enum ssl_func { SSL_FN_READ = 0, SSL_FN_READ_EX = 1 };
+/* What a probed function is, and so where its buffer, length and result are. */
+enum tls_fn {
+	TLS_SSL_READ = 0,          /* int SSL_read(SSL *, void *buf, int num): the count */
+	TLS_SSL_READ_EX = 1,       /* int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes): 1/0 */
+	TLS_SSL_WRITE = 2,         /* int SSL_write(SSL *, const void *buf, int num) */
+	TLS_SSL_WRITE_EX = 3,      /* int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written) */
+	TLS_SSL_HANDSHAKE = 4,     /* int SSL_do_handshake(SSL *): 1 done */
+	TLS_GNUTLS_RECV = 5,       /* ssize_t gnutls_record_recv(gnutls_session_t, void *data, size_t size) */
+	TLS_GNUTLS_SEND = 6,       /* ssize_t gnutls_record_send(gnutls_session_t, const void *data, size_t size) */
+	TLS_GNUTLS_HANDSHAKE = 7,  /* int gnutls_handshake(gnutls_session_t): 0 done */
+	TLS_GO_READ = 8,           /* (c *tls.Conn) Read(b []byte) (n int, err error): RAX=c RBX,RCX=b; RAX=n RBX=err */
+	TLS_GO_WRITE = 9,          /* (c *tls.Conn) Write(b []byte) (int, error) */
+	TLS_GO_CLIENT_HANDSHAKE = 10, /* (c *tls.Conn) clientHandshake(ctx) error: RAX=err's type, nil when done */
+	TLS_GO_SERVER_HANDSHAKE = 11, /* (c *tls.Conn) serverHandshake(ctx) error */
+	TLS_FN_COUNT = 12,
+};
+
+/* The attach cookie: the function's code in the low 8 bits, the library's index above them (which
+ * file, as user space numbered them). */
+#define TLS_COOKIE_FN(c) ((__u32)(c) & 0xff)
+#define TLS_COOKIE_LIB(c) ((__u32)((c) >> 8))
+
+/* ssl-read's counters are per process and library. */
+struct ssl_key {
+	__u32 tgid;
+	__u32 lib;
+};
 
 struct ssl_stats {
 	__u64 calls;
 	__u64 returns;
 	__u64 bytes;
 	__u64 errors;
-	__u64 orphan_returns;  /* a return with no entry before it, or run at function entry: reversed probes */
-	__u64 lost_entries;    /* an entry on a thread that still had one pending */
+	__u64 orphan_returns;   /* a return with no entry before it, or run at function entry: reversed probes */
+	__u64 lost_entries;     /* an entry on a thread that still had one pending */
+	__u64 inflight_returns; /* Go: returns of calls already running when the probes were attached (not counted) */
 	char comm[16];
 };
 

@@ -35,8 +35,27 @@ export const EV_RETURN = 2;
 export const UPROBE_COUNTS = { size: 40, calls: 0, returns: 8, comm: 16, nspid: 32 } as const;
 
 export const SSL_CONFIG = { size: 8, filter: 0 } as const;
-export const SSL_STATS = { size: 64, calls: 0, returns: 8, bytes: 16, errors: 24, orphan_returns: 32, lost_entries: 40, comm: 48 } as const;
-export const SSL_FN = { READ: 0, READ_EX: 1 } as const;
+export const SSL_KEY = { size: 8, tgid: 0, lib: 4 } as const;
+export const SSL_STATS = { size: 72, calls: 0, returns: 8, bytes: 16, errors: 24, orphan_returns: 32, lost_entries: 40, inflight_returns: 48, comm: 56 } as const;
+/** enum tls_fn (bpf/ssl_read.h): what a probed TLS function is; the low 8 bits of its attach cookie. */
+export const TLS_FN = {
+  SSL_READ: 0, SSL_READ_EX: 1, SSL_WRITE: 2, SSL_WRITE_EX: 3, SSL_HANDSHAKE: 4,
+  GNUTLS_RECV: 5, GNUTLS_SEND: 6, GNUTLS_HANDSHAKE: 7,
+  GO_READ: 8, GO_WRITE: 9, GO_CLIENT_HANDSHAKE: 10, GO_SERVER_HANDSHAKE: 11,
+} as const;
+/** The attach cookie of a TLS probe: the library's index above the function's code. */
+export function tlsCookie(lib: number, fn: number): bigint {
+  return (BigInt(lib) << 8n) | BigInt(fn);
+}
+
+/** sslsniff (bpf/sslsniff.h). */
+export const SNIFF_CONFIG = { size: 24, filter: 0, max_bytes: 8, want_read: 16, want_write: 17, want_handshake: 18, want_nspid: 19 } as const;
+export const SNIFF_EVENT = { size: 104, kind: 0, pid: 4, tid: 8, cookie: 12, call: 16, ts: 24, latency: 32, ret: 40, len: 48, captured: 56, offset: 64, chunk: 72, flags: 76, comm: 80, nspid: 96 } as const;
+export const SNIFF_KIND = { READ: 1, WRITE: 2, HANDSHAKE: 3 } as const;
+export const SNIFF_FLAG = { TRUNCATED: 1, NO_ROOM: 2, FAULT: 4 } as const;
+export const SNIFF_DROP = { RECORDS: 0, BYTES: 1, PAIRING: 2, KINDS: 4 } as const;
+/** Data bytes per record at most (SNIFF_CHUNK). */
+export const SNIFF_CHUNK = 32768 - 128;
 
 export const OPENSNOOP_CONFIG = { size: 36, filter: 0, tid: 8, uid: 12, filter_uid: 16, failed_only: 17, want_nspid: 18, name_len: 19, name: 20 } as const;
 export const OPEN_NAME_MAX = 16;

@@ -71,18 +71,38 @@ attachModeOption(usdt)
 
 const sslRead = command(
   "ssl-read",
-  "Count OpenSSL SSL_read/SSL_read_ex calls, returns, bytes and errors per process",
-  "ssl-read [options]\n\nOne table per interval on stdout (rows that changed), totals at exit; the header goes to stderr",
+  "Count TLS reads per process: calls, returns, bytes and errors, whatever TLS it uses (OpenSSL, GnuTLS, Go)",
+  "ssl-read [options]\n\nOne table per interval on stdout (rows that changed), totals at exit; what was found and the header go to stderr",
 )
-  .option("--lib <path>", "The libssl to probe (default: every OpenSSL libssl on the host, or the target's)")
+  .option("--lib <path>", "The file holding the TLS code (default: what the target uses, found in its view; or every TLS on the host)")
   .option("--verify-order", "Exit with an error if a return is seen without its entry (reversed probes)");
-processOptions(sslRead, "libssl");
+processOptions(sslRead, "its TLS library");
 runOptions(sslRead);
 attachModeOption(sslRead)
   .example("probe ssl-read -d 10")
   .example("probe ssl-read --pid 6575")
   .example("probe ssl-read --container web --json")
   .action((opts) => runCommand("ssl-read", () => import("./commands/ssl-read.ts").then((m) => m.run(opts))));
+
+const sslSniff = command(
+  "sslsniff",
+  "Show the plaintext of TLS reads and writes, whole, whatever TLS a process uses (OpenSSL, GnuTLS, Go)",
+  "sslsniff [options]\n\nOne record per read or write on stdout (data as escaped text, --hexdump, or --json); what was found and the header go to stderr",
+)
+  .option("--lib <path>", "The file holding the TLS code (default: what the target uses, found in its view; or every TLS on the host)")
+  .option("--max-bytes <size>", "Bytes of data shown per call at most, like 64K or 2M; 0: all, as much as the ring buffer holds (default 64K); a cut is always flagged")
+  .option("--buffer-size <size>", "Ring buffer size, a power of two (default: 16M, or 4 x --max-bytes)")
+  .option("-x, --hexdump", "Data as hexdump -C lines instead of escaped text")
+  .option("--read", "Only reads")
+  .option("--write", "Only writes")
+  .option("--handshake", "Also handshake calls and their latency (SSL_do_handshake, gnutls_handshake, Go's client/server handshake)");
+processOptions(sslSniff, "its TLS library");
+runOptions(sslSniff, "Seconds between lost-record checks");
+attachModeOption(sslSniff)
+  .example("probe sslsniff --pid 6575")
+  .example("probe sslsniff --container web --hexdump --max-bytes 1M")
+  .example("probe sslsniff -c web --json | jq .")
+  .action((opts) => runCommand("sslsniff", () => import("./commands/sslsniff.ts").then((m) => m.run(opts))));
 
 const opensnoop = command(
   "opensnoop",

@@ -1,17 +1,16 @@
-// `probe ssl-read`: OpenSSL reads per process — calls, returns, bytes, errors — from entry and
-// return probes on SSL_read and SSL_read_ex, with a per-thread check that returns follow entries.
+// `probe ssl-read`: TLS reads per process and library — calls, returns, bytes, errors — from entry
+// and return probes on whatever TLS each process uses (OpenSSL SSL_read/SSL_read_ex in a shared
+// libssl or linked into the program, GnuTLS gnutls_record_recv, Go crypto/tls.(*Conn).Read), with
+// a per-thread check that returns follow entries.
 import { pc } from "../colors.ts";
-import type { OpenTarget } from "../../lib/proc/target.ts";
-import { resolveFunction } from "../../lib/symbols.ts";
-import type { ProbePoint, UprobeLink } from "../../lib/uprobe.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { hostLibraryCandidates } from "../../lib/proc/loader.ts";
-import { SSL_CONFIG, SSL_FN, SSL_STATS, commAt } from "../../lib/layouts.ts";
+import { SSL_CONFIG, SSL_STATS, commAt } from "../../lib/layouts.ts";
 import { ProbeError } from "../errors.ts";
-import { withSession, type Session, type SessionOptions } from "../session.ts";
+import { withSession, type SessionOptions } from "../session.ts";
 import { NsPidCache } from "../targets.ts";
 import { Out, jsonInt } from "../output.ts";
 import { table, type Column } from "../table.ts";
+import { attachTls, findTls, type TlsTarget } from "./tls-attach.ts";
 
 export interface SslReadOptions extends SessionOptions {
   lib?: string;
@@ -20,6 +19,8 @@ export interface SslReadOptions extends SessionOptions {
 
 export interface SslRow {
   pid: number;
+  /** Which library (the index user space gave it: the attach cookie's upper bits). */
+  lib: number;
   comm: string;
   calls: bigint;
   returns: bigint;
@@ -27,6 +28,8 @@ export interface SslRow {
   errors: bigint;
   orphanReturns: bigint;
   lostEntries: bigint;
+  /** Go: returns of calls already running when probes were attached (not counted). */
+  inflightReturns: bigint;
 }
 
 export interface SslReadHooks {
@@ -36,39 +39,25 @@ export interface SslReadHooks {
 
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
   return withSession(o, async (s) => {
-    const libs = await openLibssl(s, o.lib, o.wait);
+    const targets = await findTls(s, { lib: o.lib, wait: o.wait });
     const obj = s.load("ssl_read", s.config(SSL_CONFIG.size).bytes);
-
-    const links: { lib: OpenTarget; entry: UprobeLink; ret: UprobeLink }[] = [];
-    for (const lib of libs) {
-      const points = sslReadPoints(lib);
-      const entry = s.attach(obj.progFd("ssl_read_entry"), lib, points, false, SSL_NAMES);
-      const ret = s.attach(obj.progFd("ssl_read_return"), lib, points, true, SSL_NAMES);
-      links.push({ lib, entry, ret });
-    }
-    s.confirm();
-    for (const { lib, entry, ret } of links) {
-      // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
-      const kinds = [...entry.info(), ...ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
-      const uniq = [...new Set(kinds)].join(" + ");
-      const fns = entry.points.map((p) => SSL_NAMES[Number(p.cookie)]).join(", ");
-      s.note(`Tracing ${fns} in ${lib.display}${s.label}: kernel reports ${uniq} [${s.modeName}]`);
-    }
+    attachTls(s, targets, { entry: obj.progFd("ssl_read_entry"), ret: obj.progFd("ssl_read_return") }, ["read"]);
     s.note(`Reporting every ${s.intervalSec} s. Ctrl-C to stop.`);
 
     const stats = new MapReader(obj.mapFd("stats"));
     const out = s.out;
     const json = s.json;
-    const last = new Map<number, bigint>();
+    const last = new Map<string, bigint>();
     const proc = s.filter.proc;
     const nspids = new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []);
     let warned = false;
     /** Prints what changed (everything when final) and returns the returns seen without their entry. */
     const report = (final: boolean): bigint => {
       const rows = readSslStats(stats);
-      const changed = final ? rows : rows.filter((r) => last.get(r.pid) !== r.calls + r.returns);
-      for (const r of rows) last.set(r.pid, r.calls + r.returns);
-      printRows(out, changed, json, final, nspids);
+      const key = (r: SslRow) => `${r.pid}/${r.lib}`;
+      const changed = final ? rows : rows.filter((r) => last.get(key(r)) !== r.calls + r.returns);
+      for (const r of rows) last.set(key(r), r.calls + r.returns);
+      printRows(out, changed, json, final, nspids, targets);
       const orphans = rows.reduce((a, r) => a + r.orphanReturns, 0n);
       if (orphans > 0n && !warned) {
         warned = true;
@@ -80,49 +69,20 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     await s.run({ report: () => void report(false), until: hooks.onAttached?.() });
     const orphans = report(true);
     if (o.verifyOrder && orphans > 0n) {
-      throw new ProbeError(`order check failed: ${orphans} SSL_read return(s) ran without their entry first`, "the return probe is attached as an entry probe; compare 'probe list'");
+      throw new ProbeError(`order check failed: ${orphans} TLS read return(s) ran without their entry first`, "the return probe is attached as an entry probe; compare 'probe list'");
     }
     return 0;
   });
-}
-
-const SSL_NAMES = ["SSL_read", "SSL_read_ex"];
-
-/** SSL_read (cookie 0) and SSL_read_ex (cookie 1, OpenSSL >= 1.1.1) of one libssl. */
-function sslReadPoints(lib: OpenTarget): ProbePoint[] {
-  const points: ProbePoint[] = [{ offset: resolveFunction(lib.elf, "SSL_read").offset, cookie: BigInt(SSL_FN.READ) }];
-  try {
-    points.push({ offset: resolveFunction(lib.elf, "SSL_read_ex").offset, cookie: BigInt(SSL_FN.READ_EX) });
-  } catch {
-    // OpenSSL 1.1.0 and older have no SSL_read_ex.
-  }
-  return points;
-}
-
-/** Every OpenSSL libssl to probe: the given one, the one the process has mapped, or all on the host. */
-async function openLibssl(s: Session, lib: string | undefined, wait?: boolean): Promise<OpenTarget[]> {
-  if (lib) return [await s.openTarget(lib, wait)];
-  if (s.filter.proc) return [await s.openTarget("libssl", wait)];
-  const seen = new Set<string>();
-  const out: OpenTarget[] = [];
-  for (const c of hostLibraryCandidates("libssl")) {
-    const t = s.openHostFile(c.path);
-    // A symlink and its target, or one overlay layer file under two paths: the kernel probes
-    // the real inode, so one attachment each.
-    if (seen.has(t.inodeKey)) continue;
-    seen.add(t.inodeKey);
-    out.push(t);
-  }
-  if (!out.length) throw new ProbeError("no OpenSSL libssl found on this host", "give it with --lib PATH, or a process with --pid");
-  return out;
 }
 
 export function readSslStats(stats: MapReader): SslRow[] {
   const rows = stats.entries().map(({ key, values }) => {
     const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
     const u = (off: number) => v.getBigUint64(off, true);
+    const k = new DataView(key.buffer, key.byteOffset, key.byteLength);
     return {
-      pid: new DataView(key.buffer).getUint32(0, true),
+      pid: k.getUint32(0, true),
+      lib: k.byteLength >= 8 ? k.getUint32(4, true) : 0,
       comm: commAt(v, SSL_STATS.comm),
       calls: u(SSL_STATS.calls),
       returns: u(SSL_STATS.returns),
@@ -130,25 +90,31 @@ export function readSslStats(stats: MapReader): SslRow[] {
       errors: u(SSL_STATS.errors),
       orphanReturns: u(SSL_STATS.orphan_returns),
       lostEntries: u(SSL_STATS.lost_entries),
+      inflightReturns: u(SSL_STATS.inflight_returns),
     };
   });
-  return rows.sort((a, b) => a.pid - b.pid);
+  return rows.sort((a, b) => a.pid - b.pid || a.lib - b.lib);
 }
 
-function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache): void {
+function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache, targets: TlsTarget[]): void {
+  const libOf = (r: SslRow) => targets[r.lib];
   if (json) {
     for (const r of rows) {
       const nspid = nspids.get(r.pid);
+      const t = libOf(r);
       out.line(
         JSON.stringify({
           event: "ssl-read",
           pid: r.pid,
           comm: r.comm,
+          library: t?.lib.target.display ?? null,
+          tls: t?.stack.name ?? null,
           calls: jsonInt(r.calls),
           returns: jsonInt(r.returns),
           bytes: jsonInt(r.bytes),
           errors: jsonInt(r.errors),
           orphan_returns: jsonInt(r.orphanReturns),
+          ...(r.inflightReturns ? { inflight_returns: jsonInt(r.inflightReturns) } : {}),
           ...(nspid.length > 1 ? { nspid } : {}),
           ...(final ? { final: true } : {}),
         }),
@@ -162,9 +128,9 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspi
   const inner = (r: SslRow) => nspids.get(r.pid).slice(1).join("/") || "-";
   const withNs = rows.some((r) => nspids.get(r.pid).length > 1);
   const cols: Column[] = [{ title }, { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" },
-    { title: "CALLS", right: true }, { title: "RETURNS", right: true }, { title: "BYTES", right: true }, { title: "ERRORS", right: true }, { title: "ORDER" }];
+    { title: "CALLS", right: true }, { title: "RETURNS", right: true }, { title: "BYTES", right: true }, { title: "ERRORS", right: true }, { title: "ORDER" }, { title: "LIBRARY" }];
   const cells = rows.map((r) => ["", String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
-    r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok"]);
+    r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok", libOf(r)?.lib.target.display ?? "?"]);
   for (const l of table(cols, cells)) out.line(l);
-  if (final && !rows.length) out.line("          no SSL_read calls seen");
+  if (final && !rows.length) out.line("          no TLS reads seen");
 }

@@ -39,7 +39,7 @@ describe("probe ssl-read", () => {
       const rows = (await p.out.done()).map((l) => JSON.parse(l));
       expect(await p.proc.exited).toBe(0);
       const final = rows.filter((r) => r.final);
-      expect(final).toEqual([{ event: "ssl-read", pid, comm: "tls_pair", calls: 25, returns: 25, bytes: 25000, errors: 0, orphan_returns: 0, final: true }]);
+      expect(final).toEqual([{ event: "ssl-read", pid, comm: "tls_pair", library: "/usr/lib/x86_64-linux-gnu/libssl.so.3", tls: expect.stringMatching(/^OpenSSL 3\.\d+\.\d+$/), calls: 25, returns: 25, bytes: 25000, errors: 0, orphan_returns: 0, final: true }]);
       expect(p.err.all.join("\n")).toMatch(/kernel reports uprobe \+ uretprobe/);
     });
   }

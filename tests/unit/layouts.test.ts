@@ -17,7 +17,10 @@ const STRUCTS: [header: string, struct: string, layout: Record<string, number>][
   ["args.h", "typed_event", L.TYPED_EVENT],
   ["args.h", "blob_hdr", L.BLOB_HDR],
   ["ssl_read.h", "ssl_config", L.SSL_CONFIG],
+  ["ssl_read.h", "ssl_key", L.SSL_KEY],
   ["ssl_read.h", "ssl_stats", L.SSL_STATS],
+  ["sslsniff.h", "sniff_config", L.SNIFF_CONFIG],
+  ["sslsniff.h", "sniff_event", L.SNIFF_EVENT],
   ["opensnoop.h", "opensnoop_config", L.OPENSNOOP_CONFIG],
   ["opensnoop.h", "open_event", L.OPEN_EVENT],
   ["tracepoint.h", "tp_config", L.TP_CONFIG],
@@ -59,4 +62,25 @@ describe("limits shared with bpf/*.h", () => {
     sh(`gcc -I${join(ROOT, "bpf")} -o ${join(WORK, "limits")} ${c}`);
     expect(JSON.parse(sh(join(WORK, "limits")))).toEqual({ ...L.TP_LIMITS, openNameMax: L.OPEN_NAME_MAX });
   });
+});
+
+// Constants the TypeScript side repeats: enum values and sizes of the TLS programs.
+const CONSTANTS: [header: string, cExpr: string, value: number][] = [
+  ...Object.entries(L.TLS_FN).map(([k, v]) => ["ssl_read.h", `TLS_${k}`, v] as [string, string, number]),
+  ...Object.entries(L.SNIFF_KIND).map(([k, v]) => ["sslsniff.h", `SNIFF_${k}`, v] as [string, string, number]),
+  ...Object.entries(L.SNIFF_FLAG).map(([k, v]) => ["sslsniff.h", `SNIFF_${k}`, v] as [string, string, number]),
+  ...Object.entries(L.SNIFF_DROP).map(([k, v]) => ["sslsniff.h", `SNIFF_DROP_${k}`, v] as [string, string, number]),
+  ["sslsniff.h", "SNIFF_CHUNK", L.SNIFF_CHUNK],
+  ["ssl_read.h", "TLS_COOKIE_FN(0x1234567)", Number(L.tlsCookie(0x12345, 0x67) & 0xffn)],
+  ["ssl_read.h", "TLS_COOKIE_LIB(0x1234567)", 0x12345],
+];
+
+test("TLS constants match bpf/ssl_read.h and bpf/sslsniff.h", () => {
+  const headers = [...new Set(CONSTANTS.map(([h]) => h))];
+  const src = `#include <stdio.h>\n#include <linux/types.h>\n${headers.map((h) => `#include "${h}"`).join("\n")}\nint main(void) {\n${CONSTANTS.map(([, e]) => `  printf("%lld\\n", (long long)(${e}));`).join("\n")}\n  return 0;\n}\n`;
+  const c = join(WORK, "tls-constants.c");
+  writeFileSync(c, src);
+  sh(`gcc -I${join(ROOT, "bpf")} -o ${join(WORK, "tls-constants")} ${c}`);
+  const got = sh(join(WORK, "tls-constants")).trim().split("\n").map(Number);
+  expect(Object.fromEntries(CONSTANTS.map(([, e], i) => [e, got[i]]))).toEqual(Object.fromEntries(CONSTANTS.map(([, e, v]) => [e, v])));
 });

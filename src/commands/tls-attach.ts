@@ -1,0 +1,159 @@
+// What ssl-read and sslsniff share: finding the TLS the traced processes use (or every TLS on the
+// host), saying what was found, attaching entry and return programs to its functions and saying
+// exactly what the kernel has attached. lib/tls/ finds and plans; this file decides where to look
+// and how to tell the user.
+import { TlsFinder, type LookedAt, type TlsLibrary } from "../../lib/tls/find.ts";
+import { pidsInNamespace, withDescendants } from "../../lib/tls/processes.ts";
+import { tlsProbes, type TlsProbes } from "../../lib/tls/points.ts";
+import { lookedFor, type TlsRole } from "../../lib/tls/stacks.ts";
+import type { TlsStack } from "../../lib/tls/detect.ts";
+import type { UprobeLink } from "../../lib/uprobe.ts";
+import { ProbeError } from "../errors.ts";
+import type { Session } from "../session.ts";
+
+/** One stack of one file, as the programs number it (the library index in the attach cookie). */
+export interface TlsTarget {
+  index: number;
+  lib: TlsLibrary;
+  stack: TlsStack;
+}
+
+export interface TlsAttached extends TlsTarget {
+  probes: TlsProbes;
+  entry: UprobeLink;
+  ret: UprobeLink;
+}
+
+/** How a stack sits in its file, for people: "OpenSSL 3.0.19 linked into /usr/bin/node". */
+export function describeStack(lib: TlsLibrary, stack: TlsStack): string {
+  return `${stack.name} ${lib.linkage === "shared" ? "in" : "linked into"} ${lib.target.display}`;
+}
+
+const WAIT_POLL_MS = 5;
+
+/**
+ * The TLS libraries to probe: the file given with --lib; those the traced process(es) use, found
+ * in their view (with --wait, waited for); or every one on the host. Says what was found.
+ */
+export async function findTls(s: Session, o: { lib?: string; wait?: boolean }): Promise<TlsTarget[]> {
+  const finder = s.scope.add(new TlsFinder());
+  let libs: TlsLibrary[];
+  if (o.lib) {
+    const t = await s.openTarget(o.lib, o.wait);
+    const lib = finder.addTarget(t);
+    if (!lib) {
+      throw new ProbeError(
+        `function SSL_read not found in ${t.display}, nor any other TLS function probe knows: ${lookedFor()}`,
+        "give the file that holds the TLS code: libssl.so.3, libgnutls.so.30, or the program itself (node, a Go program)",
+      );
+    }
+    libs = [lib];
+  } else if (s.filter.proc) {
+    libs = await inTracedProcesses(s, finder, !!o.wait);
+  } else {
+    libs = finder.onHost([process.pid]);
+    if (!libs.length) throw new ProbeError(`no TLS library found on this host: looked for ${lookedFor()} in the loader's libraries and in every running process`, "name the file with --lib PATH");
+    sayHostWide(s, libs);
+  }
+  const targets: TlsTarget[] = [];
+  for (const lib of libs) for (const stack of lib.stacks) targets.push({ index: targets.length, lib, stack });
+  return targets;
+}
+
+/** Which processes --pid/--container/--children mean, now. */
+function tracedPids(s: Session): number[] {
+  const proc = s.filter.proc!;
+  if (s.filter.bpf.pidns?.length) {
+    const pids = pidsInNamespace(s.filter.bpf.pidns[0]!.inum);
+    return pids.includes(proc.pid) ? pids : [proc.pid, ...pids];
+  }
+  if (s.filter.bpf.followForks) return withDescendants(proc.pid);
+  return [proc.pid];
+}
+
+async function inTracedProcesses(s: Session, finder: TlsFinder, wait: boolean): Promise<TlsLibrary[]> {
+  const proc = s.filter.proc!;
+  let said = false;
+  for (;;) {
+    const pids = tracedPids(s);
+    const r = finder.inProcesses(pids);
+    if (r.libraries.length) {
+      sayPerProcess(s, r.libraries);
+      return r.libraries;
+    }
+    if (!wait) throw notFound(s, r.looked);
+    if (proc.watch.exited()) throw new ProbeError(`${proc.label} exited before it loaded a TLS library`);
+    if (!said) s.note(`probe: waiting for ${proc.label}${pids.length > 1 ? ` (or the ${pids.length - 1} other processes of its container)` : ""} to load a TLS library... (Ctrl-C to stop)`);
+    said = true;
+    await Bun.sleep(WAIT_POLL_MS);
+  }
+}
+
+/** Nothing found: what was looked for, and where. */
+function notFound(s: Session, looked: LookedAt[]): ProbeError {
+  const proc = s.filter.proc!;
+  const one = looked.find((l) => l.pid === proc.pid) ?? looked[0]!;
+  const where =
+    looked.length > 1
+      ? `the ${looked.length} processes of container ${proc.container?.name ?? ""}`.replace(/ $/, "") + ` (${looked.reduce((a, l) => a + l.files, 0)} mapped files)`
+      : `the ${one.files} files process ${one.pid} (${one.comm}) maps executable, its executable ${one.executable || "(unknown)"} included`;
+  const unusable = [...new Set(looked.flatMap((l) => l.unusable))];
+  const skipped = looked.flatMap((l) => l.skipped);
+  const extra = [unusable.length ? ` ${unusable.join("; ")}.` : "", skipped.length ? ` Could not read: ${skipped.slice(0, 3).join("; ")}${skipped.length > 3 ? ` and ${skipped.length - 3} more` : ""}.` : ""].join("");
+  return new ProbeError(
+    `no TLS found in ${proc.label}: looked for a shared OpenSSL libssl or GnuTLS libgnutls, and for ${lookedFor()} in the symbols of ${where}.${extra}`,
+    "if it loads its TLS library later, add --wait; TLS linked in without symbols (Bun's BoringSSL) cannot be found; name the file with --lib PATH",
+  );
+}
+
+/** One line per traced process: what it uses, where. */
+function sayPerProcess(s: Session, libs: TlsLibrary[]): void {
+  const byPid = new Map<number, { comm: string; what: string[] }>();
+  for (const lib of libs) {
+    for (const [pid, comm] of lib.users) {
+      const e = byPid.get(pid) ?? { comm, what: [] };
+      for (const st of lib.stacks) e.what.push(describeStack(lib, st));
+      byPid.set(pid, e);
+    }
+  }
+  const lines = [...byPid].sort((a, b) => a[0] - b[0]).map(([pid, e]) => `${e.comm} ${pid}: ${e.what.join("; ")}`);
+  for (const l of lines.slice(0, 10)) s.note(l);
+  if (lines.length > 10) s.note(`... and ${lines.length - 10} more processes`);
+}
+
+function users(lib: TlsLibrary): string {
+  const u = [...lib.users].sort((a, b) => a[0] - b[0]).map(([pid, comm]) => `${comm} ${pid}`);
+  if (!u.length) return "no running process maps it yet";
+  return `${u.length} process${u.length === 1 ? "" : "es"} (${u.slice(0, 5).join(", ")}${u.length > 5 ? ", ..." : ""})`;
+}
+
+function sayHostWide(s: Session, libs: TlsLibrary[]): void {
+  const pids = new Set(libs.flatMap((l) => [...l.users.keys()]));
+  s.note(`TLS on this host: ${libs.length} file${libs.length === 1 ? "" : "s"}, used by ${pids.size} running process${pids.size === 1 ? "" : "es"} (programs started later are covered when they use these files)`);
+  for (const lib of libs) for (const st of lib.stacks) s.note(`  ${describeStack(lib, st)}: ${users(lib)}`);
+}
+
+/**
+ * Attaches `progs` to the functions of each target that play one of `roles` (entry probes, and
+ * return probes: uretprobes for C, entry probes on RET instructions for Go), then says exactly
+ * what is attached, in the kernel's own words.
+ */
+export function attachTls(s: Session, targets: TlsTarget[], progs: { entry: number; ret: number }, roles: readonly TlsRole[]): TlsAttached[] {
+  const out: TlsAttached[] = [];
+  for (const t of targets) {
+    const probes = tlsProbes(t.lib.target.elf, t.stack, t.index, roles);
+    if (!probes.entry.length) continue;
+    const entry = s.attach(progs.entry, t.lib.target, probes.entry, false, probes.names);
+    const ret = s.attach(progs.ret, t.lib.target, probes.returns, probes.retprobe, probes.names);
+    out.push({ ...t, probes, entry, ret });
+  }
+  if (!out.length) throw new ProbeError(`none of the TLS libraries found has a ${roles.join(" or ")} function to probe`);
+  s.confirm();
+  for (const a of out) {
+    // The kernel's own word on what is attached: a manager that drops the retprobe flag shows here.
+    const kinds = [...a.entry.info(), ...a.ret.info()].map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe"));
+    const goRets = a.probes.retprobe ? "" : ` (returns at ${a.probes.retSites} RET instruction${a.probes.retSites === 1 ? "" : "s"}, not uretprobes)`;
+    s.note(`Tracing ${a.probes.functions.join(", ")} in ${a.lib.target.display}${s.label}: kernel reports ${[...new Set(kinds)].join(" + ")} [${s.modeName}]${goRets}`);
+  }
+  return out;
+}
