@@ -3,7 +3,7 @@
 // probes some of whose sites cannot be attached leaves those out and says why; a probe named
 // exactly must be attachable at every site.
 import { compileGlob, isGlob } from "../glob.ts";
-import { closestNames } from "../tracefs/closest.ts";
+import { closestNames } from "../closest.ts";
 import { findUsdtProbe, assertAttachable, UsdtNoteError, type UsdtProbe } from "./notes.ts";
 
 export interface UsdtSelection {
