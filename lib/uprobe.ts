@@ -69,23 +69,11 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
   if (points.length === 0) throw new ProbeError(`nothing to attach in ${opts.displayPath ?? path}`);
   const what = `${opts.retprobe ? "uretprobe" : "uprobe"} on ${opts.displayPath ?? path}`;
   try {
-    if (opts.mode === "multi") {
-      const fd = linkCreateUprobeMulti({
-        progFd,
-        path,
-        offsets: points.map((p) => p.offset),
-        cookies: points.map((p) => p.cookie),
-        refCtrOffsets: points.some((p) => p.refCtrOffset) ? points.map((p) => p.refCtrOffset ?? 0) : undefined,
-        retprobe: opts.retprobe,
-        pid: opts.pid,
-      });
-      return new UprobeLink("multi", opts.retprobe, path, points, [fd], []);
-    }
-    return attachPerf(progFd, path, points, opts);
+    return attachAll(progFd, path, points, opts);
   } catch (e) {
     if (e instanceof OsError) {
       // One uprobe_multi link for many offsets fails as a whole: find the one the kernel refuses.
-      const culprit = points.length === 1 ? points[0] : points.find((p) => !attachable(progFd, path, p, opts));
+      const culprit = points.length === 1 ? points[0] : findCulprit(progFd, path, points, opts);
       const at = culprit ? `0x${culprit.offset.toString(16)}` : `${points.length} offsets`;
       throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points, culprit);
     }
@@ -93,13 +81,44 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
   }
 }
 
-function attachable(progFd: number, path: string, p: ProbePoint, opts: AttachOptions): boolean {
+function attachAll(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {
+  if (opts.mode === "multi") {
+    const fd = linkCreateUprobeMulti({
+      progFd,
+      path,
+      offsets: points.map((p) => p.offset),
+      cookies: points.map((p) => p.cookie),
+      refCtrOffsets: points.some((p) => p.refCtrOffset) ? points.map((p) => p.refCtrOffset ?? 0) : undefined,
+      retprobe: opts.retprobe,
+      pid: opts.pid,
+    });
+    return new UprobeLink("multi", opts.retprobe, path, points, [fd], []);
+  }
+  return attachPerf(progFd, path, points, opts);
+}
+
+function attachable(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): boolean {
   try {
-    attachUprobe(progFd, path, [p], opts).close();
+    attachAll(progFd, path, points, opts).close();
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * The first point the kernel refuses on its own, by halving (a thousand offsets take ten attempts,
+ * not a thousand: each detach waits for an RCU grace period); undefined when each one alone attaches.
+ */
+function findCulprit(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): ProbePoint | undefined {
+  let lo = 0;
+  let hi = points.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (attachable(progFd, path, points.slice(lo, mid), opts)) lo = mid;
+    else hi = mid;
+  }
+  return attachable(progFd, path, [points[lo]!], opts) ? undefined : points[lo];
 }
 
 function attachPerf(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {

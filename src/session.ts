@@ -76,7 +76,8 @@ function longTimeout(ms: number, f: () => void): () => void {
 
 export class Session implements Closable {
   readonly scope = new Scope();
-  readonly out = new Out();
+  /** stdout; never waits for a reader while tracing (see Out). */
+  readonly out = new Out(true);
   readonly json: boolean;
   readonly durationSec: number;
   readonly intervalSec: number;
@@ -314,6 +315,13 @@ export class Session implements Closable {
         let t: Timer;
         const tick = () => {
           if (done) return;
+          // stdout's reader is far behind: leave the events in the kernel's buffer, which counts
+          // what it then drops (reported as lost), rather than hold them all here.
+          if (this.out.pending) this.out.flush();
+          if (this.out.backlogged) {
+            t = setTimeout(tick, 10);
+            return;
+          }
           const n = poll();
           t = setTimeout(tick, n > 0 ? 1 : 10);
         };
@@ -353,9 +361,11 @@ export class Session implements Closable {
 
   close(): void {
     try {
-      this.out.flush();
-    } finally {
       this.scope.close();
+    } finally {
+      // Detached first: the output's reader may take its time.
+      const left = this.out.drain();
+      if (left) this.warn(`stdout is not being read: the last ${left} bytes of output were not written`);
     }
   }
 }
