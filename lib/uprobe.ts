@@ -1,6 +1,7 @@
 // Attaching a loaded program to offsets in a file, as entry or return probes.
 // One uprobe_multi link per (file, entry|return) where the kernel has it; perf-event uprobes
 // (one per offset) otherwise. Either way the result is a UprobeLink that closes what it made.
+import { statSync } from "node:fs";
 import { closeFd, OsError } from "./ffi/libc.ts";
 import { ProbeError } from "./errors.ts";
 import { kernelHasUprobeMulti, linkCreatePerfEvent, linkCreateUprobeMulti } from "./kernel/bpf.ts";
@@ -63,6 +64,8 @@ export class AttachError extends ProbeError {
   nextInstruction?: string;
   /** The file as the user knows it. */
   display?: string;
+  /** The probed file's identity (to find who else probes it). */
+  file?: { dev: number; ino: number };
 }
 
 export function attachUprobe(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {
@@ -75,7 +78,16 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
       // One uprobe_multi link for many offsets fails as a whole: find the one the kernel refuses.
       const culprit = points.length === 1 ? points[0] : findCulprit(progFd, path, points, opts);
       const at = culprit ? `0x${culprit.offset.toString(16)}` : `${points.length} offsets`;
-      throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points, culprit);
+      // The kernel was given /proc/self/fd/N: messages name the file as the user knows it.
+      const why = e.message.replace(/^[^:]*: /, "").replaceAll(path, opts.displayPath ?? path);
+      const err = new AttachError(`cannot attach ${what} at ${at}: ${why}`, e.errno, points, culprit);
+      try {
+        const st = statSync(path);
+        err.file = { dev: st.dev, ino: st.ino };
+      } catch {
+        // the file is gone: nobody else's probes to look for
+      }
+      throw err;
     }
     throw e;
   }

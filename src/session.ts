@@ -2,7 +2,7 @@
 // -> capabilities -> attach mode -> targets opened -> programs loaded -> probes attached (errors
 // explained) -> the PID re-checked -> a loop that polls, reports, watches for lost events and
 // stops on Ctrl-C, SIGTERM, SIGHUP, the duration or the target's exit -> everything closed.
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, statSync, writeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
@@ -22,6 +22,8 @@ import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../li
 import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/maps.ts";
 import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
+import { ProcessError } from "../lib/proc/identity.ts";
+import { kernelView } from "../lib/kernel-view.ts";
 
 export interface SessionOptions {
   /** `-- CMD ARGS`: a command probe starts, traced from its first instruction. */
@@ -101,6 +103,31 @@ export class Session implements Closable {
     this.mode = parsed.mode ?? attachModeFromEnv() ?? bestAttachMode();
     if (filter.proc) this.scope.add(filter.proc);
     if (o.wait && !filter.proc) throw new UsageError("--wait goes with --pid or --container (the process to wait for)");
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => this.onSignal(sig));
+  }
+
+  /** Ends the running loop (see run()); set while it runs. */
+  private stopLoop?: () => void;
+  /** A signal came after tracing started (confirm()) but before the loop ran: run() stops at once. */
+  private stopRequested = false;
+  private tracing = false;
+
+  /**
+   * SIGINT, SIGTERM and SIGHUP (a closed terminal) alike: the loop stops, drains and reports. One
+   * that comes once tracing has started but before the loop runs (the "Tracing ..." line is out, the
+   * reader not set up yet) is kept for the loop; before tracing starts there is nothing to report,
+   * and probe exits as the signal's default would.
+   */
+  private onSignal(sig: "SIGINT" | "SIGTERM" | "SIGHUP"): void {
+    if (this.stopLoop) this.stopLoop();
+    else if (this.tracing) this.stopRequested = true;
+    else {
+      try {
+        this.scope.close();
+      } finally {
+        process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[sig]);
+      }
+    }
   }
 
   /** Validates the shared options, finds the process(es), and checks capabilities. */
@@ -195,18 +222,55 @@ export class Session implements Closable {
   }
 
   /**
-   * Opens what `spec` names, in the traced process's view or on the host. With --wait and a
-   * library the process has not mapped yet, waits (until Ctrl-C) for it to map it.
+   * Opens what `spec` names, in the traced process's view or on the host. A library the process
+   * has not mapped is the file its own loader would load (said on stderr: a process with the code
+   * built in, or using another library, makes no calls there). It is probed at once, --wait or
+   * not: a uprobe is on the file, so calls made right after the process maps it are seen, where
+   * waiting for the mapping and then attaching would miss the first tens of milliseconds. The run
+   * loop checks that the file the process does map is that one. Only with --wait is a library
+   * found nowhere in its view waited for (until Ctrl-C).
    */
   async openTarget(spec: string, wait = false): Promise<OpenTarget> {
     const proc = this.filter.proc;
-    if (proc && wait && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid)) {
-      if (!findMappedLibrary(proc.pid, spec)) {
-        this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
-        await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
+    const library = proc && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid);
+    if (!proc || !library || findMappedLibrary(proc.pid, spec)) return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    let t: OpenTarget;
+    try {
+      t = this.scope.add(openTargetIn(spec, { pid: proc.pid }));
+    } catch (e) {
+      if (!wait || !(e instanceof ProcessError && e.reason === "not-found")) throw e;
+      this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
+      await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
+      return this.scope.add(openTargetIn(spec, { pid: proc.pid }));
+    }
+    const what = `${proc.label} has not mapped ${spec}${wait ? " yet" : ""} (/proc/${proc.pid}/maps): probing ${t.display}, the file its loader would load`;
+    if (wait) this.note(`probe: ${what}; its calls are seen from the moment it maps it`);
+    else this.warn(`${what}, which sees its calls only if it loads it (a program with the code built in, or using another library, makes none there)`);
+    this.unmapped.push({ spec, ino: fstatSync(t.fd).ino, display: t.display });
+    return t;
+  }
+
+  /** Libraries probed before the process mapped them: checked once it does (see openTarget). */
+  private readonly unmapped: { spec: string; ino: number; display: string }[] = [];
+
+  /** False when the process has mapped a library probed early, but another file than the one probed. */
+  private checkUnmapped(pid: number): boolean {
+    for (let i = this.unmapped.length - 1; i >= 0; i--) {
+      const u = this.unmapped[i]!;
+      let f;
+      try {
+        f = findMappedLibrary(pid, u.spec);
+      } catch {
+        return true; // gone: the exit watch says so
+      }
+      if (!f) continue;
+      this.unmapped.splice(i, 1);
+      if (f.inode !== u.ino) {
+        this.warn(`pid ${pid} mapped ${f.path} (inode ${f.inode}), not ${u.display} which probe attached to: its calls there are not seen; run probe again now that it is mapped`);
+        return false;
       }
     }
-    return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    return true;
   }
 
   /** A host file by path (a library found on the host). */
@@ -263,6 +327,7 @@ export class Session implements Closable {
   confirm(): void {
     this.filter.proc?.confirm();
     this.releaseChild();
+    this.tracing = true;
   }
 
   /**
@@ -301,11 +366,11 @@ export class Session implements Closable {
         if (done) return;
         done = true;
         for (const c of cancels) c();
-        // Stay installed: a second Ctrl-C while the final report is written must not cut it short.
         resolve(reason);
       };
-      const onSig = () => stop("signal");
-      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSig);
+      // The handlers stay installed (see onSignal): a second Ctrl-C while the final report is
+      // written must not cut it short.
+      this.stopLoop = () => stop("signal");
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
       const keepAlive = setInterval(() => {}, 2 ** 30);
@@ -345,9 +410,16 @@ export class Session implements Closable {
         stop("target-exit");
       });
       if (this.durationSec > 0) cancels.push(longTimeout(this.durationSec * 1000, () => stop("duration")));
+      this.tracing = true;
+      if (this.stopRequested) stop("signal");
       const proc = this.filter.watchExit ? this.filter.proc : undefined;
       if (proc) {
         every(100, () => {
+          if (this.unmapped.length && !this.checkUnmapped(proc.pid)) {
+            this.exitCode = 1;
+            stop("done");
+            return;
+          }
           if (!proc.watch.exited()) return;
           process.stderr.write(`probe: pid ${proc.pid} exited\n`);
           stop("target-exit");
@@ -391,12 +463,49 @@ export function explainAttachError(e: AttachError, retprobe: boolean): ProbeErro
     return new ProbeError(`the kernel cannot probe the instruction at ${where}: uprobes refuse some instructions (lock-prefixed, some jumps)`, e.nextInstruction ? `probe the next instruction instead: ${e.nextInstruction}` : "probe a caller of it instead");
   }
   if (e.errno === EINVAL) {
+    // The kernel keeps one uprobe per (file, offset): another tool's with a USDT semaphore
+    // (ref_ctr_offset) there refuses ours without one ('ref_ctr_offset mismatch' in its log).
+    const others = c && e.file ? otherProbeHolders(e.file, c.offset) : [];
+    const msg = e.message.replace(/^.*: /, "");
+    if (others.length) {
+      return new ProbeError(
+        `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${msg}: ${others.join(", ")} already ${others.length === 1 ? "holds a probe" : "hold probes"} there, likely with a USDT semaphore (the kernel log says 'ref_ctr_offset mismatch')`,
+        "the kernel allows one semaphore setting per offset: stop that tool, or probe another instruction of the function (FUNC+OFFSET)",
+      );
+    }
     return new ProbeError(
-      `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${e.message.replace(/^.*: /, "")}`,
+      `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${msg}`,
       "another tool may hold a probe there with a different USDT semaphore (the kernel log says 'ref_ctr_offset mismatch'); 'probe list' shows who holds probes on that file",
     );
   }
   return new ProbeError(`cannot attach to ${where}: ${e.message.replace(/^cannot attach [^:]*: /, "")}`);
+}
+
+/** Who else (`comm[pid]`, or a pin) holds a uprobe at `offset` of this file, as the kernel lists them. */
+function otherProbeHolders(file: { dev: number; ino: number }, offset: number): string[] {
+  const same = (path: string) => {
+    try {
+      const st = statSync(path);
+      return st.dev === file.dev && st.ino === file.ino;
+    } catch {
+      return false;
+    }
+  };
+  const out = new Set<string>();
+  try {
+    const v = kernelView();
+    for (const l of v.links) {
+      if (!l.uprobe || !l.uprobe.offsets.includes(offset) || !same(l.uprobe.path)) continue;
+      for (const h of l.holders) if (h.pid !== process.pid) out.add(`${h.comm}[${h.pid}]`);
+      for (const p of l.pins) out.add(`pinned ${p}`);
+    }
+    for (const p of v.perfEvents) {
+      if ((p.kind === "uprobe" || p.kind === "uretprobe") && p.offset === offset && p.pid !== process.pid && same(p.path)) out.add(`${p.comm}[${p.pid}]`);
+    }
+  } catch {
+    // the kernel's view is a hint here, not a requirement
+  }
+  return [...out];
 }
 
 /** PROBE_ATTACH=perf|multi forces an attach mode everywhere (tests compare both). */

@@ -85,9 +85,10 @@ export function printSnapshot(out: Out, s: MapSnapshot, json: boolean, label?: s
   }
   const types = s.keyType || s.valueType ? ` ${s.keyType || "?"} -> ${s.valueType || "?"}` : "";
   out.line(pc.bold(`${label ? `${label} ` : ""}${s.info.name} (id ${s.info.id}, ${s.info.typeName}${types}, ${s.entries.length} entr${s.entries.length === 1 ? "y" : "ies"})`));
+  // Keys up to 48 characters line their values up; a longer one still keeps two spaces.
   const w = Math.min(48, Math.max(4, ...s.entries.map((e) => e.key.length)));
-  if (s.entries.length) out.line(pc.dim(`  ${pad("KEY", w + 2)}VALUE`));
-  for (const e of s.entries) out.line(`  ${pad(e.key, w + 2)}${e.value}`);
+  if (s.entries.length) out.line(pc.dim(`  ${pad("KEY", w)}  VALUE`));
+  for (const e of s.entries) out.line(`  ${pad(e.key, w)}  ${e.value}`);
 }
 
 export async function run(sub: string | undefined, ref: string | undefined, o: MapOptions): Promise<number> {
