@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { WORK, FIXTURES, Lines, buildC, start, type Running } from "../helpers.ts";
-import { bin, probe, runCmd, startProbe, startAttached, stop, fixture, startTarget, clangBpf, eventually, RAW_EXCEPTION } from "../reliab-helpers.ts";
+import { bin, probe, runCmd, startProbe, startAttached, stop, fixture, startTarget, clangBpf, eventually, rng, RAW_EXCEPTION } from "../reliab-helpers.ts";
 import { startNsContainer, childPids, type NsContainer } from "../fixtures/container.ts";
 import { structOpsObject } from "../fixtures/fuzz/bpf-seeds.ts";
 import { put, shdrOffset, SH } from "../fixtures/fuzz/mutate.ts";
@@ -412,6 +412,10 @@ describe("issue 9: orphans and errors", () => {
       [["-d", ""], /-d|--duration/],
       [["-d", "-1"], /--duration .*'-1'/],
       [["-d", "abc"], /--duration .*'abc'/],
+      // What the option parser would have read as a number: ' ' as 0 (until Ctrl-C), hex as 16.
+      [["-d", " "], /--duration .*' '/],
+      [["-d", "0x10"], /--duration .*'0x10'/],
+      [["--pid", "0x10"], /--pid .*'0x10'/],
       [["-i", "0"], /--interval/],
       [["--pid", "-1"], /--pid .*'-1'/],
       [["--pid", ""], /--pid|-p/],
@@ -490,26 +494,32 @@ SEC("tracepoint/syscalls/sys_enter_getppid") int on_getppid(void *ctx) { return 
     expectCleanError(dump, /CAP_SYS_ADMIN/);
   }, 60_000);
 
-  test("9.12 an instruction uprobes refuse: uprobe says so and names the next instruction; load with 1,001 --attach specs names the one function, in a short line", () => {
+  test("9.12 an instruction uprobes refuse: uprobe says so and names the next instruction; load with 1,001 --attach specs names the one function, in a short line", async () => {
     // pthread_spin_lock starts with `lock decl (%rdi)`: the kernel cannot probe it.
     const r = probe(["uprobe", "libc", "pthread_spin_lock", "-d", "0.2"], { timeoutMs: 20_000 });
     expectCleanError(r, /cannot probe the instruction at pthread_spin_lock/);
     const next = objdumpNext("/lib/x86_64-linux-gnu/libc.so.6", "pthread_spin_lock");
     expect(r.stderr).toContain(`pthread_spin_lock+0x${next.toString(16)}`);
 
-    // The kernel checks an instruction when it writes the breakpoint into a process that maps
-    // the file: the fixture runs while probe attaches.
+    // The kernel checks an instruction only when it writes the breakpoint into a process that
+    // maps the file: with nobody running the fixture it would accept the probe, which then never
+    // fires. Refused either way, before and while the fixture runs.
     const many = fixture("many_fns");
-    const running = start([many]);
     const specs = [...Array.from({ length: 1000 }, (_, i) => `count_calls=uprobe:${many}:fn_${String(i).padStart(3, "0")}`), `count_calls=uprobe:${many}:spin_locked`];
-    const l = probe(["load", countObj, ...specs.flatMap((s) => ["--attach", s]), "-d", "0.2"], { timeoutMs: 60_000 });
-    expectCleanError(l, /spin_locked/);
-    const lines = l.stderr.split("\n").filter(Boolean);
-    expect(lines.length).toBeLessThanOrEqual(3);
-    for (const line of lines) expect(line.length).toBeLessThan(400);
-    expect(l.stderr).toContain("spin_locked+0x3");
-    expect(l.ms).toBeLessThan(10_000); // the refused offset is found by halving, not by a thousand attaches
-    running.proc.kill("SIGKILL");
+    const u = probe(["uprobe", many, "spin_locked", "-d", "0.2"], { timeoutMs: 20_000 });
+    expectCleanError(u, /cannot probe the instruction at spin_locked/);
+    for (const mapped of [false, true]) {
+      const running = mapped ? start([many]) : undefined;
+      if (running) await running.out.waitFor(/^ready/);
+      const l = probe(["load", countObj, ...specs.flatMap((s) => ["--attach", s]), "-d", "0.2"], { timeoutMs: 60_000 });
+      running?.proc.kill("SIGKILL");
+      expectCleanError(l, /spin_locked/);
+      const lines = l.stderr.split("\n").filter(Boolean);
+      expect(lines.length).toBeLessThanOrEqual(3);
+      for (const line of lines) expect(line.length).toBeLessThan(400);
+      expect(l.stderr).toContain("spin_locked+0x3");
+      expect(l.ms).toBeLessThan(10_000);
+    }
   }, 90_000);
 
   test("9.13 --pid 2 (a kernel thread), offsets 0x0 and outside code, SEC names that do not attach, a magic link in a container, a closed stderr pipe", async () => {
@@ -574,6 +584,95 @@ SEC("tracepoint/syscalls/sys_enter_getppid") int on_getppid(void *ctx) { return 
       }
       expect(caught, `${mode}: never caught probe between load and attach`).toBe(true);
     }
+  }, 120_000);
+});
+
+describe("issue 9: trials", () => {
+  test("hostile container roots (12 kinds × uprobe libssl and ssl-read): a clean error or a file of the container's own, within 5 s; never a host file", async () => {
+    // A host file no container has: a root that reaches it has escaped.
+    const secret = join(WORK, `reliab-host-only-${process.pid}.so.3`);
+    copyFileSync("/usr/lib/x86_64-linux-gnu/libssl.so.3", secret);
+    roots.push(secret);
+    const LIB = "usr/lib/x86_64-linux-gnu/libssl.so.3";
+    const sock = (path: string) => {
+      mkdirSync(dirname(path), { recursive: true });
+      const r = Bun.spawnSync(["python3", "-c", `import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])`, path]);
+      if (r.exitCode !== 0) throw new Error(`cannot make a socket at ${path}`);
+    };
+    const link = (target: string, path: string) => {
+      mkdirSync(dirname(path), { recursive: true });
+      symlinkSync(target, path);
+    };
+    const kinds: [string, (r: string) => void][] = [
+      ["cache -> /dev/zero", (r) => link("/dev/zero", join(r, "etc/ld.so.cache"))],
+      ["cache a directory", (r) => mkdirSync(join(r, "etc/ld.so.cache"))],
+      ["cache a symlink loop", (r) => (link("/etc/b", join(r, "etc/ld.so.cache")), link("/etc/ld.so.cache", join(r, "etc/b")))],
+      ["cache -> /proc/1/mem", (r) => link("/proc/1/mem", join(r, "etc/ld.so.cache"))],
+      ["cache with 2^31 entries", (r) => writeFileSync(join(r, "etc/ld.so.cache"), Buffer.concat([Buffer.from("glibc-ld.so.cache1.1"), Buffer.from([0, 0, 0, 0x80]), Buffer.alloc(40)]))],
+      ["libssl -> the host-only file (absolute)", (r) => link(secret, join(r, LIB))],
+      ["libssl -> ../../../.. escape", (r) => link(`../../../../../../../..${secret}`, join(r, LIB))],
+      ["libssl a socket", (r) => sock(join(r, LIB))],
+      ["libssl a directory", (r) => mkdirSync(join(r, LIB), { recursive: true })],
+      ["libssl empty", (r) => (mkdirSync(dirname(join(r, LIB)), { recursive: true }), writeFileSync(join(r, LIB), ""))],
+      ["libssl 3 GiB sparse", (r) => (mkdirSync(dirname(join(r, LIB)), { recursive: true }), writeFileSync(join(r, LIB), ""), truncateSync(join(r, LIB), 3 * 2 ** 30))],
+      ["libssl cut in half", (r) => {
+        mkdirSync(dirname(join(r, LIB)), { recursive: true });
+        const b = readFileSync("/usr/lib/x86_64-linux-gnu/libssl.so.3");
+        writeFileSync(join(r, LIB), b.subarray(0, b.length >> 1));
+      }],
+    ];
+    const tally = { roots: 0, runs: 0, cleanErrors: 0, attached: 0, hangs: 0, crashes: 0, escapes: 0 };
+    const bad: string[] = [];
+    for (const [i, [name, plant]] of kinds.entries()) {
+      const c = await sleeperIn(miniRoot(`hostile${i}`, plant));
+      tally.roots++;
+      for (const args of [["uprobe", "libssl", "SSL_read", "--pid", String(c.pid), "-d", "0.3"], ["ssl-read", "--pid", String(c.pid), "-d", "0.3"]]) {
+        const r = probe(args, { timeoutMs: 10_000 });
+        tally.runs++;
+        const what = `${name}: ${args[0]}`;
+        if (r.timedOut || r.ms > 5000) (tally.hangs++, bad.push(`${what}: ${r.ms.toFixed(0)} ms`));
+        if (r.signal || RAW_EXCEPTION.test(r.stderr)) (tally.crashes++, bad.push(`${what}: ${r.signal ?? r.stderr.match(RAW_EXCEPTION)![0]}`));
+        // The container has no libssl of its own: anything attached came from outside its root.
+        if (/Tracing/.test(r.stderr)) (tally.escapes++, bad.push(`${what}: attached: ${r.stderr.split("\n").find((l) => l.includes("Tracing"))}`));
+        else if (r.code === 1 && /^probe: error: /.test(r.stderr)) tally.cleanErrors++;
+        else bad.push(`${what}: exit ${r.code}: ${r.stderr.slice(0, 200)}`);
+      }
+      await c.stop();
+    }
+    console.log(`  hostile roots: ${JSON.stringify(tally)}`);
+    expect(bad).toEqual([]);
+  }, 180_000);
+
+  test("malformed command lines (seeded): one 'probe: error:' line and exit 2, within 5 s each", () => {
+    const random = rng(0xc0ffee);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
+    const commands = [["uprobe", "libc", "getpid"], ["ssl-read"], ["opensnoop"], ["tracepoint", "sched:sched_switch"], ["load", countObj]];
+    const badValues: [string, string[]][] = [
+      ["-d", ["", "-1", "abc", "1e400", "NaN", "Infinity", "0x10", "1e13", " "]],
+      ["-i", ["", "0", "-0.5", "x", "1e13"]],
+      ["--pid", ["", "-1", "0", "abc", "1.5", "99999999999", "0x10"]],
+      ["--attach-mode", ["", "fast", "MULTI"]],
+    ];
+    const unknown = ["--bogus-opt", "--pid-", "-Z", "--dur", "--JSON", "---pid"];
+    const tally = { lines: 0, usageErrors: 0, other: 0 };
+    const bad: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const cmd = pick(commands);
+      const argv = random() < 0.7 ? (() => {
+        const [flag, values] = pick(badValues);
+        return [...cmd, flag, pick(values)];
+      })() : [...cmd, pick(unknown)];
+      const r = probe(argv, { timeoutMs: 10_000 });
+      tally.lines++;
+      const first = r.stderr.split("\n")[0] ?? "";
+      if (r.code === 2 && /^probe: error: /.test(first) && !RAW_EXCEPTION.test(r.stderr) && r.ms < 5000) tally.usageErrors++;
+      else {
+        tally.other++;
+        bad.push(`${JSON.stringify(argv)}: exit ${r.code} in ${r.ms.toFixed(0)} ms: ${r.stderr.slice(0, 200)}${r.stdout.slice(0, 100)}`);
+      }
+    }
+    console.log(`  malformed command lines: ${JSON.stringify(tally)}`);
+    expect(bad).toEqual([]);
   }, 120_000);
 });
 
