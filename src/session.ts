@@ -22,6 +22,7 @@ import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../li
 import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/maps.ts";
 import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
+import { resolveFunction } from "../lib/symbols.ts";
 import { ProcessError } from "../lib/proc/identity.ts";
 import { kernelView } from "../lib/kernel-view.ts";
 
@@ -226,9 +227,10 @@ export class Session implements Closable {
    * has not mapped is the file its own loader would load (said on stderr: a process with the code
    * built in, or using another library, makes no calls there). It is probed at once, --wait or
    * not: a uprobe is on the file, so calls made right after the process maps it are seen, where
-   * waiting for the mapping and then attaching would miss the first tens of milliseconds. The run
-   * loop checks that the file the process does map is that one. Only with --wait is a library
-   * found nowhere in its view waited for (until Ctrl-C).
+   * waiting for the mapping and then attaching would miss the first tens of milliseconds. Once the
+   * process maps it, the run loop checks that it is that file, and moves the probes to the file it
+   * did map if not (see checkUnmapped). Only with --wait is a library found nowhere in its view
+   * waited for (until Ctrl-C).
    */
   async openTarget(spec: string, wait = false): Promise<OpenTarget> {
     const proc = this.filter.proc;
@@ -246,14 +248,22 @@ export class Session implements Closable {
     const what = `${proc.label} has not mapped ${spec}${wait ? " yet" : ""} (/proc/${proc.pid}/maps): probing ${t.display}, the file its loader would load`;
     if (wait) this.note(`probe: ${what}; its calls are seen from the moment it maps it`);
     else this.warn(`${what}, which sees its calls only if it loads it (a program with the code built in, or using another library, makes none there)`);
-    this.unmapped.push({ spec, ino: fstatSync(t.fd).ino, display: t.display });
+    this.unmapped.push({ spec, target: t, ino: fstatSync(t.fd).ino, attached: [] });
+    if (wait) this.unmappedPollMs = 10;
     return t;
   }
 
-  /** Libraries probed before the process mapped them: checked once it does (see openTarget). */
-  private readonly unmapped: { spec: string; ino: number; display: string }[] = [];
+  /** How often the run loop looks for those mappings: often when --wait says one is coming. */
+  private unmappedPollMs = 100;
 
-  /** False when the process has mapped a library probed early, but another file than the one probed. */
+  /** Libraries probed before the process mapped them, and what was attached to each (see openTarget). */
+  private readonly unmapped: { spec: string; target: OpenTarget; ino: number; attached: { progFd: number; points: ProbePoint[]; retprobe: boolean; names?: string[] }[] }[] = [];
+
+  /**
+   * Once the process maps a library probed early: when it is another file than the one probed
+   * (another build under LD_LIBRARY_PATH, a process that exec'd into another root), the probes
+   * move there, found again by function name. False when they cannot (said on stderr).
+   */
   private checkUnmapped(pid: number): boolean {
     for (let i = this.unmapped.length - 1; i >= 0; i--) {
       const u = this.unmapped[i]!;
@@ -265,12 +275,31 @@ export class Session implements Closable {
       }
       if (!f) continue;
       this.unmapped.splice(i, 1);
-      if (f.inode !== u.ino) {
-        this.warn(`pid ${pid} mapped ${f.path} (inode ${f.inode}), not ${u.display} which probe attached to: its calls there are not seen; run probe again now that it is mapped`);
+      if (f.inode === u.ino) continue;
+      try {
+        this.retarget(u, pid);
+      } catch (e) {
+        this.warn(`pid ${pid} mapped ${f.path}, not ${u.target.display} which probe attached to, and the probes cannot move there: ${(e as Error).message}; run probe again now that it is mapped`);
         return false;
       }
     }
     return true;
+  }
+
+  private retarget(u: (typeof this.unmapped)[number], pid: number): void {
+    const t = this.scope.add(openTargetIn(u.spec, { pid }));
+    for (const a of u.attached) {
+      const points = a.points.map((p) => {
+        const name = a.names?.[Number(p.cookie)];
+        // Only a function's entry is found again by name: not an offset in it, not a Go RET.
+        if (!name || name.includes("+") || resolveFunction(u.target.elf, name).offset !== p.offset) {
+          throw new ProbeError(`offset 0x${p.offset.toString(16)} is not a function's entry it can find by name`);
+        }
+        return { ...p, offset: resolveFunction(t.elf, name).offset };
+      });
+      this.attach(a.progFd, t, points, a.retprobe, a.names);
+    }
+    this.note(`probe: pid ${pid} mapped ${t.display}, not ${u.target.display} its loader's search pointed to: the probes moved there (calls before this moment were not seen)`);
   }
 
   /** A host file by path (a library found on the host). */
@@ -309,11 +338,14 @@ export class Session implements Closable {
 
   /** Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals explained. */
   attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): UprobeLink {
+    let link: UprobeLink;
     try {
-      return this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
+      link = this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
     } catch (e) {
       throw this.explainAttach(e, t, retprobe, names);
     }
+    this.unmapped.find((u) => u.target === t)?.attached.push({ progFd, points, retprobe, names });
+    return link;
   }
 
   private explainAttach(e: unknown, t: OpenTarget, retprobe: boolean, names?: string[]): unknown {
@@ -413,13 +445,17 @@ export class Session implements Closable {
       this.tracing = true;
       if (this.stopRequested) stop("signal");
       const proc = this.filter.watchExit ? this.filter.proc : undefined;
-      if (proc) {
-        every(100, () => {
+      if (proc && this.unmapped.length) {
+        // Often with --wait (a mapping is expected: probes that must move miss little).
+        every(this.unmappedPollMs, () => {
           if (this.unmapped.length && !this.checkUnmapped(proc.pid)) {
             this.exitCode = 1;
             stop("done");
-            return;
           }
+        });
+      }
+      if (proc) {
+        every(100, () => {
           if (!proc.watch.exited()) return;
           process.stderr.write(`probe: pid ${proc.pid} exited\n`);
           stop("target-exit");

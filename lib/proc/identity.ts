@@ -24,12 +24,13 @@ export function gone(pid: number, doing: string): ProcessError {
 
 export function permission(pid: number, doing: string, cap: string): ProcessError {
   const root = process.getuid?.() === 0;
-  const why = ptraceDenial(pid);
+  // Its /proc files are ptrace-guarded: say why the kernel says no, when it is not "another user's".
+  const why = cap.includes("CAP_SYS_PTRACE") ? ptraceDenial(pid) : undefined;
   const hint = root ? `probe runs as root but lacks ${cap} (a container started without it?)` : `run as root, or grant ${cap}`;
-  const what = why === "non-dumpable"
-    ? `it is not dumpable (PR_SET_DUMPABLE 0, as setuid and hardened programs make themselves): its /proc files need ${cap} even for its own user`
-    : why === "capabilities" ? `it holds capabilities probe lacks: its /proc files need ${cap}` : `needs ${cap}`;
-  return new ProcessError(`permission denied ${doing} of process ${pid}: ${what}`, pid, "permission", hint);
+  const because = why === "non-dumpable"
+    ? " (it is not dumpable: PR_SET_DUMPABLE 0, as setuid and hardened programs make themselves; even its own user needs it)"
+    : why === "capabilities" ? " (it holds capabilities probe lacks)" : "";
+  return new ProcessError(`permission denied ${doing} of process ${pid}: needs ${cap}${because}`, pid, "permission", hint);
 }
 
 /** Status fields of a process: its effective uid and permitted capabilities. */
