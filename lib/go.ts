@@ -372,6 +372,12 @@ export function goFunction(elf: ElfFile, name: string): GoFunction {
   const same = all.filter((f) => sameGoName(f.name, name));
   if (same.length === 1) return same[0]!;
   if (same.length > 1) return abiInternalOf(elf, same);
+  // `name.abi0` as --list-functions shows it in a stripped binary: the wrapper among `name`s.
+  if (name.endsWith(".abi0")) {
+    const base = all.filter((f) => sameGoName(f.name, name.slice(0, -".abi0".length)));
+    const wrappers = base.length > 1 ? base.filter((f) => wrapperEntries(elf, base).has(f.entry)) : [];
+    if (wrappers.length === 1) return { ...wrappers[0]!, name };
+  }
   const close = suggestGo(all, name);
   throw new GoError(
     `Go function ${name} not found in ${elf.path}`,
@@ -388,6 +394,17 @@ const MAX_DECODED_FUNCTION = 16 << 20;
  * function is the one left.
  */
 function abiInternalOf(elf: ElfFile, same: GoFunction[]): GoFunction {
+  const wrappers = wrapperEntries(elf, same);
+  const left = same.filter((f) => !wrappers.has(f.entry));
+  if (left.length === 1) return left[0]!;
+  throw new GoError(
+    `${same.length} functions are named ${same[0]!.name} in ${elf.path} (at ${same.map((f) => `0x${f.entry.toString(16)}`).join(", ")}) and probe cannot tell which is the Go one`,
+    "give its address instead of its name",
+  );
+}
+
+/** Entries of the ABI wrappers among functions .gopclntab names alike: those that call or jump to another of them. */
+function wrapperEntries(elf: ElfFile, same: GoFunction[]): Set<number> {
   const entries = new Set(same.map((f) => f.entry));
   const wrappers = new Set<number>();
   for (const f of same) {
@@ -400,22 +417,41 @@ function abiInternalOf(elf: ElfFile, same: GoFunction[]): GoFunction {
       if (!(e instanceof ProbeError)) throw e;
     }
   }
-  const left = same.filter((f) => !wrappers.has(f.entry));
-  if (left.length === 1) return left[0]!;
-  throw new GoError(
-    `${same.length} functions are named ${same[0]!.name} in ${elf.path} (at ${same.map((f) => `0x${f.entry.toString(16)}`).join(", ")}) and probe cannot tell which is the Go one`,
-    "give its address instead of its name",
-  );
+  return wrappers;
+}
+
+/**
+ * The `name.abi0` of functions .gopclntab names like a register-ABI function: from the symbol
+ * table when there is one, else the wrappers among same-named functions (stripped binaries).
+ */
+function abi0Names(elf: ElfFile, all: GoFunction[]): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const s of elf.symbols()) {
+    if (s.name.endsWith(".abi0") && s.type === STT.FUNC && s.shndx !== SHN_UNDEF) out.set(s.value, s.name);
+  }
+  if (out.size) return out;
+  const byName = new Map<string, GoFunction[]>();
+  for (const f of all) byName.set(f.name, [...(byName.get(f.name) ?? []), f]);
+  for (const [name, same] of byName) {
+    if (same.length < 2) continue;
+    for (const e of wrapperEntries(elf, same)) out.set(e, `${name}.abi0`);
+  }
+  return out;
 }
 
 /**
  * Go functions whose name matches `pattern`, sorted by name: a whole-name glob when it has a `*`
  * or `?` wildcard, else a substring. `(*` is Go's pointer-receiver spelling, never a wildcard:
- * `(*conn).serve` is a substring, `main.(*T).*` a glob.
+ * `(*conn).serve` is a substring, `main.(*T).*` a glob. ABI0 functions and wrappers are listed
+ * by their own name (`runtime.args.abi0`), as the symbol table has them, never as a second line
+ * with the register-ABI function's name.
  */
 export function listGoFunctions(elf: ElfFile, pattern = ""): GoFunction[] {
   const match = matcher(pattern);
-  return pclntabFunctions(elf)
+  const all = pclntabFunctions(elf);
+  const abi0 = abi0Names(elf, all);
+  return all
+    .map((f) => (abi0.has(f.entry) ? { ...f, name: abi0.get(f.entry)! } : f))
     .filter((f) => match(f.name))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.entry - b.entry));
 }

@@ -68,19 +68,27 @@ export interface KernelView {
   perfEvents: PerfProbeView[];
   /** Objects the kernel listed but would not let us open (EPERM without CAP_SYS_ADMIN). */
   unreadable: number;
+  /** The kernel refused to enumerate programs, maps or links at all (BPF_*_GET_NEXT_ID needs CAP_SYS_ADMIN). */
+  enumerationDenied: boolean;
+  /** Processes whose fds could not be read (another user's, without CAP_SYS_PTRACE): their holdings are not shown. */
+  hiddenProcesses: number;
 }
 
 type GetNext = (start: number, next: Uint32Array) => number;
 
-function ids(getNext: GetNext): number[] {
+const EPERM = 1, EACCES = 13;
+
+/** Every id, in order; `denied` when the kernel refused to enumerate (libbpf returns -errno). */
+function ids(getNext: GetNext): { ids: number[]; denied: boolean } {
   const out: number[] = [];
   const next = new Uint32Array(1);
   let cur = 0;
-  while (getNext(cur, next) === 0) {
+  let r: number;
+  while ((r = getNext(cur, next)) === 0) {
     cur = next[0]!;
     out.push(cur);
   }
-  return out;
+  return { ids: out, denied: r === -EPERM || r === -EACCES };
 }
 
 function linkView(fd: number): LinkView {
@@ -100,20 +108,26 @@ interface FdRef {
   kind: FdKind;
 }
 
-/** Every fd of every process that is a BPF object or a perf event. Processes that exit meanwhile are skipped. */
-function processFds(): FdRef[] {
+/**
+ * Every fd of every process that is a BPF object or a perf event. Processes that exit meanwhile
+ * are skipped; those whose fds we may not read are counted.
+ */
+function processFds(): { refs: FdRef[]; hidden: number } {
   const out: FdRef[] = [];
+  let hidden = 0;
   let pids: string[];
   try {
     pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
   } catch {
-    return out;
+    return { refs: out, hidden };
   }
   for (const p of pids) {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "EACCES" || code === "EPERM") hidden++;
       continue;
     }
     for (const f of fds) {
@@ -127,7 +141,7 @@ function processFds(): FdRef[] {
       if (kind) out.push({ pid: Number(p), fd: Number(f), kind });
     }
   }
-  return out;
+  return { refs: out, hidden };
 }
 
 /** The object id an fd refers to, from /proc/PID/fdinfo/FD (`prog_id:`, `map_id:`, `link_id:`). */
@@ -160,19 +174,22 @@ export function kernelView(): KernelView {
       closeFd(fd);
     }
   };
-  const programs = ids((s, n) => L.bpf_prog_get_next_id(s, n))
+  const progIds = ids((s, n) => L.bpf_prog_get_next_id(s, n));
+  const mapIds = ids((s, n) => L.bpf_map_get_next_id(s, n));
+  const linkIds = ids((s, n) => L.bpf_link_get_next_id(s, n));
+  const programs = progIds.ids
     .map((id) => withFd((i) => L.bpf_prog_get_fd_by_id(i), id, (fd): ProgView => {
       const p = progInfo(fd);
       return { ...p, name: fullProgramName(p), holders: [], pins: [] };
     }))
     .filter((x): x is ProgView => x !== undefined);
-  const maps = ids((s, n) => L.bpf_map_get_next_id(s, n))
+  const maps = mapIds.ids
     .map((id) => withFd((i) => L.bpf_map_get_fd_by_id(i), id, (fd): MapView => {
       const m = mapInfo(fd);
       return { id: m.id, name: m.name, type: m.typeName, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, btfId: m.btfId, holders: [], pins: [] };
     }))
     .filter((x): x is MapView => x !== undefined);
-  const links = ids((s, n) => L.bpf_link_get_next_id(s, n))
+  const links = linkIds.ids
     .map((id) => withFd((i) => L.bpf_link_get_fd_by_id(i), id, linkView))
     .filter((x): x is LinkView => x !== undefined);
 
@@ -187,7 +204,8 @@ export function kernelView(): KernelView {
     return comms.get(pid)!;
   };
   const perfEvents: PerfProbeView[] = [];
-  for (const ref of processFds()) {
+  const fds = processFds();
+  for (const ref of fds.refs) {
     if (ref.kind === "perf") {
       const q = taskFdQuery(ref.pid, ref.fd);
       if (!q) continue; // a perf event without a BPF program (perf record, ...)
@@ -211,7 +229,7 @@ export function kernelView(): KernelView {
     const holder = l.holders[0];
     if (l.uprobe && holder) l.uprobe.path = holderPath(l.uprobe.path, holder.pid);
   }
-  return { programs, maps, links, perfEvents, unreadable };
+  return { programs, maps, links, perfEvents, unreadable, enumerationDenied: progIds.denied || mapIds.denied || linkIds.denied, hiddenProcesses: fds.hidden };
 }
 
 const btfNames = new Map<number, Btf | null>();

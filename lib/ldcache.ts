@@ -96,14 +96,16 @@ export interface LibraryView {
   read(path: string): Uint8Array | undefined;
   /** A directory's entries; [] when it does not exist. */
   list(dir: string): string[];
+  /** Directories searched before the cache: the process's LD_LIBRARY_PATH, as its loader read it. */
+  firstDirs?: string[];
 }
 
 export interface LibraryCandidate {
   path: string;
-  source: "ld.so.cache" | "dir";
+  source: "LD_LIBRARY_PATH" | "ld.so.cache" | "dir";
 }
 
-/** Files that could be library `name`, in the loader's order of preference: cache, then directories. */
+/** Files that could be library `name`, in the loader's order of preference: LD_LIBRARY_PATH, cache, then directories. */
 export function libraryCandidates(name: string, view: LibraryView): LibraryCandidate[] {
   const out: LibraryCandidate[] = [];
   const seen = new Set<string>();
@@ -112,6 +114,9 @@ export function libraryCandidates(name: string, view: LibraryView): LibraryCandi
     seen.add(path);
     out.push({ path, source });
   };
+  for (const dir of view.firstDirs ?? []) {
+    for (const n of view.list(dir).filter((f) => libraryNameMatches(name, f)).sort(preferSoname)) add(`${dir}/${n}`, "LD_LIBRARY_PATH");
+  }
   const bytes = view.read("/etc/ld.so.cache");
   let cache: LdCacheEntry[] = [];
   try {

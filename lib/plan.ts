@@ -83,6 +83,7 @@ export function planProbes(elf: ElfFile, specs: string[], o: PlanOptions = {}): 
     checkPlacement(elf, spec, f.offset, f.vaddr, o, go !== undefined);
     functions.push({ name: f.name, entry: f.offset });
   }
+  for (const f of functions) checkProbeable(elf, f);
   const notes: string[] = [];
   if (go) {
     if (!o.ret) notes.push(`Go ${version} (${go.abi} ABI)`);
@@ -154,6 +155,35 @@ function checkPlacement(elf: ElfFile, spec: string, offset: number, vaddr: numbe
     `${spec} is inside an instruction of ${sym.name}: a probe there would make the program compute wrong results`,
     `instructions start at ${near.join(", ")}`,
   );
+}
+
+/** Legacy prefixes uprobes refuse on x86-64 (the kernel's is_prefix_bad): lock, and the es/cs/ss/ds overrides (ds is also CET's notrack). */
+const REFUSED_PREFIXES = new Map([[0xf0, "lock"], [0x26, "es"], [0x2e, "cs"], [0x36, "ss"], [0x3e, "ds (notrack)"]]);
+const LEGACY_PREFIXES = new Set([0xf0, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67]);
+
+/**
+ * Refuses an entry probe on an instruction the kernel will not probe. The kernel checks only when
+ * it writes the breakpoint into a process that maps the file: attaching to a file nobody runs yet
+ * succeeds, and the probe then silently never fires. Checked here, it is refused the same way
+ * whether the file is mapped or not.
+ */
+function checkProbeable(elf: ElfFile, f: PlannedFunction): void {
+  let code: Uint8Array;
+  try {
+    code = elf.readAt(f.entry, 15);
+  } catch {
+    return; // past the end: the kernel's own refusal will say so
+  }
+  for (const b of code) {
+    if (!LEGACY_PREFIXES.has(b)) return;
+    const prefix = REFUSED_PREFIXES.get(b);
+    if (!prefix) continue;
+    const next = nextInstruction(elf, f.entry);
+    throw new PlanError(
+      `the kernel cannot probe the instruction at ${f.name} (offset 0x${f.entry.toString(16)} of ${elf.path}): uprobes refuse instructions with a ${prefix} prefix`,
+      next ? `probe the next instruction instead: ${next}` : "probe a caller of it instead",
+    );
+  }
 }
 
 function nearest(starts: number[], offset: number): number[] {

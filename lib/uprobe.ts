@@ -1,6 +1,7 @@
 // Attaching a loaded program to offsets in a file, as entry or return probes.
 // One uprobe_multi link per (file, entry|return) where the kernel has it; perf-event uprobes
 // (one per offset) otherwise. Either way the result is a UprobeLink that closes what it made.
+import { statSync } from "node:fs";
 import { closeFd, OsError } from "./ffi/libc.ts";
 import { ProbeError } from "./errors.ts";
 import { kernelHasUprobeMulti, linkCreatePerfEvent, linkCreateUprobeMulti } from "./kernel/bpf.ts";
@@ -63,53 +64,73 @@ export class AttachError extends ProbeError {
   nextInstruction?: string;
   /** The file as the user knows it. */
   display?: string;
+  /** The probed file's identity (to find who else probes it). */
+  file?: { dev: number; ino: number };
 }
 
 export function attachUprobe(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {
   if (points.length === 0) throw new ProbeError(`nothing to attach in ${opts.displayPath ?? path}`);
   const what = `${opts.retprobe ? "uretprobe" : "uprobe"} on ${opts.displayPath ?? path}`;
   try {
-    if (opts.mode === "multi") {
-      const fd = linkCreateUprobeMulti({
-        progFd,
-        path,
-        offsets: points.map((p) => p.offset),
-        cookies: points.map((p) => p.cookie),
-        refCtrOffsets: points.some((p) => p.refCtrOffset) ? points.map((p) => p.refCtrOffset ?? 0) : undefined,
-        retprobe: opts.retprobe,
-        pid: opts.pid,
-      });
-      return new UprobeLink("multi", opts.retprobe, path, points, [fd], []);
-    }
-    return attachPerf(progFd, path, points, opts);
+    return attachAll(progFd, path, points, opts);
   } catch (e) {
     if (e instanceof OsError) {
       // One uprobe_multi link for many offsets fails as a whole: find the one the kernel refuses.
-      const culprit = points.length === 1 ? points[0] : refused(progFd, path, points, opts);
+      const culprit = points.length === 1 ? points[0] : findCulprit(progFd, path, points, opts);
       const at = culprit ? `0x${culprit.offset.toString(16)}` : `${points.length} offsets`;
-      throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points, culprit);
+      // The kernel was given /proc/self/fd/N: messages name the file as the user knows it.
+      const why = e.message.replace(/^[^:]*: /, "").replaceAll(path, opts.displayPath ?? path);
+      const err = new AttachError(`cannot attach ${what} at ${at}: ${why}`, e.errno, points, culprit);
+      try {
+        const st = statSync(path);
+        err.file = { dev: st.dev, ino: st.ino };
+      } catch {
+        // the file is gone: nobody else's probes to look for
+      }
+      throw err;
     }
     throw e;
   }
 }
 
+function attachAll(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {
+  if (opts.mode === "multi") {
+    const fd = linkCreateUprobeMulti({
+      progFd,
+      path,
+      offsets: points.map((p) => p.offset),
+      cookies: points.map((p) => p.cookie),
+      refCtrOffsets: points.some((p) => p.refCtrOffset) ? points.map((p) => p.refCtrOffset ?? 0) : undefined,
+      retprobe: opts.retprobe,
+      pid: opts.pid,
+    });
+    return new UprobeLink("multi", opts.retprobe, path, points, [fd], []);
+  }
+  return attachPerf(progFd, path, points, opts);
+}
+
 function attachable(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): boolean {
   try {
-    attachUprobe(progFd, path, points, opts).close();
+    attachAll(progFd, path, points, opts).close();
     return true;
   } catch {
     return false;
   }
 }
 
-/** A point the kernel refuses among `points` (which it refuses together), by halving: ~log2(n) tries. */
-function refused(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): ProbePoint | undefined {
-  let set = points;
-  while (set.length > 1) {
-    const half = set.slice(0, set.length >> 1);
-    set = attachable(progFd, path, half, opts) ? set.slice(half.length) : half;
+/**
+ * The first point the kernel refuses on its own, by halving (a thousand offsets take ten attempts,
+ * not a thousand: each detach waits for an RCU grace period); undefined when each one alone attaches.
+ */
+function findCulprit(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): ProbePoint | undefined {
+  let lo = 0;
+  let hi = points.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (attachable(progFd, path, points.slice(lo, mid), opts)) lo = mid;
+    else hi = mid;
   }
-  return set.length === 1 && !attachable(progFd, path, set, opts) ? set[0] : undefined;
+  return attachable(progFd, path, [points[lo]!], opts) ? undefined : points[lo];
 }
 
 function attachPerf(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {

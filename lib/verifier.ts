@@ -32,6 +32,10 @@ export function rejectedProgram(log: string): string | undefined {
 export function libbpfReason(log: string): string {
   const lines = log.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => l.replace(/^libbpf:\s*/, ""));
   const meaningful = lines.filter((l) => !/^(loading|elf:|sec '|map '.*: at sec_idx|prog '.*': .*relo)/i.test(l) || /fail|error|invalid|unsupported|isn't|not /i.test(l));
-  const failing = meaningful.filter((l) => /fail|error|invalid|unsupported|isn't|not |unknown|missing|bad/i.test(l));
-  return (failing.at(0) ?? meaningful.at(-1) ?? "").replace(/\s+/g, " ").slice(0, 300);
+  // Its last specific complaint: not a step it retries ("Retrying without BTF"), nor the generic
+  // lines that follow every failure ("failed to load object", "prog 'p': failed to load: -22").
+  const failing = meaningful.filter(
+    (l) => /fail|error|invalid|unsupported|isn't|not |unknown|missing|bad/i.test(l) && !/retrying|^failed to (load|open) object|failed to load: -?\d+$/i.test(l),
+  );
+  return (failing.at(-1) ?? meaningful.at(-1) ?? "").replace(/\s+/g, " ").slice(0, 300);
 }

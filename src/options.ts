@@ -38,17 +38,29 @@ export function attachModeOption(cmd: Command): Command {
   return cmd.option("--attach-mode <mode>", "multi (uprobe_multi links) or perf (perf-event uprobes)");
 }
 
-function raw(v: unknown): string {
+/**
+ * Option values exactly as typed, by long option name (set by normalizeArgv). cac's parser turns
+ * what looks like a number into one before we see it: ' ' becomes 0 (which would mean "until
+ * Ctrl-C" for -d) and '0x10' becomes 16; validation reads the text instead.
+ */
+const typedValues = new Map<string, string>();
+
+function raw(v: unknown, name?: string): string {
+  const typed = name === undefined ? undefined : typedValues.get(name);
+  if (typed !== undefined) return typed;
   return Array.isArray(v) ? String(v.at(-1)) : String(v);
 }
 
-/** A number of seconds: finite, >= min, <= max; '' and text are refused as typed. */
+/** A decimal number as people write seconds: 5, 0.5, .5, 1e3 (not hex, not 'Infinity'). */
+const DECIMAL = /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** A number of seconds: decimal, finite, >= min, <= max; '' and text are refused as typed. */
 export function parseSeconds(name: string, v: unknown, dflt: number, min = 0, max = 1e12): number {
   if (v === undefined) return dflt;
-  const text = raw(v).trim();
+  const text = raw(v, name).trim();
   const n = Number(text);
-  if (text === "" || typeof v === "boolean" || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} takes a number of seconds from ${min} to ${max}, not '${raw(v)}'`);
+  if (!DECIMAL.test(text) || typeof v === "boolean" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} takes a number of seconds from ${min} to ${max}, not '${raw(v, name)}'`);
   }
   return n;
 }
@@ -56,27 +68,27 @@ export function parseSeconds(name: string, v: unknown, dflt: number, min = 0, ma
 /** A process id: a whole number > 0, as typed. */
 export function parsePid(v: unknown): number | undefined {
   if (v === undefined || v === false) return undefined;
-  const text = raw(v).trim();
+  const text = raw(v, "pid").trim();
   const n = Number(text);
-  if (text === "" || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0 || n > 4194304) throw new UsageError(`--pid takes a process id, not '${raw(v)}'`);
+  if (text === "" || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0 || n > 4194304) throw new UsageError(`--pid takes a process id, not '${raw(v, "pid")}'`);
   return n;
 }
 
-/** A whole number in [min, max]. */
+/** A whole number in [min, max], in decimal. */
 export function parseCount(name: string, v: unknown, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
-  const text = raw(v).trim();
+  const text = raw(v, name).trim();
   const n = Number(text);
-  if (text === "" || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, not '${raw(v)}'`);
+  if (!/^[+-]?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, not '${raw(v, name)}'`);
   return n;
 }
 
 /** A size like 4096, 64K, 1M ('0' allowed where it means no limit). */
 export function parseBytes(name: string, v: unknown, dflt: number, max = 1 << 30): number {
   if (v === undefined) return dflt;
-  const m = /^(\d+)([kKmMgG]?)(i?[bB])?$/.exec(raw(v).trim());
+  const m = /^(\d+)([kKmMgG]?)(i?[bB])?$/.exec(raw(v, name).trim());
   const n = m ? Number(m[1]) * ({ "": 1, k: 1024, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[m[2]!.toLowerCase()]! : NaN;
-  if (!Number.isSafeInteger(n) || n > max) throw new UsageError(`--${name} takes a size in bytes (like 4096, 64K, 1M; at most ${max}), not '${raw(v)}'`);
+  if (!Number.isSafeInteger(n) || n > max) throw new UsageError(`--${name} takes a size in bytes (like 4096, 64K, 1M; at most ${max}), not '${raw(v, name)}'`);
   return n;
 }
 
@@ -134,8 +146,13 @@ export function normalizeArgv(argv: string[], cmd: { options: { rawName: string 
     const known = find(name) ?? (/^-[a-zA-Z]{2,}$/.test(name) && [...name.slice(1)].every((c) => find(`-${c}`)) ? { flags: [name], takesValue: false } : undefined);
     if (!known) throw new UsageError(`Unknown option '${name}'`);
     out.push(a);
-    if (known.takesValue && !a.includes("=") && i + 1 < argv.length) {
+    if (!known.takesValue) continue;
+    const long = known.flags.find((f) => f.startsWith("--"))?.slice(2);
+    if (a.includes("=")) {
+      if (long) typedValues.set(long, a.slice(a.indexOf("=") + 1));
+    } else if (i + 1 < argv.length) {
       const next = argv[i + 1]!;
+      if (long) typedValues.set(long, next);
       if (next === "" || /^-\d|^-\.\d/.test(next)) {
         out[out.length - 1] = `${name}=${next}`;
         i++;

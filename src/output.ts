@@ -1,15 +1,27 @@
 // How events and numbers look: aligned columns for people, one JSON object a line for programs.
 import { writeSync } from "node:fs";
-import { clockNs, CLOCK } from "../lib/ffi/libc.ts";
+import { clockNs, CLOCK, writableWithin } from "../lib/ffi/libc.ts";
+
+/** Bytes waiting for a stdout that is not being read, past which the reader stops taking events. */
+const BACKLOG_BYTES = 4 << 20;
 
 /**
  * Buffered stdout as bytes: one write per poll, not per event, and no string per event on the hot
  * path (JSON events are written digit by digit; a string per event is what fills the heap).
+ * A tracing session's Out (`nonBlocking`) never waits for a reader (stdout is a non-blocking pipe
+ * under Bun): what the pipe does not take stays here, and past BACKLOG_BYTES the session stops
+ * taking events from the kernel, whose ring buffer then counts what it drops (reported as lost).
+ * Waiting in a write would stop everything else: signals, loss reports, the duration. Other
+ * commands' flushes wait for the reader, as any program writing to a pipe does.
  */
 export class Out {
   private buf = new Uint8Array(1 << 20);
   pos = 0;
   private readonly enc = new TextEncoder();
+  /** Whether the last flush left bytes the reader did not take. */
+  private stalled = false;
+
+  constructor(private readonly nonBlocking = false) {}
 
   line(s: string): void {
     this.room(s.length * 3 + 1);
@@ -20,8 +32,23 @@ export class Out {
   /** Makes room for `n` more bytes, flushing when the buffer is past half full. */
   room(n: number): Uint8Array {
     if (this.pos + n > this.buf.length >> 1) this.flush();
-    if (n > this.buf.length) this.buf = new Uint8Array(n * 2);
+    if (this.pos + n > this.buf.length) {
+      // The reader is behind (or one line is huge): grow, keeping what is waiting.
+      const grown = new Uint8Array(Math.max(this.buf.length * 2, (this.pos + n) * 2));
+      grown.set(this.buf.subarray(0, this.pos));
+      this.buf = grown;
+    }
     return this.buf;
+  }
+
+  /** Bytes written but not yet taken by stdout's reader. */
+  get pending(): number {
+    return this.pos;
+  }
+
+  /** Whether stdout's reader is so far behind that no more events should be taken for now. */
+  get backlogged(): boolean {
+    return this.stalled && this.pos > BACKLOG_BYTES;
   }
 
   bytes(b: Uint8Array): void {
@@ -84,19 +111,45 @@ export class Out {
     this.pos += width;
   }
 
+  /** Writes what stdout takes; non-blocking: the rest waits for the next flush, else waits for the reader. */
   flush(): void {
+    if (this.nonBlocking) this.writeNow();
+    else this.drain(-1);
+  }
+
+  private writeNow(): void {
     let off = 0;
+    this.stalled = false;
     while (off < this.pos) {
       try {
         off += writeSync(1, this.buf, off, this.pos - off);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === "EAGAIN") continue;
+        if (code === "EAGAIN") {
+          this.stalled = true;
+          break;
+        }
+        // The reader is gone (`probe ... | head`): nothing more is wanted.
         if (code === "EPIPE") process.exit(0);
         throw e;
       }
     }
-    this.pos = 0;
+    if (off > 0) this.buf.copyWithin(0, off, this.pos);
+    this.pos -= off;
+  }
+
+  /**
+   * Writes everything, waiting for the reader; gives up once it has taken nothing for `stallMs`
+   * (a reader that never reads must not keep probe from exiting; -1: wait as long as it takes).
+   * Returns the bytes not written.
+   */
+  drain(stallMs = 3000): number {
+    this.writeNow();
+    while (this.pos > 0) {
+      if (!writableWithin(1, stallMs)) return this.pos;
+      this.writeNow();
+    }
+    return 0;
   }
 }
 

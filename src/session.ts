@@ -2,7 +2,7 @@
 // -> capabilities -> attach mode -> targets opened -> programs loaded -> probes attached (errors
 // explained) -> the PID re-checked -> a loop that polls, reports, watches for lost events and
 // stops on Ctrl-C, SIGTERM, SIGHUP, the duration or the target's exit -> everything closed.
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, statSync, writeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
 import { mark } from "./timing.ts";
@@ -26,6 +26,9 @@ import { openTarget as openTargetIn, openHostFile, type OpenTarget } from "../li
 import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/maps.ts";
 import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
+import { resolveFunction } from "../lib/symbols.ts";
+import { ProcessError } from "../lib/proc/identity.ts";
+import { kernelView } from "../lib/kernel-view.ts";
 
 export interface SessionOptions extends FleetOptions {
   /** Serve Prometheus/OpenMetrics at this address (`:9464`, `127.0.0.1:9464`). */
@@ -89,7 +92,8 @@ function longTimeout(ms: number, f: () => void): () => void {
 
 export class Session implements Closable {
   readonly scope = new Scope();
-  readonly out = new Out();
+  /** stdout; never waits for a reader while tracing (see Out). */
+  readonly out = new Out(true);
   readonly json: boolean;
   readonly durationSec: number;
   readonly intervalSec: number;
@@ -119,6 +123,31 @@ export class Session implements Closable {
     this.mode = parsed.mode ?? attachModeFromEnv() ?? bestAttachMode();
     if (filter.proc) this.scope.add(filter.proc);
     if (o.wait && !filter.proc) throw new UsageError("--wait goes with --pid or --container (the process to wait for)");
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => this.onSignal(sig));
+  }
+
+  /** Ends the running loop (see run()); set while it runs. */
+  private stopLoop?: () => void;
+  /** A signal came after tracing started (confirm()) but before the loop ran: run() stops at once. */
+  private stopRequested = false;
+  private tracing = false;
+
+  /**
+   * SIGINT, SIGTERM and SIGHUP (a closed terminal) alike: the loop stops, drains and reports. One
+   * that comes once tracing has started but before the loop runs (the "Tracing ..." line is out, the
+   * reader not set up yet) is kept for the loop; before tracing starts there is nothing to report,
+   * and probe exits as the signal's default would.
+   */
+  private onSignal(sig: "SIGINT" | "SIGTERM" | "SIGHUP"): void {
+    if (this.stopLoop) this.stopLoop();
+    else if (this.tracing) this.stopRequested = true;
+    else {
+      try {
+        this.scope.close();
+      } finally {
+        process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[sig]);
+      }
+    }
   }
 
   /** Validates the shared options, finds the process(es), and checks capabilities. */
@@ -272,20 +301,83 @@ export class Session implements Closable {
   }
 
   /**
-   * Opens what `spec` names, in the traced process's view or on the host. With --wait and a
-   * library the process has not mapped yet, waits (until Ctrl-C) for it to map it.
+   * Opens what `spec` names, in the traced process's view or on the host. A library the process
+   * has not mapped is the file its own loader would load (said on stderr: a process with the code
+   * built in, or using another library, makes no calls there). It is probed at once, --wait or
+   * not: a uprobe is on the file, so calls made right after the process maps it are seen, where
+   * waiting for the mapping and then attaching would miss the first tens of milliseconds. Once the
+   * process maps it, the run loop checks that it is that file, and moves the probes to the file it
+   * did map if not (see checkUnmapped). Only with --wait is a library found nowhere in its view
+   * waited for (until Ctrl-C).
    */
   async openTarget(spec: string, wait = false): Promise<OpenTarget> {
     const proc = this.filter.proc;
-    if (proc && wait && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid)) {
-      if (!findMappedLibrary(proc.pid, spec)) {
-        this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
-        await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
+    const library = proc && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid);
+    if (!proc || !library || findMappedLibrary(proc.pid, spec)) return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    let t: OpenTarget;
+    try {
+      t = this.scope.add(openTargetIn(spec, { pid: proc.pid }));
+    } catch (e) {
+      if (!wait || !(e instanceof ProcessError && e.reason === "not-found")) throw e;
+      this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
+      await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
+      return this.scope.add(openTargetIn(spec, { pid: proc.pid }));
+    }
+    const what = `${proc.label} has not mapped ${spec}${wait ? " yet" : ""} (/proc/${proc.pid}/maps): probing ${t.display}, the file its loader would load`;
+    if (wait) this.note(`probe: ${what}; its calls are seen from the moment it maps it`);
+    else this.warn(`${what}, which sees its calls only if it loads it (a program with the code built in, or using another library, makes none there)`);
+    this.unmapped.push({ spec, target: t, ino: fstatSync(t.fd).ino, attached: [] });
+    if (wait) this.unmappedPollMs = 10;
+    return t;
+  }
+
+  /** How often the run loop looks for those mappings: often when --wait says one is coming. */
+  private unmappedPollMs = 100;
+
+  /** Libraries probed before the process mapped them, and what was attached to each (see openTarget). */
+  private readonly unmapped: { spec: string; target: OpenTarget; ino: number; attached: { progFd: number; points: ProbePoint[]; retprobe: boolean; names?: string[] }[] }[] = [];
+
+  /**
+   * Once the process maps a library probed early: when it is another file than the one probed
+   * (another build under LD_LIBRARY_PATH, a process that exec'd into another root), the probes
+   * move there, found again by function name. False when they cannot (said on stderr).
+   */
+  private checkUnmapped(pid: number): boolean {
+    for (let i = this.unmapped.length - 1; i >= 0; i--) {
+      const u = this.unmapped[i]!;
+      let f;
+      try {
+        f = findMappedLibrary(pid, u.spec);
+      } catch {
+        return true; // gone: the exit watch says so
+      }
+      if (!f) continue;
+      this.unmapped.splice(i, 1);
+      if (f.inode === u.ino) continue;
+      try {
+        this.retarget(u, pid);
+      } catch (e) {
+        this.warn(`pid ${pid} mapped ${f.path}, not ${u.target.display} which probe attached to, and the probes cannot move there: ${(e as Error).message}; run probe again now that it is mapped`);
+        return false;
       }
     }
-    const t = this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
-    mark(`target ${t.display} opened`);
-    return t;
+    return true;
+  }
+
+  private retarget(u: (typeof this.unmapped)[number], pid: number): void {
+    const t = this.scope.add(openTargetIn(u.spec, { pid }));
+    for (const a of u.attached) {
+      const points = a.points.map((p) => {
+        const name = a.names?.[Number(p.cookie)];
+        // Only a function's entry is found again by name: not an offset in it, not a Go RET.
+        if (!name || name.includes("+") || resolveFunction(u.target.elf, name).offset !== p.offset) {
+          throw new ProbeError(`offset 0x${p.offset.toString(16)} is not a function's entry it can find by name`);
+        }
+        return { ...p, offset: resolveFunction(t.elf, name).offset };
+      });
+      this.attach(a.progFd, t, points, a.retprobe, a.names);
+    }
+    this.note(`probe: pid ${pid} mapped ${t.display}, not ${u.target.display} its loader's search pointed to: the probes moved there (calls before this moment were not seen)`);
   }
 
   /** Opens what `spec` names in a given view (a container's, from eachView); owned by the session. */
@@ -339,12 +431,13 @@ export class Session implements Closable {
    */
   attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[], droppable?: Set<number>): UprobeLink {
     const skipped: string[] = [];
+    let link: UprobeLink;
     for (;;) {
       try {
-        const link = this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
+        link = this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
         mark(`attached ${points.length} ${retprobe ? "return" : "entry"} probe(s)`);
         if (skipped.length) this.note(`probe: left out ${skipped.length} function${skipped.length === 1 ? "" : "s"} whose first instruction the kernel cannot probe: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""}`);
-        return link;
+        break;
       } catch (e) {
         const c = e instanceof AttachError ? e.culprit : undefined;
         if (!c || !droppable?.has(Number(c.cookie)) || points.length <= 1 || skipped.length >= 100) throw this.explainAttach(e, t, retprobe, names);
@@ -352,6 +445,8 @@ export class Session implements Closable {
         points = points.filter((p) => p !== c);
       }
     }
+    this.unmapped.find((u) => u.target === t)?.attached.push({ progFd, points, retprobe, names });
+    return link;
   }
 
   private explainAttach(e: unknown, t: OpenTarget, retprobe: boolean, names?: string[]): unknown {
@@ -366,6 +461,7 @@ export class Session implements Closable {
     this.filter.proc?.confirm();
     mark("confirmed");
     this.releaseChild();
+    this.tracing = true;
   }
 
   /**
@@ -405,11 +501,11 @@ export class Session implements Closable {
         if (done) return;
         done = true;
         for (const c of cancels) c();
-        // Stay installed: a second Ctrl-C while the final report is written must not cut it short.
         resolve(reason);
       };
-      const onSig = () => stop("signal");
-      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSig);
+      // The handlers stay installed (see onSignal): a second Ctrl-C while the final report is
+      // written must not cut it short.
+      this.stopLoop = () => stop("signal");
       hooks.started?.();
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
@@ -420,6 +516,13 @@ export class Session implements Closable {
         let t: Timer;
         const tick = () => {
           if (done) return;
+          // stdout's reader is far behind: leave the events in the kernel's buffer, which counts
+          // what it then drops (reported as lost), rather than hold them all here.
+          if (this.out.pending) this.out.flush();
+          if (this.out.backlogged) {
+            t = setTimeout(tick, 10);
+            return;
+          }
           const n = poll();
           t = setTimeout(tick, n > 0 ? 1 : 10);
         };
@@ -443,7 +546,18 @@ export class Session implements Closable {
         stop("target-exit");
       });
       if (this.durationSec > 0) cancels.push(longTimeout(this.durationSec * 1000, () => stop("duration")));
+      this.tracing = true;
+      if (this.stopRequested) stop("signal");
       const proc = this.filter.watchExit ? this.filter.proc : undefined;
+      if (proc && this.unmapped.length) {
+        // Often with --wait (a mapping is expected: probes that must move miss little).
+        every(this.unmappedPollMs, () => {
+          if (this.unmapped.length && !this.checkUnmapped(proc.pid)) {
+            this.exitCode = 1;
+            stop("done");
+          }
+        });
+      }
       if (proc) {
         every(100, () => {
           if (!proc.watch.exited()) return;
@@ -459,9 +573,11 @@ export class Session implements Closable {
 
   close(): void {
     try {
-      this.out.flush();
-    } finally {
       this.scope.close();
+    } finally {
+      // Detached first: the output's reader may take its time.
+      const left = this.out.drain();
+      if (left) this.warn(`stdout is not being read: the last ${left} bytes of output were not written`);
     }
   }
 }
@@ -487,12 +603,49 @@ export function explainAttachError(e: AttachError, retprobe: boolean): ProbeErro
     return new ProbeError(`the kernel cannot probe the instruction at ${where}: uprobes refuse some instructions (lock-prefixed, some jumps)`, e.nextInstruction ? `probe the next instruction instead: ${e.nextInstruction}` : "probe a caller of it instead");
   }
   if (e.errno === EINVAL) {
+    // The kernel keeps one uprobe per (file, offset): another tool's with a USDT semaphore
+    // (ref_ctr_offset) there refuses ours without one ('ref_ctr_offset mismatch' in its log).
+    const others = c && e.file ? otherProbeHolders(e.file, c.offset) : [];
+    const msg = e.message.replace(/^.*: /, "");
+    if (others.length) {
+      return new ProbeError(
+        `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${msg}: ${others.join(", ")} already ${others.length === 1 ? "holds a probe" : "hold probes"} there, likely with a USDT semaphore (the kernel log says 'ref_ctr_offset mismatch')`,
+        "the kernel allows one semaphore setting per offset: stop that tool, or probe another instruction of the function (FUNC+OFFSET)",
+      );
+    }
     return new ProbeError(
-      `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${e.message.replace(/^.*: /, "")}`,
+      `the kernel refused a ${retprobe ? "uretprobe" : "uprobe"} at ${where}: ${msg}`,
       "another tool may hold a probe there with a different USDT semaphore (the kernel log says 'ref_ctr_offset mismatch'); 'probe list' shows who holds probes on that file",
     );
   }
   return new ProbeError(`cannot attach to ${where}: ${e.message.replace(/^cannot attach [^:]*: /, "")}`);
+}
+
+/** Who else (`comm[pid]`, or a pin) holds a uprobe at `offset` of this file, as the kernel lists them. */
+function otherProbeHolders(file: { dev: number; ino: number }, offset: number): string[] {
+  const same = (path: string) => {
+    try {
+      const st = statSync(path);
+      return st.dev === file.dev && st.ino === file.ino;
+    } catch {
+      return false;
+    }
+  };
+  const out = new Set<string>();
+  try {
+    const v = kernelView();
+    for (const l of v.links) {
+      if (!l.uprobe || !l.uprobe.offsets.includes(offset) || !same(l.uprobe.path)) continue;
+      for (const h of l.holders) if (h.pid !== process.pid) out.add(`${h.comm}[${h.pid}]`);
+      for (const p of l.pins) out.add(`pinned ${p}`);
+    }
+    for (const p of v.perfEvents) {
+      if ((p.kind === "uprobe" || p.kind === "uretprobe") && p.offset === offset && p.pid !== process.pid && same(p.path)) out.add(`${p.comm}[${p.pid}]`);
+    }
+  } catch {
+    // the kernel's view is a hint here, not a requirement
+  }
+  return [...out];
 }
 
 /** PROBE_ATTACH=perf|multi forces an attach mode everywhere (tests compare both). */

@@ -185,4 +185,15 @@ export function readableNow(fd: number): boolean {
   return r > 0 && (v.getInt16(6, true) & 1) !== 0;
 }
 
+/** Waits up to `ms` (-1: without a limit) for `fd` to take more bytes (poll POLLOUT); false on a timeout. */
+export function writableWithin(fd: number, ms: number): boolean {
+  const v = new DataView(pollBuf);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, 4, true); // POLLOUT
+  v.setInt16(6, 0, true);
+  const r = L.poll(ptr(pollBuf), 1n, ms < 0 ? -1 : Math.floor(ms));
+  // r < 0 (EINTR: a signal): not a timeout, the caller tries again.
+  return r !== 0;
+}
+
 export { ptr, read, CString, toArrayBuffer };

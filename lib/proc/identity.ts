@@ -24,9 +24,37 @@ export function gone(pid: number, doing: string): ProcessError {
 
 export function permission(pid: number, doing: string, cap: string): ProcessError {
   const root = process.getuid?.() === 0;
-  // Root is refused /proc/PID/* of a process that made itself non-dumpable only without CAP_SYS_PTRACE.
+  // Its /proc files are ptrace-guarded: say why the kernel says no, when it is not "another user's".
+  const why = cap.includes("CAP_SYS_PTRACE") ? ptraceDenial(pid) : undefined;
   const hint = root ? `probe runs as root but lacks ${cap} (a container started without it?)` : `run as root, or grant ${cap}`;
-  return new ProcessError(`permission denied ${doing} of process ${pid}: needs ${cap}`, pid, "permission", hint);
+  const because = why === "non-dumpable"
+    ? " (it is not dumpable: PR_SET_DUMPABLE 0, as setuid and hardened programs make themselves; even its own user needs it)"
+    : why === "capabilities" ? " (it holds capabilities probe lacks)" : "";
+  return new ProcessError(`permission denied ${doing} of process ${pid}: needs ${cap}${because}`, pid, "permission", hint);
+}
+
+/** Status fields of a process: its effective uid and permitted capabilities. */
+function credentials(pid: number | "self"): { euid: number; capPrm: bigint } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, "utf8");
+    const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(s);
+    const cap = /^CapPrm:\s+([0-9a-f]+)/m.exec(s);
+    return uid && cap ? { euid: Number(uid[1]), capPrm: BigInt(`0x${cap[1]}`) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the kernel would refuse us another process's /proc files, when it is not the usual "another
+ * user's": the same user is refused a non-dumpable process (PR_SET_DUMPABLE 0: setuid programs,
+ * ssh-agent, hardened daemons) or one holding capabilities we lack. Both need CAP_SYS_PTRACE.
+ */
+function ptraceDenial(pid: number): "non-dumpable" | "capabilities" | undefined {
+  const them = credentials(pid);
+  const us = credentials("self");
+  if (!them || !us || them.euid !== us.euid) return undefined;
+  return (them.capPrm & ~us.capPrm) !== 0n ? "capabilities" : "non-dumpable";
 }
 
 /** Turns an errno from a /proc/PID/... access into the error a user can act on. */

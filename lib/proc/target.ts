@@ -152,7 +152,7 @@ function openRelativeInProcess(target: string, pid: number, cwd: string, exe: st
 
 export interface OpenedLibrary extends OpenedFile {
   /** maps: the mapped file; path: a path given as is; ld.so.cache / dir: found for a bare name. */
-  source: "maps" | "path" | "ld.so.cache" | "dir";
+  source: "maps" | "path" | "LD_LIBRARY_PATH" | "ld.so.cache" | "dir";
 }
 
 /**

@@ -1,7 +1,7 @@
 // `probe list`: the kernel's view of BPF on this machine: programs, maps, links (for uprobes: file,
 // offset, and whether the kernel runs it at entry or at return), perf-event probes and their holders.
 import { pc } from "../colors.ts";
-import { kernelView, type Holder } from "../../lib/kernel-view.ts";
+import { kernelView, type Holder, type KernelView } from "../../lib/kernel-view.ts";
 import { Out } from "../output.ts";
 import { table, type Column } from "../table.ts";
 import { requireTracingCaps } from "../session.ts";
@@ -17,6 +17,15 @@ function holders(h: Holder[], pins: string[]): string {
 
 function offsets(offs: number[]): string {
   return offs.map((o) => `0x${o.toString(16)}`).join(",");
+}
+
+/** What the listing cannot show, and which capability it would take: an empty list must not pass for "none". */
+function listWarnings(v: KernelView): string[] {
+  const out: string[] = [];
+  if (v.enumerationDenied) out.push("the kernel refused to list BPF programs, maps and links: listing them needs CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are not enough); the sections above are not the machine's");
+  if (v.unreadable) out.push(`${v.unreadable} BPF objects could not be opened: opening objects by id needs CAP_SYS_ADMIN (CAP_BPF alone sees only its own)`);
+  if (v.hiddenProcesses) out.push(`the fds of ${v.hiddenProcesses} processes could not be read (other users' need CAP_SYS_PTRACE): their perf-event probes and holdings are not shown`);
+  return out;
 }
 
 export async function run(o: ListOptions): Promise<number> {
@@ -38,6 +47,7 @@ export async function run(o: ListOptions): Promise<number> {
       out.line(JSON.stringify({ kind: "perf_event", probe: p.kind, path: p.path, offset: p.offset, prog_id: p.progId, prog_name: p.progName ?? null, pid: p.pid, comm: p.comm, fd: p.fd }));
     }
     out.flush();
+    for (const w of listWarnings(v)) process.stderr.write(`${JSON.stringify({ event: "warning", message: w })}\n`);
     return 0;
   }
   const section = (title: string, columns: Column[], rows: string[][]) => {
@@ -66,9 +76,7 @@ export async function run(o: ListOptions): Promise<number> {
       const where = p.kind === "uprobe" || p.kind === "uretprobe" ? `${p.path} 0x${p.offset.toString(16)}` : p.path;
       return [String(p.pid), p.comm, String(p.fd), `${p.progId} ${p.progName ?? "?"}`, `${kind} ${where}`];
     }));
-  if (v.unreadable) {
-    process.stderr.write(`probe: warning: ${v.unreadable} BPF objects could not be opened: listing every object needs CAP_SYS_ADMIN (CAP_BPF alone sees only its own)\n`);
-  }
+  for (const w of listWarnings(v)) process.stderr.write(`probe: warning: ${w}\n`);
   out.flush();
   return 0;
 }

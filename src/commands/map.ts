@@ -12,6 +12,8 @@ import { kernelView } from "../../lib/kernel-view.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { Out, pad } from "../output.ts";
 
+const EPERM = 1, EACCES = 13;
+
 export interface MapOptions {
   json?: boolean;
 }
@@ -37,10 +39,13 @@ export function openMapRef(ref: string): number {
   }
   if (/^\d+$/.test(ref)) {
     const fd = L.bpf_map_get_fd_by_id(Number(ref));
-    if (fd < 0) throw new ProbeError(`no map with id ${ref}: ${describeErrno(errno())}`, "see 'probe list' for map ids");
+    if (fd === -EPERM || fd === -EACCES) throw new ProbeError(`cannot open map id ${ref}: opening BPF objects by id needs CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are not enough)`, "run it as root, or give the map's pinned path");
+    if (fd < 0) throw new ProbeError(`no map with id ${ref}: ${describeErrno(-fd)}`, "see 'probe list' for map ids");
     return fd;
   }
-  const hits = kernelView().maps.filter((m) => m.name === ref);
+  const view = kernelView();
+  if (view.enumerationDenied) throw new ProbeError(`cannot find map '${ref}' by name: listing BPF maps needs CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are not enough)`, "run it as root, or give the map's pinned path");
+  const hits = view.maps.filter((m) => m.name === ref);
   if (hits.length === 0) throw new ProbeError(`no map named '${ref}' is loaded`, "see 'probe list' for map names and ids");
   if (hits.length > 1) throw new ProbeError(`${hits.length} maps are named '${ref}' (ids ${hits.map((m) => m.id).join(", ")})`, "give the id or the pinned path instead");
   const fd = L.bpf_map_get_fd_by_id(hits[0]!.id);
@@ -80,9 +85,10 @@ export function printSnapshot(out: Out, s: MapSnapshot, json: boolean, label?: s
   }
   const types = s.keyType || s.valueType ? ` ${s.keyType || "?"} -> ${s.valueType || "?"}` : "";
   out.line(pc.bold(`${label ? `${label} ` : ""}${s.info.name} (id ${s.info.id}, ${s.info.typeName}${types}, ${s.entries.length} entr${s.entries.length === 1 ? "y" : "ies"})`));
+  // Keys up to 48 characters line their values up; a longer one still keeps two spaces.
   const w = Math.min(48, Math.max(4, ...s.entries.map((e) => e.key.length)));
-  if (s.entries.length) out.line(pc.dim(`  ${pad("KEY", w + 2)}VALUE`));
-  for (const e of s.entries) out.line(`  ${pad(e.key, w + 2)}${e.value}`);
+  if (s.entries.length) out.line(pc.dim(`  ${pad("KEY", w)}  VALUE`));
+  for (const e of s.entries) out.line(`  ${pad(e.key, w)}  ${e.value}`);
 }
 
 export async function run(sub: string | undefined, ref: string | undefined, o: MapOptions): Promise<number> {

@@ -2,14 +2,15 @@
 // private libssl), `--container` through a real dockerd, nested PID namespaces, a target that
 // exits mid-run, and probe itself running in a container (the image `Containerfile` builds).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { nsPids } from "../../lib/proc/identity.ts";
 import { openLibraryInProcess } from "../../lib/proc/target.ts";
 import { ElfFile } from "../../lib/elf.ts";
 import { resolveFunction } from "../../lib/symbols.ts";
 import { closeFd } from "../../lib/ffi/libc.ts";
 import { Lines, buildC, linksHeldBy, probeBinary, runProbe, sh, start, startProbe, type Running } from "../helpers.ts";
-import { httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "../fixtures/container.ts";
+import { ensureRootfs, httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
 import { importProbeImage, probeImageRoot } from "../fixtures/probe-image.ts";
 
@@ -211,13 +212,18 @@ describe("--pid of a process in a container", () => {
     expect(r.code).toBe(0);
   });
 
-  test("--wait: waits for the process to map the library, then attaches", async () => {
+  test("--wait: a library the process maps later is probed from the start, in the file its loader will load (the container's own)", async () => {
     const late = await startNsContainer(["/bin/sh", "-c", "sleep 1; LD_PRELOAD=/opt/ssl/libssl.so.3 exec /bin/sleep 1000"]);
     started.push(late);
-    const p = await startProbe(["uprobe", "libssl", "SSL_read", "--pid", String(late.pid), "--wait", "-d", "0.5"]);
-    const err = await p.err.done();
-    expect(err.join("\n")).toContain(`probe: waiting for pid ${late.pid} (container pid 1) to map libssl...`);
-    expect(err.join("\n")).toContain(`Tracing SSL_read in ${CONTAINER_LIB}`);
+    // The fixture returns when a /bin/sh runs at the container's depth: the host's, running the
+    // pivot script, may not have exec'd the container's yet (its view would be the host's).
+    const containerSh = statSync(join(ensureRootfs().root, "bin/sh")).ino;
+    for (let i = 0; i < 100 && statSync(`/proc/${late.pid}/exe`).ino !== containerSh; i++) await Bun.sleep(20);
+    const p = await startProbe(["uprobe", "libssl", "SSL_read", "--pid", String(late.pid), "--wait", "-d", "2"]);
+    const err = (await p.err.done()).join("\n");
+    expect(err).toContain(`probe: pid ${late.pid} (container pid 1) has not mapped libssl yet (/proc/${late.pid}/maps): probing ${CONTAINER_LIB}`);
+    expect(err).toContain(`Tracing SSL_read in ${CONTAINER_LIB}`);
+    expect(err).not.toContain("moved there");
     expect(await p.proc.exited).toBe(0);
     await late.stop();
   });
