@@ -18,6 +18,22 @@ struct {
 	__type(value, struct ssl_stats);
 } stats SEC(".maps");
 
+/* Reads the tables had no room for (user space moves exited processes out of `stats`, so only a
+ * burst of more live processes than it holds ends here). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SSL_DROP_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+static __always_inline void drop(__u32 kind)
+{
+	__u64 *d = bpf_map_lookup_elem(&dropped, &kind);
+	if (d)
+		__sync_fetch_and_add(d, 1);
+}
+
 struct pending {
 	__u64 readbytes;  /* SSL_read_ex's size_t *readbytes, read back at return */
 	__u64 func;
@@ -68,15 +84,21 @@ int ssl_read_entry(struct pt_regs *ctx)
 	if (go && bpf_map_lookup_elem(&pending, &k))
 		return 0;
 	struct ssl_stats *s = stats_for(tgid, TLS_COOKIE_LIB(cookie));
-	if (!s)
+	if (!s) {
+		drop(SSL_DROP_COUNTS);
 		return 0;
+	}
 	__sync_fetch_and_add(&s->calls, 1);
 	struct pending p = { .func = fn };
 	if (fn == TLS_SSL_READ_EX)
 		p.readbytes = REG(ctx, rcx);
 	if (bpf_map_update_elem(&pending, &k, &p, BPF_NOEXIST) != 0) {
-		__sync_fetch_and_add(&s->lost_entries, 1);
-		bpf_map_update_elem(&pending, &k, &p, BPF_ANY);
+		/* Either this thread's previous call never returned (counted as a lost entry) or the
+		 * table is full (said as dropped). */
+		if (bpf_map_update_elem(&pending, &k, &p, BPF_ANY) != 0)
+			drop(SSL_DROP_PAIRING);
+		else
+			__sync_fetch_and_add(&s->lost_entries, 1);
 	}
 	return 0;
 }

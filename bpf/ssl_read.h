@@ -30,6 +30,10 @@ enum tls_fn {
 #define TLS_COOKIE_FN(c) ((__u32)(c) & 0xff)
 #define TLS_COOKIE_LIB(c) ((__u32)((c) >> 8))
 
+/* Slots of ssl-read's `dropped` array (the indexes of bpf/uprobe.h's drop_kind): what could not
+ * be counted. */
+enum ssl_drop { SSL_DROP_COUNTS = 1, SSL_DROP_PAIRING = 2, SSL_DROP_KINDS = 4 };
+
 /* ssl-read's counters are per process and library. */
 struct ssl_key {
 	__u32 tgid;

@@ -4,7 +4,8 @@
 // a per-thread check that returns follow entries.
 import { pc } from "../colors.ts";
 import { MapReader } from "../../lib/maps.ts";
-import { SSL_CONFIG, SSL_STATS, commAt } from "../../lib/layouts.ts";
+import { DROP, SSL_CONFIG, SSL_STATS, commAt } from "../../lib/layouts.ts";
+import { processExists } from "../../lib/proc/identity.ts";
 import { ProbeError } from "../errors.ts";
 import { withSession, type SessionOptions } from "../session.ts";
 import { NsPidCache } from "../targets.ts";
@@ -44,7 +45,11 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     attachTls(s, targets, { entry: obj.progFd("ssl_read_entry"), ret: obj.progFd("ssl_read_return") }, ["read"]);
     s.note(`Reporting every ${s.intervalSec} s. Ctrl-C to stop.`);
 
-    const stats = new MapReader(obj.mapFd("stats"));
+    const stats = new SslTable(new MapReader(obj.mapFd("stats")));
+    s.watchLosses(obj.mapFd("dropped"), [
+      { index: DROP.COUNTS, kind: "counts", what: "TLS reads not counted (the per-process table was full)" },
+      { index: DROP.STARTS, kind: "pairing", what: "TLS reads not paired with their return (the pairing table was full)" },
+    ]);
     const out = s.out;
     const json = s.json;
     const last = new Map<string, bigint>();
@@ -53,7 +58,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     let warned = false;
     /** Prints what changed (everything when final) and returns the returns seen without their entry. */
     const report = (final: boolean): bigint => {
-      const rows = readSslStats(stats);
+      const rows = stats.read();
       const key = (r: SslRow) => `${r.pid}/${r.lib}`;
       const changed = final ? rows : rows.filter((r) => last.get(key(r)) !== r.calls + r.returns);
       for (const r of rows) last.set(key(r), r.calls + r.returns);
@@ -75,12 +80,49 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
   });
 }
 
+/**
+ * The `stats` map with exited processes moved out into totals kept here, so that the kernel's
+ * bounded table never fills with the dead and counts stay exact however many short-lived
+ * processes come and go (as src/count-table.ts does for uprobe --summary).
+ */
+class SslTable {
+  private readonly gone = new Map<string, SslRow>();
+  constructor(private readonly map: MapReader) {}
+
+  read(): SslRow[] {
+    const live: SslRow[] = [];
+    for (const { key, row } of sslStatsEntries(this.map)) {
+      if (processExists(row.pid)) {
+        live.push(row);
+        continue;
+      }
+      this.map.delete(key);
+      const id = `${row.pid}/${row.lib}`;
+      const prev = this.gone.get(id);
+      this.gone.set(id, prev ? addRows(prev, row) : row);
+    }
+    return [...live, ...this.gone.values()].sort((a, b) => a.pid - b.pid || a.lib - b.lib);
+  }
+}
+
+function addRows(a: SslRow, b: SslRow): SslRow {
+  return {
+    ...a,
+    calls: a.calls + b.calls, returns: a.returns + b.returns, bytes: a.bytes + b.bytes, errors: a.errors + b.errors,
+    orphanReturns: a.orphanReturns + b.orphanReturns, lostEntries: a.lostEntries + b.lostEntries, inflightReturns: a.inflightReturns + b.inflightReturns,
+  };
+}
+
 export function readSslStats(stats: MapReader): SslRow[] {
-  const rows = stats.entries().map(({ key, values }) => {
+  return sslStatsEntries(stats).map((e) => e.row).sort((a, b) => a.pid - b.pid || a.lib - b.lib);
+}
+
+function sslStatsEntries(stats: MapReader): { key: Uint8Array; row: SslRow }[] {
+  return stats.entries().map(({ key, values }) => {
     const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
     const u = (off: number) => v.getBigUint64(off, true);
     const k = new DataView(key.buffer, key.byteOffset, key.byteLength);
-    return {
+    return { key, row: {
       pid: k.getUint32(0, true),
       lib: k.byteLength >= 8 ? k.getUint32(4, true) : 0,
       comm: commAt(v, SSL_STATS.comm),
@@ -91,10 +133,11 @@ export function readSslStats(stats: MapReader): SslRow[] {
       orphanReturns: u(SSL_STATS.orphan_returns),
       lostEntries: u(SSL_STATS.lost_entries),
       inflightReturns: u(SSL_STATS.inflight_returns),
-    };
+    } };
   });
-  return rows.sort((a, b) => a.pid - b.pid || a.lib - b.lib);
 }
+
+const HUMAN_ROWS = 50;
 
 function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache, targets: TlsTarget[]): void {
   const libOf = (r: SslRow) => targets[r.lib];
@@ -126,11 +169,18 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspi
   const title = final ? "TOTAL" : new Date().toTimeString().slice(0, 8);
   // The PID inside the container (every nested level, outermost first) when any row has one.
   const inner = (r: SslRow) => nspids.get(r.pid).slice(1).join("/") || "-";
-  const withNs = rows.some((r) => nspids.get(r.pid).length > 1);
+  // Rows shown one by one at most (the busiest); the rest summed into one line (every row in JSON).
+  const top = rows.length > HUMAN_ROWS ? [...rows].sort((a, b) => (b.calls > a.calls ? 1 : b.calls < a.calls ? -1 : 0)).slice(0, HUMAN_ROWS) : rows;
+  const withNs = top.some((r) => nspids.get(r.pid).length > 1);
   const cols: Column[] = [{ title }, { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" },
     { title: "CALLS", right: true }, { title: "RETURNS", right: true }, { title: "BYTES", right: true }, { title: "ERRORS", right: true }, { title: "ORDER" }, { title: "LIBRARY" }];
-  const cells = rows.map((r) => ["", String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
+  const cells = top.map((r) => ["", String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
     r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok", libOf(r)?.lib.target.display ?? "?"]);
   for (const l of table(cols, cells)) out.line(l);
+  if (top.length < rows.length) {
+    const rest = rows.filter((r) => !top.includes(r));
+    const sum = (f: (r: SslRow) => bigint) => rest.reduce((a, r) => a + f(r), 0n);
+    out.line(`  ... and ${rest.length} more (${new Set(rest.map((r) => r.pid)).size} processes): ${sum((r) => r.calls)} calls, ${sum((r) => r.bytes)} bytes`);
+  }
   if (final && !rows.length) out.line("          no TLS reads seen");
 }

@@ -167,7 +167,7 @@ describe("issue 9: silent loss", () => {
   // ssl-read's stats map (bpf/ssl_read.bpf.c, read by src/commands/ssl-read.ts, both another
   // engineer's) still holds 16,384 processes and keeps exited ones: the same silent loss. This
   // test fails until it folds exited processes out as src/count-table.ts does (see the report).
-  test.failing("9.4 ssl-read: 20,000 short-lived processes reading once each are all counted (or the rest said dropped)", async () => {
+  test("9.4 ssl-read: 20,000 short-lived processes reading once each are all counted (or the rest said dropped)", async () => {
     const forker = fixture("forker", ["-ldl"]);
     const libDir = join(WORK, `reliab-ssl-${process.pid}`);
     mkdirSync(libDir, { recursive: true });
