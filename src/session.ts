@@ -314,11 +314,9 @@ export class Session implements Closable {
     const proc = this.filter.proc;
     const library = proc && (spec.startsWith("/") || looksLikeLibrary(spec)) && spec !== executablePath(proc.pid);
     if (!proc || !library || findMappedLibrary(proc.pid, spec)) return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
-    let t: OpenTarget;
-    try {
-      t = this.scope.add(openTargetIn(spec, { pid: proc.pid }));
-    } catch (e) {
-      if (!wait || !(e instanceof ProcessError && e.reason === "not-found")) throw e;
+    const t = this.openBeforeMapped(spec, wait);
+    if (!t) {
+      if (!wait) return this.scope.add(openTargetIn(spec, { pid: proc.pid })); // throws: not found, said why
       this.note(`probe: waiting for ${proc.label} to map ${spec}... (Ctrl-C to stop)`);
       await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
       return this.scope.add(openTargetIn(spec, { pid: proc.pid }));
@@ -326,8 +324,26 @@ export class Session implements Closable {
     const what = `${proc.label} has not mapped ${spec}${wait ? " yet" : ""} (/proc/${proc.pid}/maps): probing ${t.display}, the file its loader would load`;
     if (wait) this.note(`probe: ${what}; its calls are seen from the moment it maps it`);
     else this.warn(`${what}, which sees its calls only if it loads it (a program with the code built in, or using another library, makes none there)`);
+    return t;
+  }
+
+  /**
+   * The file the traced process's loader would load for library `spec`, which it has not mapped
+   * (yet), opened and registered so that the run loop moves what is attached to it if the process
+   * maps another file (see openTarget); undefined when the library is nowhere in its view. Errors
+   * other than "not found" (a FIFO where the loader's cache should be) are thrown.
+   */
+  openBeforeMapped(spec: string, soon = false): OpenTarget | undefined {
+    const proc = this.filter.proc!;
+    let t: OpenTarget;
+    try {
+      t = this.scope.add(openTargetIn(spec, { pid: proc.pid }));
+    } catch (e) {
+      if (e instanceof ProcessError && e.reason === "not-found") return undefined;
+      throw e;
+    }
     this.unmapped.push({ spec, target: t, ino: fstatSync(t.fd).ino, attached: [] });
-    if (wait) this.unmappedPollMs = 10;
+    if (soon) this.unmappedPollMs = 10;
     return t;
   }
 

@@ -82,11 +82,39 @@ async function inTracedProcesses(s: Session, finder: TlsFinder, wait: boolean): 
       return r.libraries;
     }
     if (!wait) throw notFound(s, r.looked);
+    if (!said && pids.length === 1) {
+      const early = probeBeforeMapped(s, finder);
+      if (early.length) return early;
+    }
     if (proc.watch.exited()) throw new ProbeError(`${proc.label} exited before it loaded a TLS library`);
     if (!said) s.note(`probe: waiting for ${proc.label}${pids.length > 1 ? ` (or the ${pids.length - 1} other processes of its container)` : ""} to load a TLS library... (Ctrl-C to stop)`);
     said = true;
     await Bun.sleep(WAIT_POLL_MS);
   }
+}
+
+/** The shared TLS libraries a process's loader would load, by the names programs link against. */
+const LOADER_NAMES = ["libssl.so.3", "libgnutls.so.30"];
+
+/**
+ * --wait on one process that has no TLS yet: the shared TLS libraries its loader would load are
+ * probed at once, so that reads made right after it maps one are seen (waiting for the mapping,
+ * then attaching, misses the first milliseconds). If it maps another file, the session moves the
+ * probes there; until it maps one, the others keep waiting as before.
+ */
+function probeBeforeMapped(s: Session, finder: TlsFinder): TlsLibrary[] {
+  const proc = s.filter.proc!;
+  const libs: TlsLibrary[] = [];
+  for (const name of LOADER_NAMES) {
+    const t = s.openBeforeMapped(name, true);
+    const lib = t && finder.addTarget(t);
+    if (lib) libs.push(lib);
+  }
+  if (libs.length) {
+    const files = libs.map((l) => `${l.target.display} (${l.stacks.map((st) => st.name).join(", ")})`).join(" and ");
+    s.note(`probe: ${proc.label} has not loaded a TLS library yet (/proc/${proc.pid}/maps): probing ${files}, which its loader would load; its calls are seen from the moment it maps one`);
+  }
+  return libs;
 }
 
 /** Nothing found: what was looked for, and where. */

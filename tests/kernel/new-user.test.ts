@@ -184,10 +184,27 @@ describe("issue 10: says nothing where it should say something", () => {
     try {
       await Bun.sleep(800);
       for (const pr of procs) expect(pr.exitCode).toBeNull();
-      for (const pr of procs) {
+      // Each one's own TLS is found and named, and exactly what is attached announced.
+      const found = [
+        /: OpenSSL 3\.\d+\.\d+ linked into \/usr\/bin\/node/,
+        /: Go [\d.]+ crypto\/tls linked into \S+reliab-goserver/,
+        /: GnuTLS 3\.\d+\.\d+ in \S+libgnutls\.so\.30/,
+      ];
+      for (const [i, pr] of procs.entries()) {
         const r = probe(["ssl-read", "--pid", String(pr.pid), "-d", "0.3"], { timeoutMs: 20_000 });
         expect(r.stderr).not.toMatch(RAW_EXCEPTION);
-        expect(r.stderr).toMatch(new RegExp(`warning: pid ${pr.pid} has not mapped libssl \\(/proc/${pr.pid}/maps\\): probing \\S+libssl\\.so\\.3`));
+        expect(r.code).toBe(0);
+        expect(r.stderr).toMatch(new RegExp(`^\\S+ ${pr.pid}${found[i]!.source}`, "m"));
+        expect(r.stderr).toMatch(/^Tracing \S+/m);
+      }
+      // A process with no TLS at all: what was looked for, and where.
+      const sleeper = Bun.spawn(["sleep", "60"]);
+      try {
+        const r = probe(["ssl-read", "--pid", String(sleeper.pid), "-d", "0.3"], { timeoutMs: 20_000 });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`^probe: error: no TLS found in pid ${sleeper.pid}: looked for a shared OpenSSL libssl or GnuTLS libgnutls, and for .*SSL_read.* in the symbols of the \\d+ files process ${sleeper.pid} \\(sleep\\) maps executable, its executable /usr/bin/sleep included`, "m"));
+      } finally {
+        sleeper.kill("SIGKILL");
       }
     } finally {
       for (const pr of procs) pr.kill("SIGKILL");

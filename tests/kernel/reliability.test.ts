@@ -103,10 +103,13 @@ describe("issue 9: hangs and crashes", () => {
     const cases: [string[], RegExp][] = [
       [["uprobe", "/opt/ssl/libssl.so.3", "SSL_read", "--pid", String(everywhere.pid)], /\/opt\/ssl\/libssl\.so\.3.*not a regular file/],
       [["ssl-read", "--pid", String(everywhere.pid), "--lib", "/opt/ssl/libssl.so.3"], /\/opt\/ssl\/libssl\.so\.3.*not a regular file/],
-      [["ssl-read", "--pid", String(everywhere.pid)], /\/etc\/ld\.so\.cache.*not a regular file/],
+      // Without --wait, ssl-read looks only at what the process maps (a sleeper: no TLS); with
+      // --wait it probes the libssl the process's loader would load, through the planted cache.
+      [["ssl-read", "--pid", String(everywhere.pid)], /no TLS found in pid \d+/],
+      [["ssl-read", "--pid", String(everywhere.pid), "--wait"], /\/etc\/ld\.so\.cache.*not a regular file/],
       [["uprobe", "libssl", "SSL_read", "--pid", String(everywhere.pid)], /\/etc\/ld\.so\.cache.*not a regular file/],
       [["uprobe", "libssl", "SSL_read", "--pid", String(inDir.pid)], /libssl\.so\.3.*not a regular file/],
-      [["ssl-read", "--pid", String(inDir.pid)], /libssl\.so\.3.*not a regular file/],
+      [["ssl-read", "--pid", String(inDir.pid), "--wait"], /libssl\.so\.3.*not a regular file/],
     ];
     for (const [args, re] of cases) {
       const r = probe([...args, "-d", "1"], { timeoutMs: 10_000 });

@@ -145,7 +145,7 @@ describe("what was found, what was looked for", () => {
     await stopProbe(p);
   });
 
-  test("--wait: a process that loads its TLS library later is waited for, then traced exactly", async () => {
+  test("--wait: a process that loads its TLS library later is probed at once in the libssl its loader would load, then traced exactly", async () => {
     const srv = await server("python");
     // python3 without ssl imported maps no libssl; it imports ssl on the first line, connects on the second.
     const script = `import sys, socket\nprint("ready", flush=True)\nsys.stdin.readline()\nimport ssl\nprint("imported", flush=True)\nsys.stdin.readline()\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\nc = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${srv.port})))\nc.sendall(b"GET /size/2000 HTTP/1.1\\r\\n\\r\\n")\nn = 0\nk = 0\nwhile True:\n    b = c.recv(65536)\n    k += 1\n    if not b:\n        break\n    n += len(b)\nprint("done", k, n, flush=True)\n`;
@@ -153,11 +153,12 @@ describe("what was found, what was looked for", () => {
     started.push({ stop: () => py.proc.kill() });
     await py.out.waitFor(/^ready/);
     const p = start([probeBinary(), "ssl-read", "--pid", String(py.proc.pid), "--wait", "--json", "-i", "0.2"]);
-    await p.err.waitFor(/waiting for pid \d+ to load a TLS library/);
+    // Probed at once in the libssl its loader would load: the reads right after the import count.
+    await p.err.waitFor(/has not loaded a TLS library yet .*: probing (\/usr)?\/lib\/x86_64-linux-gnu\/libssl\.so\.3 \(OpenSSL/);
+    await p.err.waitFor(/^Tracing SSL_read, SSL_read_ex in (\/usr)?\/lib\/x86_64-linux-gnu\/libssl\.so\.3/);
     py.proc.stdin.write("\n");
     py.proc.stdin.flush();
     await py.out.waitFor(/^imported/);
-    await p.err.waitFor(/^Tracing SSL_read, SSL_read_ex in \/usr\/lib\/x86_64-linux-gnu\/libssl\.so\.3/);
     py.proc.stdin.write("\n");
     py.proc.stdin.flush();
     const [, k, n] = await py.out.waitFor(/^done (\d+) (\d+)/);
