@@ -314,7 +314,13 @@ static __always_inline void hist_add(__u32 tgid, __u32 func, __u64 v)
 	if (b >= HIST_BUCKETS)
 		b = HIST_BUCKETS - 1;
 	__sync_fetch_and_add(&h->buckets[b], 1);
-	__sync_fetch_and_add(&h->sum, v);
+	/* A 128-bit sum: the carry out of the low word, and a negative value's sign extension. */
+	__u64 before = __sync_fetch_and_add(&h->sum, v);
+	__u64 hi = before + v < before ? 1 : 0;
+	if (cfg.hist_signed && (__s64)v < 0)
+		hi -= 1;
+	if (hi)
+		__sync_fetch_and_add(&h->sum_hi, hi);
 	__u64 order = cfg.hist_signed ? v ^ (1ULL << 63) : v;
 	raise_to(&h->min_inv, ~order);
 	raise_to(&h->max, order);

@@ -35,7 +35,8 @@ enum hist_kind { HIST_NONE = 0, HIST_LATENCY = 1, HIST_ENTRY = 2, HIST_RETURN = 
  * are kept in an order-preserving unsigned form (signed values with the sign bit flipped), min
  * as its complement, so that a zeroed row means "nothing seen yet" for both. */
 struct hist_row {
-	__u64 sum;           /* of the values, modulo 2^64 */
+	__u64 sum;           /* of the values: low 64 bits */
+	__u64 sum_hi;        /* high 64 bits (two's complement for signed values): no sum overflows */
 	__u64 min_inv;       /* ~order(smallest value) */
 	__u64 max;           /* order(largest value) */
 	char comm[16];       /* per-process rows: the process's name when its row was made */

@@ -74,7 +74,7 @@ export class Histogram {
     readonly signed: boolean,
     /** Calls per bucket (bucketCount(scheme) of them). */
     readonly counts: number[],
-    /** Sum of the values (exact). */
+    /** Sum of the values (exact: the program keeps 128 bits). */
     readonly sum: bigint,
     /** Smallest and largest value, when known (an interval's difference does not know them). */
     readonly min?: bigint,
@@ -205,6 +205,7 @@ export function decodeHistRow(v: DataView, off: number, scheme: BucketScheme, si
   const fromOrder = (order: bigint) => valueOf(signed ? order ^ TWO63 : order, signed);
   const min = any ? fromOrder(~raw(HIST_ROW.min_inv) & MASK64) : undefined;
   const max = any ? fromOrder(raw(HIST_ROW.max)) : undefined;
-  const hist = new Histogram(scheme, signed, counts, valueOf(raw(HIST_ROW.sum), signed), min, max);
+  const sum128 = (raw(HIST_ROW.sum_hi) << 64n) | raw(HIST_ROW.sum);
+  const hist = new Histogram(scheme, signed, counts, signed ? BigInt.asIntN(128, sum128) : sum128, min, max);
   return { hist, comm: commAt(v, off + HIST_ROW.comm), nspid: v.getUint32(off + HIST_ROW.nspid, true) };
 }

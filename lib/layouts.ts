@@ -16,7 +16,7 @@ export const HIST = { NONE: 0, LATENCY: 1, ENTRY: 2, RETURN: 3 } as const;
 /** Buckets in a histogram row; log2 rows use the first HIST_LOG2_BUCKETS. */
 export const HIST_BUCKETS = 256;
 export const HIST_LOG2_BUCKETS = 66;
-export const HIST_ROW = { size: 48 + HIST_BUCKETS * 8, sum: 0, min_inv: 8, max: 16, comm: 24, nspid: 40, buckets: 48 } as const;
+export const HIST_ROW = { size: 56 + HIST_BUCKETS * 8, sum: 0, sum_hi: 8, min_inv: 16, max: 24, comm: 32, nspid: 48, buckets: 56 } as const;
 export const HIST_KEY = { size: 8, pid: 0, func: 4 } as const;
 
 /** How a call's stack is recorded (enum stack_kind). */

@@ -140,7 +140,6 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
     const what = names.length === 1 ? `${names[0]} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions of ${t.display}`;
     const doing = hist ? ` (${hist.what === "latency" ? "latency histogram" : hist.what === "ret" ? "histogram of the return value" : `histogram of ${hist.what}`})` : stacks ? ` (${stacks.aggregate ? "calls per stack" : "calls with their stacks"}, ${stacks.mode === "fp" ? "frame pointers" : `unwound from ${stacks.stackSize} bytes of stack`})` : ret ? " (calls and returns)" : "";
-    s.note(`Tracing ${what}${doing}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
     const out = s.out;
     const json = s.json;
     let poll: (() => number) | undefined;
@@ -225,6 +224,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       };
     }
     out.flush();
+    // Said once the loop has taken over Ctrl-C (it does so as it starts, before this timer fires):
+    // whoever waits for this line may stop probe at once.
+    setTimeout(() => s.note(`Tracing ${what}${doing}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
     await s.run({ poll, report: reportEvery });
     counts?.print(out, json, true);
     finish?.();
