@@ -136,9 +136,12 @@ export class Histogram {
         before += c;
         continue;
       }
+      // The bucket's values, narrowed to [min, max] where those fall inside it (open buckets need them).
       const r = bucketRange(this.scheme, i);
-      const lo = r.lo ?? this.min ?? r.hi!;
-      const hi = r.hi ?? (this.max !== undefined ? this.max + 1n : r.lo!);
+      let lo = r.lo ?? this.min ?? r.hi!;
+      let hi = r.hi ?? (this.max !== undefined ? this.max + 1n : r.lo!);
+      if (this.min !== undefined && this.min > lo && this.min < hi) lo = this.min;
+      if (this.max !== undefined && this.max + 1n < hi && this.max >= lo) hi = this.max + 1n;
       let v = Number(lo) + ((rank - before) / c) * Number(hi - lo);
       if (this.min !== undefined) v = Math.max(v, Number(this.min));
       if (this.max !== undefined) v = Math.min(v, Number(this.max));
