@@ -54,9 +54,14 @@ export class ProcessViews {
     return !!fresh;
   }
 
-  /** Reads maps of processes not seen yet (while they live: stacks counted in BPF are named at exit). */
+  /**
+   * Reads the maps of a process not seen yet and opens its executable files, while it lives:
+   * stacks counted in BPF are only named at the end.
+   */
   remember(pid: number): void {
-    if (!this.views.has(pid)) this.space(pid);
+    if (this.views.has(pid)) return;
+    const space = this.space(pid);
+    for (const m of space?.mappings ?? []) if (m.perms?.includes("x") && m.path.startsWith("/")) space!.locate(m.start);
   }
 
   private read(pid: number): View | null {
