@@ -14,7 +14,7 @@ import { MapReader } from "../../lib/maps.ts";
 import { encodeFunction, fromDescriptor } from "../../lib/args/describe.ts";
 import { locate } from "../../lib/types/abi.ts";
 import { parsePrototype } from "../../lib/types/prototype.ts";
-import { withSession, type SessionOptions } from "../session.ts";
+import { withSession, type Session, type SessionOptions } from "../session.ts";
 import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
@@ -24,6 +24,7 @@ import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.t
 import { ProcessViews } from "../stack-views.ts";
 import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
+import { MmapEvents } from "../stack-mmaps.ts";
 
 export interface UprobeOptions extends SessionOptions {
   ret?: boolean;
@@ -133,9 +134,14 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       const slots = new MapReader(obj.mapFd("hist_slots"));
       histSlots.forEach((h, i) => h && slots.update(new Uint8Array(new Uint32Array([i]).buffer), h.bytes));
     }
+    // Stacks are named from each process's mappings: followed from before the probes fire (and a
+    // held command starts), so that a process gone before its maps are read keeps them.
+    const views = stacks ? new ProcessViews(s.scope) : undefined;
+    const mmaps = views && watchMappings(s);
     if (withEntry) s.attach(obj.progFd(entryProg), t, entryPoints(plan), false, names);
     if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan), plan.retprobe, names);
     s.confirm();
+    if (views && s.filter.proc) views.remember(s.filter.proc.pid);
 
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
     const what = names.length === 1 ? `${names[0]} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions of ${t.display}`;
@@ -164,28 +170,36 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       // Like funclatency and bpftrace: at exit, and every interval only when one is asked for.
       if (o.interval !== undefined) reportEvery = () => report.print(out, json, false);
       finish = () => report.print(out, json, true);
-    } else if (stacks) {
-      const views = new ProcessViews(s.scope);
+    } else if (stacks && views) {
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
       const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
       const unwinder = new StackUnwinder(views, stacks.mode, atEntry);
+      const exited: number[] = [];
+      const syncMappings = () =>
+        mmaps?.consume({ mmap: (r) => views.onMmap(r), exec: (pid) => views.onExec(pid), fork: (pid, ppid) => views.onFork(pid, ppid), exit: (pid) => exited.push(pid) });
+      // Exits are applied after the stacks read in the same round (those were recorded before them).
+      const forgetExited = () => {
+        for (const pid of exited.splice(0)) views.onExit(pid);
+      };
+      let onRecord: (v: DataView, off: number, len: number) => void = () => {};
+      let counter = new StackCounter();
       if (stacks.aggregate) {
-        let counter = new StackCounter();
         if (stackKind === STACK.FP_COUNT) {
           let seen = 0;
           poll = () => {
-            // Processes are named at exit from maps read while they ran.
-            if (performance.now() - seen > 200) {
+            syncMappings();
+            // Processes are named at exit from what was read while they ran.
+            if (exited.length || performance.now() - seen > 200) {
               seen = performance.now();
               for (const pid of fpCountPids(obj.mapFd("stack_counts"))) views.remember(pid);
             }
+            forgetExited();
             return 0;
           };
         } else {
-          const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
-          poll = () => rb.consume((v, off, len) => {
+          onRecord = (v, off, len) => {
             if (v.getUint32(off, true) === EV_STACK) counter.add(unwinder.fromRecord(v, off, len));
-          });
+          };
         }
         finish = () => {
           if (stackKind === STACK.FP_COUNT) counter = readFpCounts(obj.mapFd("stack_counts"), obj.mapFd("stack_ids"), atEntry, views);
@@ -193,14 +207,19 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         };
       } else {
         if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
-        const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
         const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump });
+        onRecord = stream.onRecord;
+        finish = () => stream.flush();
+      }
+      if (stackKind !== STACK.FP_COUNT) {
+        const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
         poll = () => {
-          const got = rb.consume(stream.onRecord);
+          syncMappings();
+          const got = rb.consume(onRecord);
+          forgetExited();
           out.flush();
           return got;
         };
-        finish = () => stream.flush();
       }
     } else if (o.summary) {
       counts = new CountTable(obj.mapFd("counts"), names, ret, nsOf);
@@ -272,5 +291,15 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
     return 0;
   } finally {
     scope.close();
+  }
+}
+
+/** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */
+function watchMappings(s: Session): MmapEvents | undefined {
+  try {
+    return s.scope.add(new MmapEvents());
+  } catch (e) {
+    s.warn(`stacks of processes that exit before probe reads their maps will stay unnamed: ${(e as Error).message}`);
+    return undefined;
   }
 }

@@ -146,6 +146,36 @@ describe("--stack on C built -O2 -fomit-frame-pointer", () => {
   });
 });
 
+describe("processes gone before their maps are read", () => {
+  test("-- CMD that exits right after its calls: named from the mappings the kernel reported as they were made", async () => {
+    const chain = buildChain();
+    for (let i = 0; i < 3; i++) {
+      const r = runProbe(["uprobe", chain, "target", "--stack", "--json", "--", chain, "both", "1", "once"]);
+      expect(r.code).toBe(0);
+      const events = json<StackEvent>(r.stdout.split("\n"));
+      expect(events.length).toBe(2);
+      for (const e of events) {
+        expect(e.stack_end).toBe("outermost");
+        expect(e.stack.map((f) => f.function)).toContain("main");
+        expect(e.stack.at(-1)!.function).toBe("_start");
+        expect(e.stack.every((f) => f.function !== "[unknown]")).toBe(true);
+      }
+    }
+  });
+
+  test("a forked child that exits at once (no exec, no mapping of its own): its parent's mappings", () => {
+    const chain = buildChain();
+    const r = runProbe(["uprobe", chain, "target", "--stack", "--json", "--follow-children", "--", chain, "both", "1", "fork"]);
+    expect(r.code).toBe(0);
+    const events = json<StackEvent>(r.stdout.split("\n"));
+    expect(events.length).toBe(2);
+    for (const e of events) {
+      expect(e.stack.at(-1)!.function).toBe("_start");
+      expect(e.stack.map((f) => f.function)).toContain("main");
+    }
+  });
+});
+
 describe("--stacks: calls per unique stack", () => {
   const chain = buildChain();
   const CHAIN = ["chain", "_start", "__libc_start_main", "__libc_start_call_main", "main", "round_of.constprop.0", "a", "b", "c", "target"];

@@ -1,11 +1,10 @@
 // Bucket arithmetic (lib/hist.ts) against a direct reference, percentiles against values whose
 // percentiles are known, a struct hist_row decoded from bytes laid out as the C header says, and
-// the bar chart and labels people read (src/hist-format.ts); fpStack's caller at rsp (src/stacks.ts).
+// the bar chart and labels people read (src/hist-format.ts).
 import { describe, expect, test } from "bun:test";
 import { Histogram, bucketCount, bucketIndex, bucketRange, decodeHistRow, linearScheme, type BucketScheme } from "../../lib/hist.ts";
 import { HIST_BUCKETS, HIST_ROW } from "../../lib/layouts.ts";
 import { boundText, durationText, histogramLines, summaryText } from "../../src/hist-format.ts";
-import { fpStack } from "../../src/stacks.ts";
 
 const LOG2: BucketScheme = { kind: "log2" };
 
@@ -163,13 +162,5 @@ describe("what people read", () => {
     expect(summaryText(h, { durations: false })).toBe("6 calls, min -3, avg 836, max 5000, p50 5.33, p90 4458, p99 4947");
     expect(histogramLines(Histogram.empty(LOG2, false), { durations: false })).toEqual([]);
     expect(summaryText(Histogram.empty(LOG2, false), { durations: true })).toBe("0 calls");
-  });
-});
-
-describe("frame-pointer stacks", () => {
-  test("the caller at rsp goes back in when probed at a function's entry, and only then", () => {
-    expect(fpStack(0x1000, 0x2000, [0x1000, 0x3000, 0x4000, 0], true)).toEqual([0x1000, 0x2000, 0x3000, 0x4000]);
-    expect(fpStack(0x1000, 0x2000, [0x1000, 0x3000], false)).toEqual([0x1000, 0x3000]);
-    expect(fpStack(0x1000, 0, [], true)).toEqual([0x1000]);
   });
 });
