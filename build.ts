@@ -17,9 +17,13 @@ const sources = readdirSync(bpfDir).filter((f) => f.endsWith(".bpf.c")).sort();
 const objects: Record<string, string> = {};
 for (const src of sources) {
   const name = src.replace(/\.bpf\.c$/, "");
-  const out = join(outDir, `${name}.bpf.o`);
-  await $`${clang} ${cflags} -c ${join(bpfDir, src)} -o ${out}`;
-  objects[name] = readFileSync(out).toString("base64");
+  // Each object twice: plain, and NAME.core with the CO-RE reads of bpf/filter.h (containers,
+  // descendants), whose kernel BTF libbpf then has to load.
+  for (const [variant, defines] of [[name, []], [`${name}.core`, ["-DPROBE_CORE"]]] as const) {
+    const out = join(outDir, `${variant}.bpf.o`);
+    await $`${clang} ${cflags} ${defines} -c ${join(bpfDir, src)} -o ${out}`;
+    objects[variant] = readFileSync(out).toString("base64");
+  }
 }
 
 // Generated, not committed: the embedded BPF objects as base64 (a few KB each).
@@ -34,7 +38,7 @@ writeFileSync(join(root, "lib", "bpf-objects.generated.ts"), gen);
 if (!process.argv.includes("--objects-only")) {
   mkdirSync(join(root, "dist"), { recursive: true });
   await $`bun build --compile --minify --bytecode --sourcemap=none ${join(root, "src", "cli.ts")} --outfile ${join(root, "dist", "probe")}`.quiet();
-  console.log(`built dist/probe (${sources.length} BPF objects: ${Object.keys(objects).join(", ")})`);
+  console.log(`built dist/probe (${sources.length} BPF objects, plain and .core: ${sources.map((s) => s.replace(/\.bpf\.c$/, "")).join(", ")})`);
 } else {
   console.log(`built ${sources.length} BPF objects`);
 }

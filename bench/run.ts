@@ -10,7 +10,8 @@ import { resolveFunction } from "../lib/symbols.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
-import { ProcessViews } from "../src/stack-views.ts";
+import { opensBench } from "./opens.ts";
+import { histBench } from "./hist.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -21,11 +22,6 @@ mkdirSync(WORK, { recursive: true });
 const LOOP = join(WORK, "loop");
 const build = Bun.spawnSync(["gcc", "-O0", "-o", LOOP, join(ROOT, "bench", "loop.c")], { stderr: "pipe" });
 if (build.exitCode !== 0) throw new Error(`gcc failed: ${build.stderr}`);
-// Stacks through Debian's libc (qsort -> compare -> bench_target); the program keeps frame pointers.
-const STACKS = join(WORK, "stacks");
-const buildStacks = Bun.spawnSync(["gcc", "-O2", "-fno-omit-frame-pointer", "-o", STACKS, join(ROOT, "bench", "stacks.c")], { stderr: "pipe" });
-if (buildStacks.exitCode !== 0) throw new Error(`gcc failed: ${buildStacks.stderr}`);
-const STACK_CALLS = Number(process.env.BENCH_STACK_CALLS ?? 20_000);
 
 const rows: [string, string, string][] = [];
 function row(what: string, value: string, note = "") {
@@ -34,8 +30,8 @@ function row(what: string, value: string, note = "") {
 }
 
 /** Runs the loop; `attach(pid)` sets up tracing before the loop starts and returns a cleanup. */
-async function loopNs(attach?: (pid: number) => Promise<() => Promise<void> | void>, argv = [LOOP, String(CALLS)]): Promise<number> {
-  const p = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe" });
+async function loopNs(attach?: (pid: number) => Promise<() => Promise<void> | void>): Promise<number> {
+  const p = Bun.spawn([LOOP, String(CALLS)], { stdin: "pipe", stdout: "pipe" });
   const out = new Lines(p.stdout);
   const [, pid] = await out.waitFor(/^ready (\d+)/);
   const cleanup = attach ? await attach(Number(pid)) : undefined;
@@ -218,113 +214,11 @@ if (bpftrace) {
   row("bpftrace", "not installed", "(apt-get install bpftrace to compare in the same run)");
 }
 
-// --- histograms (--hist): counted in BPF, no event per call ---------------------------------------
-/** Runs probe for the loop until it ends, then stops it (its report at exit is not measured). */
-const probeDuring = (args: string[], stdoutFile?: string) => async (pid: number) => {
-  const { p } = await probeRun([...args, "--pid", String(pid)], stdoutFile);
-  return async () => {
-    p.kill("SIGINT");
-    await p.exited;
-  };
-};
-const bpftraceDuring = (script: (pid: number) => string, stdoutFile?: string) => async (pid: number) => {
-  const p = Bun.spawn([bpftrace!, "-p", String(pid), "-e", script(pid)], { stdout: stdoutFile ? Bun.file(stdoutFile) : "ignore", stderr: "pipe" });
-  await Bun.sleep(2000); // bpftrace has no "attached" line on stderr; its probes are in place well before this
-  return async () => {
-    p.kill("SIGINT");
-    await p.exited;
-  };
-};
-{
-  const latencyRuns: number[] = [];
-  const btRuns: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    latencyRuns.push(await loopNs(probeDuring(["uprobe", LOOP, "bench_fn", "--hist"])));
-    if (bpftrace) btRuns.push(await loopNs(bpftraceDuring(() => `uprobe:${LOOP}:bench_fn { @start[tid] = nsecs; } uretprobe:${LOOP}:bench_fn /@start[tid]/ { @ = hist(nsecs - @start[tid]); delete(@start[tid]); }`)));
-  }
-  const lat = median(latencyRuns);
-  row("(e) --hist latency (entry+return, log2 in BPF)", `${lat.toFixed(1)} ns/call`, `${(lat / entryRet).toFixed(2)}x (c), ${(lat / counting).toFixed(2)}x (b); median of 3`);
-  if (bpftrace) {
-    const bt = median(btRuns);
-    row("bpftrace @ = hist(nsecs - @start[tid])", `${bt.toFixed(1)} ns/call`, `probe's (e) is ${(lat / bt).toFixed(2)}x this [target <= 1x]; median of 3, interleaved with (e)`);
-  }
-  const arg = await loopNs(probeDuring(["uprobe", LOOP, "long bench_fn(long a, long b)", "--hist", "a"]));
-  row("(f) --hist a (a parameter, read at the call)", `${arg.toFixed(1)} ns/call`, `${(arg / counting).toFixed(2)}x (b)`);
-  const lin = await loopNs(probeDuring(["uprobe", LOOP, "long bench_fn(long a, long b)", "--hist", "a", "--linear", "0,4000,1000000"]));
-  row("(g) --hist a --linear 0,4000,1000000", `${lin.toFixed(1)} ns/call`, `${(lin / counting).toFixed(2)}x (b)`);
-}
+// --- opensnoop: what tracing every open costs the process that opens ------------------------------
+await opensBench(row);
 
-// --- stacks through Debian's libc ------------------------------------------------------------------
-{
-  /** Like loopNs, but the tracer is stopped (and prints) while the target still runs: its maps name the frames. */
-  const stacksNs = async (attach?: (pid: number) => Promise<() => Promise<void> | void>): Promise<number> => {
-    const p = Bun.spawn([STACKS, String(STACK_CALLS)], { stdin: "pipe", stdout: "pipe" });
-    const out = new Lines(p.stdout);
-    const [, pid] = await out.waitFor(/^ready (\d+)/);
-    const cleanup = attach ? await attach(Number(pid)) : undefined;
-    p.stdin.write("go\n");
-    p.stdin.flush();
-    const [, ns] = await out.waitFor(/^([\d.]+) /, 300000);
-    await cleanup?.();
-    p.stdin.end();
-    await p.exited;
-    return Number(ns);
-  };
-  const base = await stacksNs();
-  row(`stacks target: qsort -> compare -> bench_target, no probe`, `${base.toFixed(1)} ns/call`, `${STACK_CALLS} calls per case`);
-  /** The folded stacks probe printed: calls seen, and the frames of the most common stack. */
-  const folded = (file: string) => {
-    const lines = readFileSync(file, "utf8").split("\n").filter((l) => l);
-    const parsed = lines.map((l) => ({ frames: l.slice(0, l.lastIndexOf(" ")).split(";").slice(1), count: Number(l.slice(l.lastIndexOf(" ") + 1)) }));
-    parsed.sort((a, b) => b.count - a.count);
-    return { calls: parsed.reduce((n, x) => n + x.count, 0), top: parsed[0]?.frames ?? [] };
-  };
-  const out = join(WORK, "stacks.folded");
-  for (const mode of ["auto", "fp"] as const) {
-    rmSync(out, { force: true });
-    const ns = await stacksNs(probeDuring(["uprobe", STACKS, "bench_target", "--folded", "--unwind", mode], out));
-    const f = folded(out);
-    row(
-      `(h) probe --stacks --unwind ${mode}`,
-      `${ns.toFixed(1)} ns/call`,
-      `${(ns / base).toFixed(1)}x no probe; ${f.calls} of ${STACK_CALLS} stacks counted; ${f.top.length} frames: ${[...f.top].reverse().join(" <- ")}${mode === "auto" ? ` [target: reaches main: ${f.top.includes("main") ? "yes" : "NO"}]` : ""}`,
-    );
-  }
-  if (bpftrace) {
-    const btOut = join(WORK, "bpftrace-ustack.txt");
-    rmSync(btOut, { force: true });
-    const ns = await stacksNs(bpftraceDuring(() => `uprobe:${STACKS}:bench_target { @[ustack] = count(); }`, btOut));
-    const text = readFileSync(btOut, "utf8");
-    const blocks = [...text.matchAll(/@\[\n([\s\S]*?)\]: (\d+)/g)].map((m) => ({ frames: m[1]!.split("\n").map((l) => l.trim()).filter(Boolean), count: Number(m[2]) }));
-    blocks.sort((a, b) => b.count - a.count);
-    const top = blocks[0]?.frames ?? [];
-    row("bpftrace @[ustack] = count()", `${ns.toFixed(1)} ns/call`, `${(ns / base).toFixed(1)}x no probe; ${blocks.reduce((n, b) => n + b.count, 0)} stacks counted; ${top.length} frames: ${top.join(" <- ")}`);
-  }
-  rmSync(out, { force: true });
-}
-
-// --- symbolizing: 100,000 distinct addresses of Debian's libc (names from libc6-dbg where installed) --
-{
-  const target = Bun.spawn([LOOP, "1"], { stdin: "pipe", stdout: "pipe" });
-  const o = new Lines(target.stdout);
-  const [, pid] = await o.waitFor(/^ready (\d+)/);
-  const scope = new Scope();
-  const views = new ProcessViews(scope);
-  const space = views.space(Number(pid))!;
-  const text = space.mappings.find((m) => /libc\.so/.test(m.path) && m.perms?.includes("x"))!;
-  const n = 100_000;
-  const step = (text.end - text.start) / n;
-  let t = performance.now();
-  views.symbolizer.symbolize(space, text.start);
-  const cold = performance.now() - t;
-  t = performance.now();
-  let known = 0;
-  for (let i = 0; i < n; i++) if (views.symbolizer.symbolize(space, Math.floor(text.start + i * step)).known) known++;
-  const warm = performance.now() - t;
-  row("symbolize 100,000 distinct libc addresses", `${(cold + warm).toFixed(0)} ms`, `${cold.toFixed(0)} ms to read libc's and its debug file's symbols, then ${((warm / n) * 1000).toFixed(2)} µs each; ${known} named [target < 1 s]`);
-  scope.close();
-  target.kill();
-}
+// --- histograms and stacks: --hist against bpftrace's hist(), --stacks against its ustack ----------
+await histBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

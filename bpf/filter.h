@@ -2,7 +2,9 @@
  * (a process and its descendants), or every process of a set of PID namespaces (a container is all
  * of its processes, those started later too, and nested namespaces inside it).
  * The PID namespace walk reads kernel structs through CO-RE (libbpf relocates the offsets against
- * the running kernel's BTF at load): only the fields named here, nothing compiled at run time. */
+ * the running kernel's BTF at load): only the fields named here, nothing compiled at run time.
+ * Loading the kernel's BTF costs libbpf tens of milliseconds, so every object is built twice
+ * (build.ts): with PROBE_CORE for containers and descendants, without for everything else. */
 #ifndef PROBE_FILTER_H
 #define PROBE_FILTER_H
 #include <bpf/bpf_core_read.h>
@@ -37,6 +39,7 @@ struct {
 	__type(value, __u32); /* its level below the initial namespace */
 } filter_pidns SEC(".maps");
 
+#ifdef PROBE_CORE
 /* Only the fields read below; CO-RE finds them in the running kernel whatever their offsets. */
 struct ns_common___probe { unsigned int inum; } __attribute__((preserve_access_index));
 struct pid_namespace___probe { struct ns_common___probe ns; unsigned int level; } __attribute__((preserve_access_index));
@@ -90,6 +93,13 @@ static __always_inline int in_traced_pidns(void)
 	return 0;
 }
 
+#else
+/* Without CO-RE (no kernel BTF loaded): no namespaces to walk. The session loads the PROBE_CORE
+ * build whenever a filter or a record needs them. */
+static __always_inline __u32 inner_tgid(void) { return 0; }
+static __always_inline int in_traced_pidns(void) { return 0; }
+#endif
+
 /* Whether the current process is one the user asked for. `f` is a .rodata constant: branches
  * for filters not in use are dropped by the verifier. */
 static __always_inline int traced(const volatile struct proc_filter *f, __u32 tgid)
@@ -105,6 +115,7 @@ static __always_inline int traced(const volatile struct proc_filter *f, __u32 tg
 	return 0;
 }
 
+#ifdef PROBE_CORE
 /* With follow_forks: a child process of a traced process is traced too (threads share their
  * process's tgid and need nothing). Attached as a raw tracepoint: its arguments are the tasks. */
 SEC("raw_tp/sched_process_fork")
@@ -122,6 +133,7 @@ int filter_fork(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_update_elem(&filter_tgids, &tgid, &one, BPF_ANY);
 	return 0;
 }
+#endif
 
 /* A process waiting for its exec joins the set when it execs. */
 SEC("raw_tp/sched_process_exec")

@@ -658,12 +658,13 @@ static __always_inline void emit_typed(struct scratch *s, __u32 kind, __u64 id, 
 		b->flags = 0;
 		b->want = 0;
 		__u32 max = c->max;
-		if (max > BLOB_MAX - 1)
-			max = BLOB_MAX - 1;
+		if (max > BLOB_MAX - 2)
+			max = BLOB_MAX - 2;
 		long got = 0;
 		if (c->kind == COPY_STR) {
-			/* One byte more than shown: a string of exactly `max` bytes is not truncated. */
-			got = bpf_probe_read_user_str(dst, max + 1, src);
+			/* Room for one character more than shown, and the NUL: a string of exactly `max`
+			 * characters is whole, one of max + 1 or more is truncated. */
+			got = bpf_probe_read_user_str(dst, max + 2, src);
 			if (got < 0) {
 				b->flags = BLOB_FAULT;
 				got = 0;

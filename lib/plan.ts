@@ -162,6 +162,29 @@ function nearest(starts: number[], offset: number): number[] {
   return starts.slice(Math.max(0, at - 2), at + 2);
 }
 
+/**
+ * Why the kernel will refuse a uprobe on the instruction at `offset`, for the refusals known in
+ * advance (arch/x86/kernel/uprobes.c: a LOCK or ES/CS/DS/SS prefix, a breakpoint already there),
+ * or undefined. The kernel stays the judge: this only saves trying what it always refuses.
+ */
+export function unprobeableInstruction(elf: ElfFile, offset: number): string | undefined {
+  let code: Uint8Array;
+  try {
+    code = elf.readAt(offset, 15);
+  } catch {
+    return undefined;
+  }
+  for (const b of code) {
+    if (b === 0xf0) return "a lock-prefixed instruction";
+    if (b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e) return "a segment-prefixed instruction";
+    if (b === 0xcc) return "a breakpoint (int3)";
+    // Other legacy prefixes (operand/address size, rep, FS/GS) and REX come before the opcode.
+    if (b === 0x66 || b === 0x67 || b === 0xf2 || b === 0xf3 || b === 0x64 || b === 0x65 || (b >= 0x40 && b <= 0x4f)) continue;
+    return undefined;
+  }
+  return undefined;
+}
+
 /** Names an attach error's culprit (`names` by cookie) and where its next instruction is, while the file is open. */
 export function nameCulprit(e: AttachError, elf: ElfFile, display: string, names?: string[]): AttachError {
   const c = e.culprit;

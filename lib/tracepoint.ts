@@ -19,14 +19,18 @@ export class TracepointLink extends LinkSet {
 
 export class NoSuchTracepoint extends ProbeError {}
 
-/** A BPF link on the perf event of tracepoint CATEGORY/NAME, for every CPU and process. */
-export function attachTracepoint(progFd: number, category: string, name: string, onNote?: (m: string) => void): TracepointLink {
+/**
+ * A BPF link on the perf event of tracepoint CATEGORY/NAME, for every CPU and process. `cookie`
+ * is what bpf_get_attach_cookie returns in the program (which tracepoint fired, when one program
+ * is attached to several).
+ */
+export function attachTracepoint(progFd: number, category: string, name: string, onNote?: (m: string) => void, cookie = 0n): TracepointLink {
   const root = tracefsRoot(onNote);
   const id = tracepointId(root, category, name);
   if (id === undefined) throw new NoSuchTracepoint(`no tracepoint ${category}:${name} (${root}/events/${category}/${name})`, `see ${root}/available_events`);
   const pfd = openTracepointEvent(id, `${category}:${name}`);
   try {
-    return new TracepointLink(`${category}/${name}`, [linkCreatePerfEvent(progFd, pfd, 0n)], [pfd]);
+    return new TracepointLink(`${category}/${name}`, [linkCreatePerfEvent(progFd, pfd, cookie)], [pfd]);
   } catch (e) {
     closeFd(pfd);
     throw e;

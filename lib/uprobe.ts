@@ -85,7 +85,7 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
   } catch (e) {
     if (e instanceof OsError) {
       // One uprobe_multi link for many offsets fails as a whole: find the one the kernel refuses.
-      const culprit = points.length === 1 ? points[0] : points.find((p) => !attachable(progFd, path, p, opts));
+      const culprit = points.length === 1 ? points[0] : refused(progFd, path, points, opts);
       const at = culprit ? `0x${culprit.offset.toString(16)}` : `${points.length} offsets`;
       throw new AttachError(`cannot attach ${what} at ${at}: ${e.message.replace(/^[^:]*: /, "")}`, e.errno, points, culprit);
     }
@@ -93,13 +93,23 @@ export function attachUprobe(progFd: number, path: string, points: ProbePoint[],
   }
 }
 
-function attachable(progFd: number, path: string, p: ProbePoint, opts: AttachOptions): boolean {
+function attachable(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): boolean {
   try {
-    attachUprobe(progFd, path, [p], opts).close();
+    attachUprobe(progFd, path, points, opts).close();
     return true;
   } catch {
     return false;
   }
+}
+
+/** A point the kernel refuses among `points` (which it refuses together), by halving: ~log2(n) tries. */
+function refused(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): ProbePoint | undefined {
+  let set = points;
+  while (set.length > 1) {
+    const half = set.slice(0, set.length >> 1);
+    set = attachable(progFd, path, half, opts) ? set.slice(half.length) : half;
+  }
+  return set.length === 1 && !attachable(progFd, path, set, opts) ? set[0] : undefined;
 }
 
 function attachPerf(progFd: number, path: string, points: ProbePoint[], opts: AttachOptions): UprobeLink {

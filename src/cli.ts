@@ -7,6 +7,9 @@ import pkg from "../package.json" with { type: "json" };
 import { fail, runCommand } from "./main.ts";
 import { UsageError } from "./errors.ts";
 import { processOptions, runOptions, attachModeOption, normalizeArgv } from "./options.ts";
+import { mark } from "./timing.ts";
+
+mark("cli module evaluated");
 
 const cli = cac("probe");
 
@@ -72,6 +75,40 @@ attachModeOption(sslRead)
   .example("probe ssl-read --pid 6575")
   .example("probe ssl-read --container web --json")
   .action((opts) => runCommand("ssl-read", () => import("./commands/ssl-read.ts").then((m) => m.run(opts))));
+
+const opensnoop = command(
+  "opensnoop",
+  "Trace open, openat and openat2: who opened which path, the fd or the error",
+  "opensnoop [options]\n\nOne line per open on stdout (PID COMM FD ERR PATH); the 'Tracing ...' header goes to stderr",
+)
+  .option("-t, --tid <tid>", "Only this thread (host TID)")
+  .option("-u, --uid <uid>", "Only this user id")
+  .option("-n, --name <name>", "Only processes whose name (comm) contains this")
+  .option("-x, --failed", "Only opens that failed")
+  .option("-e, --extended-fields", "Show the flags (O_RDONLY|O_CLOEXEC...) and the mode")
+  .option("-T, --timestamp", "Show seconds since tracing started")
+  .option("-U, --print-uid", "Show the user id")
+  .option("--resolve", "Also show each path as the host sees it (relative paths against the process's cwd, in its root)");
+processOptions(opensnoop, "--resolve's host path");
+runOptions(opensnoop, "Seconds between lost-event checks")
+  .example("probe opensnoop -p 1234 -x")
+  .example("probe opensnoop --container web -e -T --json")
+  .example("probe opensnoop -n nginx -u 33 -d 10")
+  .action((opts) => runCommand("opensnoop", () => import("./commands/opensnoop.ts").then((m) => m.run(opts))));
+
+const tracepoint = command(
+  "tracepoint [...events]",
+  "Trace any kernel tracepoint (CAT:NAME, globs allowed), fields decoded from its format",
+  "tracepoint <CAT:NAME>... [options]\n\nOne line per event on stdout (name=value per field); the 'Tracing ...' header goes to stderr",
+)
+  .option("-l, --list [pattern]", "List the tracepoints (matching a glob like 'syscalls:*open*') and exit")
+  .option("-s, --summary", "Print counts per process and tracepoint every interval instead of every event");
+processOptions(tracepoint, "its files");
+runOptions(tracepoint, "Seconds between summaries")
+  .example("probe tracepoint syscalls:sys_enter_execve")
+  .example("probe tracepoint sched:sched_process_exit -p 1234 --json")
+  .example("probe tracepoint --list 'syscalls:*open*'")
+  .action((events, opts) => runCommand("tracepoint", () => import("./commands/tracepoint.ts").then((m) => m.run(events, opts))));
 
 command("demo", "Trace a local TLS server and client with ssl-read (needs the openssl command)", "demo [options]")
   .option("-n, --requests <n>", "How many requests the client makes")

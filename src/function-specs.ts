@@ -2,21 +2,26 @@
 // functions to probe and, where types are known, the layout of their values: from a prototype on
 // the command line, from `--ret=TYPE`, or from the binary's debug info (its own DWARF or a debug
 // file found by build-id in the target's view).
-import type { ElfFile } from "../lib/elf.ts";
+import { STT, type ElfFile } from "../lib/elf.ts";
 import { ProbeError } from "../lib/errors.ts";
 import { inspectGo, pclntabFunctions } from "../lib/go.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
 import { locate, unreadableValues, type FunctionLayout } from "../lib/types/abi.ts";
-import { findDebugInfo, formatSignature, type DebugInfoResult } from "../lib/dwarf/index.ts";
+import { findDebugInfo, formatSignature, declareC, type DebugFunction, type DebugInfoResult, type DebugType } from "../lib/dwarf/index.ts";
+import { C_INT_TYPEDEFS, C_POINTER_TYPEDEFS } from "../lib/types/known.ts";
 import { resolveFunction } from "../lib/symbols.ts";
 import { UsageError } from "./errors.ts";
 
 export interface ProbedFunction {
   /** What lib/plan.ts resolves: a symbol, a Go name, `sym+0x10`, an offset. */
   name: string;
+  /** Chosen by a glob, not named: left out (with a note) when the kernel cannot probe it. */
+  fromGlob?: boolean;
   /** Where the values are, when their types are known. */
   layout?: FunctionLayout;
+  /** Names of enum values by enum tag (from debug info). */
+  enums?: Map<string, Map<number, string>>;
 }
 
 export interface SpecOptions {
@@ -53,10 +58,13 @@ function layoutOf(text: string, stringMax: number): { layout: FunctionLayout; no
   return { layout, notes: [...prototypeNotes(proto), ...unreadableValues(layout)] };
 }
 
-/** The names a glob selects among the file's functions (Go names for Go binaries), sorted. */
+/**
+ * The names a glob selects among the file's functions (Go names for Go binaries), sorted. IFUNC
+ * symbols are left out: their address is the resolver, run once at load, not the function.
+ */
 function expandGlob(elf: ElfFile, pattern: string): string[] {
   const match = compileGlob(pattern);
-  const names = inspectGo(elf) ? pclntabFunctions(elf).map((f) => f.name) : elf.functions().filter((s) => s.value !== 0).map((s) => s.name);
+  const names = inspectGo(elf) ? pclntabFunctions(elf).map((f) => f.name) : elf.functions().filter((s) => s.value !== 0 && s.type === STT.FUNC).map((s) => s.name);
   return [...new Set(names.filter((n) => match(n)))].sort();
 }
 
@@ -77,7 +85,7 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
         const close = tail ? elf.functions().map((s) => s.name).filter((n) => n.includes(tail)).slice(0, 3) : [];
         throw new ProbeError(`no function of ${o.display} matches '${spec}'`, close.length ? `functions with '${tail}' in their name: ${close.join(", ")}` : "list them with --list-functions");
       }
-      for (const name of names) functions.push({ name });
+      for (const name of names) functions.push({ name, fromGlob: true });
       continue;
     }
     functions.push({ name: spec });
@@ -100,6 +108,37 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
   return { functions: unique, notes };
 }
 
+/**
+ * A debug-info function as a prototype probe's parser can place: typedefs it does not know, passed
+ * by value, are spelt as what they stand for (`count_t n` -> `unsigned long n`); behind a pointer,
+ * and known ones (`size_t`), they keep their names.
+ */
+function parseableSignature(fn: DebugFunction): string {
+  if (fn.language === "go") return formatSignature(fn);
+  const known = (t: DebugType) => C_INT_TYPEDEFS.has(t.name) || C_POINTER_TYPEDEFS.has(t.name);
+  const spell = (t: DebugType, name: string) => {
+    if (t.kind !== "typedef" || known(t)) return declareC(t, name);
+    const r = t.resolved;
+    if (r.kind === "pointer" || r.kind === "func") return `void *${name}`;
+    return declareC(r, name);
+  };
+  const ps = fn.params.filter((p) => !p.artificial).map((p, i) => spell(p.type, p.name || `arg${i}`));
+  if (fn.variadic) ps.push("...");
+  const list = ps.length ? ps.join(", ") : "void";
+  return fn.returnType ? spell(fn.returnType, `${fn.name}(${list})`) : `void ${fn.name}(${list})`;
+}
+
+/** The enums among a function's parameter types, by tag: value -> name. */
+function enumNames(fn: DebugFunction): Map<string, Map<number, string>> {
+  const out = new Map<string, Map<number, string>>();
+  for (const p of fn.params) {
+    const r = p.type.resolved;
+    if (r.kind !== "enum" || !r.enumerators) continue;
+    out.set(r.name.replace(/^enum\s+/, ""), new Map(r.enumerators.map((e) => [Number(e.value), e.name])));
+  }
+  return out;
+}
+
 /** Layouts from DWARF for the functions still without one; notes say where they came from. */
 function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, notes: string[]): void {
   let found: DebugInfoResult;
@@ -111,7 +150,10 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
   }
   const info = found.info;
   for (const n of found.notes) if (/ignored|mismatch/.test(n)) notes.push(n);
-  if (!info) return;
+  if (!info) {
+    notes.push(`no debug info for ${o.display} (in it, or by build-id under /usr/lib/debug): values in hex; give a prototype to type them`);
+    return;
+  }
   let typed = 0;
   for (const f of fns) {
     if (f.layout) continue;
@@ -121,7 +163,7 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
       if (!fn || fn.language === "asm") continue;
       // Clones the optimizer made (.constprop, .isra, .part) take their arguments elsewhere than the ABI says.
       if (/\.(constprop|isra|part)\./.test(`${fn.linkageName ?? fn.name}.`)) continue;
-      const layout = layoutOf(formatSignature(fn), o.stringMax).layout;
+      const layout = layoutOf(parseableSignature(fn), o.stringMax).layout;
       // What debug info says is not there at the entry is shown as unavailable, never guessed.
       const params = fn.params.filter((p) => !p.artificial);
       layout.args.forEach((a, i) => {
@@ -129,6 +171,7 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
         if (loc?.kind === "unavailable") a.value = { kind: "unreadable", reason: loc.reason };
       });
       f.layout = layout;
+      f.enums = enumNames(fn);
       typed++;
     } catch {
       // A type the prototype parser cannot place (a struct by value...): this function stays untyped.

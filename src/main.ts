@@ -2,6 +2,7 @@
 // (`probe: error: ...` and a hint on stderr; with --json, one JSON object there instead).
 import { pc } from "./colors.ts";
 import { ProbeError, UsageError } from "./errors.ts";
+import { mark } from "./timing.ts";
 
 interface HelpSource {
   matchedCommand?: { name: string };
@@ -39,6 +40,7 @@ export function fail(e: unknown, cli?: HelpSource | string): never {
 
 export async function runCommand(name: string, run: () => Promise<number>): Promise<void> {
   let code: number;
+  mark(`command ${name}`);
   try {
     code = await run();
   } catch (e) {

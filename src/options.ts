@@ -14,6 +14,18 @@ export function processOptions(cmd: Command, what: string): Command {
     .option("--wait", `Wait (until Ctrl-C) for the process to map ${what}, or for the container to run`);
 }
 
+/** Many containers, chosen by what Kubernetes (or the engine) says about them, followed live. */
+export function fleetOptions(cmd: Command): Command {
+  return cmd
+    .option("--selector <labels>", "Containers of pods with these labels (k=v,k!=v,k in (a,b),k,!k), now and as they start")
+    .option("--pod <ns/name>", "The containers of this pod")
+    .option("--namespace <ns>", "Containers of pods in this Kubernetes namespace")
+    .option("--container-name <name>", "Containers of this name (Kubernetes' container name, else the engine's)")
+    .option("--all-containers", "Every container the runtimes report")
+    .option("--metrics <addr>", "Serve Prometheus/OpenMetrics at http://ADDR/metrics (:9464, 127.0.0.1:9464); tables then only with --json")
+    .option("--metrics-max-series <n>", "Series served at most; more are folded into one (default 10000)");
+}
+
 /** How long, how often, in what form. */
 export function runOptions(cmd: Command, interval = "Seconds between reports"): Command {
   return cmd

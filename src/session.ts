@@ -5,9 +5,13 @@
 import { closeSync, writeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
+import { mark } from "./timing.ts";
 import { ProbeError, UsageError } from "./errors.ts";
-import { parseAttachMode, parseSeconds } from "./options.ts";
+import { parseAttachMode, parseCount, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
+import { Fleet, fleetRequested, type FleetOptions, type TracedContainer } from "./fleet.ts";
+import { Registry, DEFAULT_MAX_SERIES, type Counter } from "../lib/metrics/registry.ts";
+import { startMetricsServer } from "../lib/metrics/server.ts";
 import { Out } from "./output.ts";
 import { Scope, type Closable } from "../lib/scope.ts";
 import { missingTracingCaps } from "../lib/caps.ts";
@@ -23,7 +27,10 @@ import { findMappedLibrary, executablePath, waitForLibrary } from "../lib/proc/m
 import { looksLikeLibrary } from "../lib/libname.ts";
 import { nameCulprit } from "../lib/plan.ts";
 
-export interface SessionOptions {
+export interface SessionOptions extends FleetOptions {
+  /** Serve Prometheus/OpenMetrics at this address (`:9464`, `127.0.0.1:9464`). */
+  metrics?: unknown;
+  metricsMaxSeries?: unknown;
   /** `-- CMD ARGS`: a command probe starts, traced from its first instruction. */
   command?: string[];
   followChildren?: boolean;
@@ -84,6 +91,12 @@ export class Session implements Closable {
   private readonly lossCounters: { map: MapReader; index: number; kind: string; what: string; seen: bigint }[] = [];
   private lossWarned = false;
 
+  /** The containers selected by label, pod or name, followed as they come and go. */
+  fleet?: Fleet;
+  /** What --metrics serves; commands add their metrics to it. */
+  metrics?: Registry;
+  private lostCounter?: Counter;
+  private readonly pidnsMaps: MapReader[] = [];
   /** The command probe started (`-- CMD`), held at its exec until the probes are attached. */
   private child?: { proc: Subprocess; gate: number };
   /** The command's exit status, once it has exited. */
@@ -117,15 +130,65 @@ export class Session implements Closable {
       return s;
     }
     if (o.followChildren) throw new UsageError("--follow-children goes with -- CMD (use --children with --pid)");
+    mark("session: options");
+    if (fleetRequested(o)) {
+      if (o.pid !== undefined || o.container !== undefined) throw new UsageError("--pid/--container name one process or container; --selector, --pod, --namespace, --container-name and --all-containers select many: give one kind");
+      requireTracingCaps();
+      const fleet = await Fleet.start(o);
+      const n = fleet.current().length;
+      const s = new Session({ bpf: { pidns: fleet.current().map((c) => c.pidns) }, watchExit: false, label: `, ${n} container${n === 1 ? "" : "s"} now (${fleet.description}) and those that start later` }, o, parsed);
+      s.fleet = s.scope.add(fleet);
+      fleet.onRemoved((c) => {
+        for (const m of s.pidnsMaps) m.delete(u32(c.pidns.inum));
+      });
+      await s.startMetrics(o);
+      return s;
+    }
     const filter = await processFilter(o);
+    mark("session: processes");
     const s = new Session(filter, o, parsed);
     try {
       requireTracingCaps();
+      await s.startMetrics(o);
     } catch (e) {
       s.close();
       throw e;
     }
     return s;
+  }
+
+  /** --metrics: a registry the commands fill and a server Prometheus scrapes, closed with the session. */
+  private async startMetrics(o: SessionOptions): Promise<void> {
+    if (o.metrics === undefined) return;
+    if (typeof o.metrics !== "string" || !o.metrics.trim()) throw new UsageError(`--metrics takes an address like :9464 or 127.0.0.1:9464, not '${String(o.metrics)}'`);
+    const registry = new Registry({ maxSeries: parseCount("metrics-max-series", o.metricsMaxSeries, DEFAULT_MAX_SERIES, 10, 10_000_000) });
+    const server = startMetricsServer({ address: o.metrics, registry });
+    this.metrics = registry;
+    this.lostCounter = registry.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]);
+    this.scope.add({ close: () => void server.close() });
+    this.note(`probe: serving metrics at ${server.url}/metrics`);
+  }
+
+  /** Whether tables go to stdout: not when serving metrics, unless --json asked for lines. */
+  get printing(): boolean {
+    return !this.metrics || this.json;
+  }
+
+  /**
+   * Runs `f` for each view targets are opened in: the traced process's (or the host's) once; with
+   * a selection of containers, each container's main process's, now and for every container
+   * selected later (its processes are already traced through the PID-namespace filter).
+   */
+  async eachView(f: (view: { pid?: number }, container?: TracedContainer) => Promise<void>): Promise<void> {
+    if (!this.fleet) return f(this.filter.proc ? { pid: this.filter.proc.pid } : {});
+    await this.fleet.onAdded(async (c) => {
+      for (const m of this.pidnsMaps) m.update(u32(c.pidns.inum), u32(c.pidns.level));
+      try {
+        await f({ pid: c.container.pid }, c);
+      } catch (e) {
+        this.warn(`${c.container.name}: ${(e as Error).message}`);
+      }
+    });
   }
 
   /**
@@ -180,6 +243,15 @@ export class Session implements Closable {
     return { bytes, view };
   }
 
+  /**
+   * Whether records should carry each process's PID inside its container: a container is traced,
+   * or a process in one, or every process of a shared image layer.
+   */
+  get wantsNspid(): boolean {
+    const f = this.filter;
+    return !!(f.bpf.pidns || f.anyProcess || (f.proc && f.proc.nspid.length > 1) || this.fleet);
+  }
+
   get modeName(): string {
     return this.mode === "multi" ? "uprobe_multi" : "perf_event";
   }
@@ -205,7 +277,14 @@ export class Session implements Closable {
         await waitForLibrary(proc.pid, spec, Number.POSITIVE_INFINITY, 2);
       }
     }
-    return this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    const t = this.scope.add(openTargetIn(spec, proc ? { pid: proc.pid } : {}));
+    mark(`target ${t.display} opened`);
+    return t;
+  }
+
+  /** Opens what `spec` names in a given view (a container's, from eachView); owned by the session. */
+  openTargetIn(spec: string, view: { pid?: number }): OpenTarget {
+    return this.scope.add(openTargetIn(spec, view));
   }
 
   /** A host file by path (a library found on the host). */
@@ -220,7 +299,11 @@ export class Session implements Closable {
    */
   load(name: string, config: Uint8Array, only?: string[], sizes?: Record<string, number>): BpfObject {
     const f = this.filter.bpf;
-    const obj = this.scope.add(loadEmbedded(name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
+    // The CO-RE build (bpf/filter.h) only where namespaces or a process's children are followed.
+    const core = !!(f.pidns || f.followForks || this.wantsNspid);
+    mark(`loading ${name}${core ? ".core" : ""}`);
+    const obj = this.scope.add(loadEmbedded(core ? `${name}.core` : name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
+    mark(`loaded ${name}`);
     const one = new Uint8Array([1]);
     if (f.tgids) {
       const m = new MapReader(obj.mapFd("filter_tgids"));
@@ -229,6 +312,7 @@ export class Session implements Closable {
     if (f.pidns) {
       const m = new MapReader(obj.mapFd("filter_pidns"));
       for (const ns of f.pidns) m.update(u32(ns.inum), u32(ns.level));
+      this.pidnsMaps.push(m);
     }
     if (f.pending) {
       const m = new MapReader(obj.mapFd("filter_pending"));
@@ -242,12 +326,25 @@ export class Session implements Closable {
     return obj;
   }
 
-  /** Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals explained. */
-  attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[]): UprobeLink {
-    try {
-      return this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
-    } catch (e) {
-      throw this.explainAttach(e, t, retprobe, names);
+  /**
+   * Attaches `progFd` at `points` of `t`, filtered to the traced process; kernel refusals
+   * explained. Points whose cookie is in `droppable` (functions a glob chose, not the user by name)
+   * are left out when the kernel refuses their instruction, with a note, and the rest attached.
+   */
+  attach(progFd: number, t: OpenTarget, points: ProbePoint[], retprobe: boolean, names?: string[], droppable?: Set<number>): UprobeLink {
+    const skipped: string[] = [];
+    for (;;) {
+      try {
+        const link = this.scope.add(attachUprobe(progFd, t.kernelPath, points, { retprobe, pid: this.filter.kernelPid, mode: this.mode, displayPath: t.display }));
+        mark(`attached ${points.length} ${retprobe ? "return" : "entry"} probe(s)`);
+        if (skipped.length) this.note(`probe: left out ${skipped.length} function${skipped.length === 1 ? "" : "s"} whose first instruction the kernel cannot probe: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""}`);
+        return link;
+      } catch (e) {
+        const c = e instanceof AttachError ? e.culprit : undefined;
+        if (!c || !droppable?.has(Number(c.cookie)) || points.length <= 1 || skipped.length >= 100) throw this.explainAttach(e, t, retprobe, names);
+        skipped.push(names?.[Number(c.cookie)] ?? `0x${c.offset.toString(16)}`);
+        points = points.filter((p) => p !== c);
+      }
     }
   }
 
@@ -261,6 +358,7 @@ export class Session implements Closable {
   /** Re-checks, after attaching, that the PID still names the process looked at (not a reused PID); lets a held command run. */
   confirm(): void {
     this.filter.proc?.confirm();
+    mark("confirmed");
     this.releaseChild();
   }
 
@@ -281,6 +379,7 @@ export class Session implements Closable {
       if (total === c.seen) continue;
       const delta = total - c.seen;
       c.seen = total;
+      this.lostCounter?.inc({ kind: c.kind }, Number(delta));
       if (this.json) {
         this.out.line(JSON.stringify({ event: "lost", kind: c.kind, count: Number(delta), total: Number(total), ...(final ? { final: true } : {}) }));
         this.out.flush();
@@ -300,7 +399,7 @@ export class Session implements Closable {
         if (done) return;
         done = true;
         for (const c of cancels) c();
-        for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, onSig);
+        // Stay installed: a second Ctrl-C while the final report is written must not cut it short.
         resolve(reason);
       };
       const onSig = () => stop("signal");

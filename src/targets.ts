@@ -151,6 +151,8 @@ export interface ProcessFilter {
   bpf: FilterSpec;
   /** Stop when `proc` exits (its container stopped, or the one process traced is gone). */
   watchExit: boolean;
+  /** Every process using the file (--any-process): containers sharing an image layer. */
+  anyProcess?: boolean;
   /** ", pid 6575 (container pid 1)" for the "Tracing ..." line; "" without a process. */
   label: string;
 }
@@ -169,7 +171,7 @@ export async function processFilter(o: { pid?: unknown; container?: unknown; wai
     if (o.children) throw new UsageError("--children goes with --pid (the process whose descendants to trace)");
     return { bpf: {}, watchExit: false, label: "" };
   }
-  if (o.anyProcess) return { proc, bpf: {}, watchExit: false, label: `, ${proc.label} and every process using that file` };
+  if (o.anyProcess) return { proc, bpf: {}, watchExit: false, anyProcess: true, label: `, ${proc.label} and every process using that file` };
   if (proc.container) {
     if (o.children) throw new UsageError("--children goes with --pid: a container is all of its processes already");
     const ns = pidNamespace(proc.pid);

@@ -22,11 +22,11 @@ export class TypedEventPrinter {
     private readonly names: string[],
     layouts: FunctionLayout[],
     private readonly clock: WallClock,
-    opts: { hexdump?: boolean },
+    opts: { hexdump?: boolean; enums?: (Map<string, Map<number, string>> | undefined)[] },
     /** A process's PIDs from the host's namespace inward (with the program's innermost PID as a fallback). */
     private readonly nsPids?: (pid: number, inner: number) => number[],
   ) {
-    this.formatters = layouts.map((l) => new ValueFormatter(l, { hexdump: opts.hexdump }));
+    this.formatters = layouts.map((l, i) => new ValueFormatter(l, { hexdump: opts.hexdump, enumNames: (tag) => opts.enums?.[i]?.get(tag) }));
     this.jsonNames = names.map((n) => JSON.stringify(n));
   }
 

@@ -165,9 +165,9 @@ export class ValueFormatter {
     return this.text(this.returnItems, ev);
   }
 
-  /** The return for a sentence: a lone C result as its bare value (`3`), else as returnText. */
+  /** The return for a sentence: a lone result as its bare value (`3`), else as returnText. */
   returnValueText(ev: RawValues): string {
-    if (this.layout.abi === "sysv" && this.returnItems.length === 1 && this.layout.results.length === 1) return this.returnItems[0]!.shown.text(ev);
+    if (this.returnItems.length === 1 && this.layout.results.length === 1) return this.returnItems[0]!.shown.text(ev);
     return this.returnText(ev);
   }
 

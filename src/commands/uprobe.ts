@@ -1,12 +1,16 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
 import { listGoFunctions, inspectGo } from "../../lib/go.ts";
-import { planProbes, entryPoints, returnPoints } from "../../lib/plan.ts";
+import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { openTarget } from "../../lib/proc/target.ts";
 import { Scope } from "../../lib/scope.ts";
 import { pc } from "../colors.ts";
 import { UsageError } from "../errors.ts";
+import { mark } from "../timing.ts";
+import { compileGlob, isGlob } from "../../lib/glob.ts";
+import { findDebugInfo, formatSignature } from "../../lib/dwarf/index.ts";
+import type { ElfFile } from "../../lib/elf.ts";
 import { parseCount } from "../options.ts";
 import { resolveSpecs } from "../function-specs.ts";
 import { TypedEventPrinter } from "../typed-format.ts";
@@ -88,7 +92,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         }
       },
     });
+    mark("function specs resolved");
     const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
+    mark("probes planned");
     const names = plan.functions.map((f) => f.name);
     // Histograms and counted stacks send no call events: the typed programs' values are not needed.
     const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
@@ -112,7 +118,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
     // The PID inside a container, read by the program: a process that exits at once has no /proc left.
-    cv.setUint8(UPROBE_CONFIG.want_nspid, s.filter.proc && (o.anyProcess || s.filter.proc.nspid.length > 1) ? 1 : 0);
+    cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
     const [entryProg, returnProg] = typed ? ["probe_entry_typed", "probe_return_typed"] : ["probe_entry", "probe_return"];
     // A result's histogram needs only the return probe.
     const withEntry = hist?.kind !== HIST.RETURN;
@@ -138,14 +144,29 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // held command starts), so that a process gone before its maps are read keeps them.
     const views = stacks ? new ProcessViews(s.scope) : undefined;
     const mmaps = views && watchMappings(s);
-    if (withEntry) s.attach(obj.progFd(entryProg), t, entryPoints(plan), false, names);
-    if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan), plan.retprobe, names);
+    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
+    // Functions a glob chose whose first instruction the kernel always refuses are left out before
+    // trying (finding them by trying takes a few attaches each).
+    const refused = [...globbed].filter((i) => unprobeableInstruction(t.elf, plan.functions[i]!.entry));
+    if (refused.length) s.note(`probe: left out ${refused.length} function${refused.length === 1 ? "" : "s"} the kernel cannot probe (${refused.map((i) => names[i]).slice(0, 5).join(", ")}${refused.length > 5 ? ", ..." : ""}): their first instruction is lock- or segment-prefixed`);
+    const skip = new Set(refused);
+    const entries = entryPoints(plan).filter((p) => !skip.has(Number(p.cookie)));
+    const entry = withEntry ? s.attach(obj.progFd(entryProg), t, entries, false, names, globbed) : undefined;
+    // Returns only where the entries went: a function left out at its entry is left out entirely.
+    const attached = new Set((entry?.points ?? entries).map((p) => Number(p.cookie)));
+    if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan).filter((p) => attached.has(Number(p.cookie))), plan.retprobe, names, globbed);
     s.confirm();
     if (views && s.filter.proc) views.remember(s.filter.proc.pid);
 
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
-    const what = names.length === 1 ? `${names[0]} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions of ${t.display}`;
-    const doing = hist ? ` (${hist.what === "latency" ? "latency histogram" : hist.what === "ret" ? "histogram of the return value" : `histogram of ${hist.what}`})` : stacks ? ` (${stacks.aggregate ? "calls per stack" : "calls with their stacks"}, ${stacks.mode === "fp" ? "frame pointers" : `unwound from ${stacks.stackSize} bytes of stack`})` : ret ? " (calls and returns)" : "";
+    const doing = hist
+      ? ` (${hist.what === "latency" ? "latency histogram" : hist.what === "ret" ? "histogram of the return value" : `histogram of ${hist.what}`})`
+      : stacks
+        ? ` (${stacks.aggregate ? "calls per stack" : "calls with their stacks"}, ${stacks.mode === "fp" ? "frame pointers" : `unwound from ${stacks.stackSize} bytes of stack`})`
+        : ret
+          ? " (calls and returns)"
+          : "";
+    const what = names.length === 1 ? `${names[0]}${doing} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions${doing} of ${t.display}`;
     const out = s.out;
     const json = s.json;
     let poll: (() => number) | undefined;
@@ -230,7 +251,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       const lookup = nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner));
       let onEvent: (v: DataView, off: number, len: number) => void;
       if (typed) {
-        const printer = new TypedEventPrinter(names, layouts, new WallClock(), { hexdump: o.hexdump }, lookup);
+        const printer = new TypedEventPrinter(names, layouts, new WallClock(), { hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) }, lookup);
         onEvent = json ? (v, off, len) => out.line(printer.json(v, off, len)) : (v, off, len) => out.line(printer.human(v, off, len));
       } else {
         const fmt = new EventFormatter(names, new WallClock(), HUMAN_ARGS, plan.goAbi, lookup);
@@ -245,7 +266,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     out.flush();
     // Said once the loop has taken over Ctrl-C (it does so as it starts, before this timer fires):
     // whoever waits for this line may stop probe at once.
-    setTimeout(() => s.note(`Tracing ${what}${doing}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
+    setTimeout(() => s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
     await s.run({ poll, report: reportEvery });
     counts?.print(out, json, true);
     finish?.();
@@ -260,38 +281,83 @@ function rawLayout(name: string, go: boolean) {
   return locate(parsePrototype(text));
 }
 
-/** `--list-functions [PATTERN]`: the target's functions, Go names from .gopclntab for Go binaries. */
+/** Functions listed with their signatures from debug info at most (each is a lookup). */
+const SIGNATURES_MAX = 200;
+
+/** `--list-functions [PATTERN]`: the target's functions (Go names from .gopclntab), with signatures where debug info has them. */
 async function listFunctions(target: string, o: UprobeOptions): Promise<number> {
   const scope = new Scope();
   try {
     const proc = await targetProcess(o);
     if (proc) scope.add(proc);
-    const t = scope.add(openTarget(target, proc ? { pid: proc.pid } : {}));
+    const view = proc ? { pid: proc.pid } : {};
+    const t = scope.add(openTarget(target, view));
     const pattern = typeof o.listFunctions === "string" ? o.listFunctions : "";
     const go = inspectGo(t.elf);
-    const out = new Out();
+    const rows: { offset: number; size: number; name: string; vaddr: number }[] = [];
     if (go) {
       process.stderr.write(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
-      for (const f of listGoFunctions(t.elf, pattern)) {
-        out.line(o.json ? JSON.stringify({ function: f.name, offset: hex(BigInt(f.offset)), size: f.end - f.entry }) : `${hex(BigInt(f.offset)).padEnd(12)} ${String(f.end - f.entry).padStart(7)}  ${f.name}`);
+      const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
+      for (const f of listGoFunctions(t.elf, glob ? "" : pattern)) {
+        if (glob && !glob(f.name)) continue;
+        rows.push({ offset: f.offset, size: f.end - f.entry, name: f.name, vaddr: f.entry });
       }
     } else {
+      const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
       const needle = pattern.toLowerCase();
       const seen = new Set<string>();
       for (const s of t.elf.functions()) {
-        if (seen.has(s.name) || (needle && !s.name.toLowerCase().includes(needle))) continue;
+        if (seen.has(s.name) || (glob ? !glob(s.name) : needle && !s.name.toLowerCase().includes(needle))) continue;
         seen.add(s.name);
         const off = t.elf.vaddrToOffset(s.value);
-        if (off === undefined) continue;
-        out.line(o.json ? JSON.stringify({ function: s.name, offset: hex(BigInt(off)), size: s.size }) : `${hex(BigInt(off)).padEnd(12)} ${String(s.size).padStart(7)}  ${s.name}`);
+        if (off !== undefined) rows.push({ offset: off, size: s.size, name: s.name, vaddr: s.value });
       }
     }
-    if (out.pos === 0) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
+    const signature = rows.length <= SIGNATURES_MAX && o.debuginfo !== false ? signatures(t.elf, t.display, view, scope) : undefined;
+    const out = new Out();
+    for (const r of rows) {
+      const sig = signature?.(r.vaddr, r.name);
+      out.line(o.json
+        ? JSON.stringify({ function: r.name, offset: hex(BigInt(r.offset)), size: r.size, ...(sig ? { signature: sig } : {}) })
+        : `${hex(BigInt(r.offset)).padEnd(12)} ${String(r.size).padStart(7)}  ${r.name}${sig ? `  ${pc.dim(sig)}` : ""}`);
+    }
+    if (!rows.length) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
     out.flush();
     return 0;
   } finally {
     scope.close();
   }
+}
+
+/** A function's signature from debug info (the binary's own, or a debug file in the target's view), or undefined. */
+function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope: Scope): ((vaddr: number, name: string) => string | undefined) | undefined {
+  let found;
+  try {
+    found = findDebugInfo(elf, display, {
+      open: (p) => {
+        try {
+          return scope.add(openTarget(p, view)).elf;
+        } catch {
+          return undefined;
+        }
+      },
+    });
+  } catch {
+    return undefined;
+  }
+  const info = found.info;
+  if (!info) return undefined;
+  return (vaddr, name) => {
+    try {
+      // By address first: an alias (malloc) is the same code as its debug-info name (__libc_malloc).
+      const fn = info.functionAt(vaddr);
+      if (fn && fn.lowPc === vaddr) return formatSignature(fn);
+      const named = info.functionByName(name);
+      return named && (named.name === name || named.linkageName === name) ? formatSignature(named) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 /** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */

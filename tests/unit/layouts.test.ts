@@ -23,6 +23,13 @@ const STRUCTS: [header: string, struct: string, layout: Record<string, number>][
   ["args.h", "blob_hdr", L.BLOB_HDR],
   ["ssl_read.h", "ssl_config", L.SSL_CONFIG],
   ["ssl_read.h", "ssl_stats", L.SSL_STATS],
+  ["opensnoop.h", "opensnoop_config", L.OPENSNOOP_CONFIG],
+  ["opensnoop.h", "open_event", L.OPEN_EVENT],
+  ["tracepoint.h", "tp_config", L.TP_CONFIG],
+  ["tracepoint.h", "tp_info", L.TP_INFO],
+  ["tracepoint.h", "tp_event", L.TP_EVENT],
+  ["tracepoint.h", "tp_count_key", L.TP_COUNT_KEY],
+  ["tracepoint.h", "tp_count", L.TP_COUNT],
 ];
 
 function cLayouts(): Record<string, Record<string, number>> {
@@ -47,4 +54,14 @@ describe("shared struct layouts match bpf/*.h", () => {
       expect(c[struct]).toEqual({ ...layout });
     });
   }
+});
+
+describe("limits shared with bpf/*.h", () => {
+  test("tracepoint.h and opensnoop.h #defines equal lib/layouts.ts", () => {
+    const src = `#include <stdio.h>\n#include <linux/types.h>\n#include "tracepoint.h"\n#include "opensnoop.h"\nint main(void){printf("{\\"maxEvents\\":%d,\\"rawMax\\":%d,\\"strMax\\":%d,\\"maxLocs\\":%d,\\"maxStrs\\":%d,\\"locRel\\":%d,\\"openNameMax\\":%d}", TP_MAX_EVENTS, TP_RAW_MAX, TP_STR_MAX, TP_MAX_LOCS, TP_MAX_STRS, TP_LOC_REL, OPEN_NAME_MAX);return 0;}\n`;
+    const c = join(WORK, "limits.c");
+    writeFileSync(c, src);
+    sh(`gcc -I${join(ROOT, "bpf")} -o ${join(WORK, "limits")} ${c}`);
+    expect(JSON.parse(sh(join(WORK, "limits")))).toEqual({ ...L.TP_LIMITS, openNameMax: L.OPEN_NAME_MAX });
+  });
 });
