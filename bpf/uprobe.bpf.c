@@ -238,6 +238,28 @@ static __always_inline int wants_pairing(void)
 	return cfg.go_abi || cfg.track_latency || cfg.typed;
 }
 
+/* The function's index, where something needs it (the verifier drops branches on .rodata
+ * constants: only what needs it pays for the helper call). Histograms and stacks are set up with
+ * per_function whenever several functions are probed: one function is index 0. */
+static __always_inline __u64 attach_cookie(struct pt_regs *ctx)
+{
+	if (cfg.hist || cfg.stack)
+		return cfg.per_function ? bpf_get_attach_cookie(ctx) : 0;
+	return (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
+}
+
+/* The entry time of the call a return belongs to (its entry removed), or 0. */
+static __always_inline __u64 take_call_time(struct pt_regs *ctx, __u64 cookie)
+{
+	struct start_key k = { .id = pairing_id(ctx), .func = cookie, .frame = frame_of(ctx, 0) };
+	struct start_val *v = bpf_map_lookup_elem(&starts, &k);
+	if (!v)
+		return 0;
+	__u64 ts = v->ts;
+	bpf_map_delete_elem(&starts, &k);
+	return ts;
+}
+
 /* ---- histogram buckets: the same arithmetic as lib/hist.ts bucketIndex() ---- */
 
 static __always_inline __u32 log2_bucket(__u64 v)
@@ -450,8 +472,7 @@ int probe_entry(struct pt_regs *ctx)
 	__u32 tgid = id >> 32;
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	/* Only what needs it pays for the helper call (the verifier drops branches on .rodata constants). */
-	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function || cfg.hist || cfg.stack) ? bpf_get_attach_cookie(ctx) : 0;
+	__u64 cookie = attach_cookie(ctx);
 	if (cfg.hist == HIST_ENTRY) {
 		hist_value(ctx, tgid, cookie);
 		return 0;
@@ -501,7 +522,7 @@ int probe_return(struct pt_regs *ctx)
 	/* The kernel's return path ignores the perf PID filter: filter here as well. */
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function || cfg.hist) ? bpf_get_attach_cookie(ctx) : 0;
+	__u64 cookie = attach_cookie(ctx);
 	if (cfg.hist == HIST_RETURN) {
 		hist_value(ctx, tgid, cookie);
 		return 0;
@@ -510,9 +531,9 @@ int probe_return(struct pt_regs *ctx)
 		count(tgid, cookie, 1);
 	__u64 latency = 0;
 	if (cfg.track_latency) {
-		struct start_val v;
-		if (take_call(ctx, cookie, &v)) {
-			latency = bpf_ktime_get_ns() - v.ts;
+		__u64 ts = take_call_time(ctx, cookie);
+		if (ts) {
+			latency = bpf_ktime_get_ns() - ts;
 			if (cfg.hist == HIST_LATENCY)
 				hist_add(tgid, cookie, latency);
 		}

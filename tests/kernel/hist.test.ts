@@ -79,6 +79,24 @@ function expectSame(h: HistJson, scheme: BucketScheme, signed: boolean, values: 
 
 const LOG2: BucketScheme = { kind: "log2" };
 
+/**
+ * Whether each call can be put in one of its two possible buckets ([lower, upper], equal or
+ * adjacent) so that the counts are exactly `kernel`'s: greedily, lowest buckets first.
+ */
+function fitsWithSlack(kernel: Map<number, number>, calls: [number, number][]): boolean {
+  const last = Math.max(...calls.map((c) => c[1]), ...kernel.keys());
+  let carried = 0; // flexible calls of the bucket below that must come here
+  for (let i = 0; i <= last; i++) {
+    const fixed = calls.filter(([lo, hi]) => lo === i && hi === i).length;
+    const flexible = calls.filter(([lo, hi]) => lo === i && hi === i + 1).length;
+    const want = kernel.get(i) ?? 0;
+    const room = want - fixed - carried;
+    if (room < 0 || room > flexible) return false;
+    carried = flexible - room;
+  }
+  return carried === 0;
+}
+
 describe("--hist of values: the kernel's buckets equal the values' own histogram", () => {
   test("a signed parameter named by a prototype, log2 buckets (negatives, zero, 2^k - 1, 2^k, 2^k + 1, the extremes)", async () => {
     const h = await startValues("values");
@@ -176,7 +194,16 @@ describe("--hist latency", () => {
       expect(final!.value).toBe("latency");
       expect(final!.unit).toBe("ns");
       const measured = r.calls.map((c) => c.latencyNs);
-      expect(kernelBuckets(final!, scheme, false)).toEqual(referenceBuckets(Histogram.of(scheme, false, measured)));
+      const kernel = kernelBuckets(final!, scheme, false);
+      const exact = referenceBuckets(Histogram.of(scheme, false, measured));
+      if (!Bun.deepEquals(kernel, exact)) {
+        // The program's measure is the caller's less the two probe hits (and whatever preempted the
+        // caller there): a call just above a bucket bound by the caller's clock may be just below it
+        // by the program's. Only such calls may be one bucket lower.
+        const slack = 200_000n;
+        expect(fitsWithSlack(kernel, measured.map((v) => [bucketIndex(scheme, v - slack, false), bucketIndex(scheme, v, false)]))).toBe(true);
+        console.log(`latency ${linear ? "linear" : "log2"}: calls within ${slack} ns above a bucket bound counted one bucket lower (the caller's clock runs around the probes)`);
+      }
       // The probe sees a little less than the caller around the call, never less than the sleep asked.
       expect(Number(big(final!.min))).toBeGreaterThanOrEqual(1_200_000);
       expect(big(final!.max)! <= measured.reduce((a, b) => (a > b ? a : b))).toBe(true);
