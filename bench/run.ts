@@ -13,6 +13,7 @@ import { UPROBE_CONFIG } from "../lib/layouts.ts";
 import { opensBench } from "./opens.ts";
 import { benchPythonUsdt } from "./usdt-python.ts";
 import { tlsBench } from "./tls.ts";
+import { histBench } from "./hist.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -222,6 +223,8 @@ await opensBench(row);
 await benchPythonUsdt(row, WORK);
 // --- TLS: sslsniff's cost per TLS read against its peers, and its capture rate ----------------------
 await tlsBench(row);
+// --- histograms and stacks: --hist against bpftrace's hist(), --stacks against its ustack ----------
+await histBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

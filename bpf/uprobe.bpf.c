@@ -79,6 +79,60 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
+/* ---- histograms (--hist): no event per call, one bucket counted ---- */
+
+/* Per function (attach cookie). Sized by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hist_row);
+} hists SEC(".maps");
+
+/* Per (process, function), with hist_per_process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct hist_key);
+	__type(value, struct hist_row);
+} proc_hists SEC(".maps");
+
+/* A zeroed row, never written: what a new process's row starts from (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hist_row);
+} hist_zero SEC(".maps");
+
+/* Per function: where the value counted by HIST_ENTRY/HIST_RETURN is (one slot, as args.h describes it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct slot_desc);
+} hist_slots SEC(".maps");
+
+/* ---- stacks (--stack, --stacks) ---- */
+
+/* STACK_FP_COUNT: frame-pointer stacks by id, and calls per (process, function, stack). Sized by
+ * user space (1 entry when unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, STACK_FP_MAX * sizeof(__u64));
+} stack_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct stack_count_key);
+	__type(value, struct stack_count);
+} stack_counts SEC(".maps");
+
 static __always_inline void drop(__u32 kind)
 {
 	__u64 *d = bpf_map_lookup_elem(&dropped, &kind);
@@ -184,6 +238,233 @@ static __always_inline int wants_pairing(void)
 	return cfg.go_abi || cfg.track_latency || cfg.typed;
 }
 
+/* The function's index, where something needs it (the verifier drops branches on .rodata
+ * constants: only what needs it pays for the helper call). Histograms and stacks are set up with
+ * per_function whenever several functions are probed: one function is index 0. */
+static __always_inline __u64 attach_cookie(struct pt_regs *ctx)
+{
+	if (cfg.hist || cfg.stack)
+		return cfg.per_function ? bpf_get_attach_cookie(ctx) : 0;
+	return (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
+}
+
+/* The entry time of the call a return belongs to (its entry removed), or 0. */
+static __always_inline __u64 take_call_time(struct pt_regs *ctx, __u64 cookie)
+{
+	struct start_key k = { .id = pairing_id(ctx), .func = cookie, .frame = frame_of(ctx, 0) };
+	struct start_val *v = bpf_map_lookup_elem(&starts, &k);
+	if (!v)
+		return 0;
+	__u64 ts = v->ts;
+	bpf_map_delete_elem(&starts, &k);
+	return ts;
+}
+
+/* ---- histogram buckets: the same arithmetic as lib/hist.ts bucketIndex() ---- */
+
+static __always_inline __u32 log2_bucket(__u64 v)
+{
+	if (cfg.hist_signed && (__s64)v < 0)
+		return 0;
+	if (v == 0)
+		return 1;
+	__u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r + 2;
+}
+
+static __always_inline __u32 linear_bucket(__u64 v)
+{
+	__u64 start = cfg.linear_start;
+	if (cfg.hist_signed ? (__s64)v < (__s64)start : v < start)
+		return 0;
+	__u64 i = (v - start) / (cfg.linear_step ? cfg.linear_step : 1) + 1;
+	__u64 last = cfg.hist_buckets - 1;
+	return i < last ? i : last;
+}
+
+/* The row to count into: per function, or per (process, function), created on first use. */
+static __always_inline struct hist_row *hist_row_of(__u32 tgid, __u32 func)
+{
+	if (!cfg.hist_per_process)
+		return bpf_map_lookup_elem(&hists, &func);
+	struct hist_key k = { .pid = tgid, .func = func };
+	struct hist_row *h = bpf_map_lookup_elem(&proc_hists, &k);
+	if (h)
+		return h;
+	__u32 zero = 0;
+	struct hist_row *z = bpf_map_lookup_elem(&hist_zero, &zero);
+	if (!z)
+		return 0;
+	/* -E2BIG: the table is full (user space folds exited processes out); -EEXIST: another CPU won. */
+	if (bpf_map_update_elem(&proc_hists, &k, z, BPF_NOEXIST) == -7) {
+		drop(DROP_HIST);
+		return 0;
+	}
+	h = bpf_map_lookup_elem(&proc_hists, &k);
+	if (h) {
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+		if (cfg.want_nspid)
+			h->nspid = inner_tgid();
+	}
+	return h;
+}
+
+/* Raises *at to v (unsigned) unless another CPU raised it further meanwhile. */
+static __always_inline void raise_to(__u64 *at, __u64 v)
+{
+	__u64 old = *at;
+	for (int i = 0; i < 4 && v > old; i++) {
+		__u64 seen = __sync_val_compare_and_swap(at, old, v);
+		if (seen == old)
+			break;
+		old = seen;
+	}
+}
+
+static __always_inline void hist_add(__u32 tgid, __u32 func, __u64 v)
+{
+	struct hist_row *h = hist_row_of(tgid, func);
+	if (!h)
+		return;
+	__u32 b = cfg.hist_linear ? linear_bucket(v) : log2_bucket(v);
+	if (b >= HIST_BUCKETS)
+		b = HIST_BUCKETS - 1;
+	__sync_fetch_and_add(&h->buckets[b], 1);
+	/* A 128-bit sum: the carry out of the low word, and a negative value's sign extension. */
+	__u64 before = __sync_fetch_and_add(&h->sum, v);
+	__u64 hi = before + v < before ? 1 : 0;
+	if (cfg.hist_signed && (__s64)v < 0)
+		hi -= 1;
+	if (hi)
+		__sync_fetch_and_add(&h->sum_hi, hi);
+	__u64 order = cfg.hist_signed ? v ^ (1ULL << 63) : v;
+	raise_to(&h->min_inv, ~order);
+	raise_to(&h->max, order);
+}
+
+static __always_inline __u64 read_value(const __u64 *regs, const struct slot_desc *d);
+
+/* HIST_ENTRY, HIST_RETURN: the function's described value, counted. */
+static __always_inline void hist_value(struct pt_regs *ctx, __u32 tgid, __u32 func)
+{
+	const struct slot_desc *d = bpf_map_lookup_elem(&hist_slots, &func);
+	__u64 regs[24] = {};
+	if (!d || bpf_probe_read_kernel(regs, sizeof(struct pt_regs), ctx))
+		return;
+	hist_add(tgid, func, read_value(regs, d));
+}
+
+/* ---- the user stack of a call ---- */
+
+/* Bytes of stack from sp that can be read, up to `size`: the whole size, else up to the first
+ * page that cannot be read (the top of the stack's mapping is usually within the copy's reach). */
+static __always_inline __u64 readable_stack(__u64 sp, __u64 size)
+{
+	__u64 page = (sp | 4095) + 1;
+	for (int i = 0; i < STACK_COPY_MAX / 4096 + 1; i++) {
+		if (page - sp >= size)
+			return size;
+		char b;
+		if (bpf_probe_read_user(&b, 1, (void *)page))
+			return page - sp;
+		page += 4096;
+	}
+	return size;
+}
+
+static __always_inline void emit_stack(struct pt_regs *ctx, __u64 id, __u32 cookie)
+{
+	__u64 room = cfg.stack == STACK_COPY ? cfg.stack_size : 0;
+	struct stack_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + room, 0);
+	if (!e) {
+		drop(DROP_RING);
+		return;
+	}
+	e->kind = EV_STACK;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->func = cookie;
+	e->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->nspid = cfg.want_nspid ? inner_tgid() : 0;
+	__u64 sp = REG(ctx, rsp);
+	e->regs[0] = REG(ctx, rip);
+	e->regs[1] = sp;
+	e->regs[2] = REG(ctx, rbp);
+	e->regs[3] = REG(ctx, rbx);
+	e->regs[4] = REG(ctx, r12);
+	e->regs[5] = REG(ctx, r13);
+	e->regs[6] = REG(ctx, r14);
+	e->regs[7] = REG(ctx, r15);
+	e->pad = 0;
+	if (bpf_probe_read_user(&e->at_sp, sizeof(e->at_sp), (void *)sp))
+		e->at_sp = 0;
+	e->nfp = 0;
+	if (cfg.fp_frames) {
+		long n = bpf_get_stack(ctx, e->fp, sizeof(e->fp), BPF_F_USER_STACK);
+		e->nfp = n > 0 ? (__u64)n / 8 : 0;
+	}
+	e->stack_len = 0;
+	if (cfg.stack == STACK_COPY) {
+		__u8 *dst = (void *)(e + 1);
+		if (!bpf_probe_read_user(dst, cfg.stack_size, (void *)sp)) {
+			e->stack_len = cfg.stack_size;
+		} else {
+			/* Near the top of the stack: copy what is mapped. The bound is checked on the very
+			 * register passed, so that the verifier sees len <= the room reserved. */
+			__u64 len = readable_stack(sp, cfg.stack_size);
+			barrier_var(len);
+			if (len > cfg.stack_size)
+				len = cfg.stack_size;
+			if (len && !bpf_probe_read_user(dst, len, (void *)sp))
+				e->stack_len = len;
+		}
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* STACK_FP_COUNT: one more call of this frame-pointer stack. */
+static __always_inline void count_stack(struct pt_regs *ctx, __u32 tgid, __u32 cookie)
+{
+	long sid = bpf_get_stackid(ctx, &stack_ids, BPF_F_USER_STACK);
+	if (sid < 0) {
+		drop(DROP_STACKS);
+		return;
+	}
+	struct stack_count_key k = { .pid = tgid, .func = cookie, .stack_id = sid };
+	if (bpf_probe_read_user(&k.at_sp, sizeof(k.at_sp), (void *)REG(ctx, rsp)))
+		k.at_sp = 0;
+	struct stack_count *c = bpf_map_lookup_elem(&stack_counts, &k);
+	if (!c) {
+		struct stack_count zero = {};
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		if (cfg.want_nspid)
+			zero.nspid = inner_tgid();
+		if (bpf_map_update_elem(&stack_counts, &k, &zero, BPF_NOEXIST) == -7) {
+			drop(DROP_STACKS);
+			return;
+		}
+		c = bpf_map_lookup_elem(&stack_counts, &k);
+		if (!c)
+			return;
+	}
+	__sync_fetch_and_add(&c->calls, 1);
+}
+
+static __always_inline void record_stack(struct pt_regs *ctx, __u64 id, __u32 cookie)
+{
+	if (cfg.stack == STACK_FP_COUNT)
+		count_stack(ctx, id >> 32, cookie);
+	else if (cfg.stack)
+		emit_stack(ctx, id, cookie);
+}
+
 SEC("uprobe")
 int probe_entry(struct pt_regs *ctx)
 {
@@ -191,13 +472,20 @@ int probe_entry(struct pt_regs *ctx)
 	__u32 tgid = id >> 32;
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	/* Only what needs it pays for the helper call (the verifier drops branches on .rodata constants). */
-	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
-	if (cfg.go_abi || cfg.track_latency) {
+	__u64 cookie = attach_cookie(ctx);
+	if (cfg.hist == HIST_ENTRY) {
+		hist_value(ctx, tgid, cookie);
+		return 0;
+	}
+	/* Only with return probes: an entry never taken by a return would, for Go, hide the next call
+	 * of that goroutine's frame as a "re-entry after morestack". */
+	if (cfg.track_latency) {
 		struct start_val v = {};
 		if (!remember_call(ctx, cookie, &v))
 			return 0;
 	}
+	if (cfg.hist)
+		return 0;
 	if (cfg.count_calls)
 		count(tgid, cookie, 0);
 	if (cfg.emit_events) {
@@ -222,6 +510,7 @@ int probe_entry(struct pt_regs *ctx)
 		/* The reader polls on a timer: waking it per event would cost more than the event. */
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	}
+	record_stack(ctx, id, cookie);
 	return 0;
 }
 
@@ -233,15 +522,24 @@ int probe_return(struct pt_regs *ctx)
 	/* The kernel's return path ignores the perf PID filter: filter here as well. */
 	if (!traced(&cfg.filter, tgid))
 		return 0;
-	__u64 cookie = (wants_pairing() || cfg.emit_events || cfg.per_function) ? bpf_get_attach_cookie(ctx) : 0;
+	__u64 cookie = attach_cookie(ctx);
+	if (cfg.hist == HIST_RETURN) {
+		hist_value(ctx, tgid, cookie);
+		return 0;
+	}
 	if (cfg.count_calls)
 		count(tgid, cookie, 1);
 	__u64 latency = 0;
-	if (cfg.track_latency || cfg.go_abi) {
-		struct start_val v;
-		if (take_call(ctx, cookie, &v))
-			latency = bpf_ktime_get_ns() - v.ts;
+	if (cfg.track_latency) {
+		__u64 ts = take_call_time(ctx, cookie);
+		if (ts) {
+			latency = bpf_ktime_get_ns() - ts;
+			if (cfg.hist == HIST_LATENCY)
+				hist_add(tgid, cookie, latency);
+		}
 	}
+	if (cfg.hist)
+		return 0;
 	if (cfg.emit_events) {
 		struct uprobe_event *e = reserve(EV_RETURN, id, cookie);
 		if (!e)
@@ -277,21 +575,21 @@ static __always_inline __u64 fit(__u64 v, __u8 width, __u8 is_signed)
 	return v;
 }
 
-/* One value as a slot describes it, from the registers copied into the scratch. */
-static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc *d)
+/* One value as a slot describes it, from a copy of the registers (24 words: pt_regs and room). */
+static __always_inline __u64 read_value(const __u64 *regs, const struct slot_desc *d)
 {
 	__u64 v = 0;
 	switch (d->kind) {
 	case SLOT_REG:
 		if (d->reg < 24)
-			v = s->regs[d->reg] >> (d->shift & 63);
+			v = regs[d->reg] >> (d->shift & 63);
 		break;
 	case SLOT_MEM: {
 		__u64 addr = d->offset;
 		if (d->reg < 24)
-			addr += s->regs[d->reg];
+			addr += regs[d->reg];
 		if (d->index_reg < 24)
-			addr += s->regs[d->index_reg] * d->scale;
+			addr += regs[d->index_reg] * d->scale;
 		__u32 w = d->width;
 		if (w > 8)
 			w = 8;
@@ -305,6 +603,12 @@ static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc
 		break;
 	}
 	return fit(v, d->width, d->is_signed);
+}
+
+/* A slot's value from the registers copied into the scratch. */
+static __always_inline __u64 read_slot(struct scratch *s, const struct slot_desc *d)
+{
+	return read_value(s->regs, d);
 }
 
 /* A slot number the verifier can see is inside the values (ALL_SLOTS is no power of two). */
@@ -451,7 +755,7 @@ int probe_entry_typed(struct pt_regs *ctx)
 		vals[i] = read_slot(s, &f->slots[i]);
 		n = i + 1;
 	}
-	if (cfg.go_abi || cfg.track_latency || f->nsaved) {
+	if (cfg.track_latency || f->nsaved) {
 		struct start_val v = {};
 		for (__u32 i = 0; i < SAVED_PTRS; i++) {
 			if (i >= f->nsaved)
@@ -465,6 +769,7 @@ int probe_entry_typed(struct pt_regs *ctx)
 		count(tgid, cookie, 0);
 	if (cfg.emit_events)
 		emit_typed(s, EV_CALL, id, cookie, f, n, 0, f->ncap_entry, 0);
+	record_stack(ctx, id, cookie);
 	return 0;
 }
 

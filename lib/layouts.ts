@@ -4,9 +4,28 @@
 /** struct proc_filter: the first member of every program's config (bpf/proc_filter.h). */
 export const PROC_FILTER = { size: 8, tgid: 0, use_tgids: 4, use_pidns: 5, follow_forks: 6 } as const;
 
-export const UPROBE_CONFIG = { size: 16, filter: 0, emit_events: 8, count_calls: 9, track_latency: 10, go_abi: 11, typed: 12, per_function: 13, want_nspid: 14 } as const;
+export const UPROBE_CONFIG = {
+  size: 48, filter: 0, emit_events: 8, count_calls: 9, track_latency: 10, go_abi: 11, typed: 12, per_function: 13, want_nspid: 14,
+  hist: 15, hist_linear: 16, hist_per_process: 17, hist_signed: 18, stack: 19, stack_size: 20, hist_buckets: 24, fp_frames: 28, linear_start: 32, linear_step: 40,
+} as const;
 /** Slots of the `dropped` array (enum drop_kind). */
-export const DROP = { RING: 0, COUNTS: 1, STARTS: 2, KINDS: 4 } as const;
+export const DROP = { RING: 0, COUNTS: 1, STARTS: 2, HIST: 3, STACKS: 4, KINDS: 8 } as const;
+
+/** What a histogram counts (enum hist_kind). */
+export const HIST = { NONE: 0, LATENCY: 1, ENTRY: 2, RETURN: 3 } as const;
+/** Buckets in a histogram row; log2 rows use the first HIST_LOG2_BUCKETS. */
+export const HIST_BUCKETS = 256;
+export const HIST_LOG2_BUCKETS = 66;
+export const HIST_ROW = { size: 56 + HIST_BUCKETS * 8, sum: 0, sum_hi: 8, min_inv: 16, max: 24, comm: 32, nspid: 48, buckets: 56 } as const;
+export const HIST_KEY = { size: 8, pid: 0, func: 4 } as const;
+
+/** How a call's stack is recorded (enum stack_kind). */
+export const STACK = { NONE: 0, COPY: 1, FP: 2, FP_COUNT: 3 } as const;
+export const STACK_FP_MAX = 64;
+export const STACK_COPY_MAX = 64 << 10;
+export const STACK_EVENT = { size: 128 + STACK_FP_MAX * 8, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, nspid: 40, stack_len: 44, regs: 48, at_sp: 112, nfp: 120, fp: 128 } as const;
+export const STACK_COUNT_KEY = { size: 24, pid: 0, func: 4, stack_id: 8, at_sp: 16 } as const;
+export const STACK_COUNT = { size: 32, calls: 0, comm: 8, nspid: 24 } as const;
 
 /** Typed values (bpf/args.h). */
 export const ENTRY_SLOTS = 16;
@@ -31,6 +50,7 @@ export const BLOB_TRUNCATED = 2;
 export const UPROBE_EVENT = { size: 96, kind: 0, pid: 4, tid: 8, func: 12, ts: 16, comm: 24, nspid: 40, a: 48 } as const;
 export const EV_CALL = 1;
 export const EV_RETURN = 2;
+export const EV_STACK = 3;
 
 export const UPROBE_COUNTS = { size: 40, calls: 0, returns: 8, comm: 16, nspid: 32 } as const;
 

@@ -39,6 +39,15 @@ const uprobe = command(
   .option("--no-debuginfo", "Do not look for argument names and types in debug info")
   .option("--follow-children", "With -- command: its child processes too")
   .option("-s, --summary", "Print per-process call counts every interval instead of every event")
+  .option("--hist [value]", "A histogram counted in the kernel instead of events: latency (default), ret, or a parameter's name")
+  .option("--linear <start,step,end>", "With --hist: linear buckets instead of powers of two")
+  .option("--per-process", "With --hist or --stacks: one per process")
+  .option("--stack", "Each call with its user stack")
+  .option("--stacks", "Count calls per unique user stack; the top stacks at exit")
+  .option("--folded", "With --stacks: print folded stacks (for flame graph tools) at exit")
+  .option("--flamegraph <file>", "With --stacks: write an SVG flame graph at exit")
+  .option("--unwind <mode>", "How stacks are unwound: auto (default: call-frame info, else frame pointers), cfi, or fp (frame pointers only, nothing copied)")
+  .option("--stack-size <bytes>", "Bytes of stack copied per call to unwind (default 16K, at most 64K)")
   .option("--list-functions [pattern]", "List the functions of the target (Go names too) and exit")
   .option("--unsafe-uretprobe", "Use a real uretprobe on a Go binary (may crash it)")
   .option("--force-offset", "Allow an entry probe at an offset the decoder does not see as an instruction start");
@@ -47,6 +56,9 @@ runOptions(uprobe, "Seconds between summaries");
 attachModeOption(uprobe)
   .example("probe uprobe /lib/x86_64-linux-gnu/libc.so.6 getenv -d 5")
   .example("probe uprobe libc malloc --ret --pid 1234 --json")
+  .example("probe uprobe libssl SSL_read --hist -d 10 --pid 6575")
+  .example("probe uprobe libc 'void *malloc(size_t size)' --hist size")
+  .example("probe uprobe libc malloc --stacks --flamegraph malloc.svg -d 10")
   .action((target, fns, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fns ?? [], { ...opts, command: opts["--"] }))));
 
 const usdt = command(

@@ -18,11 +18,17 @@ import { MapReader } from "../../lib/maps.ts";
 import { encodeFunction, fromDescriptor } from "../../lib/args/describe.ts";
 import { locate } from "../../lib/types/abi.ts";
 import { parsePrototype } from "../../lib/types/prototype.ts";
-import { withSession, type SessionOptions } from "../session.ts";
+import { withSession, type Session, type SessionOptions } from "../session.ts";
 import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
+import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
+import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
+import { ProcessViews } from "../stack-views.ts";
+import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
+import { streamWithStacks } from "../stack-stream.ts";
+import { MmapEvents } from "../stack-mmaps.ts";
 
 export interface UprobeOptions extends SessionOptions {
   ret?: boolean;
@@ -35,7 +41,24 @@ export interface UprobeOptions extends SessionOptions {
   stringSize?: unknown;
   hexdump?: boolean;
   debuginfo?: boolean;
+  /** `--hist [latency|ARG|ret]` (true: latency). */
+  hist?: unknown;
+  linear?: unknown;
+  perProcess?: boolean;
+  stack?: boolean;
+  stacks?: boolean;
+  unwind?: unknown;
+  stackSize?: unknown;
+  folded?: boolean;
+  flamegraph?: unknown;
 }
+
+/** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
+const HUMAN_STACKS = 20;
+/** The ring buffer for copied stacks: a record is the stack size and ~0.6 KiB. */
+const STACK_RING_BYTES = 16 << 20;
+/** Frame-pointer stacks the program can tell apart (BPF stack map entries). */
+const FP_STACK_IDS = 16384;
 
 const HUMAN_ARGS = 4;
 
@@ -44,14 +67,22 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
   if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
   if (!fns.length) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, a glob, symbol+0x10, an offset, or a prototype)`);
   const stringMax = parseCount("string-size", o.stringSize, 256, 1, 12287);
-  const ret = !!(o.ret || o.retType);
+  const hist = parseHistOptions(o.hist, o.linear);
+  const stacks = parseStackOptions(o);
+  if (hist && stacks) throw new UsageError("--hist counts values and --stack/--stacks record stacks: choose one");
+  if ((hist || stacks?.aggregate) && o.summary) throw new UsageError(`--summary counts calls per process; --${hist ? "hist" : "stacks"} is another report: choose one`);
+  if (o.perProcess && !hist && !stacks?.aggregate) throw new UsageError("--per-process goes with --hist or --stacks");
+  if (stacks?.aggregate && (o.ret || o.retType)) throw new UsageError("--stacks counts calls by stack: returns add nothing to it (no --ret)");
+  // Latency pairs calls with returns; a result is read at the return only; a parameter at the call only.
+  const ret = hist ? hist.kind !== HIST.ENTRY : !!(o.ret || o.retType);
   return withSession(o, async (s) => {
     const t = await s.openTarget(target, o.wait);
     const view = s.filter.proc ? { pid: s.filter.proc.pid } : {};
     const specs = resolveSpecs(t.elf, fns, {
       retType: o.retType,
       stringMax,
-      debugInfo: o.debuginfo !== false,
+      // Types are only needed to show values, or to find the parameter a histogram counts.
+      debugInfo: o.debuginfo !== false && hist?.kind !== HIST.LATENCY && !stacks?.aggregate,
       display: t.display,
       openDebugFile: (path) => {
         try {
@@ -65,52 +96,155 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
     mark("probes planned");
     const names = plan.functions.map((f) => f.name);
-    const typed = !o.summary && specs.functions.some((f) => f.layout);
+    // Histograms and counted stacks send no call events: the typed programs' values are not needed.
+    const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
+    const histSlots = hist ? specs.functions.map((f, i) => histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
+    const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
+    const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
 
     const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
-    cv.setUint8(UPROBE_CONFIG.emit_events, o.summary ? 0 : 1);
+    cv.setUint8(UPROBE_CONFIG.emit_events, events && !stacks?.aggregate ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
-    cv.setUint8(UPROBE_CONFIG.track_latency, ret && !o.summary ? 1 : 0);
+    // Pairing: latency, and for Go (calls paired per goroutine and frame) whenever returns are probed.
+    cv.setUint8(UPROBE_CONFIG.track_latency, (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY ? 1 : 0);
+    if (hist) configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
+    if (stacks) {
+      cv.setUint8(UPROBE_CONFIG.stack, stackKind);
+      cv.setUint32(UPROBE_CONFIG.stack_size, stackKind === STACK.COPY ? stacks.stackSize : 0, true);
+      cv.setUint32(UPROBE_CONFIG.fp_frames, stackKind === STACK.FP ? STACK_FP_MAX : 0, true);
+    }
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
     // The PID inside a container, read by the program: a process that exits at once has no /proc left.
     cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
     const [entryProg, returnProg] = typed ? ["probe_entry_typed", "probe_return_typed"] : ["probe_entry", "probe_return"];
-    const obj = s.load("uprobe", cfg, ret ? [entryProg, returnProg] : [entryProg], { funcs: Math.max(1, layouts.length) });
+    // A result's histogram needs only the return probe.
+    const withEntry = hist?.kind !== HIST.RETURN;
+    const programs = [...(withEntry ? [entryProg] : []), ...(ret ? [returnProg] : [])];
+    const n = Math.max(1, names.length);
+    const obj = s.load("uprobe", cfg, programs, {
+      funcs: Math.max(1, layouts.length),
+      hists: n,
+      hist_slots: n,
+      stack_ids: stackKind === STACK.FP_COUNT ? FP_STACK_IDS : 1,
+      // No records at all with a histogram or stacks counted in the program; room for copied stacks.
+      ...(events ? (stackKind === STACK.COPY ? { events: STACK_RING_BYTES } : {}) : { events: 4096 }),
+    });
     if (typed) {
       const descs = new MapReader(obj.mapFd("funcs"));
       layouts.forEach((l, i) => descs.update(new Uint8Array(new Uint32Array([i]).buffer), encodeFunction(fromDescriptor(l.descriptor), names[i]!)));
     }
+    if (histSlots.length) {
+      const slots = new MapReader(obj.mapFd("hist_slots"));
+      histSlots.forEach((h, i) => h && slots.update(new Uint8Array(new Uint32Array([i]).buffer), h.bytes));
+    }
+    // Stacks are named from each process's mappings: followed from before the probes fire (and a
+    // held command starts), so that a process gone before its maps are read keeps them.
+    const views = stacks ? new ProcessViews(s.scope) : undefined;
+    const mmaps = views && watchMappings(s);
     const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
     // Functions a glob chose whose first instruction the kernel always refuses are left out before
     // trying (finding them by trying takes a few attaches each).
     const refused = [...globbed].filter((i) => unprobeableInstruction(t.elf, plan.functions[i]!.entry));
     if (refused.length) s.note(`probe: left out ${refused.length} function${refused.length === 1 ? "" : "s"} the kernel cannot probe (${refused.map((i) => names[i]).slice(0, 5).join(", ")}${refused.length > 5 ? ", ..." : ""}): their first instruction is lock- or segment-prefixed`);
     const skip = new Set(refused);
-    const entry = s.attach(obj.progFd(entryProg), t, entryPoints(plan).filter((p) => !skip.has(Number(p.cookie))), false, names, globbed);
+    const entries = entryPoints(plan).filter((p) => !skip.has(Number(p.cookie)));
+    const entry = withEntry ? s.attach(obj.progFd(entryProg), t, entries, false, names, globbed) : undefined;
     // Returns only where the entries went: a function left out at its entry is left out entirely.
-    const attached = new Set(entry.points.map((p) => Number(p.cookie)));
+    const attached = new Set((entry?.points ?? entries).map((p) => Number(p.cookie)));
     if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan).filter((p) => attached.has(Number(p.cookie))), plan.retprobe, names, globbed);
     s.confirm();
+    if (views && s.filter.proc) views.remember(s.filter.proc.pid);
 
     for (const n of [...plan.notes, ...specs.notes]) s.note(n);
-    const calls = ret ? " (calls and returns)" : "";
-    const what = names.length === 1 ? `${names[0]}${calls} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions${calls} of ${t.display}`;
-    s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
+    const doing = hist
+      ? ` (${hist.what === "latency" ? "latency histogram" : hist.what === "ret" ? "histogram of the return value" : `histogram of ${hist.what}`})`
+      : stacks
+        ? ` (${stacks.aggregate ? "calls per stack" : "calls with their stacks"}, ${stacks.mode === "fp" ? "frame pointers" : `unwound from ${stacks.stackSize} bytes of stack`})`
+        : ret
+          ? " (calls and returns)"
+          : "";
+    const what = names.length === 1 ? `${names[0]}${doing} in ${t.display} at offset ${hex(BigInt(plan.functions[0]!.entry))}` : `${names.length} functions${doing} of ${t.display}`;
     const out = s.out;
     const json = s.json;
     let poll: (() => number) | undefined;
-    let report: (() => void) | undefined;
+    let reportEvery: (() => void) | undefined;
     const proc = s.filter.proc;
     // Processes in containers get their PIDs at every namespace level (looked up once per PID).
     const nsPids = proc && (o.anyProcess || proc.nspid.length > 1) ? new NsPidCache([[proc.pid, proc.nspid]]) : undefined;
-    s.watchLosses(obj.mapFd("dropped"));
+    s.watchLosses(obj.mapFd("dropped"), [
+      { index: DROP.RING, kind: "events", what: `${stacks ? "stacks" : "events"} lost (ring buffer full: the reader fell behind)` },
+      { index: DROP.COUNTS, kind: "counts", what: "calls not counted (the per-process table was full)" },
+      { index: DROP.STARTS, kind: "pairing", what: "calls not paired with their return (the pairing table was full)" },
+      { index: DROP.HIST, kind: "hist", what: "calls not counted (the per-process histogram table was full)" },
+      { index: DROP.STACKS, kind: "stacks", what: "stacks not counted (the stack table was full)" },
+    ]);
     let counts: CountTable | undefined;
-    if (o.summary) {
-      counts = new CountTable(obj.mapFd("counts"), names, ret, (pid, inner) => nsPids?.get(pid, inner) ?? [pid]);
-      report = () => counts!.print(out, json, false);
+    let finish: (() => void) | undefined;
+    const nsOf = (pid: number, inner: number) => nsPids?.get(pid, inner) ?? [pid];
+    if (hist) {
+      const report = new HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, {
+        scheme: hist.scheme, signed: histSlots.some((h) => h?.signed), what: hist.what, durations: hist.kind === HIST.LATENCY, perProcess: !!o.perProcess,
+      }, nsOf);
+      // Like funclatency and bpftrace: at exit, and every interval only when one is asked for.
+      if (o.interval !== undefined) reportEvery = () => report.print(out, json, false);
+      finish = () => report.print(out, json, true);
+    } else if (stacks && views) {
+      // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
+      const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
+      const unwinder = new StackUnwinder(views, stacks.mode, atEntry);
+      const exited: number[] = [];
+      const syncMappings = () =>
+        mmaps?.consume({ mmap: (r) => views.onMmap(r), exec: (pid) => views.onExec(pid), fork: (pid, ppid) => views.onFork(pid, ppid), exit: (pid) => exited.push(pid) });
+      // Exits are applied after the stacks read in the same round (those were recorded before them).
+      const forgetExited = () => {
+        for (const pid of exited.splice(0)) views.onExit(pid);
+      };
+      let onRecord: (v: DataView, off: number, len: number) => void = () => {};
+      let counter = new StackCounter();
+      if (stacks.aggregate) {
+        if (stackKind === STACK.FP_COUNT) {
+          let seen = 0;
+          poll = () => {
+            syncMappings();
+            // Processes are named at exit from what was read while they ran.
+            if (exited.length || performance.now() - seen > 200) {
+              seen = performance.now();
+              for (const pid of fpCountPids(obj.mapFd("stack_counts"))) views.remember(pid);
+            }
+            forgetExited();
+            return 0;
+          };
+        } else {
+          onRecord = (v, off, len) => {
+            if (v.getUint32(off, true) === EV_STACK) counter.add(unwinder.fromRecord(v, off, len));
+          };
+        }
+        finish = () => {
+          if (stackKind === STACK.FP_COUNT) counter = readFpCounts(obj.mapFd("stack_counts"), obj.mapFd("stack_ids"), atEntry, views);
+          reportStacks(counter.totals(unwinder, !!o.perProcess), counter.calls, stacks, names, json, out, (msg) => s.note(msg), `probe uprobe ${t.display} ${names.join(" ")}`, HUMAN_STACKS);
+        };
+      } else {
+        if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
+        const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump });
+        onRecord = stream.onRecord;
+        finish = () => stream.flush();
+      }
+      if (stackKind !== STACK.FP_COUNT) {
+        const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
+        poll = () => {
+          syncMappings();
+          const got = rb.consume(onRecord);
+          forgetExited();
+          out.flush();
+          return got;
+        };
+      }
+    } else if (o.summary) {
+      counts = new CountTable(obj.mapFd("counts"), names, ret, nsOf);
+      reportEvery = () => counts!.print(out, json, false);
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
       const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
@@ -130,8 +264,12 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       };
     }
     out.flush();
-    await s.run({ poll, report });
+    // Said once the loop has taken over Ctrl-C (it does so as it starts, before this timer fires):
+    // whoever waits for this line may stop probe at once.
+    setTimeout(() => s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
+    await s.run({ poll, report: reportEvery });
     counts?.print(out, json, true);
+    finish?.();
     out.flush();
     return s.exitCode ?? 0;
   });
@@ -220,4 +358,14 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
       return undefined;
     }
   };
+}
+
+/** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */
+function watchMappings(s: Session): MmapEvents | undefined {
+  try {
+    return s.scope.add(new MmapEvents());
+  } catch (e) {
+    s.warn(`stacks of processes that exit before probe reads their maps will stay unnamed: ${(e as Error).message}`);
+    return undefined;
+  }
 }
