@@ -462,12 +462,12 @@ describe("issue 10: output", () => {
     }
   }, 60_000);
 
-  // Found while testing 10.13: without --ret, bpf/uprobe.bpf.c still remembers each Go call (to
-  // recognise a frame re-entering its entry after morestack) and nothing ever removes the entry,
-  // so a later call on the same goroutine at the same depth (a keep-alive connection's requests;
-  // freed g's are reused too) is taken for a re-entry and dropped: 1 event for 3 requests.
-  // bpf/uprobe.bpf.c is another engineer's; this test fails until it is fixed (see the report).
-  test.failing("Go entry events without --ret: one per call (3 requests, 3 ServeHTTP events)", async () => {
+  // Found while testing 10.13: without --ret, bpf/uprobe.bpf.c remembered each Go call (to
+  // recognise a frame re-entering its entry after morestack) and nothing removed the entry, so a
+  // later call on the same goroutine at the same depth (a keep-alive connection's requests) was
+  // taken for a re-entry and dropped: 1 event for 3 requests. Entries are now paired only when
+  // returns are probed.
+  test("Go entry events without --ret: one per call (3 requests, 3 ServeHTTP events)", async () => {
     const server = goBuild("../reliab/goserver", "reliab-goserver");
     const srv = Bun.spawn([server], { stdout: "pipe", stderr: "ignore" });
     try {
