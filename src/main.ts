@@ -1,6 +1,7 @@
 // Running a command: its exit code, and the one-line error a user sees when it fails
 // (`probe: error: ...` and a hint on stderr; with --json, one JSON object there instead).
 import { pc } from "./colors.ts";
+import { writeStderr } from "./stderr.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { mark } from "./timing.ts";
 
@@ -25,15 +26,15 @@ export function fail(e: unknown, cli?: HelpSource | string): never {
   const name = typeof cli === "string" ? cli : cli?.matchedCommand?.name;
   try {
     if (jsonWanted()) {
-      process.stderr.write(`${JSON.stringify({ event: "error", message: msg, ...(hint ? { hint } : {}), exit: usage ? 2 : 1 })}\n`);
+      writeStderr(`${JSON.stringify({ event: "error", message: msg, ...(hint ? { hint } : {}), exit: usage ? 2 : 1 })}\n`);
     } else {
-      process.stderr.write(`${pc.red("probe: error:")} ${msg}\n`);
-      if (hint) process.stderr.write(`${pc.dim("hint:")} ${hint}\n`);
-      if (usage) process.stderr.write(`Run 'probe ${name ? `${name} ` : ""}--help' for usage.\n`);
+      writeStderr(`${pc.red("probe: error:")} ${msg}\n`);
+      if (hint) writeStderr(`${pc.dim("hint:")} ${hint}\n`);
+      if (usage) writeStderr(`Run 'probe ${name ? `${name} ` : ""}--help' for usage.\n`);
     }
-    if (process.env.PROBE_DEBUG && err?.stack) process.stderr.write(`${err.stack}\n`);
+    if (process.env.PROBE_DEBUG && err?.stack) writeStderr(`${err.stack}\n`);
   } catch {
-    // stderr is gone (a closed pipe): the exit code still says it.
+    // stderr is gone: the exit code still says it.
   }
   process.exit(usage ? 2 : 1);
 }

@@ -6,6 +6,7 @@ import { ProbeError, UsageError } from "./errors.ts";
 import { parsePid } from "./options.ts";
 import { containerPid, ContainerError, type ContainerPid } from "../lib/containers.ts";
 import { nsPids, pidNamespace, processExists, processIdentity, assertSameProcess, procIsOurPidNamespace, ProcessWatch, type PidNamespace, type ProcessIdentity } from "../lib/proc/identity.ts";
+import { writeStderr } from "./stderr.ts";
 
 /** The process a command traces: its host PID, its PID at every namespace level, its identity. */
 export class TargetProcess {
@@ -107,7 +108,7 @@ export async function targetProcess(o: { pid?: unknown; container?: unknown; wai
         break;
       } catch (e) {
         if (!(e instanceof ContainerError) || !o.wait || e.attempts.length === 0) throw withHint(e, "or give its host PID with --pid");
-        if (!said) process.stderr.write(pc.dim(`probe: waiting for container ${name} to run... (Ctrl-C to stop)\n`));
+        if (!said) writeStderr(pc.dim(`probe: waiting for container ${name} to run... (Ctrl-C to stop)\n`));
         said = true;
         await Bun.sleep(CONTAINER_POLL_MS);
       }

@@ -24,6 +24,7 @@ export const libc = dlopen("libc.so.6", {
   chroot: { args: [p], returns: i32 },
   fstatfs: { args: [i32, p], returns: i32 },
   poll: { args: [p, u64, i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
 });
 
 const L = libc.symbols;
@@ -173,6 +174,11 @@ export function fsType(fd: number): number {
   return Number(statfsBuf[0]!);
 }
 export const FS_MAGIC = { OVERLAYFS: 0x794c7630 } as const;
+
+/** Whether `fd` is a terminal (libc's isatty; node:tty would cost a start-up its streams). */
+export function isTerminal(fd: number): boolean {
+  return L.isatty(fd) === 1;
+}
 
 const pollBuf = new ArrayBuffer(8);
 /** Whether `fd` is readable now (poll with a zero timeout): a pidfd becomes readable when its process exits. */

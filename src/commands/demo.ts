@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { pc } from "../colors.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { run as sslRead } from "./ssl-read.ts";
+import { writeStderr } from "../stderr.ts";
 
 export async function run(o: { requests?: number | string; json?: boolean }): Promise<number> {
   const n = Number(o.requests ?? 5);
@@ -26,7 +27,7 @@ export async function run(o: { requests?: number | string; json?: boolean }): Pr
       stderr: "ignore",
     });
     await waitForPort(port);
-    process.stderr.write(pc.dim(`Demo: openssl s_server (pid ${server.pid}) on 127.0.0.1:${port}; ${n} client request(s) once probes are attached.\n`));
+    writeStderr(pc.dim(`Demo: openssl s_server (pid ${server.pid}) on 127.0.0.1:${port}; ${n} client request(s) once probes are attached.\n`));
 
     return await sslRead({ json: o.json, interval: 1 }, {
       onAttached: async () => {

@@ -5,6 +5,7 @@ import { kernelView, type Holder, type KernelView } from "../../lib/kernel-view.
 import { Out } from "../output.ts";
 import { table, type Column } from "../table.ts";
 import { requireTracingCaps } from "../session.ts";
+import { writeStderr } from "../stderr.ts";
 
 export interface ListOptions {
   json?: boolean;
@@ -47,7 +48,7 @@ export async function run(o: ListOptions): Promise<number> {
       out.line(JSON.stringify({ kind: "perf_event", probe: p.kind, path: p.path, offset: p.offset, prog_id: p.progId, prog_name: p.progName ?? null, pid: p.pid, comm: p.comm, fd: p.fd }));
     }
     out.flush();
-    for (const w of listWarnings(v)) process.stderr.write(`${JSON.stringify({ event: "warning", message: w })}\n`);
+    for (const w of listWarnings(v)) writeStderr(`${JSON.stringify({ event: "warning", message: w })}\n`);
     return 0;
   }
   const section = (title: string, columns: Column[], rows: string[][]) => {
@@ -76,7 +77,7 @@ export async function run(o: ListOptions): Promise<number> {
       const where = p.kind === "uprobe" || p.kind === "uretprobe" ? `${p.path} 0x${p.offset.toString(16)}` : p.path;
       return [String(p.pid), p.comm, String(p.fd), `${p.progId} ${p.progName ?? "?"}`, `${kind} ${where}`];
     }));
-  for (const w of listWarnings(v)) process.stderr.write(`probe: warning: ${w}\n`);
+  for (const w of listWarnings(v)) writeStderr(`probe: warning: ${w}\n`);
   out.flush();
   return 0;
 }

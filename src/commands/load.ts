@@ -21,6 +21,7 @@ import { withSession, explainAttachError, type Session, type SessionOptions } fr
 import { AttachError } from "../../lib/uprobe.ts";
 import { pad, type Out } from "../output.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
+import { writeStderr } from "../stderr.ts";
 
 export interface LoadCommandOptions extends SessionOptions {
   /** `PROG=KIND:TARGET:FUNCTION`, repeatable. */
@@ -109,7 +110,7 @@ function describeAttachment(a: Attachment): Record<string, unknown> {
 /** A failed load in one line: the verifier's reason, or libbpf's own last word. */
 function explainLoad(e: LoadError, object: string): ProbeError {
   const summary = verifierSummary(e.log);
-  if (summary) process.stderr.write(`${summary}\n`);
+  if (summary) writeStderr(`${summary}\n`);
   const reason = verifierReason(e.log);
   const prog = rejectedProgram(e.log);
   if (prog && reason) return new ProbeError(`the verifier rejected program '${prog}' of ${object}: ${reason}`, "the verifier's log (its last lines) is above");

@@ -12,6 +12,7 @@ import { pc } from "../colors.ts";
 import { ProbeError, UsageError } from "../errors.ts";
 import { withSession, type Session, type SessionOptions } from "../session.ts";
 import { Out, WallClock, jsonInt, pad } from "../output.ts";
+import { writeStderr } from "../stderr.ts";
 
 export interface TracepointOptions extends SessionOptions {
   list?: string | boolean;
@@ -84,7 +85,7 @@ export async function run(specs: string[] | undefined, o: TracepointOptions): Pr
 
 /** `--list [PATTERN]`: the kernel's tracepoints (available_events), filtered by a glob. */
 function list(pattern: string | undefined, o: TracepointOptions): number {
-  const root = tracefsRoot((m) => process.stderr.write(`${pc.dim(`probe: ${m}`)}\n`));
+  const root = tracefsRoot((m) => writeStderr(`${pc.dim(`probe: ${m}`)}\n`));
   const all = listEvents(root);
   const events = pattern ? matchEvents(pattern, all) : all;
   const out = new Out();

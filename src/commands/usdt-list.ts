@@ -18,6 +18,7 @@ import { Out } from "../output.ts";
 import { table } from "../table.ts";
 import { targetProcess } from "../targets.ts";
 import type { UsdtOptions } from "./usdt.ts";
+import { writeStderr } from "../stderr.ts";
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
@@ -49,14 +50,14 @@ export async function run(target: string | undefined, filter: string | undefined
           sites = readUsdtSites(t.elf);
         } catch (e) {
           if (!(e instanceof UsdtNoteError)) throw e;
-          process.stderr.write(`${pc.yellow(`probe: warning: ${e.message}`)}\n`);
+          writeStderr(`${pc.yellow(`probe: warning: ${e.message}`)}\n`);
           continue;
         }
         listed += listFile(out, t, sites, match, !!o.json);
       }
     }
     out.flush();
-    if (!listed) process.stderr.write(`probe: no USDT probes${filter ? ` matching ${filter}` : ""} in ${target ?? `the files process ${proc!.pid} maps`}\n`);
+    if (!listed) writeStderr(`probe: no USDT probes${filter ? ` matching ${filter}` : ""} in ${target ?? `the files process ${proc!.pid} maps`}\n`);
     return 0;
   } finally {
     scope.close();
