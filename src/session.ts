@@ -6,12 +6,12 @@ import { closeSync, fstatSync, statSync, writeSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { pc } from "./colors.ts";
 import { mark } from "./timing.ts";
+import { writeStderr } from "./stderr.ts";
 import { ProbeError, UsageError } from "./errors.ts";
 import { parseAttachMode, parseCount, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
 import { Fleet, fleetRequested, type FleetOptions, type TracedContainer } from "./fleet.ts";
 import { Registry, DEFAULT_MAX_SERIES, type Counter } from "../lib/metrics/registry.ts";
-import { startMetricsServer } from "../lib/metrics/server.ts";
 import { Out } from "./output.ts";
 import { Scope, type Closable } from "../lib/scope.ts";
 import { missingTracingCaps } from "../lib/caps.ts";
@@ -197,6 +197,8 @@ export class Session implements Closable {
     if (o.metrics === undefined) return;
     if (typeof o.metrics !== "string" || !o.metrics.trim()) throw new UsageError(`--metrics takes an address like :9464 or 127.0.0.1:9464, not '${String(o.metrics)}'`);
     const registry = new Registry({ maxSeries: parseCount("metrics-max-series", o.metricsMaxSeries, DEFAULT_MAX_SERIES, 10, 10_000_000) });
+    // Imported here: the server brings node:net (and Node's streams), milliseconds of every start.
+    const { startMetricsServer } = await import("../lib/metrics/server.ts");
     const server = startMetricsServer({ address: o.metrics, registry });
     this.metrics = registry;
     this.lostCounter = registry.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]);
@@ -293,11 +295,11 @@ export class Session implements Closable {
 
   /** A line for the user on stderr (dimmed), out of the way of the data on stdout. */
   note(text: string): void {
-    process.stderr.write(`${pc.dim(text)}\n`);
+    writeStderr(`${pc.dim(text)}\n`);
   }
 
   warn(text: string): void {
-    process.stderr.write(`${pc.yellow(`probe: warning: ${text}`)}\n`);
+    writeStderr(`${pc.yellow(`probe: warning: ${text}`)}\n`);
   }
 
   /**
@@ -416,7 +418,9 @@ export class Session implements Closable {
     // The CO-RE build (bpf/filter.h) only where namespaces or a process's children are followed.
     const core = !!(f.pidns || f.followForks || this.wantsNspid);
     mark(`loading ${name}${core ? ".core" : ""}`);
-    const obj = this.scope.add(loadEmbedded(core ? `${name}.core` : name, this.mode, config, only, !!(f.followForks || f.pending), sizes));
+    // The filter's tables only where used (a 64K-entry hash table costs the kernel ~4 ms to make).
+    const filterSizes = { ...(f.tgids || f.followForks || f.pending ? {} : { filter_tgids: 1 }), ...(f.pidns ? {} : { filter_pidns: 1 }), ...(f.pending ? {} : { filter_pending: 1 }) };
+    const obj = this.scope.add(loadEmbedded(core ? `${name}.core` : name, this.mode, config, only, !!(f.followForks || f.pending), { ...filterSizes, ...sizes }));
     mark(`loaded ${name}`);
     const one = new Uint8Array([1]);
     if (f.tgids) {
@@ -522,6 +526,7 @@ export class Session implements Closable {
       // The handlers stay installed (see onSignal): a second Ctrl-C while the final report is
       // written must not cut it short.
       this.stopLoop = () => stop("signal");
+      mark("running");
       hooks.started?.();
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
@@ -577,7 +582,7 @@ export class Session implements Closable {
       if (proc) {
         every(100, () => {
           if (!proc.watch.exited()) return;
-          process.stderr.write(`probe: pid ${proc.pid} exited\n`);
+          writeStderr(`probe: pid ${proc.pid} exited\n`);
           stop("target-exit");
         });
       }

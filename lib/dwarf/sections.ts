@@ -3,7 +3,10 @@
 // or zstd, and Go's `.zdebug_*`: "ZLIB" + big-endian size) are inflated only as far as a lookup
 // reaches: a zlib stream cannot be entered in the middle, but it can be stopped early, so a unit
 // near the start of .debug_info costs a fraction of the section.
-import { constants, inflateSync, zstdDecompressSync } from "node:zlib";
+import type * as Zlib from "node:zlib";
+
+/** node:zlib when a compressed section is met: importing it loads Node's streams, ~10 ms of every start otherwise. */
+const zlib = (): typeof Zlib => require("node:zlib");
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
@@ -158,11 +161,11 @@ class InflatingBacking implements Backing {
       const whole = k >= this.csize;
       let o: Uint8Array;
       try {
-        o = inflateSync(this.compressed.subarray(0, k), {
+        o = zlib().inflateSync(this.compressed.subarray(0, k), {
           maxOutputLength: Math.max(this.size, 1),
           // One big output chunk: the default 16 KiB chunks are concatenated at a high cost.
           chunkSize: Math.max(64 * 1024, Math.min(this.size, 16 << 20)),
-          ...(whole ? {} : { finishFlush: constants.Z_SYNC_FLUSH }),
+          ...(whole ? {} : { finishFlush: zlib().constants.Z_SYNC_FLUSH }),
         });
       } catch (e) {
         return this.fail(`cannot decompress (zlib): ${(e as Error).message}`);
@@ -371,7 +374,7 @@ export class DebugSections {
   private zstd(data: Uint8Array, size: number, fail: (w: string) => never): Uint8Array {
     let out: Uint8Array;
     try {
-      out = zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
+      out = zlib().zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
     } catch (e) {
       return fail(`cannot decompress (zstd): ${(e as Error).message}`);
     }

@@ -2,7 +2,7 @@
 // table when there is one (else by walking `.eh_frame`), then `.debug_frame` for what `.eh_frame`
 // does not cover. Built on first use and cached per ElfFile; rows are cached per FDE, so a hot pc
 // costs two binary searches.
-import { inflateSync } from "node:zlib";
+import type * as Zlib from "node:zlib";
 import { ElfFile, PT_LOAD, SHT, type Section } from "../elf.ts";
 import { ByteReader, PE } from "./byte-reader.ts";
 import { rowAt, type CfaRow, type FdeRows } from "./cfa-row.ts";
@@ -194,6 +194,8 @@ export class FileCfi {
     if (type !== ELFCOMPRESS_ZLIB) throw new Malformed(`section ${sec.name} is compressed with type ${type} (only zlib is read)`);
     if (size > MAX_SECTION_BYTES) throw new Malformed(`section ${sec.name} claims ${size} bytes uncompressed`);
     try {
+      // node:zlib only when needed: importing it loads Node's streams, ~10 ms of every start.
+      const { inflateSync } = require("node:zlib") as typeof Zlib;
       return new Uint8Array(inflateSync(raw.subarray(24), { maxOutputLength: Math.max(size, 1) }));
     } catch (e) {
       throw new Malformed(`section ${sec.name} does not decompress (${(e as Error).message})`);
