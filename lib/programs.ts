@@ -21,7 +21,10 @@ export function loadEmbedded(
   config: Uint8Array,
   only?: string[],
   withFilterPrograms = false,
-  /** max_entries of maps sized for the job (a ring buffer's bytes, one description per function). */
+  /**
+   * max_entries of maps sized for the job (a ring buffer's bytes, one description per function,
+   * one entry for a table the job leaves unused); names the object has no map of are skipped.
+   */
   sizes: Record<string, number> = {},
 ): BpfObject {
   const btf = vmlinuxBtfFallback();
@@ -32,7 +35,10 @@ export function loadEmbedded(
       if (!wanted) obj.setAutoload(p, false);
       else if (mode === "multi" && libbpf().bpf_program__type(p.handle) === BPF_PROG_TYPE.KPROBE) obj.setExpectedAttachType(p, BPF_ATTACH.TRACE_UPROBE_MULTI);
     }
-    for (const [map, n] of Object.entries(sizes)) obj.setMaxEntries(obj.map(map), n);
+    for (const m of obj.maps()) {
+      const n = sizes[m.name];
+      if (n !== undefined) obj.setMaxEntries(m, n);
+    }
     obj.setGlobalData(".rodata", 0, config);
     obj.load();
     return obj;

@@ -92,6 +92,13 @@ export function parseBytes(name: string, v: unknown, dflt: number, max = 1 << 30
   return n;
 }
 
+/** `--buffer-size`: a ring buffer's bytes, a power of two from 4K to 1G (the kernel's rule). */
+export function parseRingSize(v: unknown, dflt: number): number {
+  const n = parseBytes("buffer-size", v, dflt);
+  if (n < 4096 || n & (n - 1)) throw new UsageError(`--buffer-size takes a power of two from 4K to 1G, not '${raw(v, "buffer-size")}'`);
+  return n;
+}
+
 export function parseAttachMode(v: unknown): AttachMode | undefined {
   if (v === undefined) return undefined;
   if (v === "multi" || v === "perf") return v;

@@ -11,7 +11,7 @@ import { mark } from "../timing.ts";
 import { compileGlob, isGlob } from "../../lib/glob.ts";
 import { findDebugInfo, formatSignature } from "../../lib/dwarf/index.ts";
 import type { ElfFile } from "../../lib/elf.ts";
-import { parseCount } from "../options.ts";
+import { parseCount, parseRingSize } from "../options.ts";
 import { resolveSpecs } from "../function-specs.ts";
 import { TypedEventPrinter } from "../typed-format.ts";
 import { MapReader } from "../../lib/maps.ts";
@@ -29,6 +29,7 @@ import { ProcessViews } from "../stack-views.ts";
 import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
 import { MmapEvents } from "../stack-mmaps.ts";
+import { writeStderr } from "../stderr.ts";
 
 export interface UprobeOptions extends SessionOptions {
   ret?: boolean;
@@ -51,12 +52,26 @@ export interface UprobeOptions extends SessionOptions {
   stackSize?: unknown;
   folded?: boolean;
   flamegraph?: unknown;
+  /** `--buffer-size`: the events ring buffer's bytes. */
+  bufferSize?: unknown;
 }
 
 /** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
 const HUMAN_STACKS = 20;
 /** The ring buffer for copied stacks: a record is the stack size and ~0.6 KiB. */
 const STACK_RING_BYTES = 16 << 20;
+/**
+ * The ring buffer for call and return records (~100 bytes each): the kernel writes ~1M a second at
+ * most (a probe hit costs ~1 µs), and the reader takes them every millisecond while they come
+ * (every 10 ms once quiet): 2 MiB holds 20 ms of that. Its pages count in probe's memory once read.
+ */
+const EVENT_RING_BYTES = 2 << 20;
+/** Typed records carry strings and buffers (up to --string-size each): as before, 8 MiB. */
+const TYPED_RING_BYTES = 8 << 20;
+/** Frame-pointer stacks: a record is ~0.6 KiB. */
+const FP_RING_BYTES = 8 << 20;
+/** A ring buffer the programs never write to (--summary, --hist): the least the kernel takes. */
+const UNUSED_RING_BYTES = 4096;
 /** Frame-pointer stacks the program can tell apart (BPF stack map entries). */
 const FP_STACK_IDS = 16384;
 
@@ -102,12 +117,15 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const histSlots = hist ? specs.functions.map((f, i) => histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
     const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
     const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
+    if (o.bufferSize !== undefined && !events) throw new UsageError(`--buffer-size sizes the ring buffer of events; --${o.summary ? "summary" : hist ? "hist" : "stacks --unwind fp"} sends none`);
+    const ringBytes = parseRingSize(o.bufferSize, stackKind === STACK.COPY ? STACK_RING_BYTES : stackKind === STACK.FP ? FP_RING_BYTES : typed ? TYPED_RING_BYTES : EVENT_RING_BYTES);
 
     const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
     cv.setUint8(UPROBE_CONFIG.emit_events, events && !stacks?.aggregate ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.count_calls, o.summary ? 1 : 0);
     // Pairing: latency, and for Go (calls paired per goroutine and frame) whenever returns are probed.
-    cv.setUint8(UPROBE_CONFIG.track_latency, (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY ? 1 : 0);
+    const trackLatency = (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY;
+    cv.setUint8(UPROBE_CONFIG.track_latency, trackLatency ? 1 : 0);
     if (hist) configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
     if (stacks) {
       cv.setUint8(UPROBE_CONFIG.stack, stackKind);
@@ -124,13 +142,20 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const withEntry = hist?.kind !== HIST.RETURN;
     const programs = [...(withEntry ? [entryProg] : []), ...(ret ? [returnProg] : [])];
     const n = Math.max(1, names.length);
+    // Every table sized for the job: one the programs never touch gets one entry (creating a
+    // 64K-entry hash table costs the kernel ~4 ms, at every start).
+    const pairing = trackLatency || plan.goAbi || typed; // the programs' wants_pairing()
     const obj = s.load("uprobe", cfg, programs, {
       funcs: Math.max(1, layouts.length),
       hists: n,
       hist_slots: n,
       stack_ids: stackKind === STACK.FP_COUNT ? FP_STACK_IDS : 1,
-      // No records at all with a histogram or stacks counted in the program; room for copied stacks.
-      ...(events ? (stackKind === STACK.COPY ? { events: STACK_RING_BYTES } : {}) : { events: 4096 }),
+      // No records at all with a histogram or stacks counted in the program.
+      events: events ? ringBytes : UNUSED_RING_BYTES,
+      ...(o.summary ? {} : { counts: 1 }),
+      ...(pairing ? {} : { starts: 1 }),
+      ...(stackKind === STACK.FP_COUNT ? {} : { stack_counts: 1 }),
+      ...(hist && o.perProcess ? {} : { proc_hists: 1 }),
     });
     if (typed) {
       const descs = new MapReader(obj.mapFd("funcs"));
@@ -296,7 +321,7 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
     const go = inspectGo(t.elf);
     const rows: { offset: number; size: number; name: string; vaddr: number }[] = [];
     if (go) {
-      process.stderr.write(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
+      writeStderr(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
       const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
       for (const f of listGoFunctions(t.elf, glob ? "" : pattern)) {
         if (glob && !glob(f.name)) continue;
@@ -321,7 +346,7 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
         ? JSON.stringify({ function: r.name, offset: hex(BigInt(r.offset)), size: r.size, ...(sig ? { signature: sig } : {}) })
         : `${hex(BigInt(r.offset)).padEnd(12)} ${String(r.size).padStart(7)}  ${r.name}${sig ? `  ${pc.dim(sig)}` : ""}`);
     }
-    if (!rows.length) process.stderr.write(`probe: no function of ${t.display} matches '${pattern}'\n`);
+    if (!rows.length) writeStderr(`probe: no function of ${t.display} matches '${pattern}'\n`);
     out.flush();
     return 0;
   } finally {
