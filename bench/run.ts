@@ -15,6 +15,7 @@ import { benchPythonUsdt } from "./usdt-python.ts";
 import { tlsBench } from "./tls.ts";
 import { histBench } from "./hist.ts";
 import { typedBench } from "./typed.ts";
+import { formatBench } from "./format.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -229,6 +230,7 @@ await histBench(row);
 
 // --- typed arguments: a string per call against bpftrace, all of libc, large binaries, debug info --
 await typedBench(row);
+formatBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

@@ -4,11 +4,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./helpers.ts";
 
-/** `probe` command lines (without `sudo`, comments and the leading `probe`) under the `### ` heading starting with `heading`. */
+/** `probe` command lines (without `sudo`, comments and the leading `probe`) under the `### ` (or `#### `) heading starting with `heading`. */
 export function readmeExamples(heading: string): string[][] {
   const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
-  const start = lines.findIndex((l) => l.startsWith(`### ${heading}`));
-  if (start < 0) throw new Error(`README.md has no section '### ${heading}'`);
+  const start = lines.findIndex((l) => l.startsWith(`### ${heading}`) || l.startsWith(`#### ${heading}`));
+  if (start < 0) throw new Error(`README.md has no section '### ${heading}' (or '#### ...')`);
   const out: string[][] = [];
   for (const l of lines.slice(start + 1)) {
     if (l.startsWith("#")) break;

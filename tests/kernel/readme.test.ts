@@ -573,6 +573,7 @@ const TLS_READ = "tests/kernel/tls-read.test.ts";
 const USDT = "tests/kernel/usdt.test.ts";
 const TRACEPOINT = "tests/kernel/tracepoint.test.ts";
 const OPENSNOOP = "tests/kernel/opensnoop.test.ts";
+const HIST = "tests/kernel/hist-readme.test.ts";
 
 interface RunBy {
   file: string;
@@ -608,6 +609,16 @@ const RUN_ELSEWHERE: Record<string, Record<string, RunBy>> = {
     "tracepoint syscalls:sys_enter_execve": { file: TRACEPOINT, code: "startProbe(examples[0]!)" },
     "tracepoint sched:sched_process_exit -p 1234 --json": { file: TRACEPOINT, code: 'startProbe(examples[1]!.map((a) => (a === "1234" ? String(f.pid) : a)))' },
     "tracepoint --list syscalls:*open*": { file: TRACEPOINT, code: "runProbe(examples[2]!)" },
+  },
+  // Through the file's example(), which substitutes the PID and output files and calls startProbe.
+  "Histograms, stacks, flame graphs": {
+    "uprobe libssl SSL_read --hist -d 10 --pid 6575": { file: HIST, code: "example(EXAMPLES[0]!, tls, Number(pid))" },
+    "uprobe libc void *malloc(size_t size) --hist size --pid 6575": { file: HIST, code: "example(EXAMPLES[1]!, target, pid)" },
+    "uprobe libc ssize_t read(int fd, void *buf, size_t n) --hist ret --linear 0,512,8192 --pid 6575": { file: HIST, code: "example(EXAMPLES[2]!, target, pid)" },
+    "uprobe libc malloc --stack --pid 6575": { file: HIST, code: "example(EXAMPLES[3]!, target, pid)" },
+    "uprobe libc malloc --stacks -d 10 --pid 6575": { file: HIST, code: "example(EXAMPLES[4]!, target, pid)" },
+    "uprobe libc malloc --stacks --folded --pid 6575 > out.folded": { file: HIST, code: "example(EXAMPLES[5]!, target, pid)" },
+    "uprobe libc malloc --stacks --flamegraph malloc.svg --pid 6575": { file: HIST, code: 'example(EXAMPLES[6]!, target, pid, { "malloc.svg": svg })' },
   },
   // Some with --json (or another --args) added, to compare values.
   "`probe usdt <target> <probe>`": {
@@ -668,7 +679,9 @@ function checkRunElsewhere(section: string, key: string, by: RunBy): void {
   if (!existsSync(path)) throw new Error(`${by.file} (said to run 'probe ${key}') does not exist`);
   const src = readFileSync(path, "utf8");
   if (!squeeze(src).includes(squeeze(by.code))) throw new Error(`${by.file} no longer has the code said to run 'probe ${key}':\n  ${by.code}\nupdate RUN_ELSEWHERE in tests/kernel/readme.test.ts (or add a runner here)`);
-  expect(by.code).toMatch(/\b(startProbe|runProbe|Bun\.spawn)\(/);
+  expect(by.code).toMatch(/\b(startProbe|runProbe|Bun\.spawn|example)\(/);
+  // A file's own example() runner counts when it starts probe itself.
+  if (/^example\(/.test(by.code)) expect(src).toMatch(/async function example\([^]*?startProbe\(/);
   const sel = selectedExample(by.code, src);
   // The heading it reads is this section's (readmeExamples takes the first heading it prefixes).
   if (JSON.stringify(readmeExamples(sel.heading)) !== JSON.stringify(readmeExamples(section))) {
