@@ -28,7 +28,7 @@ import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.t
 import { ProcessViews } from "../stack-views.ts";
 import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
-import { MmapEvents } from "../stack-mmaps.ts";
+import { MmapEvents } from "../../lib/proc/mmap-events.ts";
 
 export interface UprobeOptions extends SessionOptions {
   ret?: boolean;
@@ -360,7 +360,7 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
   };
 }
 
-/** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */
+/** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
 function watchMappings(s: Session): MmapEvents | undefined {
   try {
     return s.scope.add(new MmapEvents());
