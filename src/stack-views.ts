@@ -11,7 +11,7 @@ import { closeFd } from "../lib/ffi/libc.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { openRegular } from "../lib/files.ts";
 import { processExists } from "../lib/proc/identity.ts";
-import { openMappedFile, readMaps, type MapsEntry } from "../lib/proc/maps.ts";
+import { openMappedFile, readMaps, type MappedFileRef, type MapsEntry } from "../lib/proc/maps.ts";
 import { openTarget } from "../lib/proc/target.ts";
 import type { Scope } from "../lib/scope.ts";
 import { AddressSpace, Symbolizer, buildId, debugFilePaths, mappingsFromMapsEntries, type Mapping } from "../lib/unwind/index.ts";
@@ -20,19 +20,10 @@ import type { MmapRecord } from "../lib/proc/mmap-events.ts";
 /** A process's maps are read again at most this often (a pc outside every mapping asks for it). */
 const REFRESH_MS = 200;
 
-/** What opens a mapped file: where the process maps it. */
-interface FileRef {
-  path: string;
-  inode: number;
-  dev: string;
-  deleted: boolean;
-  start: bigint;
-  end: bigint;
-}
-
 interface View {
   mappings: Mapping[];
-  files: Map<string, FileRef>;
+  /** What opens each file, by its mappings' key (dev:inode). */
+  files: Map<string, MappedFileRef>;
   space?: AddressSpace;
   /** /proc/PID/maps was read (or tried) since the process started or exec'd. */
   procRead: boolean;
@@ -160,7 +151,7 @@ export class ProcessViews {
       let why: unknown;
       if (processExists(pid)) {
         try {
-          fd = openMappedFile(pid, { ...f, executable: true }).fd;
+          fd = openMappedFile(pid, f).fd;
         } catch (e) {
           why = e;
         }
