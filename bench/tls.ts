@@ -26,14 +26,14 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-// A client and a server SSL in one thread (tests/fixtures/tls/tls_loop.c): each iteration the server
+// A client and a server SSL in one thread (bench/tls_loop.c): each iteration the server
 // writes SIZE bytes and the client reads them with SSL_read. What a tracer adds per read shows whole
 // in the time per iteration. Only reads are traced (--read): the cost per read, and the rate of
 // plaintext captured into a file with nothing lost.
 export async function tlsBench(row: Row): Promise<void> {
   const READS = Number(process.env.BENCH_TLS_READS ?? 100_000);
   const loopBin = join(WORK, "tls_loop");
-  const b = Bun.spawnSync(["gcc", "-O2", "-o", loopBin, join(ROOT, "tests", "fixtures", "tls", "tls_loop.c"), "-lssl", "-lcrypto"], { stderr: "pipe" });
+  const b = Bun.spawnSync(["gcc", "-O2", "-o", loopBin, join(ROOT, "bench", "tls_loop.c"), "-lssl", "-lcrypto"], { stderr: "pipe" });
   if (b.exitCode !== 0) throw new Error(`gcc tls_loop failed (libssl-dev?): ${b.stderr}`);
   const { cert, key } = testCert();
   const LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
