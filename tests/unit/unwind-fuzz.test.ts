@@ -16,19 +16,7 @@ import { FrameSection } from "../../lib/unwind/frame-section.ts";
 import { unwind, type UnwindResult } from "../../lib/unwind/unwinder.ts";
 import { buildChain, buildGoChain, gdbSnapshot, WORK, type GdbSnapshot } from "./unwind-fixtures.ts";
 import { goFunction } from "../../lib/go.ts";
-
-/** xorshift32: the same cases on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const JS_ERROR_TEXT = /RangeError|TypeError|ReferenceError|is not a function|Cannot read|undefined|NaN|\n\s+at /;
 
@@ -108,7 +96,7 @@ interface Outcome {
  */
 function fuzzFile(victim: string, snap: GdbSnapshot, ranges: [number, number][], cases: number, seed: number, rules?: (path: string) => string): Outcome {
   const base = new Uint8Array(readFileSync(victim));
-  const rand = rng(seed);
+  const rand = randomFloats(seed);
   const mutated = join(WORK, `fuzz-${seed}.elf`);
   const real = new Map<string, ElfFile>();
   const openReal = (p: string) => {
@@ -206,7 +194,7 @@ describe("mutated unwind tables", () => {
     const sec = elf.section(".eh_frame")!;
     const base = elf.sectionBytes(sec);
     closeSync(fd);
-    const rand = rng(4);
+    const rand = randomFloats(4);
     let malformed = 0;
     let rows = 0;
     for (let i = 0; i < 500; i++) {
@@ -235,7 +223,7 @@ describe("mutated unwind tables", () => {
   }, 120_000);
 
   test("2,000 random DWARF expressions: a value, undefined, or a Malformed error", () => {
-    const rand = rng(5);
+    const rand = randomFloats(5);
     let values = 0;
     let errors = 0;
     for (let i = 0; i < 2000; i++) {

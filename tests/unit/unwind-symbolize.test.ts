@@ -11,21 +11,10 @@ import { parseMaps, readMaps } from "../../lib/proc/maps.ts";
 import { Symbolizer, buildId, debugFilePaths, frameLabel } from "../../lib/unwind/symbolize.ts";
 import { buildChain, buildGoChain, WORK } from "./unwind-fixtures.ts";
 import { goEnv } from "../fixtures/go.ts";
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
 const LIBSTDCXX = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6";
-
-function rng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 /** The mappings ld.so (or the kernel) makes for `elf` loaded at `base` (0 for a non-PIE executable). */
 function loadedMappings(elf: ElfFile, base: number): Mapping[] {
@@ -66,7 +55,7 @@ function probeAddresses(elf: ElfFile, extra: ElfFile | undefined, random: number
     }
   }
   const text = elf.section(".text")!;
-  const rand = rng(seed);
+  const rand = randomFloats(seed);
   for (let i = 0; i < random; i++) set.add(text.addr + Math.floor(rand() * text.size));
   return [...set].sort((a, b) => a - b);
 }
@@ -169,7 +158,7 @@ test("stripped Go binary: names from .gopclntab equal `go tool addr2line`", () =
   const space = new AddressSpace(loadedMappings(elf, 0), () => elf);
   const sym = new Symbolizer();
   const text = elf.section(".text")!;
-  const rand = rng(11);
+  const rand = randomFloats(11);
   const addrs = Array.from({ length: 2000 }, () => text.addr + Math.floor(rand() * text.size));
   const r = Bun.spawnSync(["go", "tool", "addr2line", bin], { stdin: Buffer.from(addrs.map((a) => `0x${a.toString(16)}\n`).join("")), stdout: "pipe", stderr: "pipe", env: goEnv });
   const lines = r.stdout.toString().split("\n");
@@ -243,7 +232,7 @@ test("speed: 100,000 distinct addresses in libc (with its debug symbols)", () =>
   const sym = new Symbolizer({ debugFile: () => debug });
   const text = elf.section(".text")!;
   const addrs = new Set<number>();
-  const rand = rng(3);
+  const rand = randomFloats(3);
   while (addrs.size < 100_000) addrs.add(base + text.addr + Math.floor(rand() * text.size));
   let t = performance.now();
   sym.table(elf, space.mappings[0]);
