@@ -5,13 +5,12 @@
 import { join } from "node:path";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Lines, testCert } from "../tests/helpers.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 mkdirSync(WORK, { recursive: true });
-
-type Row = (what: string, value: string, note?: string) => void;
 
 /** Starts dist/probe (stdout to `stdoutFile`) and resolves when it reports being attached. */
 async function probeRun(args: string[], stdoutFile: string) {
@@ -19,11 +18,6 @@ async function probeRun(args: string[], stdoutFile: string) {
   const err = new Lines(p.stderr);
   await err.waitFor(/Ctrl-C/, 30_000);
   return { p, err };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 // A client and a server SSL in one thread (bench/tls_loop.c): each iteration the server
@@ -182,14 +176,4 @@ function readFileSafe(f: string): string {
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await tlsBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.error(`  ${a}: ${b} ${c}`);
-  });
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
-  console.log(`${"-".repeat(w[0]!)}  ${"-".repeat(w[1]!)}  ----`);
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);
-}
+if (import.meta.main) await runAlone(tlsBench);
