@@ -14,19 +14,13 @@ import { attachUprobe, bestAttachMode } from "../lib/uprobe.ts";
 import { openHostFile } from "../lib/proc/target.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 const CALLS = Number(process.env.BENCH_STR_CALLS ?? 300_000);
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
-
-type Row = (what: string, value: string, note?: string) => void;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function strLoop(bin: string, attach?: (pid: number) => Promise<() => Promise<void>>): Promise<number> {
   const p = Bun.spawn([bin, String(CALLS)], { stdin: "pipe", stdout: "pipe" });
@@ -162,10 +156,4 @@ export async function typedBench(row: Row): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await typedBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.log(`${a}: ${b} ${c}`);
-  });
-}
+if (import.meta.main) await runAlone(typedBench);

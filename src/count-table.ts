@@ -1,30 +1,37 @@
-// `--summary`: calls and returns per process and function, read from the programs' `counts` map.
-// Processes that have exited are moved out of the map into totals kept here, so that the map
-// (bounded in the kernel) never fills with the dead, and counts stay exact however many
-// short-lived processes come and go; what the map still could not hold is reported as dropped.
+// `--summary`: calls and returns per process and function, read from the programs' `counts` map
+// (exited processes folded out of it: src/process-rows.ts); what the map still could not hold is
+// reported as dropped.
 import { UPROBE_COUNTS, commAt } from "../lib/layouts.ts";
 import { MapReader } from "../lib/maps.ts";
-import { processExists } from "../lib/proc/identity.ts";
 import { jsonInt, type Out } from "./output.ts";
+import { ProcessRows, type ProcessRow } from "./process-rows.ts";
 import { table } from "./table.ts";
 
-interface Row {
-  pid: number;
-  func: number;
-  comm: string;
-  nspid: number;
+interface Row extends ProcessRow {
   calls: bigint;
   returns: bigint;
   exited: boolean;
+}
+
+function decodeRow(key: Uint8Array, value: Uint8Array): Row {
+  const k = new DataView(key.buffer, key.byteOffset);
+  const v = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  return {
+    pid: k.getUint32(0, true),
+    func: k.getUint32(4, true),
+    comm: commAt(v, UPROBE_COUNTS.comm),
+    nspid: v.getUint32(UPROBE_COUNTS.nspid, true),
+    calls: v.getBigUint64(UPROBE_COUNTS.calls, true),
+    returns: v.getBigUint64(UPROBE_COUNTS.returns, true),
+    exited: false,
+  };
 }
 
 /** Rows shown one by one at most; the rest are summed into one line (every row in JSON). */
 const HUMAN_ROWS = 50;
 
 export class CountTable {
-  private readonly map: MapReader;
-  /** Rows of processes that exited, folded out of the kernel's map. */
-  private readonly gone = new Map<string, Row>();
+  private readonly rows: ProcessRows<Row>;
   private readonly shown = new Map<string, bigint>();
 
   constructor(
@@ -34,41 +41,12 @@ export class CountTable {
     private readonly returns: boolean,
     private readonly nspidOf: (pid: number, inner: number) => number[],
   ) {
-    this.map = new MapReader(mapFd);
-  }
-
-  /** Reads the map, folding out exited processes; every row, live and exited. */
-  private read(): Row[] {
-    const live: Row[] = [];
-    for (const { key, values } of this.map.entries()) {
-      const k = new DataView(key.buffer, key.byteOffset);
-      const v = new DataView(values[0]!.buffer, values[0]!.byteOffset, values[0]!.byteLength);
-      const row: Row = {
-        pid: k.getUint32(0, true),
-        func: k.getUint32(4, true),
-        comm: commAt(v, UPROBE_COUNTS.comm),
-        nspid: v.getUint32(UPROBE_COUNTS.nspid, true),
-        calls: v.getBigUint64(UPROBE_COUNTS.calls, true),
-        returns: v.getBigUint64(UPROBE_COUNTS.returns, true),
-        exited: false,
-      };
-      if (processExists(row.pid)) {
-        live.push(row);
-        continue;
-      }
-      // Read once more before deleting: the process may have made its last calls since.
-      this.nspidOf(row.pid, row.nspid);
-      const id = `${row.pid}:${row.func}`;
-      const prev = this.gone.get(id);
-      this.map.delete(key);
-      this.gone.set(id, prev ? { ...prev, calls: prev.calls + row.calls, returns: prev.returns + row.returns } : { ...row, exited: true });
-    }
-    return [...live, ...this.gone.values()].sort((a, b) => a.pid - b.pid || a.func - b.func);
+    this.rows = new ProcessRows(new MapReader(mapFd), decodeRow, (kept, row) => (kept ? { ...kept, calls: kept.calls + row.calls, returns: kept.returns + row.returns } : { ...row, exited: true }), nspidOf);
   }
 
   /** Prints the rows that changed (every row when final). */
   print(out: Out, json: boolean, final: boolean): void {
-    const rows = this.read();
+    const rows = this.rows.read();
     const changed = final ? rows : rows.filter((r) => this.shown.get(`${r.pid}:${r.func}`) !== r.calls + r.returns);
     for (const r of rows) this.shown.set(`${r.pid}:${r.func}`, r.calls + r.returns);
     const name = (r: Row) => this.names[r.func] ?? `#${r.func}`;

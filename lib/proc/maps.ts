@@ -30,6 +30,11 @@ export function readMaps(pid: number): MapsEntry[] {
   } catch (e) {
     throw procErrno(pid, errnoOf(e), `reading /proc/${pid}/maps`);
   }
+  return parseMaps(text);
+}
+
+/** The lines of a /proc/PID/maps text (lines it does not recognise are skipped). */
+export function parseMaps(text: string): MapsEntry[] {
   const out: MapsEntry[] = [];
   for (const line of text.split("\n")) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/.exec(line);
@@ -42,7 +47,8 @@ export function readMaps(pid: number): MapsEntry[] {
   return out;
 }
 
-export interface MappedFile {
+/** What openMappedFile needs of a mapped file: the inode, where the process sees it, one mapping of it. */
+export interface MappedFileRef {
   path: string;
   inode: number;
   dev: string;
@@ -50,6 +56,9 @@ export interface MappedFile {
   /** One mapping of it, to reach the inode through /proc/PID/map_files/START-END. */
   start: bigint;
   end: bigint;
+}
+
+export interface MappedFile extends MappedFileRef {
   executable: boolean;
 }
 
@@ -77,7 +86,7 @@ export function findMappedLibrary(pid: number, name: string): MappedFile | undef
 }
 
 /** Opens exactly the inode the process has mapped. */
-export function openMappedFile(pid: number, f: MappedFile, opts: OpenOptions = {}): OpenedFile {
+export function openMappedFile(pid: number, f: MappedFileRef, opts: OpenOptions = {}): OpenedFile {
   if (!f.deleted) {
     try {
       const o = openInProcessView(pid, f.path, opts);

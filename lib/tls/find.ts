@@ -203,26 +203,23 @@ export class TlsFinder implements Closable {
 function mappedLibcryptoVersion(pid: number, files: MappedFile[]): string | undefined {
   const f = files.find((m) => libraryNameMatches("libcrypto", m.path));
   if (!f) return undefined;
-  try {
+  return libcryptoVersion(() => {
     const o = openMappedFile(pid, f);
-    const t = new OpenTarget(o.fd, o.path);
-    try {
-      return opensslVersion(t.elf);
-    } finally {
-      t.close();
-    }
-  } catch (e) {
-    if (e instanceof ProbeError) return undefined;
-    throw e;
-  }
+    return new OpenTarget(o.fd, o.path);
+  });
 }
 
 /** The version of the libcrypto next to a host libssl (libssl.so.3 -> libcrypto.so.3). */
 function hostLibcryptoVersion(libssl: string): string | undefined {
   const m = /^libssl(\.so.*)$/.exec(basename(libssl));
   if (!m) return undefined;
+  return libcryptoVersion(() => openHostFile(`${dirname(libssl)}/libcrypto${m[1]}`));
+}
+
+/** The OpenSSL version a libcrypto says; undefined when it cannot be opened or says none. */
+function libcryptoVersion(open: () => OpenTarget): string | undefined {
   try {
-    const t = openHostFile(`${dirname(libssl)}/libcrypto${m[1]}`);
+    const t = open();
     try {
       return opensslVersion(t.elf);
     } finally {

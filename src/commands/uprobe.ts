@@ -26,11 +26,11 @@ import { EventFormatter } from "../event-format.ts";
 import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
 import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
 import { ProcessViews } from "../stack-views.ts";
-import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
+import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks, type StackOptionValues } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
-import { MmapEvents } from "../stack-mmaps.ts";
+import { MmapEvents } from "../../lib/proc/mmap-events.ts";
 
-export interface UprobeOptions extends SessionOptions {
+export interface UprobeOptions extends SessionOptions, StackOptionValues {
   ret?: boolean;
   /** `--ret=TYPE` (the command line turns it into this): the return type of names given bare. */
   retType?: string;
@@ -45,12 +45,6 @@ export interface UprobeOptions extends SessionOptions {
   hist?: unknown;
   linear?: unknown;
   perProcess?: boolean;
-  stack?: boolean;
-  stacks?: boolean;
-  unwind?: unknown;
-  stackSize?: unknown;
-  folded?: boolean;
-  flamegraph?: unknown;
 }
 
 /** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
@@ -61,6 +55,9 @@ const STACK_RING_BYTES = 16 << 20;
 const FP_STACK_IDS = 16384;
 
 const HUMAN_ARGS = 4;
+
+/** The column titles over call lines (with or without their stacks). */
+const eventHeader = () => pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`);
 
 export async function run(target: string | undefined, fns: string[], o: UprobeOptions): Promise<number> {
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
@@ -227,7 +224,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
           reportStacks(counter.totals(unwinder, !!o.perProcess), counter.calls, stacks, names, json, out, (msg) => s.note(msg), `probe uprobe ${t.display} ${names.join(" ")}`, HUMAN_STACKS);
         };
       } else {
-        if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
+        if (!json) out.line(eventHeader());
         const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump });
         onRecord = stream.onRecord;
         finish = () => stream.flush();
@@ -246,7 +243,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       counts = new CountTable(obj.mapFd("counts"), names, ret, nsOf);
       reportEvery = () => counts!.print(out, json, false);
     } else {
-      if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
+      if (!json) out.line(eventHeader());
       const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
       const lookup = nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner));
       let onEvent: (v: DataView, off: number, len: number) => void;
@@ -360,7 +357,7 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
   };
 }
 
-/** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */
+/** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
 function watchMappings(s: Session): MmapEvents | undefined {
   try {
     return s.scope.add(new MmapEvents());
