@@ -45,6 +45,11 @@ export interface PlanOptions {
   unsafeUretprobe?: boolean;
   /** An entry probe where the decoder says no instruction starts (the user knows better). */
   forceOffset?: boolean;
+  /**
+   * Indexes (into `specs`) of functions the caller leaves out itself when the kernel cannot probe
+   * their first instruction (a glob chose them: see unprobeableInstruction), instead of failing.
+   */
+  mayLeaveOut?: Set<number>;
 }
 
 /** Entry probes: one per function, its index as the cookie. */
@@ -86,7 +91,7 @@ export function planProbes(elf: ElfFile, specs: string[], o: PlanOptions = {}): 
     checkPlacement(elf, spec, f.offset, f.vaddr, o, go !== undefined);
     functions.push({ name: f.name, entry: f.offset });
   }
-  for (const f of functions) checkProbeable(elf, f);
+  functions.forEach((f, i) => o.mayLeaveOut?.has(i) || checkProbeable(elf, f));
   const notes: string[] = [];
   if (go) {
     if (!o.ret) notes.push(`Go ${version} (${go.abi} ABI)`);

@@ -23,10 +23,10 @@ export function streamWithStacks(
   nsPids: ((pid: number, inner: number) => number[]) | undefined,
   json: boolean,
   out: Out,
-  opts: { humanArgs: number; hexdump?: boolean },
+  opts: { humanArgs: number; hexdump?: boolean; enums?: (Map<string, Map<number, string>> | undefined)[] },
 ): StackStream {
   const clock = new WallClock();
-  const typed = kind === "typed" ? new TypedEventPrinter(names, layouts, clock, { hexdump: opts.hexdump }, nsPids) : undefined;
+  const typed = kind === "typed" ? new TypedEventPrinter(names, layouts, clock, { hexdump: opts.hexdump, enums: opts.enums }, nsPids) : undefined;
   const raw = kind !== "typed" ? new EventFormatter(names, clock, opts.humanArgs, kind === "go", nsPids) : undefined;
   // EventFormatter writes JSON into an Out; a call line waiting for its stack is taken back as text.
   const scratch = new Out();

@@ -90,7 +90,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       },
     });
     mark("function specs resolved");
-    const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
+    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
+    const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset, mayLeaveOut: globbed });
     mark("probes planned");
     const names = plan.functions.map((f) => f.name);
     // Histograms and counted stacks send no call events: the typed programs' values are not needed.
@@ -141,7 +142,6 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // held command starts), so that a process gone before its maps are read keeps them.
     const views = stacks ? new ProcessViews(s.scope) : undefined;
     const mmaps = views && watchMappings(s);
-    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
     // Functions a glob chose whose first instruction the kernel always refuses are left out before
     // trying (finding them by trying takes a few attaches each).
     const refused = [...globbed].filter((i) => unprobeableInstruction(t.elf, plan.functions[i]!.entry));
@@ -225,7 +225,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         };
       } else {
         if (!json) out.line(eventHeader());
-        const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump });
+        const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) });
         onRecord = stream.onRecord;
         finish = () => stream.flush();
       }
