@@ -149,6 +149,8 @@ static __always_inline void count(__u32 tgid, __u32 func, int is_return)
 		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
 		if (cfg.want_nspid)
 			zero.nspid = inner_tgid();
+		if (cfg.filter.use_pidns)
+			zero.pidns = traced_pidns();
 		/* -E2BIG: the table is full (user space prunes exited processes); -EEXIST: another CPU won. */
 		if (bpf_map_update_elem(&counts, &k, &zero, BPF_NOEXIST) == -7) {
 			drop(DROP_COUNTS);
@@ -311,6 +313,8 @@ static __always_inline struct hist_row *hist_row_of(__u32 tgid, __u32 func)
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
 		if (cfg.want_nspid)
 			h->nspid = inner_tgid();
+		if (cfg.filter.use_pidns)
+			h->pidns = traced_pidns();
 	}
 	return h;
 }

@@ -5,10 +5,12 @@
 import { ContainerTracker, containerKey } from "../lib/fleet/tracker.ts";
 import { parsePodRef, parseSelector, select, type SelectionCriteria } from "../lib/fleet/selector.ts";
 import type { FleetContainer } from "../lib/fleet/discovery.ts";
+import { readdirSync, statSync } from "node:fs";
 import { pidNamespace, type PidNamespace } from "../lib/proc/identity.ts";
 import { ProbeError } from "../lib/errors.ts";
 import type { Closable } from "../lib/scope.ts";
 import { UsageError } from "./errors.ts";
+import { containerLabels, type ContainerLabels } from "./fleet-labels.ts";
 
 export interface FleetOptions {
   selector?: unknown;
@@ -16,10 +18,6 @@ export interface FleetOptions {
   namespace?: unknown;
   containerName?: unknown;
   allContainers?: boolean;
-}
-
-export function fleetRequested(o: FleetOptions): boolean {
-  return o.selector !== undefined || o.pod !== undefined || o.namespace !== undefined || o.containerName !== undefined || !!o.allContainers;
 }
 
 function text(name: string, v: unknown): string | undefined {
@@ -32,6 +30,33 @@ function text(name: string, v: unknown): string | undefined {
 export interface TracedContainer {
   container: FleetContainer;
   pidns: PidNamespace;
+}
+
+/** Stopped containers remembered for naming their processes' rows. */
+const GONE_KEPT = 4096;
+
+/** Every process by the inode of its PID namespace (processes that go away meanwhile are left out). */
+function pidsByNamespace(): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const d of names) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    let ino: number;
+    try {
+      ino = statSync(`/proc/${d}/ns/pid`).ino;
+    } catch {
+      continue;
+    }
+    const list = out.get(ino);
+    if (list) list.push(Number(d));
+    else out.set(ino, [Number(d)]);
+  }
+  return out;
 }
 
 export class Fleet implements Closable {
@@ -102,6 +127,8 @@ export class Fleet implements Closable {
     this.byKey.delete(containerKey(c));
     this.byInum.delete(t.pidns.inum);
     this.gone.set(t.pidns.inum, t);
+    // A node's churn must not grow this without bound: the oldest stopped containers are forgotten.
+    if (this.gone.size > GONE_KEPT) this.gone.delete(this.gone.keys().next().value!);
     for (const l of this.removedListeners) l(t);
   }
 
@@ -136,10 +163,29 @@ export class Fleet implements Closable {
     return t ?? undefined;
   }
 
-  /** Labels for a process's rows and metrics: pod, namespace, container. */
-  labelsOf(pid: number): { pod: string; namespace: string; container: string } {
-    const c = this.containerOf(pid)?.container;
-    return { pod: c?.pod?.name ?? "", namespace: c?.pod?.namespace ?? "", container: c?.containerName ?? c?.name ?? "" };
+  /** The selected container whose PID namespace has inode `inum` (as the programs record it), also after it stopped. */
+  byPidns(inum: number): TracedContainer | undefined {
+    return inum ? (this.byInum.get(inum) ?? this.gone.get(inum)) : undefined;
+  }
+
+  /**
+   * Labels for a process's rows and metrics: pod, namespace, container. `pidns`, when the program
+   * recorded it, names the container even after the process is gone.
+   */
+  labelsOf(pid: number, pidns = 0): ContainerLabels {
+    return containerLabels(this.byPidns(pidns) ?? this.containerOf(pid));
+  }
+
+  private pass: { at: number; byInum: Map<number, number[]> } | undefined;
+
+  /**
+   * The processes of a selected container now: every process of its PID namespace (/proc read
+   * once for all containers, again when older than `maxAgeMs`).
+   */
+  processesOf(c: TracedContainer, maxAgeMs = 100): number[] {
+    const now = performance.now();
+    if (!this.pass || now - this.pass.at > maxAgeMs) this.pass = { at: now, byInum: pidsByNamespace() };
+    return this.pass.byInum.get(c.pidns.inum) ?? [];
   }
 
   close(): void {

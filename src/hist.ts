@@ -125,11 +125,14 @@ export interface HistSpec {
   perProcess: boolean;
 }
 
-interface Entry {
+export interface HistEntry {
+  /** 0 for a function's histogram over all processes. */
   pid: number;
   func: number;
   comm: string;
   nspid: number;
+  /** The selected container's PID namespace the process is in (0 without a selection of containers). */
+  pidns: number;
   hist: Histogram;
 }
 
@@ -137,7 +140,7 @@ export class HistReport {
   private readonly perFunction: MapReader;
   private readonly perProcess: MapReader;
   /** Per-process rows of processes that exited, folded out of the kernel's table. */
-  private readonly gone = new Map<string, Entry>();
+  private readonly gone = new Map<string, HistEntry>();
   /** What the last interval print saw, per row: the next one prints the difference. */
   private readonly shown = new Map<string, Histogram>();
 
@@ -156,19 +159,20 @@ export class HistReport {
     return decodeHistRow(new DataView(bytes.buffer, bytes.byteOffset, HIST_ROW.size), 0, this.spec.scheme, this.spec.signed);
   }
 
-  /** Every row: per function, or per process (live and exited) and function. */
-  private read(): Entry[] {
+  /** Every row, totals since the start: per function, or per process (live and exited) and function. */
+  rows(): HistEntry[] {
     if (!this.spec.perProcess) {
       return this.names.map((_, func) => {
         const [v] = this.perFunction.lookup(new Uint8Array(new Uint32Array([func]).buffer)) ?? [];
-        return { pid: 0, func, comm: "", nspid: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
+        return { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
       });
     }
-    const live: Entry[] = [];
+    const live: HistEntry[] = [];
     for (const { key, values } of this.perProcess.entries()) {
       const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
       const row = this.decode(values[0]!);
-      const e: Entry = { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, hist: row.hist };
+      const pidns = new DataView(values[0]!.buffer, values[0]!.byteOffset, HIST_ROW.size).getUint32(HIST_ROW.pidns, true);
+      const e: HistEntry = { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, pidns, hist: row.hist };
       if (processExists(e.pid)) {
         live.push(e);
         continue;
@@ -182,7 +186,7 @@ export class HistReport {
     return [...live, ...this.gone.values()].sort((a, b) => a.pid - b.pid || a.func - b.func);
   }
 
-  private heading(e: Entry): string {
+  private heading(e: HistEntry): string {
     const name = this.names[e.func] ?? `#${e.func}`;
     if (!this.spec.perProcess) return `${name} ${this.spec.what}`;
     const chain = this.nspidOf(e.pid, e.nspid);
@@ -192,8 +196,8 @@ export class HistReport {
 
   /** Interval: the calls since the last print, of the rows that changed. Final: all calls of every row. */
   print(out: Out, json: boolean, final: boolean): void {
-    const rows = this.read();
-    const shown: [Entry, Histogram][] = [];
+    const rows = this.rows();
+    const shown: [HistEntry, Histogram][] = [];
     for (const e of rows) {
       const id = `${e.pid}:${e.func}`;
       const before = this.shown.get(id);
