@@ -61,7 +61,11 @@ function pidsByNamespace(): Map<number, number[]> {
 
 export class Fleet implements Closable {
   private readonly byKey = new Map<string, TracedContainer>();
-  private readonly byInum = new Map<number, TracedContainer>();
+  /**
+   * By PID namespace: usually one container each, several for a pod whose containers share one
+   * (shareProcessNamespace, or a runtime asked for the pod's namespace).
+   */
+  private readonly byInum = new Map<number, TracedContainer[]>();
   /** Containers that have stopped, kept for naming the rows of their processes. */
   private readonly gone = new Map<number, TracedContainer>();
   private readonly addedListeners: ((c: TracedContainer) => void | Promise<void>)[] = [];
@@ -116,7 +120,7 @@ export class Fleet implements Closable {
     }
     const t = { container: c, pidns };
     this.byKey.set(containerKey(c), t);
-    this.byInum.set(pidns.inum, t);
+    this.byInum.set(pidns.inum, [...(this.byInum.get(pidns.inum) ?? []), t]);
     this.pidContainer.clear();
     for (const l of this.addedListeners) void l(t);
   }
@@ -125,7 +129,9 @@ export class Fleet implements Closable {
     const t = this.byKey.get(containerKey(c));
     if (!t) return;
     this.byKey.delete(containerKey(c));
-    this.byInum.delete(t.pidns.inum);
+    const left = (this.byInum.get(t.pidns.inum) ?? []).filter((x) => x !== t);
+    if (left.length) this.byInum.set(t.pidns.inum, left);
+    else this.byInum.delete(t.pidns.inum);
     this.gone.set(t.pidns.inum, t);
     // A node's churn must not grow this without bound: the oldest stopped containers are forgotten.
     if (this.gone.size > GONE_KEPT) this.gone.delete(this.gone.keys().next().value!);
@@ -153,7 +159,7 @@ export class Fleet implements Closable {
     if (t === undefined) {
       try {
         const inum = pidNamespace(pid).inum;
-        t = this.byInum.get(inum) ?? this.gone.get(inum) ?? null;
+        t = this.byPidns(inum) ?? null;
       } catch {
         t = null;
       }
@@ -165,7 +171,18 @@ export class Fleet implements Closable {
 
   /** The selected container whose PID namespace has inode `inum` (as the programs record it), also after it stopped. */
   byPidns(inum: number): TracedContainer | undefined {
-    return inum ? (this.byInum.get(inum) ?? this.gone.get(inum)) : undefined;
+    if (!inum) return undefined;
+    const now = this.byInum.get(inum);
+    if (!now) return this.gone.get(inum);
+    if (now.length === 1) return now[0];
+    // Containers of one pod sharing its PID namespace: the pod is known, not which container.
+    const c = now[0]!.container;
+    return { pidns: now[0]!.pidns, container: { ...c, name: "", containerName: "" } };
+  }
+
+  /** Whether a selected container (still running) is in the PID namespace `inum`. */
+  tracesPidns(inum: number): boolean {
+    return this.byInum.has(inum);
   }
 
   /**

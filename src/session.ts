@@ -176,6 +176,8 @@ export class Session implements Closable {
       const s = new Session({ bpf: { pidns: fleet.current().map((c) => c.pidns) }, watchExit: false, label: `, ${n} container${n === 1 ? "" : "s"} now (${fleet.description}) and those that start later` }, o, parsed);
       s.fleet = s.scope.add(fleet);
       fleet.onRemoved((c) => {
+        // Not while another selected container shares the namespace (a pod's shared PID namespace).
+        if (fleet.tracesPidns(c.pidns.inum)) return;
         for (const m of s.pidnsMaps) m.delete(u32(c.pidns.inum));
       });
       try {
