@@ -214,11 +214,15 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     if (hist) {
       const spec = { scheme: hist.scheme, signed: histSlots.some((h) => h?.signed), what: hist.what, durations: hist.kind === HIST.LATENCY, perProcess: !!o.perProcess };
       const report = new HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, spec, nsOf);
-      if (s.metrics) s.onCollect(histPublisher(s.metrics, report, names, spec, podOf));
+      const publish = s.metrics && histPublisher(s.metrics, report, names, spec, podOf);
+      if (publish) s.onCollect(publish);
       // Like funclatency and bpftrace: at exit, and every interval only when one is asked for.
       if (s.printing) {
         if (o.interval !== undefined) reportEvery = () => report.print(out, json, false);
         finish = () => report.print(out, json, true);
+      } else if (publish) {
+        // Serving only: published every interval too, which folds exited processes out of the kernel's table.
+        reportEvery = publish;
       }
     } else if (stacks && views) {
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
@@ -273,10 +277,14 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       }
     } else if (o.summary) {
       const table = new CountTable(obj.mapFd("counts"), names, ret, nsOf, podOf);
-      if (s.metrics) s.onCollect(summaryPublisher(s.metrics, table, names, ret, podOf));
+      const publish = s.metrics && summaryPublisher(s.metrics, table, names, ret, podOf);
+      if (publish) s.onCollect(publish);
       if (s.printing) {
         counts = table;
         reportEvery = () => table.print(out, json, false);
+      } else if (publish) {
+        // Serving only: published every interval too, which folds exited processes out of the kernel's table.
+        reportEvery = publish;
       }
     } else {
       if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
