@@ -14,6 +14,7 @@ import type { Session } from "../session.ts";
 import { containerName } from "../fleet-labels.ts";
 import type { TracedContainer } from "../fleet.ts";
 import { SharedFiles } from "../fleet-files.ts";
+import { mark } from "../timing.ts";
 
 /** One stack of one file, as the programs number it (the library index in the attach cookie). */
 export interface TlsTarget {
@@ -214,6 +215,7 @@ const LOOK_OLD_MS = 5_000;
  */
 export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: number }, roles: readonly TlsRole[]): Promise<TlsTarget[]> {
   const fleet = s.fleet!;
+  mark(`fleet: ${fleet.current().length} containers selected`);
   const finder = s.scope.add(new TlsFinder());
   // Added after the finder: the scope closes links before the files they are on.
   const files = s.scope.add(new SharedFiles<FileLinks>());
@@ -302,6 +304,7 @@ export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: 
   }, LOOK_YOUNG_MS);
   s.scope.add({ close: () => clearInterval(timer) });
   s.confirm();
+  mark(`fleet: ${files.attachedCount} files attached`);
   const n = fleet.current().length;
   s.note(`Tracing TLS ${roles.join(", ")} calls in ${n} container${n === 1 ? "" : "s"} (${fleet.description}) and those that start later: ${files.attachedCount} file${files.attachedCount === 1 ? "" : "s"} probed now [${s.modeName}]`);
   return targets;
