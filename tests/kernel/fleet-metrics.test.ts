@@ -131,6 +131,7 @@ describe("which containers: --selector, --pod, --container-name, --namespace, --
       name: await probe(["ssl-read", "--container-name", "sidecar", "--json"]),
       api: await probe(["ssl-read", "--selector", "app=api", "--json"]),
       all: await probe(["ssl-read", "--all-containers", "--json"]),
+      sniff: await probe(["sslsniff", "--pod", "shop/web-7d9f", "--container-name", "sidecar", "--read", "--json"]),
     };
     // Distinct counts per container: every row says whose reads it counted.
     const n: Record<string, number> = { "web-nginx": 3, "web-sidecar": 4, db: 5, billing: 6, plain: 7, api: 8 };
@@ -156,9 +157,10 @@ describe("which containers: --selector, --pod, --container-name, --namespace, --
     // Every container: ours among them (other containers of this machine may be there too).
     const all = json("all");
     for (const k of Object.keys(n)) expect(all.filter((r) => r.container === box[k]!.labels.container && r.pod === (box[k]!.labels.pod || null))).toEqual([jrow(k)]);
-    // One link per file: the containerd containers share their image's libssl (one inode), docker's is another file.
-    const said = done.all.err.join("\n");
-    console.log(said.split("\n").filter((l) => /Tracing|uses/.test(l)).join("\n"));
+    // sslsniff on the same selection: the sidecar's reads, whole, and nothing else.
+    const reads = done.sniff!.out.map((l) => JSON.parse(l)).filter((r) => r.event === "read");
+    expect(reads).toHaveLength(n["web-sidecar"]!);
+    expect(new Set(reads.map((r) => `${r.comm} ${r.library} ${r.bytes}`))).toEqual(new Set([`tls_pair ${CONTAINER_LIB} 1000`]));
   }, 180_000);
 });
 
