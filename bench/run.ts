@@ -15,6 +15,8 @@ import { benchPythonUsdt } from "./usdt-python.ts";
 import { tlsBench } from "./tls.ts";
 import { histBench } from "./hist.ts";
 import { fleetBench } from "./fleet.ts";
+import { typedBench } from "./typed.ts";
+import { formatBench } from "./format.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -228,6 +230,10 @@ await tlsBench(row);
 await histBench(row);
 // --- fleet: attaching to 50 containers of one image, scraping 10,000 series -------------------------
 await fleetBench(row);
+
+// --- typed arguments: a string per call against bpftrace, all of libc, large binaries, debug info --
+await typedBench(row);
+formatBench(row);
 
 const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
 console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);

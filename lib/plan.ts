@@ -1,7 +1,9 @@
 // The one answer to "where does a probe go?": from the functions a user names in a target to the
 // file offsets of entry probes and of return probes. A C function gets an entry uprobe and a real
-// uretprobe at its first instruction; a Go function gets its return probes as entry uprobes on
-// every RET instruction (a uretprobe rewrites a return address on a stack Go moves). Offsets the
+// uretprobe at its first instruction; a Go function gets its entry probe after its stack check
+// (lib/go-entry.ts: once per call, not again after the stack grows) and its return probes as
+// entry uprobes on every RET instruction (a uretprobe rewrites a return address on a stack Go
+// moves). Offsets the
 // user gives are checked: a return probe only at a function's first instruction, an entry probe
 // only on an instruction boundary (decoded from the function's start).
 import type { ElfFile, ElfSymbol } from "./elf.ts";
@@ -10,6 +12,7 @@ import { ProbeError } from "./errors.ts";
 import { resolveFunction, parseFunctionSpec } from "./symbols.ts";
 import { inspectGo, requireRegisterAbi, goFunction, type GoInfo } from "./go.ts";
 import { returnOffsets } from "./go-returns.ts";
+import { entryAfterStackCheck } from "./go-entry.ts";
 import { instructionStarts, DecodeError } from "./x86/decoder.ts";
 import type { AttachError, ProbePoint } from "./uprobe.ts";
 
@@ -71,7 +74,7 @@ export function planProbes(elf: ElfFile, specs: string[], o: PlanOptions = {}): 
   for (const spec of specs) {
     if (go && !isAddress(spec)) {
       const fn = goFunction(elf, spec);
-      const planned: PlannedFunction = { name: fn.name, entry: fn.offset };
+      const planned: PlannedFunction = { name: fn.name, entry: entryAfterStackCheck(elf, fn) };
       if (o.ret && !o.unsafeUretprobe) {
         planned.rets = returnOffsets(elf, fn).offsets;
         retsCount += planned.rets.length;

@@ -305,9 +305,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       };
     }
     out.flush();
-    // Said once the loop has taken over Ctrl-C (it does so as it starts, before this timer fires):
-    // whoever waits for this line may stop probe at once.
-    setTimeout(() => s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
+    // Whoever waits for this line may stop probe at once: the session keeps a signal that comes
+    // between here and its loop for the loop (it stops at once, drains and reports).
+    s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
     await s.run({ poll, report: reportEvery });
     counts?.print(out, json, true);
     finish?.();

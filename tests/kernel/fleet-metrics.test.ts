@@ -99,7 +99,7 @@ afterAll(async () => {
 }, 120_000);
 
 /** probe, finding containers in the private containerd (and the machine's dockerd); resolves once it is tracing. */
-async function probe(args: string[]): Promise<Running> {
+async function startProbe(args: string[]): Promise<Running> {
   const r = start([probeBinary(), ...args], { CONTAINERD_ADDRESS: ctrd.address });
   await r.err.waitFor(/Ctrl-C to stop/, 60_000);
   return r;
@@ -125,13 +125,13 @@ const sub = (args: string[], map: Record<string, string>) => args.map((a) => map
 describe("which containers: --selector, --pod, --container-name, --namespace, --all-containers", () => {
   test("each probe counts exactly the reads of the containers it selects, rows named by pod, namespace and container", async () => {
     const runs = {
-      selector: await probe(EX[0]!), // ssl-read --selector app=web (a table)
-      pod: await probe(EX[1]!), // ssl-read --pod shop/web-7d9f --container-name nginx
-      namespace: await probe(["ssl-read", "--namespace", "prod", "--json"]),
-      name: await probe(["ssl-read", "--container-name", "sidecar", "--json"]),
-      api: await probe(["ssl-read", "--selector", "app=api", "--json"]),
-      all: await probe(["ssl-read", "--all-containers", "--json"]),
-      sniff: await probe(["sslsniff", "--pod", "shop/web-7d9f", "--container-name", "sidecar", "--read", "--json"]),
+      selector: await startProbe(EX[0]!), // ssl-read --selector app=web (a table)
+      pod: await startProbe(EX[1]!), // ssl-read --pod shop/web-7d9f --container-name nginx
+      namespace: await startProbe(["ssl-read", "--namespace", "prod", "--json"]),
+      name: await startProbe(["ssl-read", "--container-name", "sidecar", "--json"]),
+      api: await startProbe(["ssl-read", "--selector", "app=api", "--json"]),
+      all: await startProbe(["ssl-read", "--all-containers", "--json"]),
+      sniff: await startProbe(["sslsniff", "--pod", "shop/web-7d9f", "--container-name", "sidecar", "--read", "--json"]),
     };
     // Distinct counts per container: every row says whose reads it counted.
     const n: Record<string, number> = { "web-nginx": 3, "web-sidecar": 4, db: 5, billing: 6, plain: 7, api: 8 };
@@ -193,7 +193,7 @@ describe("the agent: every container, followed live, served to a real Prometheus
   test("ssl-read --all-containers --metrics: late containers attached within 2 s and counted exactly, a stopped one detached with its counts kept, PromQL sums exact", async () => {
     const port = freePort();
     prom = await startPrometheus([`127.0.0.1:${port}`]);
-    const agent = await probe(sub(EX[3]!, { ":9464": `:${port}` })); // ssl-read --all-containers --metrics :PORT -d 0
+    const agent = await startProbe(sub(EX[3]!, { ":9464": `:${port}` })); // ssl-read --all-containers --metrics :PORT -d 0
     const url = `http://127.0.0.1:${port}/metrics`;
     await prom.waitFor("up", (r) => (r.some((x) => x.value[1] === "1") ? true : undefined));
     const q = (expr: string, want: number) => prom!.waitFor(expr, (r) => (r.length === 1 && Number(r[0]!.value[1]) === want ? want : undefined), 15_000);
@@ -264,7 +264,7 @@ describe("the agent: every container, followed live, served to a real Prometheus
     const p2 = await startPrometheus([`127.0.0.1:${port}`]);
     try {
       // uprobe libssl SSL_read --hist --selector app=web --metrics 127.0.0.1:PORT (and --json: the kernel's histogram at exit)
-      const h = await probe([...sub(EX[4]!, { "127.0.0.1:9464": `127.0.0.1:${port}` }), "--json"]);
+      const h = await startProbe([...sub(EX[4]!, { "127.0.0.1:9464": `127.0.0.1:${port}` }), "--json"]);
       await p2.waitFor("up", (r) => (r.some((x) => x.value[1] === "1") ? true : undefined));
       let n = 0;
       for (const k of ["web-nginx", "web-sidecar", "billing"]) n += (await tlsReads(box[k]!.exec, 20)).calls;
@@ -293,7 +293,7 @@ describe("the agent: every container, followed live, served to a real Prometheus
 
 describe("uprobe across containers", () => {
   test("uprobe libc malloc --summary --selector tier=db --namespace prod: only the selected container's processes", async () => {
-    const r = await probe(EX[2]!);
+    const r = await startProbe(EX[2]!);
     await tlsReads(box.db!.exec, 2);
     await tlsReads(box["web-nginx"]!.exec, 2); // tier=front: not selected
     await Bun.sleep(1_200); // a summary interval
