@@ -98,9 +98,17 @@ afterAll(async () => {
   await ctrd?.stop();
 }, 120_000);
 
+/** Probes still running (a failed test leaves none behind). */
+const running = new Set<Running>();
+afterAll(() => {
+  for (const r of running) r.proc.kill("SIGKILL");
+});
+
 /** probe, finding containers in the private containerd (and the machine's dockerd); resolves once it is tracing. */
 async function startProbe(args: string[]): Promise<Running> {
   const r = start([probeBinary(), ...args], { CONTAINERD_ADDRESS: ctrd.address });
+  running.add(r);
+  void r.proc.exited.then(() => running.delete(r));
   await r.err.waitFor(/Ctrl-C to stop/, 60_000);
   return r;
 }
