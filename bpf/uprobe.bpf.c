@@ -167,6 +167,10 @@ static __always_inline void count(__u32 tgid, __u32 func, int is_return)
 	struct uprobe_counts *c = process_row(&counts, &k, struct uprobe_counts, DROP_COUNTS);
 	if (!c)
 		return;
+	/* The selected container's PID namespace, kept in the row (which outlives the process: user
+	 * space names the container from it); set at the process's first call. */
+	if (cfg.filter.use_pidns && !c->pidns)
+		c->pidns = traced_pidns();
 	if (is_return)
 		__sync_fetch_and_add(&c->returns, 1);
 	else
@@ -320,6 +324,8 @@ static __always_inline struct hist_row *hist_row_of(__u32 tgid, __u32 func)
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
 		if (cfg.want_nspid)
 			h->nspid = inner_tgid();
+		if (cfg.filter.use_pidns)
+			h->pidns = traced_pidns();
 	}
 	return h;
 }

@@ -125,13 +125,15 @@ export interface HistSpec {
   perProcess: boolean;
 }
 
-interface Entry extends ProcessRow {
+export interface HistEntry extends ProcessRow {
+  /** The selected container's PID namespace the process is in (0 without a selection of containers). */
+  pidns: number;
   hist: Histogram;
 }
 
 export class HistReport {
   private readonly perFunction: MapReader;
-  private readonly perProcess: ProcessRows<Entry>;
+  private readonly perProcess: ProcessRows<HistEntry>;
   /** What the last interval print saw, per row: the next one prints the difference. */
   private readonly shown = new Map<string, Histogram>();
 
@@ -148,7 +150,8 @@ export class HistReport {
       (key, value) => {
         const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
         const row = this.decode(value);
-        return { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, hist: row.hist };
+        const pidns = new DataView(value.buffer, value.byteOffset, HIST_ROW.size).getUint32(HIST_ROW.pidns, true);
+        return { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, pidns, hist: row.hist };
       },
       (kept, e) => (kept ? { ...kept, hist: kept.hist.plus(e.hist) } : e),
       nspidOf,
@@ -159,18 +162,18 @@ export class HistReport {
     return decodeHistRow(new DataView(bytes.buffer, bytes.byteOffset, HIST_ROW.size), 0, this.spec.scheme, this.spec.signed);
   }
 
-  /** Every row: per function, or per process (live and exited) and function. */
-  private read(): Entry[] {
+  /** Every row, totals since the start: per function, or per process (live and exited) and function. */
+  rows(): HistEntry[] {
     if (!this.spec.perProcess) {
       return this.names.map((_, func) => {
         const [v] = this.perFunction.lookup(new Uint8Array(new Uint32Array([func]).buffer)) ?? [];
-        return { pid: 0, func, comm: "", nspid: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
+        return { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
       });
     }
     return this.perProcess.read();
   }
 
-  private heading(e: Entry): string {
+  private heading(e: HistEntry): string {
     const name = this.names[e.func] ?? `#${e.func}`;
     if (!this.spec.perProcess) return `${name} ${this.spec.what}`;
     const chain = this.nspidOf(e.pid, e.nspid);
@@ -180,8 +183,8 @@ export class HistReport {
 
   /** Interval: the calls since the last print, of the rows that changed. Final: all calls of every row. */
   print(out: Out, json: boolean, final: boolean): void {
-    const rows = this.read();
-    const shown: [Entry, Histogram][] = [];
+    const rows = this.rows();
+    const shown: [HistEntry, Histogram][] = [];
     for (const e of rows) {
       const id = `${e.pid}:${e.func}`;
       const before = this.shown.get(id);

@@ -579,6 +579,7 @@ const USDT = "tests/kernel/usdt.test.ts";
 const TRACEPOINT = "tests/kernel/tracepoint.test.ts";
 const OPENSNOOP = "tests/kernel/opensnoop.test.ts";
 const HIST = "tests/kernel/hist-readme.test.ts";
+const FLEET = "tests/kernel/fleet-metrics.test.ts";
 
 interface RunBy {
   file: string;
@@ -636,6 +637,14 @@ const RUN_ELSEWHERE: Record<string, Record<string, RunBy>> = {
       code: 'startProbe(summary ? ["usdt", "libstdc++", "libstdcxx:*", "--pid", pid!, "--json", "--summary", "-i", "60"] : readme(4, { pid: Number(pid) }, "--json"))',
     },
     "usdt ./server fx:* --args through_pointer(int value, long element, struct rec *r)": { file: USDT, code: 'startProbe(readme(5, { server: exe }, "--args", "uint", "--json"))' },
+  },
+  // Pods of a private containerd and dockerd, a real Prometheus; ports made free ones.
+  "Fleet: Kubernetes and Prometheus": {
+    "ssl-read --selector app=web": { file: FLEET, code: "startProbe(EX[0]!)" },
+    "ssl-read --pod shop/web-7d9f --container-name nginx": { file: FLEET, code: "startProbe(EX[1]!)" },
+    "uprobe libc malloc --summary --selector tier=db --namespace prod": { file: FLEET, code: "startProbe(EX[2]!)" },
+    "ssl-read --all-containers --metrics :9464 -d 0": { file: FLEET, code: 'startProbe(sub(EX[3]!, { ":9464": `:${port}` }))' },
+    "uprobe libssl SSL_read --hist --selector app=web --metrics 127.0.0.1:9464": { file: FLEET, code: 'startProbe([...sub(EX[4]!, { "127.0.0.1:9464": `127.0.0.1:${port}` }), "--json"])' },
   },
 };
 
