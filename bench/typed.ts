@@ -95,9 +95,9 @@ export async function typedBench(row: Row): Promise<void> {
       const t0 = performance.now();
       const p = Bun.spawn([PROBE, "uprobe", LIBC, "*", "--summary", "--pid", String(s.pid)], { stdout: "ignore", stderr: "pipe" });
       const err = new Lines(p.stderr);
-      const [, n] = await err.waitFor(/Tracing (\d+) functions/, 60_000);
+      // Attached: the Tracing line (which says Ctrl-C stops it) comes once the links are made.
+      const [, n] = await err.waitFor(/Tracing (\d+) functions.*Ctrl-C/, 60_000);
       count = Number(n);
-      await err.waitFor(/Ctrl-C/, 60_000);
       attach.push(performance.now() - t0);
       const t1 = performance.now();
       p.kill("SIGINT");

@@ -7,7 +7,7 @@ import { reopenRegular } from "../files.ts";
 import { libraryNameMatches } from "../libname.ts";
 import { ProcessError, procErrno, errnoOf, validPid, processExists, processIdentity, assertSameProcess, ENOENT, EINVAL } from "./identity.ts";
 import { openInProcessView, inodeOf, type OpenedFile, type OpenOptions } from "./view.ts";
-import { realInodeOf } from "./overlay.ts";
+import { realInodeOf, type InodeId } from "./overlay.ts";
 
 export interface MapsEntry {
   start: bigint;
@@ -81,8 +81,32 @@ export function mappedFiles(pid: number): MappedFile[] {
 /** The library `name` (or absolute path) as mapped by the process; prefers an executable mapping. */
 export function findMappedLibrary(pid: number, name: string): MappedFile | undefined {
   const files = mappedFiles(pid);
-  const match = name.includes("/") ? files.filter((f) => f.path === name) : files.filter((f) => libraryNameMatches(name, f.path));
+  let match = name.includes("/") ? files.filter((f) => f.path === name) : files.filter((f) => libraryNameMatches(name, f.path));
+  if (!match.length && name.startsWith("/")) match = sameFileMapped(pid, name, files);
   return match.find((f) => f.executable) ?? match[0];
+}
+
+/**
+ * The mapped files that are the file `path` names in the process's view under another name
+ * (`/lib/x86_64-linux-gnu/libc.so.6` where maps says `/usr/lib/...`: a symlinked directory).
+ */
+function sameFileMapped(pid: number, path: string, files: MappedFile[]): MappedFile[] {
+  let id: InodeId;
+  try {
+    const o = openInProcessView(pid, path);
+    id = o.inode;
+    closeFd(o.fd);
+  } catch {
+    return [];
+  }
+  return files.filter((f) => f.inode === id.ino && mapsDev(f.dev) === id.dev);
+}
+
+/** A maps line's device ("fd:01", hex major:minor) as stat numbers it (glibc's makedev). */
+function mapsDev(dev: string): number {
+  const [maj, min] = dev.split(":").map((x) => parseInt(x, 16));
+  if (maj === undefined || min === undefined || Number.isNaN(maj) || Number.isNaN(min)) return -1;
+  return Number(((BigInt(maj) & 0xfffff000n) << 32n) | ((BigInt(maj) & 0xfffn) << 8n) | ((BigInt(min) & 0xffffff00n) << 12n) | (BigInt(min) & 0xffn));
 }
 
 /** Opens exactly the inode the process has mapped. */
