@@ -14,7 +14,7 @@
 // return address just as at entry, so stack results are also at rsp+8+offset. Shape-instantiated
 // generic functions take a dictionary pointer first (RAX), which the prototype does not name.
 import { ProbeError } from "../errors.ts";
-import { PrototypeError, elementSize, paramName, resultName, type Count, type Param, type Prototype, type Type } from "./prototype.ts";
+import { PrototypeError, elementSize, paramName, resultName, type Count, type Param, type Prototype, type Type } from "./prototype-model.ts";
 
 /** struct pt_regs of x86-64, in memory order: a register's index is its u64 slot in the struct. */
 export const PT_REGS = ["r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss"] as const;

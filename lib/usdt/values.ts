@@ -11,7 +11,8 @@
 import { ProbeError } from "../errors.ts";
 import { CAPTURES, ENTRY_SLOTS } from "../layouts.ts";
 import { CAPTURE_CSTRING, LEN_CONST, LEN_SLOT, PHASE_ENTRY, locate, type CaptureRecord, type FunctionLayout, type LocateOptions, type SlotRecord, type ValueLayout } from "../types/abi.ts";
-import { parsePrototype, type Param, type Prototype } from "../types/prototype.ts";
+import { parsePrototype } from "../types/prototype.ts";
+import type { Param, Prototype } from "../types/prototype-model.ts";
 import type { CaptureSpec, FunctionValues, SlotSpec } from "../args/describe.ts";
 import { ARG_CONST, ARG_REG, flattenArg, type UsdtArg } from "./args.ts";
 import { knownProbe, argNames, type KnownArgType } from "./known.ts";
