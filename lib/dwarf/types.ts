@@ -4,7 +4,8 @@
 // are the ones the Go compiler wrote ("[]uint8", "*main.T", "error").
 import { AT, ATE, languageName, TAG } from "./constants.ts";
 import { DwarfError } from "./errors.ts";
-import type { Die, Unit } from "./unit.ts";
+import type { Unit } from "./unit.ts";
+import type { Die } from "./die.ts";
 
 export type TypeKind =
   | "void" | "int" | "uint" | "bool" | "float" | "complex" | "char"
