@@ -4,7 +4,8 @@
 // file found by build-id in the target's view).
 import { STT, type ElfFile } from "../lib/elf.ts";
 import { ProbeError } from "../lib/errors.ts";
-import { inspectGo, pclntabFunctions } from "../lib/go.ts";
+import { inspectGo } from "../lib/go.ts";
+import { pclntabFunctions } from "../lib/go-pclntab.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
 import { locate, unreadableValues } from "../lib/types/abi.ts";
