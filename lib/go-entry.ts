@@ -7,7 +7,7 @@
 // registers, the return address is at the stack top, no frame is set up — and that point runs
 // once per call.
 import type { ElfFile } from "./elf.ts";
-import type { GoFunction } from "./go.ts";
+import type { GoFunction } from "./go-pclntab.ts";
 import { instructionLength } from "./x86/decoder.ts";
 
 /**

@@ -4,10 +4,12 @@
 // file found by build-id in the target's view).
 import { STT, type ElfFile } from "../lib/elf.ts";
 import { ProbeError } from "../lib/errors.ts";
-import { inspectGo, pclntabFunctions } from "../lib/go.ts";
+import { inspectGo } from "../lib/go.ts";
+import { pclntabFunctions } from "../lib/go-pclntab.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
-import { locate, unreadableValues, type FunctionLayout } from "../lib/types/abi.ts";
+import { locate, unreadableValues } from "../lib/types/abi.ts";
+import type { FunctionLayout } from "../lib/types/function-layout.ts";
 import { findDebugInfo, formatSignature, declareC, type DebugFunction, type DebugInfoResult, type DebugType } from "../lib/dwarf/index.ts";
 import { C_INT_TYPEDEFS, C_POINTER_TYPEDEFS } from "../lib/types/known.ts";
 import { resolveFunction } from "../lib/symbols.ts";

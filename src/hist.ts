@@ -5,7 +5,7 @@
 import { HIST, HIST_BUCKETS, HIST_KEY, HIST_ROW, NO_REG, SLOT, SLOT_DESC, UPROBE_CONFIG } from "../lib/layouts.ts";
 import { Histogram, bucketCount, decodeHistRow, linearScheme, type BucketScheme } from "../lib/hist.ts";
 import { MapReader } from "../lib/maps.ts";
-import { PT_REGS_INDEX, SLOT_STACK, type FunctionLayout, type ValueLayout } from "../lib/types/abi.ts";
+import { PT_REGS_INDEX, SLOT_STACK, type FunctionLayout, type ValueLayout } from "../lib/types/function-layout.ts";
 import { ProbeError } from "../lib/errors.ts";
 import { pc } from "./colors.ts";
 import { UsageError } from "./errors.ts";

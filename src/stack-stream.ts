@@ -2,7 +2,7 @@
 // stack record right after its call record, from the same thread; records of other threads may
 // come between them, so a call line waits (per thread) for its stack. A call whose stack record
 // was lost is printed without one when the thread's next call comes, or at the end.
-import type { FunctionLayout } from "../lib/types/abi.ts";
+import type { FunctionLayout } from "../lib/types/function-layout.ts";
 import { EV_CALL, EV_STACK } from "../lib/layouts.ts";
 import { EventFormatter } from "./event-format.ts";
 import { Out, WallClock, pad } from "./output.ts";

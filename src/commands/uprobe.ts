@@ -1,6 +1,7 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
-import { listGoFunctions, inspectGo } from "../../lib/go.ts";
+import { inspectGo } from "../../lib/go.ts";
+import { listGoFunctions } from "../../lib/go-functions.ts";
 import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { openTarget } from "../../lib/proc/target.ts";

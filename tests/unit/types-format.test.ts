@@ -5,7 +5,8 @@
 // the cost per event on the hot path.
 import { describe, expect, test } from "bun:test";
 import { parsePrototype } from "../../lib/types/prototype.ts";
-import { locate, type LocateOptions } from "../../lib/types/abi.ts";
+import { locate } from "../../lib/types/abi.ts";
+import type { LocateOptions } from "../../lib/types/function-layout.ts";
 import { ValueFormatter, type Captured, type FormatOptions, type RawValues } from "../../lib/types/format.ts";
 import { escapeC, hexdump, jsonString, jsonText } from "../../lib/types/bytes-text.ts";
 

@@ -15,7 +15,7 @@ import { FileCfi } from "../../lib/unwind/file-cfi.ts";
 import { FrameSection } from "../../lib/unwind/frame-section.ts";
 import { unwind, type UnwindResult } from "../../lib/unwind/unwinder.ts";
 import { buildChain, buildGoChain, gdbSnapshot, WORK, type GdbSnapshot } from "./unwind-fixtures.ts";
-import { goFunction } from "../../lib/go.ts";
+import { goFunction } from "../../lib/go-functions.ts";
 import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const JS_ERROR_TEXT = /RangeError|TypeError|ReferenceError|is not a function|Cannot read|undefined|NaN|\n\s+at /;
