@@ -10,19 +10,13 @@ import { Lines } from "../tests/helpers.ts";
 import { Scope } from "../lib/scope.ts";
 import { kernelView } from "../lib/kernel-view.ts";
 import { ProcessViews } from "../src/stack-views.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 const CALLS = Number(process.env.BENCH_HIST_CALLS ?? 1_000_000);
 const STACK_CALLS = Number(process.env.BENCH_STACK_CALLS ?? 20_000);
-
-type Row = (what: string, value: string, note?: string) => void;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function gcc(out: string, src: string, flags: string[]): string {
   const r = Bun.spawnSync(["gcc", ...flags, "-o", out, src], { stderr: "pipe" });
@@ -189,14 +183,4 @@ export async function histBench(row: Row): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await histBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.error(`  ${a}: ${b} ${c}`);
-  });
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
-  console.log(`${"-".repeat(w[0]!)}  ${"-".repeat(w[1]!)}  ----`);
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);
-}
+if (import.meta.main) await runAlone(histBench);

@@ -6,13 +6,13 @@ import { join } from "node:path";
 import { mkdirSync } from "node:fs";
 import { Lines } from "../tests/helpers.ts";
 import { kernelView } from "../lib/kernel-view.ts";
+import { runAlone, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 const OPENS = Number(process.env.BENCH_OPENS ?? 200_000);
 
-type Row = (what: string, value: string, note?: string) => void;
 type Tracer = { name: string; start: () => Promise<{ stop: () => Promise<void> }> };
 
 /** Runs the loop once; `tracer` attached before it starts and stopped after. Returns ns per open. */
@@ -162,12 +162,4 @@ export async function opensBench(row: Row): Promise<void> {
   row("  target: probe below its peers", faster.length ? `missed (${faster.join(", ")} faster)` : "met", "");
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await opensBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.error(`  ${a}: ${b} ${c}`);
-  });
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);
-}
+if (import.meta.main) await runAlone(opensBench);

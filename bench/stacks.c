@@ -3,10 +3,8 @@
  * with frame pointers, so that a frame-pointer walk has what it needs in this program's own
  * frames and stops only where libc has none. Waits for a line on stdin first, and for stdin to
  * close before it exits. Usage: stacks N */
-#include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
+#include "loop.h"
 
 volatile long sink;
 
@@ -33,20 +31,14 @@ __attribute__((noinline)) static void one_sort(long i)
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 100000;
-	printf("ready %d\n", getpid());
-	fflush(stdout);
-	char line[16];
-	if (!fgets(line, sizeof line, stdin))
+	if (!wait_for_go())
 		return 1;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct timespec t0 = loop_start();
 	for (long i = 0; i < n; i++)
 		one_sort(i);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
-	printf("%.1f %ld\n", ns / n, sink);
-	fflush(stdout);
+	report_loop(t0, n, sink);
 	/* Stays until stdin closes: a tracer names the stacks from this process's maps at its exit. */
+	char line[16];
 	while (fgets(line, sizeof line, stdin))
 		;
 	return 0;

@@ -5,13 +5,12 @@
 import { join } from "node:path";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Lines, testCert } from "../tests/helpers.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 mkdirSync(WORK, { recursive: true });
-
-type Row = (what: string, value: string, note?: string) => void;
 
 /** Starts dist/probe (stdout to `stdoutFile`) and resolves when it reports being attached. */
 async function probeRun(args: string[], stdoutFile: string) {
@@ -21,19 +20,14 @@ async function probeRun(args: string[], stdoutFile: string) {
   return { p, err };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-// A client and a server SSL in one thread (tests/fixtures/tls/tls_loop.c): each iteration the server
+// A client and a server SSL in one thread (bench/tls_loop.c): each iteration the server
 // writes SIZE bytes and the client reads them with SSL_read. What a tracer adds per read shows whole
 // in the time per iteration. Only reads are traced (--read): the cost per read, and the rate of
 // plaintext captured into a file with nothing lost.
 export async function tlsBench(row: Row): Promise<void> {
   const READS = Number(process.env.BENCH_TLS_READS ?? 100_000);
   const loopBin = join(WORK, "tls_loop");
-  const b = Bun.spawnSync(["gcc", "-O2", "-o", loopBin, join(ROOT, "tests", "fixtures", "tls", "tls_loop.c"), "-lssl", "-lcrypto"], { stderr: "pipe" });
+  const b = Bun.spawnSync(["gcc", "-O2", "-o", loopBin, join(ROOT, "bench", "tls_loop.c"), "-lssl", "-lcrypto"], { stderr: "pipe" });
   if (b.exitCode !== 0) throw new Error(`gcc tls_loop failed (libssl-dev?): ${b.stderr}`);
   const { cert, key } = testCert();
   const LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -182,14 +176,4 @@ function readFileSafe(f: string): string {
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await tlsBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.error(`  ${a}: ${b} ${c}`);
-  });
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`\n${"measure".padEnd(w[0]!)}  ${"value".padEnd(w[1]!)}  note`);
-  console.log(`${"-".repeat(w[0]!)}  ${"-".repeat(w[1]!)}  ----`);
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c}`);
-}
+if (import.meta.main) await runAlone(tlsBench);

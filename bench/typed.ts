@@ -14,19 +14,13 @@ import { attachUprobe, bestAttachMode } from "../lib/uprobe.ts";
 import { openHostFile } from "../lib/proc/target.ts";
 import { Scope } from "../lib/scope.ts";
 import { UPROBE_CONFIG } from "../lib/layouts.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
 const PROBE = join(ROOT, "dist", "probe");
 const CALLS = Number(process.env.BENCH_STR_CALLS ?? 300_000);
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
-
-type Row = (what: string, value: string, note?: string) => void;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function strLoop(bin: string, attach?: (pid: number) => Promise<() => Promise<void>>): Promise<number> {
   const p = Bun.spawn([bin, String(CALLS)], { stdin: "pipe", stdout: "pipe" });
@@ -101,9 +95,9 @@ export async function typedBench(row: Row): Promise<void> {
       const t0 = performance.now();
       const p = Bun.spawn([PROBE, "uprobe", LIBC, "*", "--summary", "--pid", String(s.pid)], { stdout: "ignore", stderr: "pipe" });
       const err = new Lines(p.stderr);
-      const [, n] = await err.waitFor(/Tracing (\d+) functions/, 60_000);
+      // Attached: the Tracing line (which says Ctrl-C stops it) comes once the links are made.
+      const [, n] = await err.waitFor(/Tracing (\d+) functions.*Ctrl-C/, 60_000);
       count = Number(n);
-      await err.waitFor(/Ctrl-C/, 60_000);
       attach.push(performance.now() - t0);
       const t1 = performance.now();
       p.kill("SIGINT");
@@ -162,10 +156,4 @@ export async function typedBench(row: Row): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await typedBench((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.log(`${a}: ${b} ${c}`);
-  });
-}
+if (import.meta.main) await runAlone(typedBench);

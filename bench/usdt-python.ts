@@ -6,6 +6,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Lines } from "../tests/helpers.ts";
+import { runAlone, median, type Row } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const PROBE = join(ROOT, "dist", "probe");
@@ -13,7 +14,6 @@ const PYTHON = "/usr/bin/python3.11";
 const SCRIPT = join(import.meta.dir, "pycalls.py");
 const CALLS = Number(process.env.BENCH_PY_CALLS ?? 200_000);
 
-type Row = (what: string, value: string, note?: string) => void;
 type Attach = (pid: number) => Promise<() => Promise<void> | void>;
 
 /** ns per call of the script's loop, with `attach` tracing it first. */
@@ -28,11 +28,6 @@ async function pyNs(profiled: boolean, attach?: Attach): Promise<number> {
   await p.exited;
   await cleanup?.();
   return Number(ns);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 async function probeAttach(args: string[], stdoutFile?: string): Promise<Attach> {
@@ -95,11 +90,4 @@ export async function benchPythonUsdt(row: Row, workDir: string): Promise<void> 
   }
 }
 
-if (import.meta.main) {
-  const rows: [string, string, string][] = [];
-  await benchPythonUsdt((a, b, c = "") => {
-    rows.push([a, b, c]);
-    console.error(`  ${a}: ${b} ${c}`);
-  }, join(import.meta.dir, ".work"));
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(52)}  ${b.padEnd(16)}  ${c}`);
-}
+if (import.meta.main) await runAlone((row) => benchPythonUsdt(row, join(import.meta.dir, ".work")));

@@ -79,7 +79,11 @@ static __always_inline __u32 inner_tgid(void)
 	return u.nr;
 }
 
-static __always_inline int in_traced_pidns(void)
+/* The inode number of the traced PID namespace the current process is in (the one of filter_pidns
+ * that matched: a container's own, also for processes of namespaces nested in it), or 0. Rows made
+ * for a process keep it, so that user space names the container of a process gone before it
+ * looked (a selection of containers). */
+static __always_inline __u32 traced_pidns(void)
 {
 	for (__u32 level = 1; level <= FILTER_MAX_NS_LEVEL; level++) {
 		struct upid___probe u = {};
@@ -88,15 +92,20 @@ static __always_inline int in_traced_pidns(void)
 		unsigned int inum = BPF_CORE_READ(u.ns, ns.inum);
 		__u32 *want = bpf_map_lookup_elem(&filter_pidns, &inum);
 		if (want && *want == level)
-			return 1;
+			return inum;
 	}
 	return 0;
+}
+static __always_inline int in_traced_pidns(void)
+{
+	return traced_pidns() != 0;
 }
 
 #else
 /* Without CO-RE (no kernel BTF loaded): no namespaces to walk. The session loads the PROBE_CORE
  * build whenever a filter or a record needs them. */
 static __always_inline __u32 inner_tgid(void) { return 0; }
+static __always_inline __u32 traced_pidns(void) { return 0; }
 static __always_inline int in_traced_pidns(void) { return 0; }
 #endif
 

@@ -54,6 +54,8 @@ static __always_inline struct ssl_stats *stats_for(__u32 tgid, __u32 lib)
 		return s;
 	struct ssl_stats zero = {};
 	bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+	if (cfg.filter.use_pidns)
+		zero.pidns = traced_pidns();
 	bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&stats, &k);
 }

@@ -49,6 +49,8 @@ struct ssl_stats {
 	__u64 lost_entries;     /* an entry on a thread that still had one pending */
 	__u64 inflight_returns; /* Go: returns of calls already running when the probes were attached (not counted) */
 	char comm[16];
+	__u32 pidns;            /* the traced PID namespace the process is in (filter use_pidns): its container */
+	__u32 pad;
 };
 
 #endif

@@ -140,24 +140,37 @@ static __always_inline void drop(__u32 kind)
 		__sync_fetch_and_add(d, 1);
 }
 
+/*
+ * The row of a per-process table at `key`, created zeroed with the process's command name (and
+ * its PID in its own namespace) on first use; NULL when the table is full (counted as `full`:
+ * user space folds exited processes out, so only more live ones than it holds end here).
+ * -E2BIG is a full table; -EEXIST another CPU creating the same row first.
+ */
+#define process_row(map, key, type, full) ({                                      \
+	type *__row = bpf_map_lookup_elem(map, key);                                   \
+	if (!__row) {                                                                  \
+		type __zero = {};                                                          \
+		bpf_get_current_comm(__zero.comm, sizeof(__zero.comm));                    \
+		if (cfg.want_nspid)                                                        \
+			__zero.nspid = inner_tgid();                                           \
+		if (bpf_map_update_elem(map, key, &__zero, BPF_NOEXIST) == -7)             \
+			drop(full);                                                            \
+		else                                                                       \
+			__row = bpf_map_lookup_elem(map, key);                                 \
+	}                                                                              \
+	__row;                                                                         \
+})
+
 static __always_inline void count(__u32 tgid, __u32 func, int is_return)
 {
 	struct count_key k = { .tgid = tgid, .func = func };
-	struct uprobe_counts *c = bpf_map_lookup_elem(&counts, &k);
-	if (!c) {
-		struct uprobe_counts zero = {};
-		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		if (cfg.want_nspid)
-			zero.nspid = inner_tgid();
-		/* -E2BIG: the table is full (user space prunes exited processes); -EEXIST: another CPU won. */
-		if (bpf_map_update_elem(&counts, &k, &zero, BPF_NOEXIST) == -7) {
-			drop(DROP_COUNTS);
-			return;
-		}
-		c = bpf_map_lookup_elem(&counts, &k);
-		if (!c)
-			return;
-	}
+	struct uprobe_counts *c = process_row(&counts, &k, struct uprobe_counts, DROP_COUNTS);
+	if (!c)
+		return;
+	/* The selected container's PID namespace, kept in the row (which outlives the process: user
+	 * space names the container from it); set at the process's first call. */
+	if (cfg.filter.use_pidns && !c->pidns)
+		c->pidns = traced_pidns();
 	if (is_return)
 		__sync_fetch_and_add(&c->returns, 1);
 	else
@@ -311,6 +324,8 @@ static __always_inline struct hist_row *hist_row_of(__u32 tgid, __u32 func)
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
 		if (cfg.want_nspid)
 			h->nspid = inner_tgid();
+		if (cfg.filter.use_pidns)
+			h->pidns = traced_pidns();
 	}
 	return h;
 }
@@ -440,21 +455,9 @@ static __always_inline void count_stack(struct pt_regs *ctx, __u32 tgid, __u32 c
 	struct stack_count_key k = { .pid = tgid, .func = cookie, .stack_id = sid };
 	if (bpf_probe_read_user(&k.at_sp, sizeof(k.at_sp), (void *)REG(ctx, rsp)))
 		k.at_sp = 0;
-	struct stack_count *c = bpf_map_lookup_elem(&stack_counts, &k);
-	if (!c) {
-		struct stack_count zero = {};
-		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
-		if (cfg.want_nspid)
-			zero.nspid = inner_tgid();
-		if (bpf_map_update_elem(&stack_counts, &k, &zero, BPF_NOEXIST) == -7) {
-			drop(DROP_STACKS);
-			return;
-		}
-		c = bpf_map_lookup_elem(&stack_counts, &k);
-		if (!c)
-			return;
-	}
-	__sync_fetch_and_add(&c->calls, 1);
+	struct stack_count *c = process_row(&stack_counts, &k, struct stack_count, DROP_STACKS);
+	if (c)
+		__sync_fetch_and_add(&c->calls, 1);
 }
 
 static __always_inline void record_stack(struct pt_regs *ctx, __u64 id, __u32 cookie)

@@ -41,7 +41,7 @@ struct hist_row {
 	__u64 max;           /* order(largest value) */
 	char comm[16];       /* per-process rows: the process's name when its row was made */
 	__u32 nspid;         /* per-process rows: its PID in its innermost namespace (with want_nspid) */
-	__u32 pad;
+	__u32 pidns;         /* per-process rows: the traced PID namespace it is in (filter use_pidns) */
 	__u64 buckets[HIST_BUCKETS];
 };
 
@@ -118,7 +118,7 @@ struct uprobe_counts {
 	__u64 returns;
 	char comm[16];
 	__u32 nspid;         /* the process's PID in its innermost namespace (with want_nspid) */
-	__u32 pad;
+	__u32 pidns;         /* the traced PID namespace it is in (filter use_pidns) */
 };
 
 #endif

@@ -3,7 +3,8 @@
 // target dies ("unexpected return pc"). Instead, an entry uprobe goes on every return instruction,
 // found by decoding the function from its first byte (lib/x86/decoder.ts).
 import type { ElfFile } from "./elf.ts";
-import { GoError, type GoFunction } from "./go.ts";
+import { GoError } from "./go-error.ts";
+import type { GoFunction } from "./go-pclntab.ts";
 import { decodeRange, DecodeError } from "./x86/decoder.ts";
 
 export interface ReturnSites {

@@ -16,7 +16,7 @@ export const HIST = { NONE: 0, LATENCY: 1, ENTRY: 2, RETURN: 3 } as const;
 /** Buckets in a histogram row; log2 rows use the first HIST_LOG2_BUCKETS. */
 export const HIST_BUCKETS = 256;
 export const HIST_LOG2_BUCKETS = 66;
-export const HIST_ROW = { size: 56 + HIST_BUCKETS * 8, sum: 0, sum_hi: 8, min_inv: 16, max: 24, comm: 32, nspid: 48, buckets: 56 } as const;
+export const HIST_ROW = { size: 56 + HIST_BUCKETS * 8, sum: 0, sum_hi: 8, min_inv: 16, max: 24, comm: 32, nspid: 48, pidns: 52, buckets: 56 } as const;
 export const HIST_KEY = { size: 8, pid: 0, func: 4 } as const;
 
 /** How a call's stack is recorded (enum stack_kind). */
@@ -52,11 +52,11 @@ export const EV_CALL = 1;
 export const EV_RETURN = 2;
 export const EV_STACK = 3;
 
-export const UPROBE_COUNTS = { size: 40, calls: 0, returns: 8, comm: 16, nspid: 32 } as const;
+export const UPROBE_COUNTS = { size: 40, calls: 0, returns: 8, comm: 16, nspid: 32, pidns: 36 } as const;
 
 export const SSL_CONFIG = { size: 8, filter: 0 } as const;
 export const SSL_KEY = { size: 8, tgid: 0, lib: 4 } as const;
-export const SSL_STATS = { size: 72, calls: 0, returns: 8, bytes: 16, errors: 24, orphan_returns: 32, lost_entries: 40, inflight_returns: 48, comm: 56 } as const;
+export const SSL_STATS = { size: 80, calls: 0, returns: 8, bytes: 16, errors: 24, orphan_returns: 32, lost_entries: 40, inflight_returns: 48, comm: 56, pidns: 72 } as const;
 /** enum tls_fn (bpf/ssl_read.h): what a probed TLS function is; the low 8 bits of its attach cookie. */
 export const TLS_FN = {
   SSL_READ: 0, SSL_READ_EX: 1, SSL_WRITE: 2, SSL_WRITE_EX: 3, SSL_HANDSHAKE: 4,

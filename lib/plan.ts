@@ -1,15 +1,19 @@
 // The one answer to "where does a probe go?": from the functions a user names in a target to the
 // file offsets of entry probes and of return probes. A C function gets an entry uprobe and a real
-// uretprobe at its first instruction; a Go function gets its return probes as entry uprobes on
-// every RET instruction (a uretprobe rewrites a return address on a stack Go moves). Offsets the
+// uretprobe at its first instruction; a Go function gets its entry probe after its stack check
+// (lib/go-entry.ts: once per call, not again after the stack grows) and its return probes as
+// entry uprobes on every RET instruction (a uretprobe rewrites a return address on a stack Go
+// moves). Offsets the
 // user gives are checked: a return probe only at a function's first instruction, an entry probe
 // only on an instruction boundary (decoded from the function's start).
 import type { ElfFile, ElfSymbol } from "./elf.ts";
 import { PF_X, PT_LOAD } from "./elf.ts";
 import { ProbeError } from "./errors.ts";
 import { resolveFunction, parseFunctionSpec } from "./symbols.ts";
-import { inspectGo, requireRegisterAbi, goFunction, type GoInfo } from "./go.ts";
+import { inspectGo, requireRegisterAbi, type GoInfo } from "./go.ts";
+import { goFunction } from "./go-functions.ts";
 import { returnOffsets } from "./go-returns.ts";
+import { entryAfterStackCheck } from "./go-entry.ts";
 import { instructionStarts, DecodeError } from "./x86/decoder.ts";
 import type { AttachError, ProbePoint } from "./uprobe.ts";
 
@@ -42,6 +46,11 @@ export interface PlanOptions {
   unsafeUretprobe?: boolean;
   /** An entry probe where the decoder says no instruction starts (the user knows better). */
   forceOffset?: boolean;
+  /**
+   * Indexes (into `specs`) of functions the caller leaves out itself when the kernel cannot probe
+   * their first instruction (a glob chose them: see unprobeableInstruction), instead of failing.
+   */
+  mayLeaveOut?: Set<number>;
 }
 
 /** Entry probes: one per function, its index as the cookie. */
@@ -71,7 +80,7 @@ export function planProbes(elf: ElfFile, specs: string[], o: PlanOptions = {}): 
   for (const spec of specs) {
     if (go && !isAddress(spec)) {
       const fn = goFunction(elf, spec);
-      const planned: PlannedFunction = { name: fn.name, entry: fn.offset };
+      const planned: PlannedFunction = { name: fn.name, entry: entryAfterStackCheck(elf, fn) };
       if (o.ret && !o.unsafeUretprobe) {
         planned.rets = returnOffsets(elf, fn).offsets;
         retsCount += planned.rets.length;
@@ -83,7 +92,7 @@ export function planProbes(elf: ElfFile, specs: string[], o: PlanOptions = {}): 
     checkPlacement(elf, spec, f.offset, f.vaddr, o, go !== undefined);
     functions.push({ name: f.name, entry: f.offset });
   }
-  for (const f of functions) checkProbeable(elf, f);
+  functions.forEach((f, i) => o.mayLeaveOut?.has(i) || checkProbeable(elf, f));
   const notes: string[] = [];
   if (go) {
     if (!o.ret) notes.push(`Go ${version} (${go.abi} ABI)`);

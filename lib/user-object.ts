@@ -324,7 +324,10 @@ function routePinnedMaps(obj: BpfObject, pinDir: string | undefined, onNote?: (m
       const r = L.bpf_map__set_pin_path(m.handle, cstr(join(pinDir, bpffsName(m.name))));
       if (r < 0) throw new OsError("bpf_map__set_pin_path", -r, m.name);
     } else {
-      ensureBpffs(dirname(new CString(p as Pointer).toString()), onNote);
+      const path = new CString(p as Pointer).toString();
+      ensureBpffs(dirname(path), onNote);
+      // libbpf's rule, as bpftool follows it: the object asks for the map to be shared by name.
+      onNote?.(`map ${m.name} is pinned at ${path} (the object marks it LIBBPF_PIN_BY_NAME): it outlives this run, and the next load of the object reuses it`);
     }
   }
 }

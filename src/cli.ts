@@ -6,7 +6,7 @@ import { cac, type Command } from "cac";
 import pkg from "../package.json" with { type: "json" };
 import { fail, runCommand } from "./main.ts";
 import { UsageError } from "./errors.ts";
-import { processOptions, runOptions, attachModeOption, normalizeArgv } from "./options.ts";
+import { processOptions, fleetOptions, metricsOptions, runOptions, attachModeOption, normalizeArgv } from "./options.ts";
 import { mark } from "./timing.ts";
 
 mark("cli module evaluated");
@@ -68,6 +68,8 @@ command(
       .option("--unsafe-uretprobe", "Use a real uretprobe on a Go binary (may crash it)")
       .option("--force-offset", "Allow an entry probe at an offset the decoder does not see as an instruction start");
     processOptions(uprobe, "the target");
+    fleetOptions(uprobe);
+    metricsOptions(uprobe);
     runOptions(uprobe, "Seconds between summaries");
     attachModeOption(uprobe)
       .example("probe uprobe /lib/x86_64-linux-gnu/libc.so.6 getenv -d 5")
@@ -75,6 +77,7 @@ command(
       .example("probe uprobe libssl SSL_read --hist -d 10 --pid 6575")
       .example("probe uprobe libc 'void *malloc(size_t size)' --hist size")
       .example("probe uprobe libc malloc --stacks --flamegraph malloc.svg -d 10")
+      .example("probe uprobe libssl SSL_read --hist --selector app=web --metrics 127.0.0.1:9464")
       .action((target, fns, opts) => runCommand("uprobe", () => import("./commands/uprobe.ts").then((m) => m.run(target, fns ?? [], { ...opts, command: opts["--"] }))));
   },
 );
@@ -111,11 +114,15 @@ command(
       .option("--lib <path>", "The file holding the TLS code (default: what the target uses, found in its view; or every TLS on the host)")
       .option("--verify-order", "Exit with an error if a return is seen without its entry (reversed probes)");
     processOptions(sslRead, "its TLS library");
+    fleetOptions(sslRead);
+    metricsOptions(sslRead);
     runOptions(sslRead);
     attachModeOption(sslRead)
       .example("probe ssl-read -d 10")
       .example("probe ssl-read --pid 6575")
       .example("probe ssl-read --container web --json")
+      .example("probe ssl-read --selector app=web")
+      .example("probe ssl-read --all-containers --metrics :9464 -d 0")
       .action((opts) => runCommand("ssl-read", () => import("./commands/ssl-read.ts").then((m) => m.run(opts))));
   },
 );
@@ -134,6 +141,7 @@ command(
       .option("--write", "Only writes")
       .option("--handshake", "Also handshake calls and their latency (SSL_do_handshake, gnutls_handshake, Go's client/server handshake)");
     processOptions(sslSniff, "its TLS library");
+    fleetOptions(sslSniff);
     runOptions(sslSniff, "Seconds between lost-record checks");
     attachModeOption(sslSniff)
       .example("probe sslsniff --pid 6575")

@@ -5,10 +5,12 @@
 import { ContainerTracker, containerKey } from "../lib/fleet/tracker.ts";
 import { parsePodRef, parseSelector, select, type SelectionCriteria } from "../lib/fleet/selector.ts";
 import type { FleetContainer } from "../lib/fleet/discovery.ts";
+import { readdirSync, statSync } from "node:fs";
 import { pidNamespace, type PidNamespace } from "../lib/proc/identity.ts";
 import { ProbeError } from "../lib/errors.ts";
 import type { Closable } from "../lib/scope.ts";
 import { UsageError } from "./errors.ts";
+import { containerLabels, type ContainerLabels } from "./fleet-labels.ts";
 
 export interface FleetOptions {
   selector?: unknown;
@@ -16,10 +18,6 @@ export interface FleetOptions {
   namespace?: unknown;
   containerName?: unknown;
   allContainers?: boolean;
-}
-
-export function fleetRequested(o: FleetOptions): boolean {
-  return o.selector !== undefined || o.pod !== undefined || o.namespace !== undefined || o.containerName !== undefined || !!o.allContainers;
 }
 
 function text(name: string, v: unknown): string | undefined {
@@ -34,9 +32,40 @@ export interface TracedContainer {
   pidns: PidNamespace;
 }
 
+/** Stopped containers remembered for naming their processes' rows. */
+const GONE_KEPT = 4096;
+
+/** Every process by the inode of its PID namespace (processes that go away meanwhile are left out). */
+function pidsByNamespace(): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const d of names) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    let ino: number;
+    try {
+      ino = statSync(`/proc/${d}/ns/pid`).ino;
+    } catch {
+      continue;
+    }
+    const list = out.get(ino);
+    if (list) list.push(Number(d));
+    else out.set(ino, [Number(d)]);
+  }
+  return out;
+}
+
 export class Fleet implements Closable {
   private readonly byKey = new Map<string, TracedContainer>();
-  private readonly byInum = new Map<number, TracedContainer>();
+  /**
+   * By PID namespace: usually one container each, several for a pod whose containers share one
+   * (shareProcessNamespace, or a runtime asked for the pod's namespace).
+   */
+  private readonly byInum = new Map<number, TracedContainer[]>();
   /** Containers that have stopped, kept for naming the rows of their processes. */
   private readonly gone = new Map<number, TracedContainer>();
   private readonly addedListeners: ((c: TracedContainer) => void | Promise<void>)[] = [];
@@ -91,7 +120,7 @@ export class Fleet implements Closable {
     }
     const t = { container: c, pidns };
     this.byKey.set(containerKey(c), t);
-    this.byInum.set(pidns.inum, t);
+    this.byInum.set(pidns.inum, [...(this.byInum.get(pidns.inum) ?? []), t]);
     this.pidContainer.clear();
     for (const l of this.addedListeners) void l(t);
   }
@@ -100,8 +129,12 @@ export class Fleet implements Closable {
     const t = this.byKey.get(containerKey(c));
     if (!t) return;
     this.byKey.delete(containerKey(c));
-    this.byInum.delete(t.pidns.inum);
+    const left = (this.byInum.get(t.pidns.inum) ?? []).filter((x) => x !== t);
+    if (left.length) this.byInum.set(t.pidns.inum, left);
+    else this.byInum.delete(t.pidns.inum);
     this.gone.set(t.pidns.inum, t);
+    // A node's churn must not grow this without bound: the oldest stopped containers are forgotten.
+    if (this.gone.size > GONE_KEPT) this.gone.delete(this.gone.keys().next().value!);
     for (const l of this.removedListeners) l(t);
   }
 
@@ -126,7 +159,7 @@ export class Fleet implements Closable {
     if (t === undefined) {
       try {
         const inum = pidNamespace(pid).inum;
-        t = this.byInum.get(inum) ?? this.gone.get(inum) ?? null;
+        t = this.byPidns(inum) ?? null;
       } catch {
         t = null;
       }
@@ -136,10 +169,40 @@ export class Fleet implements Closable {
     return t ?? undefined;
   }
 
-  /** Labels for a process's rows and metrics: pod, namespace, container. */
-  labelsOf(pid: number): { pod: string; namespace: string; container: string } {
-    const c = this.containerOf(pid)?.container;
-    return { pod: c?.pod?.name ?? "", namespace: c?.pod?.namespace ?? "", container: c?.containerName ?? c?.name ?? "" };
+  /** The selected container whose PID namespace has inode `inum` (as the programs record it), also after it stopped. */
+  byPidns(inum: number): TracedContainer | undefined {
+    if (!inum) return undefined;
+    const now = this.byInum.get(inum);
+    if (!now) return this.gone.get(inum);
+    if (now.length === 1) return now[0];
+    // Containers of one pod sharing its PID namespace: the pod is known, not which container.
+    const c = now[0]!.container;
+    return { pidns: now[0]!.pidns, container: { ...c, name: "", containerName: "" } };
+  }
+
+  /** Whether a selected container (still running) is in the PID namespace `inum`. */
+  tracesPidns(inum: number): boolean {
+    return this.byInum.has(inum);
+  }
+
+  /**
+   * Labels for a process's rows and metrics: pod, namespace, container. `pidns`, when the program
+   * recorded it, names the container even after the process is gone.
+   */
+  labelsOf(pid: number, pidns = 0): ContainerLabels {
+    return containerLabels(this.byPidns(pidns) ?? this.containerOf(pid));
+  }
+
+  private pass: { at: number; byInum: Map<number, number[]> } | undefined;
+
+  /**
+   * The processes of a selected container now: every process of its PID namespace (/proc read
+   * once for all containers, again when older than `maxAgeMs`).
+   */
+  processesOf(c: TracedContainer, maxAgeMs = 100): number[] {
+    const now = performance.now();
+    if (!this.pass || now - this.pass.at > maxAgeMs) this.pass = { at: now, byInum: pidsByNamespace() };
+    return this.pass.byInum.get(c.pidns.inum) ?? [];
   }
 
   close(): void {

@@ -4,10 +4,12 @@
 // file found by build-id in the target's view).
 import { STT, type ElfFile } from "../lib/elf.ts";
 import { ProbeError } from "../lib/errors.ts";
-import { inspectGo, pclntabFunctions } from "../lib/go.ts";
+import { inspectGo } from "../lib/go.ts";
+import { pclntabFunctions } from "../lib/go-pclntab.ts";
 import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
-import { locate, unreadableValues, type FunctionLayout } from "../lib/types/abi.ts";
+import { locate, unreadableValues } from "../lib/types/abi.ts";
+import type { FunctionLayout } from "../lib/types/function-layout.ts";
 import { findDebugInfo, formatSignature, declareC, type DebugFunction, type DebugInfoResult, type DebugType } from "../lib/dwarf/index.ts";
 import { C_INT_TYPEDEFS, C_POINTER_TYPEDEFS } from "../lib/types/known.ts";
 import { resolveFunction } from "../lib/symbols.ts";
@@ -68,6 +70,42 @@ function expandGlob(elf: ElfFile, pattern: string): string[] {
   return [...new Set(names.filter((n) => match(n)))].sort();
 }
 
+/**
+ * Functions a glob chose that share an address with another function probed (libc's strtol,
+ * strtoll, strtoq and strtoimax are one function): one name each, or every call would be
+ * reported once per name. The name kept is the one with the fewest leading underscores, then
+ * the shortest, then the first alphabetically; named functions are always kept.
+ */
+function leaveOutAliases(elf: ElfFile, fns: ProbedFunction[], notes: string[]): ProbedFunction[] {
+  if (!fns.some((f) => f.fromGlob) || inspectGo(elf)) return fns;
+  const addressOf = new Map<string, number>();
+  for (const s of elf.functions()) if (s.value !== 0 && !addressOf.has(s.name)) addressOf.set(s.name, s.value);
+  const rank = (n: string) => [n.length - n.replace(/^_+/, "").length, n.length] as const;
+  const better = (a: ProbedFunction, b: ProbedFunction) => {
+    if (!a.fromGlob !== !b.fromGlob) return !a.fromGlob;
+    const [ua, la] = rank(a.name);
+    const [ub, lb] = rank(b.name);
+    return ua !== ub ? ua < ub : la !== lb ? la < lb : a.name < b.name;
+  };
+  const keep = new Map<number, ProbedFunction>();
+  for (const f of fns) {
+    const at = addressOf.get(f.name);
+    if (at === undefined || f.layout) continue;
+    const k = keep.get(at);
+    if (!k || better(f, k)) keep.set(at, f);
+  }
+  const out: ProbedFunction[] = [];
+  const left: string[] = [];
+  for (const f of fns) {
+    const at = addressOf.get(f.name);
+    const k = at === undefined ? undefined : keep.get(at);
+    if (!k || k === f || !f.fromGlob) out.push(f);
+    else left.push(`${f.name} (= ${k.name})`);
+  }
+  if (left.length) notes.push(`left out ${left.length} alias${left.length === 1 ? "" : "es"} of functions already probed: ${left.slice(0, 5).join(", ")}${left.length > 5 ? ", ..." : ""}`);
+  return out;
+}
+
 export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): ResolvedSpecs {
   const functions: ProbedFunction[] = [];
   const notes: string[] = [];
@@ -91,7 +129,9 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
     functions.push({ name: spec });
   }
   const seen = new Set<string>();
-  const unique = functions.filter((f) => !seen.has(f.name) && seen.add(f.name));
+  const unique = leaveOutAliases(elf, functions.filter((f) => !seen.has(f.name) && seen.add(f.name)), notes);
+  // Debug info first: --ret=TYPE then only replaces the return type of what it finds.
+  if (o.debugInfo && unique.some((f) => !f.layout) && unique.length <= DEBUG_INFO_MAX_FUNCTIONS) typeFromDebugInfo(elf, unique, o, notes);
   if (o.retType) {
     for (const f of unique) {
       if (f.layout) continue;
@@ -104,7 +144,6 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
       }
     }
   }
-  if (o.debugInfo && unique.some((f) => !f.layout) && unique.length <= DEBUG_INFO_MAX_FUNCTIONS) typeFromDebugInfo(elf, unique, o, notes);
   return { functions: unique, notes };
 }
 
@@ -113,7 +152,8 @@ export function resolveSpecs(elf: ElfFile, specs: string[], o: SpecOptions): Res
  * by value, are spelt as what they stand for (`count_t n` -> `unsigned long n`); behind a pointer,
  * and known ones (`size_t`), they keep their names.
  */
-function parseableSignature(fn: DebugFunction): string {
+function parseableSignature(fn: DebugFunction, retType?: string): string {
+  // Go's results are exact in its debug info: --ret=TYPE does not replace them.
   if (fn.language === "go") return formatSignature(fn);
   const known = (t: DebugType) => C_INT_TYPEDEFS.has(t.name) || C_POINTER_TYPEDEFS.has(t.name);
   const spell = (t: DebugType, name: string) => {
@@ -125,6 +165,7 @@ function parseableSignature(fn: DebugFunction): string {
   const ps = fn.params.filter((p) => !p.artificial).map((p, i) => spell(p.type, p.name || `arg${i}`));
   if (fn.variadic) ps.push("...");
   const list = ps.length ? ps.join(", ") : "void";
+  if (retType) return `${retType}${retType.endsWith("*") ? "" : " "}${fn.name}(${list})`;
   return fn.returnType ? spell(fn.returnType, `${fn.name}(${list})`) : `void ${fn.name}(${list})`;
 }
 
@@ -163,7 +204,7 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
       if (!fn || fn.language === "asm") continue;
       // Clones the optimizer made (.constprop, .isra, .part) take their arguments elsewhere than the ABI says.
       if (/\.(constprop|isra|part)\./.test(`${fn.linkageName ?? fn.name}.`)) continue;
-      const layout = layoutOf(parseableSignature(fn), o.stringMax).layout;
+      const layout = layoutOf(parseableSignature(fn, o.retType && retTypeText(o.retType)), o.stringMax).layout;
       // What debug info says is not there at the entry is shown as unavailable, never guessed.
       const params = fn.params.filter((p) => !p.artificial);
       layout.args.forEach((a, i) => {

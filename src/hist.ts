@@ -1,17 +1,17 @@
 // `--hist`: the histograms the program counts in its maps (per function in `hists`, per process
 // and function in `proc_hists`), printed every interval (the calls of that interval) and at exit
 // (all calls). Processes that exit are folded out of the kernel's bounded per-process table into
-// totals kept here, as the --summary table does.
+// totals kept here (src/process-rows.ts), as the --summary table does.
 import { HIST, HIST_BUCKETS, HIST_KEY, HIST_ROW, NO_REG, SLOT, SLOT_DESC, UPROBE_CONFIG } from "../lib/layouts.ts";
 import { Histogram, bucketCount, decodeHistRow, linearScheme, type BucketScheme } from "../lib/hist.ts";
 import { MapReader } from "../lib/maps.ts";
-import { processExists } from "../lib/proc/identity.ts";
-import { PT_REGS_INDEX, SLOT_STACK, type FunctionLayout, type ValueLayout } from "../lib/types/abi.ts";
+import { PT_REGS_INDEX, SLOT_STACK, type FunctionLayout, type ValueLayout } from "../lib/types/function-layout.ts";
 import { ProbeError } from "../lib/errors.ts";
 import { pc } from "./colors.ts";
 import { UsageError } from "./errors.ts";
 import type { Out } from "./output.ts";
 import { histogramJson, histogramLines, summaryText } from "./hist-format.ts";
+import { ProcessRows, type ProcessRow } from "./process-rows.ts";
 
 /** What `--hist [latency|ARG|ret]` and `--linear START,STEP,END` ask for. */
 export interface HistRequest {
@@ -125,19 +125,15 @@ export interface HistSpec {
   perProcess: boolean;
 }
 
-interface Entry {
-  pid: number;
-  func: number;
-  comm: string;
-  nspid: number;
+export interface HistEntry extends ProcessRow {
+  /** The selected container's PID namespace the process is in (0 without a selection of containers). */
+  pidns: number;
   hist: Histogram;
 }
 
 export class HistReport {
   private readonly perFunction: MapReader;
-  private readonly perProcess: MapReader;
-  /** Per-process rows of processes that exited, folded out of the kernel's table. */
-  private readonly gone = new Map<string, Entry>();
+  private readonly perProcess: ProcessRows<HistEntry>;
   /** What the last interval print saw, per row: the next one prints the difference. */
   private readonly shown = new Map<string, Histogram>();
 
@@ -149,40 +145,35 @@ export class HistReport {
     private readonly nspidOf: (pid: number, inner: number) => number[],
   ) {
     this.perFunction = new MapReader(histsFd);
-    this.perProcess = new MapReader(procHistsFd);
+    this.perProcess = new ProcessRows(
+      new MapReader(procHistsFd),
+      (key, value) => {
+        const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
+        const row = this.decode(value);
+        const pidns = new DataView(value.buffer, value.byteOffset, HIST_ROW.size).getUint32(HIST_ROW.pidns, true);
+        return { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, pidns, hist: row.hist };
+      },
+      (kept, e) => (kept ? { ...kept, hist: kept.hist.plus(e.hist) } : e),
+      nspidOf,
+    );
   }
 
   private decode(bytes: Uint8Array): ReturnType<typeof decodeHistRow> {
     return decodeHistRow(new DataView(bytes.buffer, bytes.byteOffset, HIST_ROW.size), 0, this.spec.scheme, this.spec.signed);
   }
 
-  /** Every row: per function, or per process (live and exited) and function. */
-  private read(): Entry[] {
+  /** Every row, totals since the start: per function, or per process (live and exited) and function. */
+  rows(): HistEntry[] {
     if (!this.spec.perProcess) {
       return this.names.map((_, func) => {
         const [v] = this.perFunction.lookup(new Uint8Array(new Uint32Array([func]).buffer)) ?? [];
-        return { pid: 0, func, comm: "", nspid: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
+        return { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
       });
     }
-    const live: Entry[] = [];
-    for (const { key, values } of this.perProcess.entries()) {
-      const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
-      const row = this.decode(values[0]!);
-      const e: Entry = { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, hist: row.hist };
-      if (processExists(e.pid)) {
-        live.push(e);
-        continue;
-      }
-      this.nspidOf(e.pid, e.nspid);
-      const id = `${e.pid}:${e.func}`;
-      const prev = this.gone.get(id);
-      this.perProcess.delete(key);
-      this.gone.set(id, prev ? { ...prev, hist: prev.hist.plus(e.hist) } : e);
-    }
-    return [...live, ...this.gone.values()].sort((a, b) => a.pid - b.pid || a.func - b.func);
+    return this.perProcess.read();
   }
 
-  private heading(e: Entry): string {
+  private heading(e: HistEntry): string {
     const name = this.names[e.func] ?? `#${e.func}`;
     if (!this.spec.perProcess) return `${name} ${this.spec.what}`;
     const chain = this.nspidOf(e.pid, e.nspid);
@@ -192,8 +183,8 @@ export class HistReport {
 
   /** Interval: the calls since the last print, of the rows that changed. Final: all calls of every row. */
   print(out: Out, json: boolean, final: boolean): void {
-    const rows = this.read();
-    const shown: [Entry, Histogram][] = [];
+    const rows = this.rows();
+    const shown: [HistEntry, Histogram][] = [];
     for (const e of rows) {
       const id = `${e.pid}:${e.func}`;
       const before = this.shown.get(id);

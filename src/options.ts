@@ -21,9 +21,19 @@ export function fleetOptions(cmd: Command): Command {
     .option("--pod <ns/name>", "The containers of this pod")
     .option("--namespace <ns>", "Containers of pods in this Kubernetes namespace")
     .option("--container-name <name>", "Containers of this name (Kubernetes' container name, else the engine's)")
-    .option("--all-containers", "Every container the runtimes report")
-    .option("--metrics <addr>", "Serve Prometheus/OpenMetrics at http://ADDR/metrics (:9464, 127.0.0.1:9464); tables then only with --json")
-    .option("--metrics-max-series <n>", "Series served at most; more are folded into one (default 10000)");
+    .option("--all-containers", "Every container the runtimes report");
+}
+
+/** Whether any of fleetOptions' selections was given. */
+export function fleetRequested(o: { selector?: unknown; pod?: unknown; namespace?: unknown; containerName?: unknown; allContainers?: boolean }): boolean {
+  return o.selector !== undefined || o.pod !== undefined || o.namespace !== undefined || o.containerName !== undefined || !!o.allContainers;
+}
+
+/** What Prometheus scrapes. */
+export function metricsOptions(cmd: Command): Command {
+  return cmd
+    .option("--metrics <addr>", "Serve Prometheus/OpenMetrics at http://ADDR/metrics and /healthz (:9464, 127.0.0.1:9464); no tables then, unless --json")
+    .option("--metrics-max-series <n>", "Series served at most; label sets beyond are folded into one overflow series (default 10000)");
 }
 
 /** How long, how often, in what form. */

@@ -8,10 +8,12 @@ import { pc } from "./colors.ts";
 import { mark } from "./timing.ts";
 import { writeStderr } from "./stderr.ts";
 import { ProbeError, UsageError } from "./errors.ts";
-import { parseAttachMode, parseCount, parseSeconds } from "./options.ts";
+import { fleetRequested, parseAttachMode, parseCount, parseSeconds } from "./options.ts";
 import { processFilter, type ProcessFilter } from "./targets.ts";
-import { Fleet, fleetRequested, type FleetOptions, type TracedContainer } from "./fleet.ts";
-import { Registry, DEFAULT_MAX_SERIES, type Counter } from "../lib/metrics/registry.ts";
+// Fleet and metrics code is loaded only by the runs that use it (start-up time).
+import type { Fleet, FleetOptions, TracedContainer } from "./fleet.ts";
+import { containerName } from "./fleet-labels.ts";
+import type { Registry, Counter } from "../lib/metrics/registry.ts";
 import { Out } from "./output.ts";
 import { Scope, type Closable } from "../lib/scope.ts";
 import { missingTracingCaps } from "../lib/caps.ts";
@@ -158,7 +160,7 @@ export class Session implements Closable {
       mode: parseAttachMode(o.attachMode),
     };
     if (o.command?.length) {
-      if (o.pid !== undefined || o.container !== undefined) throw new UsageError("-- CMD starts the process to trace: no --pid or --container with it");
+      if (o.pid !== undefined || o.container !== undefined || fleetRequested(o)) throw new UsageError("-- CMD starts the process to trace: no --pid, --container or container selection with it");
       requireTracingCaps();
       const s = new Session({ bpf: { tgids: [], pending: [], followForks: !!o.followChildren }, watchExit: false, label: "" }, o, parsed);
       s.spawnHeld(o.command);
@@ -169,14 +171,22 @@ export class Session implements Closable {
     if (fleetRequested(o)) {
       if (o.pid !== undefined || o.container !== undefined) throw new UsageError("--pid/--container name one process or container; --selector, --pod, --namespace, --container-name and --all-containers select many: give one kind");
       requireTracingCaps();
+      const { Fleet } = await import("./fleet.ts");
       const fleet = await Fleet.start(o);
       const n = fleet.current().length;
       const s = new Session({ bpf: { pidns: fleet.current().map((c) => c.pidns) }, watchExit: false, label: `, ${n} container${n === 1 ? "" : "s"} now (${fleet.description}) and those that start later` }, o, parsed);
       s.fleet = s.scope.add(fleet);
       fleet.onRemoved((c) => {
+        // Not while another selected container shares the namespace (a pod's shared PID namespace).
+        if (fleet.tracesPidns(c.pidns.inum)) return;
         for (const m of s.pidnsMaps) m.delete(u32(c.pidns.inum));
       });
-      await s.startMetrics(o);
+      try {
+        await s.startMetrics(o);
+      } catch (e) {
+        s.close();
+        throw e;
+      }
       return s;
     }
     const filter = await processFilter(o);
@@ -194,16 +204,43 @@ export class Session implements Closable {
 
   /** --metrics: a registry the commands fill and a server Prometheus scrapes, closed with the session. */
   private async startMetrics(o: SessionOptions): Promise<void> {
-    if (o.metrics === undefined) return;
+    if (o.metrics === undefined) {
+      if (o.metricsMaxSeries !== undefined) throw new UsageError("--metrics-max-series goes with --metrics (the series served)");
+      return;
+    }
     if (typeof o.metrics !== "string" || !o.metrics.trim()) throw new UsageError(`--metrics takes an address like :9464 or 127.0.0.1:9464, not '${String(o.metrics)}'`);
+    const [{ Registry, DEFAULT_MAX_SERIES }, { startMetricsServer }] = await Promise.all([import("../lib/metrics/registry.ts"), import("../lib/metrics/server.ts")]);
     const registry = new Registry({ maxSeries: parseCount("metrics-max-series", o.metricsMaxSeries, DEFAULT_MAX_SERIES, 10, 10_000_000) });
-    // Imported here: the server brings node:net (and Node's streams), milliseconds of every start.
-    const { startMetricsServer } = await import("../lib/metrics/server.ts");
-    const server = startMetricsServer({ address: o.metrics, registry });
     this.metrics = registry;
     this.lostCounter = registry.counter("probe_lost_total", "What the programs could not record, by kind (events: ring buffer full; counts, pairing: tables full)", ["kind"]);
+    this.attachErrors = registry.counter("probe_attach_errors_total", "Files of selected containers (or the target) probe could not attach to, by container", ["pod", "namespace", "container"]);
+    const server = startMetricsServer({ address: o.metrics, registry, collect: () => this.collect() });
     this.scope.add({ close: () => void server.close() });
     this.note(`probe: serving metrics at ${server.url}/metrics`);
+  }
+
+  private attachErrors?: Counter;
+  private readonly collectors: (() => void)[] = [];
+
+  /**
+   * Registers what brings the metrics up to date (reads the programs' maps into the registry):
+   * run before each scrape, so that Prometheus sees what was counted up to its request.
+   */
+  onCollect(f: () => void): void {
+    this.collectors.push(f);
+  }
+
+  private collect(): void {
+    for (const f of this.collectors) f();
+    this.checkLosses(false);
+  }
+
+  /** A file of a selected container probe could not attach to (or open): said, and counted for --metrics. */
+  attachFailed(c: TracedContainer | undefined, what: string): void {
+    const name = c ? containerName(c) : "";
+    this.warn(name ? `${name}: ${what}` : what);
+    const pod = c?.container.pod;
+    this.attachErrors?.inc({ pod: pod?.name ?? "", namespace: pod?.namespace ?? "", container: c ? (c.container.containerName ?? c.container.name) : "" });
   }
 
   /** Whether tables go to stdout: not when serving metrics, unless --json asked for lines. */
@@ -223,7 +260,7 @@ export class Session implements Closable {
       try {
         await f({ pid: c.container.pid }, c);
       } catch (e) {
-        this.warn(`${c.container.name}: ${(e as Error).message}`);
+        this.attachFailed(c, (e as Error).message);
       }
     });
   }

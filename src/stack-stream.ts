@@ -2,7 +2,7 @@
 // stack record right after its call record, from the same thread; records of other threads may
 // come between them, so a call line waits (per thread) for its stack. A call whose stack record
 // was lost is printed without one when the thread's next call comes, or at the end.
-import type { FunctionLayout } from "../lib/types/abi.ts";
+import type { FunctionLayout } from "../lib/types/function-layout.ts";
 import { EV_CALL, EV_STACK } from "../lib/layouts.ts";
 import { EventFormatter } from "./event-format.ts";
 import { Out, WallClock, pad } from "./output.ts";
@@ -23,10 +23,10 @@ export function streamWithStacks(
   nsPids: ((pid: number, inner: number) => number[]) | undefined,
   json: boolean,
   out: Out,
-  opts: { humanArgs: number; hexdump?: boolean },
+  opts: { humanArgs: number; hexdump?: boolean; enums?: (Map<string, Map<number, string>> | undefined)[] },
 ): StackStream {
   const clock = new WallClock();
-  const typed = kind === "typed" ? new TypedEventPrinter(names, layouts, clock, { hexdump: opts.hexdump }, nsPids) : undefined;
+  const typed = kind === "typed" ? new TypedEventPrinter(names, layouts, clock, { hexdump: opts.hexdump, enums: opts.enums }, nsPids) : undefined;
   const raw = kind !== "typed" ? new EventFormatter(names, clock, opts.humanArgs, kind === "go", nsPids) : undefined;
   // EventFormatter writes JSON into an Out; a call line waiting for its stack is taken back as text.
   const scratch = new Out();

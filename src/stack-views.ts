@@ -1,6 +1,6 @@
 // The processes whose stacks are shown, each in ITS view: its mappings from /proc/PID/maps (read
 // at the first stack seen, again when a pc falls outside every mapping: a library loaded since),
-// completed by the executable mappings the kernel reports as they are made (src/stack-mmaps.ts),
+// completed by the executable mappings the kernel reports as they are made (lib/proc/mmap-events.ts),
 // so that a process that exits before probe reads its maps keeps them; its files opened as it
 // maps them (its root, or /proc/PID/map_files for a deleted one; once it is gone, the path it
 // mapped if the inode is still the one mapped), and the separate debug file of each by build id
@@ -11,28 +11,19 @@ import { closeFd } from "../lib/ffi/libc.ts";
 import { ElfFile } from "../lib/elf.ts";
 import { openRegular } from "../lib/files.ts";
 import { processExists } from "../lib/proc/identity.ts";
-import { openMappedFile, readMaps, type MapsEntry } from "../lib/proc/maps.ts";
+import { openMappedFile, readMaps, type MappedFileRef, type MapsEntry } from "../lib/proc/maps.ts";
 import { openTarget } from "../lib/proc/target.ts";
 import type { Scope } from "../lib/scope.ts";
 import { AddressSpace, Symbolizer, buildId, debugFilePaths, mappingsFromMapsEntries, type Mapping } from "../lib/unwind/index.ts";
-import type { MmapRecord } from "./stack-mmaps.ts";
+import type { MmapRecord } from "../lib/proc/mmap-events.ts";
 
 /** A process's maps are read again at most this often (a pc outside every mapping asks for it). */
 const REFRESH_MS = 200;
 
-/** What opens a mapped file: where the process maps it. */
-interface FileRef {
-  path: string;
-  inode: number;
-  dev: string;
-  deleted: boolean;
-  start: bigint;
-  end: bigint;
-}
-
 interface View {
   mappings: Mapping[];
-  files: Map<string, FileRef>;
+  /** What opens each file, by its mappings' key (dev:inode). */
+  files: Map<string, MappedFileRef>;
   space?: AddressSpace;
   /** /proc/PID/maps was read (or tried) since the process started or exec'd. */
   procRead: boolean;
@@ -104,7 +95,7 @@ export class ProcessViews {
     for (const m of space?.mappings ?? []) if (m.perms?.includes("x") && m.path.startsWith("/")) space!.locate(m.start);
   }
 
-  /** An executable mapping the kernel reported (src/stack-mmaps.ts). */
+  /** An executable mapping the kernel reported (lib/proc/mmap-events.ts). */
   onMmap(r: MmapRecord): void {
     let v = this.views.get(r.pid);
     if (!v) {
@@ -160,7 +151,7 @@ export class ProcessViews {
       let why: unknown;
       if (processExists(pid)) {
         try {
-          fd = openMappedFile(pid, { ...f, executable: true }).fd;
+          fd = openMappedFile(pid, f).fd;
         } catch (e) {
           why = e;
         }

@@ -13,6 +13,7 @@ import { hex, type Out } from "./output.ts";
 import { ProbeError } from "../lib/errors.ts";
 import { UsageError } from "./errors.ts";
 import { parseBytes } from "./options.ts";
+import type { ProcessRow } from "./process-rows.ts";
 import type { ProcessViews } from "./stack-views.ts";
 
 /** What --stack, --stacks, --unwind, --stack-size, --folded and --flamegraph ask for. */
@@ -65,12 +66,8 @@ const TWO32 = 4294967296;
 export type StackMode = UnwindMode;
 
 /** One call's stack, unwound (not yet named). */
-export interface StackSample {
-  pid: number;
+export interface StackSample extends ProcessRow {
   tid: number;
-  func: number;
-  comm: string;
-  nspid: number;
   tsLo: number;
   tsHi: number;
   pcs: number[];
@@ -194,11 +191,7 @@ export function stackJson(frames: SymbolizedFrame[]): string {
   );
 }
 
-interface Counted {
-  pid: number;
-  func: number;
-  comm: string;
-  nspid: number;
+interface Counted extends ProcessRow {
   pcs: number[];
   exact: boolean[];
   count: number;

@@ -4,7 +4,7 @@
 import { decodeTypedRecord, type TypedRecord } from "../lib/args/record.ts";
 import { EV_CALL } from "../lib/layouts.ts";
 import { ValueFormatter } from "../lib/types/format.ts";
-import type { FunctionLayout } from "../lib/types/abi.ts";
+import type { FunctionLayout } from "../lib/types/function-layout.ts";
 import { formatDuration, pad, type WallClock } from "./output.ts";
 
 const TWO32 = 4294967296;

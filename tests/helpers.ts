@@ -1,6 +1,8 @@
-// Shared by the tests: fixture builds (cached under tests/.work), the built binary, and processes
-// driven step by step (a target that waits for "go", a probe that says when it is attached).
-import { existsSync, mkdirSync, statSync } from "node:fs";
+// Shared by the tests: fixture builds (cached under tests/.work: C with gcc, BPF with clang), the
+// built binary, processes driven step by step (a target that waits for "go", a probe that says
+// when it is attached), and what a test file starts and stops around its tests.
+import { afterAll, beforeAll } from "bun:test";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { kernelView, type LinkView } from "../lib/kernel-view.ts";
@@ -32,6 +34,26 @@ export function buildC(name: string, src: string, flags: string[] = []): string 
     stderr: "pipe",
   });
   if (r.exitCode !== 0) throw new Error(`gcc ${src} failed (is gcc installed? libssl-dev for TLS fixtures):\n${r.stderr}`);
+  return out;
+}
+
+const BPF_FLAGS = ["-O2", "-g", "-Wall", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu"];
+
+/** Compiles BPF C source text with clang into tests/.work/NAME.bpf.o. */
+export function clangBpf(name: string, source: string, defines: string[] = []): string {
+  const src = join(WORK, `${name}.bpf.c`);
+  const out = join(WORK, `${name}.bpf.o`);
+  writeFileSync(src, source);
+  const r = Bun.spawnSync(["clang", ...BPF_FLAGS, ...defines, "-c", src, "-o", out], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`clang ${name} failed (clang and libbpf-dev are needed):\n${r.stderr}`);
+  return out;
+}
+
+/** Compiles a BPF fixture of tests/fixtures/bpf into tests/.work/NAME.bpf.o (warnings are errors: the fixtures have none). */
+export function clangFixture(name: string, src: string, defines: string[] = []): string {
+  const out = join(WORK, `${name}.bpf.o`);
+  const r = Bun.spawnSync(["clang", ...BPF_FLAGS, "-Werror", ...defines, "-c", join(FIXTURES, "bpf", src), "-o", out], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`clang ${src} failed (clang and libbpf-dev are needed):\n${r.stderr}`);
   return out;
 }
 
@@ -117,9 +139,30 @@ export interface Running {
   err: Lines;
 }
 
-export function start(cmd: string[], env: Record<string, string> = {}): Running {
-  const proc = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+export function start(cmd: string[], env: Record<string, string> = {}, cwd?: string): Running {
+  const proc = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "pipe", cwd, env: { ...process.env, ...env } });
   return { proc, out: new Lines(proc.stdout), err: new Lines(proc.stderr) };
+}
+
+/** A target process (a fixture) that prints "ready PID" and waits for a line before doing its work. */
+export interface Target {
+  r: Running;
+  pid: number;
+  /** Sends the line that starts its work. */
+  go(): Promise<void>;
+}
+
+export async function startTarget(argv: string[], env: Record<string, string> = {}): Promise<Target> {
+  const r = start(argv, env);
+  const pid = Number((await r.out.waitFor(/^ready (\d+)/))[1]);
+  return {
+    r,
+    pid,
+    go: async () => {
+      r.proc.stdin.write("go\n");
+      await r.proc.stdin.flush();
+    },
+  };
 }
 
 /** Runs probe with args and waits until it says it is tracing (printed after every attach). */
@@ -153,6 +196,27 @@ export function sh(cmd: string): string {
 /** The BPF links a process holds, as the kernel describes them (what `probe list` shows). */
 export function linksHeldBy(pid: number): LinkView[] {
   return kernelView().links.filter((l) => l.holders.some((h) => h.pid === pid));
+}
+
+export interface Stoppable {
+  stop(): unknown;
+}
+
+/**
+ * What a test file starts and must stop after its tests (containers, docker runs): `first` is
+ * started before the tests, once the built binary is known to be there; it and whatever the tests
+ * push on the returned list are stopped after them, last first.
+ */
+export function stoppedAfterAll(first: () => Promise<Stoppable>): Stoppable[] {
+  const started: Stoppable[] = [];
+  beforeAll(async () => {
+    probeBinary();
+    started.push(await first());
+  });
+  afterAll(async () => {
+    for (const c of started.reverse()) await c.stop();
+  });
+  return started;
 }
 
 /** A free TCP port on 127.0.0.1 (the test containers share the host's network namespace). */

@@ -4,11 +4,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./helpers.ts";
 
-/** `probe` command lines (without `sudo`, comments and the leading `probe`) under the `### ` heading starting with `heading`. */
+/** `probe` command lines (without `sudo`, comments and the leading `probe`) under the `### ` (or `#### `) heading starting with `heading`. */
 export function readmeExamples(heading: string): string[][] {
   const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
-  const start = lines.findIndex((l) => l.startsWith(`### ${heading}`));
-  if (start < 0) throw new Error(`README.md has no section '### ${heading}'`);
+  const start = lines.findIndex((l) => l.startsWith(`### ${heading}`) || l.startsWith(`#### ${heading}`));
+  if (start < 0) throw new Error(`README.md has no section '### ${heading}' (or '#### ...')`);
   const out: string[][] = [];
   for (const l of lines.slice(start + 1)) {
     if (l.startsWith("#")) break;
@@ -31,14 +31,22 @@ export interface ReadmeExample {
   section: string;
   /** The command after `probe`, as written (continuation lines joined). */
   text: string;
-  /** Its words, with one of each `[optional]` part and `a | b` alternative chosen. */
+  /** Its words, with one of each `[optional]` part and `a | b` alternative chosen (up to a pipe). */
   argv: string[];
+  /** `probe ... | PROGRAM ARGS` (PROGRAM on PATH): the command probe's stdout is piped into, as sh would. */
+  pipeTo?: string[];
+}
+
+/** The example as one line: its words, then `| PROGRAM ARGS` when it pipes. */
+export function exampleKey(e: { argv: string[]; pipeTo?: string[] }): string {
+  return [e.argv, ...(e.pipeTo ? [["|", ...e.pipeTo]] : [])].map((w) => w.join(" ")).join(" ");
 }
 
 /**
  * Every `probe ...` command line the README shows in an indented block, in every section,
  * continuation lines (`\`) joined. A line with `[OPT]` parts or `a | b` alternatives stands for
- * each combination: `list [--json]` is `list` and `list --json`.
+ * each combination: `list [--json]` is `list` and `list --json`. A `|` followed by a program on
+ * PATH is a pipe, not alternatives: `sslsniff --json | jq .` is `sslsniff --json` piped into `jq .`.
  */
 export function allReadmeExamples(): ReadmeExample[] {
   const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
@@ -52,9 +60,21 @@ export function allReadmeExamples(): ReadmeExample[] {
     let text = m[1]!;
     while (/\\\s*$/.test(text) && i + 1 < lines.length) text = `${text.replace(/\\\s*$/, "")} ${lines[++i]!.trim()}`;
     text = text.replace(/\s+#.*$/, "").replace(/\s+/g, " ").trim();
-    for (const variant of expandSyntax(text)) out.push({ section, text, argv: shellWords(variant) });
+    const pipe = pipeAt(text);
+    const probePart = pipe < 0 ? text : text.slice(0, pipe).trim();
+    const pipeTo = pipe < 0 ? undefined : shellWords(text.slice(pipe + 1));
+    for (const variant of expandSyntax(probePart)) out.push({ section, text, argv: shellWords(variant), ...(pipeTo && { pipeTo }) });
   }
   return out;
+}
+
+/** Where `text` pipes into a program: the index of the first ` | ` whose next word is a program on PATH, else -1. */
+function pipeAt(text: string): number {
+  for (let i = text.indexOf(" | "); i >= 0; i = text.indexOf(" | ", i + 1)) {
+    const next = text.slice(i + 3).split(" ")[0]!;
+    if (/^[\w.+-]+$/.test(next) && Bun.which(next)) return i + 1;
+  }
+  return -1;
 }
 
 /** `[x]` -> without and with x; `a | b | c` (one word each) -> each of them. */

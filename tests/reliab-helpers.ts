@@ -1,11 +1,12 @@
 // Shared by the reliability, new-user, README and signal tests (issues 9 and 10): the binary under
 // test (PROBE_BIN, to run the same checks against an older build and see them fail), runs with a
-// deadline, fixtures of tests/fixtures/reliab, BPF objects compiled here, and what probe holds in
-// the kernel.
-import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { buildC, probeBinary, start, WORK, FIXTURES, Lines, type Running } from "./helpers.ts";
+// deadline, fixtures of tests/fixtures/reliab, and what probe holds in the kernel. BPF objects and
+// targets that wait for "go" come from tests/helpers.ts, re-exported under the names these import.
+import { existsSync } from "node:fs";
+import { buildC, probeBinary, start, type Running } from "./helpers.ts";
 import { kernelView } from "../lib/kernel-view.ts";
+
+export { clangBpf, clangFixture, startTarget, type Target } from "./helpers.ts";
 
 /** The binary the tests run: $PROBE_BIN when set (an older build, to show a test failing before its fix), else dist/probe. */
 export function bin(): string {
@@ -55,9 +56,7 @@ export function runCmd(argv: string[], o: { timeoutMs?: number; env?: Record<str
 
 /** Runs probe in the background. */
 export function startProbe(args: string[], env: Record<string, string> = {}, cwd?: string): Running {
-  if (!cwd) return start([bin(), ...args], env);
-  const proc = Bun.spawn([bin(), ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe", cwd, env: { ...process.env, ...env } });
-  return { proc, out: new Lines(proc.stdout), err: new Lines(proc.stderr) };
+  return start([bin(), ...args], env, cwd);
 }
 
 /** Runs probe in the background and waits for its "Tracing ..." / "Ctrl-C to stop" line (every probe attached). */
@@ -87,47 +86,6 @@ export async function stop(r: Running, sig: NodeJS.Signals = "SIGINT", ms = 15_0
 /** A C fixture of tests/fixtures/reliab (built once per source change into tests/.work). */
 export function fixture(name: string, flags: string[] = []): string {
   return buildC(`reliab-${name}`, `reliab/${name}.c`, flags);
-}
-
-/** A target process of tests/fixtures/reliab that prints "ready PID" and waits for a line before doing its work. */
-export interface Target {
-  r: Running;
-  pid: number;
-  /** Sends the line that starts its work. */
-  go(): Promise<void>;
-}
-
-export async function startTarget(argv: string[], env: Record<string, string> = {}): Promise<Target> {
-  const r = start(argv, env);
-  const pid = Number((await r.out.waitFor(/^ready (\d+)/))[1]);
-  return {
-    r,
-    pid,
-    go: async () => {
-      r.proc.stdin.write("go\n");
-      await r.proc.stdin.flush();
-    },
-  };
-}
-
-const BPF_FLAGS = ["-O2", "-g", "-Wall", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu"];
-
-/** Compiles BPF C source text with clang into tests/.work/NAME.bpf.o. */
-export function clangBpf(name: string, source: string, defines: string[] = []): string {
-  const src = join(WORK, `${name}.bpf.c`);
-  const out = join(WORK, `${name}.bpf.o`);
-  writeFileSync(src, source);
-  const r = Bun.spawnSync(["clang", ...BPF_FLAGS, ...defines, "-c", src, "-o", out], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`clang ${name} failed (clang and libbpf-dev are needed):\n${r.stderr}`);
-  return out;
-}
-
-/** Compiles a BPF fixture of tests/fixtures/bpf. */
-export function clangFixture(name: string, src: string, defines: string[] = []): string {
-  const out = join(WORK, `${name}.bpf.o`);
-  const r = Bun.spawnSync(["clang", ...BPF_FLAGS, ...defines, "-c", join(FIXTURES, "bpf", src), "-o", out], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`clang ${src} failed:\n${r.stderr}`);
-  return out;
 }
 
 /** Every BPF program, map and link a process holds an fd to, by id (what must be gone once it has exited). */
@@ -160,14 +118,5 @@ export async function eventually<T>(f: () => T | undefined | false, ms = 5000, e
 /** What probe printed must never be a runtime's own words (an uncaught exception, a crash banner). */
 export const RAW_EXCEPTION = /Bun v\d|panic|Segmentation fault|TypeError|RangeError|ReferenceError|SyntaxError|undefined is not|is not a function|Out of bounds access|at .*\(.*:\d+:\d+\)|internal error/;
 
-/** A small deterministic PRNG (mulberry32) for seeded runs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG's floats in [0, 1) (mulberry32, as the fuzz tests use). */
+export { randomFloats as rng } from "./fixtures/fuzz/mutate.ts";

@@ -7,7 +7,7 @@ import { ProbeError } from "../errors.ts";
 import {
   ALL_SLOTS, CAPTURES, CAPTURE_DESC as CD, COPY, ENTRY_SLOTS, FUNC_DESC as FD, LEN, NO_REG, RET_SLOTS, SAVED_PTRS, SLOT, SLOT_DESC as SD,
 } from "../layouts.ts";
-import { PHASE_ENTRY, SLOT_STACK, CAPTURE_CSTRING, LEN_CONST, LEN_SLOT, PT_REGS_INDEX, type Descriptor } from "../types/abi.ts";
+import { PHASE_ENTRY, SLOT_STACK, CAPTURE_CSTRING, LEN_CONST, LEN_SLOT, PT_REGS_INDEX, type Descriptor } from "../types/function-layout.ts";
 
 export interface SlotSpec {
   kind: "reg" | "mem" | "const";

@@ -9,7 +9,9 @@ import { buildFunction, nameOf, originChain, type DebugFunction } from "./functi
 import { dieRanges, readAranges, type ArangeEntry, type Range } from "./ranges.ts";
 import { DebugSections, type ReadStats } from "./sections.ts";
 import { TypeReader, type DieSource } from "./types.ts";
-import { readUnitHeader, Unit, type Die, type UnitHeader } from "./unit.ts";
+import { Unit } from "./unit.ts";
+import type { Die } from "./die.ts";
+import { readUnitHeader, type UnitHeader } from "./unit-header.ts";
 
 /** Parsed units kept at once; older ones are dropped and re-parsed when needed again. */
 const MAX_CACHED_UNITS = 64;

@@ -1,7 +1,7 @@
 // Text for people: a function's signature in its language's syntax, and where a parameter is.
 import type { DebugFunction, DebugParam } from "./functions.ts";
 import type { ParamLocation } from "./locations.ts";
-import { declareC } from "./types.ts";
+import { declareC } from "./c-names.ts";
 
 /**
  * "char **f_double_ptr(char **argv, int argc)", "int (*signal(int sig, ...))(int)" for C and C++;

@@ -8,8 +8,10 @@ import { readFileTable, type FileTable } from "./lines.ts";
 import { builtByPrologue, sysvEntryLocations } from "./abi.ts";
 import { locationAt, type ParamLocation } from "./locations.ts";
 import { dieRanges, type Range } from "./ranges.ts";
-import { cxxScoped, unitLanguage, type DebugType, type DieSource, type TypeReader } from "./types.ts";
-import type { Die, Unit } from "./unit.ts";
+import { cxxScoped } from "./c-names.ts";
+import { unitLanguage, type DebugType, type DieSource, type TypeReader } from "./types.ts";
+import type { Unit } from "./unit.ts";
+import type { Die } from "./die.ts";
 
 export interface DebugParam {
   name: string;

@@ -15,7 +15,7 @@ export { DebugInfo } from "./debug-info.ts";
 export { findDebugInfo, buildId, debugLink, fileCrc32, hostOpener, type DebugInfoLookup, type DebugInfoResult, type ElfOpener } from "./debug-file.ts";
 export type { DebugFunction, DebugParam } from "./functions.ts";
 export type { DebugType, DebugMember, TypeKind, Qualifier } from "./types.ts";
-export { declareC } from "./types.ts";
+export { declareC } from "./c-names.ts";
 export type { ParamLocation } from "./locations.ts";
 export type { ReadStats } from "./sections.ts";
 export type { Range } from "./ranges.ts";

@@ -5,7 +5,8 @@ import { FORM, OP, registerName } from "./constants.ts";
 import { Cursor } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
 import { listIndex, MAX_LIST_ENTRIES } from "./ranges.ts";
-import { toAddr, type Unit } from "./unit.ts";
+import type { Unit } from "./unit.ts";
+import { toAddr } from "./forms.ts";
 
 export type ParamLocation =
   /** The whole value is in a register. `reg` is the DWARF number, `name` the x86-64 name. */

@@ -3,7 +3,9 @@
 import { AT, FORM } from "./constants.ts";
 import { DwarfError } from "./errors.ts";
 import type { DebugSections } from "./sections.ts";
-import { toAddr, type Die, type Unit } from "./unit.ts";
+import type { Unit } from "./unit.ts";
+import type { Die } from "./die.ts";
+import { toAddr } from "./forms.ts";
 
 export interface Range {
   start: number;

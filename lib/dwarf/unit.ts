@@ -1,123 +1,17 @@
-// One unit of .debug_info: its header, its DIE tree (parsed on first use, whole unit at once, into
-// plain objects), and typed access to attribute values, which may live in other sections
-// (.debug_str, .debug_str_offsets, .debug_addr, .debug_line_str).
-import type { AbbrevTable, Abbrev } from "./abbrev.ts";
-import { AT, FORM, UT } from "./constants.ts";
+// One unit of .debug_info: its DIE tree (parsed on first use, whole unit at once, into plain
+// objects; or single DIEs decoded alone when another unit refers to them), and typed access to
+// attribute values, which may live in other sections (.debug_str, .debug_str_offsets,
+// .debug_addr, .debug_line_str) at bases the unit DIE gives.
+import type { AbbrevTable } from "./abbrev.ts";
+import { AT, FORM } from "./constants.ts";
 import { Cursor, decodeString } from "./cursor.ts";
+import { Die } from "./die.ts";
 import { DwarfError } from "./errors.ts";
-import type { DebugSections, SectionData } from "./sections.ts";
-
-/** A decoded attribute value: numbers where they fit, bigints past 2^53, bytes for blocks. */
-export type AttrVal = number | bigint | string | Uint8Array;
-
-export interface UnitHeader {
-  /** Offset of the unit header in .debug_info. */
-  offset: number;
-  /** First byte past the unit. */
-  end: number;
-  version: number;
-  unitType: number;
-  offsetSize: 4 | 8;
-  addrSize: number;
-  abbrevOffset: number;
-  /** Offset of the first DIE. */
-  dieOffset: number;
-}
-
-export class Die {
-  /** Known for DIEs of a parsed unit and for children read through `children`. */
-  parent: Die | undefined;
-  private kids: Die[] | undefined;
-
-  constructor(
-    readonly unit: Unit,
-    readonly offset: number,
-    readonly abbrev: Abbrev,
-    readonly vals: AttrVal[],
-    /** Offset just past the DIE's attributes: where its first child starts. */
-    readonly attrsEnd: number,
-  ) {}
-
-  /** Offset past the DIE's subtree, once its children were read alone. */
-  subtreeEnd: number | undefined;
-
-  /**
-   * The DIE's children. A DIE of a parsed unit has them already; one decoded alone (a type
-   * another unit refers to) reads them on first access, without parsing the rest of its unit.
-   */
-  get children(): Die[] {
-    this.kids ??= this.abbrev.hasChildren ? this.unit.readChildren(this) : [];
-    return this.kids;
-  }
-
-  /** Used while parsing a whole unit. */
-  adopt(child: Die): void {
-    (this.kids ??= []).push(child);
-    child.parent = this;
-  }
-
-  /** Used while parsing a whole unit: a DIE whose children list is complete (maybe empty). */
-  sealChildren(): void {
-    this.kids ??= [];
-  }
-
-  get tag(): number {
-    return this.abbrev.tag;
-  }
-
-  /** Index of attribute `at` in vals, or -1. */
-  index(at: number): number {
-    const s = this.abbrev.specs;
-    for (let i = 0; i < s.length; i++) if (s[i]!.at === at) return i;
-    return -1;
-  }
-
-  has(at: number): boolean {
-    return this.index(at) >= 0;
-  }
-
-  form(at: number): number | undefined {
-    const i = this.index(at);
-    return i < 0 ? undefined : this.abbrev.specs[i]!.form;
-  }
-}
+import { readForm, toAddr, type AttrVal } from "./forms.ts";
+import type { DebugSections } from "./sections.ts";
+import type { UnitHeader } from "./unit-header.ts";
 
 const MAX_DEPTH = 256;
-const MAX_UNIT_SIZE = 1 << 30;
-
-/** Reads the header of the unit at `offset` (DWARF 2 to 5, 32- and 64-bit). */
-export function readUnitHeader(info: SectionData, offset: number): UnitHeader {
-  const c = info.cursor(offset, Math.min(32, info.size - offset));
-  let length = c.u32();
-  let offsetSize: 4 | 8 = 4;
-  if (length === 0xffffffff) {
-    length = c.u64();
-    offsetSize = 8;
-  } else if (length >= 0xfffffff0) {
-    c.fail(`reserved unit length 0x${length.toString(16)}`, offset);
-  }
-  const end = offset + (offsetSize === 8 ? 12 : 4) + length;
-  if (end > info.size || length > MAX_UNIT_SIZE) c.fail(`unit length 0x${length.toString(16)} runs past the section`, offset);
-  const version = c.u16();
-  if (version < 2 || version > 5) c.fail(`unsupported DWARF version ${version}`, offset);
-  let unitType: number = UT.compile;
-  let addrSize: number;
-  let abbrevOffset: number;
-  if (version >= 5) {
-    unitType = c.u8();
-    addrSize = c.u8();
-    abbrevOffset = c.offsetOf(offsetSize);
-    if (unitType === UT.skeleton || unitType === UT.split_compile) c.skip(8);
-    else if (unitType === UT.type || unitType === UT.split_type) c.skip(8 + offsetSize);
-  } else {
-    abbrevOffset = c.offsetOf(offsetSize);
-    addrSize = c.u8();
-  }
-  if (addrSize !== 4 && addrSize !== 8) c.fail(`unsupported address size ${addrSize}`, offset);
-  const dieOffset = c.offset;
-  if (dieOffset > end) c.fail("unit header runs past the unit", offset);
-  return { offset, end, version, unitType, offsetSize, addrSize, abbrevOffset, dieOffset };
-}
 
 export class Unit {
   /** DIEs by .debug_info offset, filled by parse(). */
@@ -284,97 +178,9 @@ export class Unit {
     const vals: AttrVal[] = new Array(specs.length);
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
-      vals[i] = this.readForm(c, s.form, s.implicit, 0);
+      vals[i] = readForm(c, this.h, s.form, s.implicit, 0);
     }
     return new Die(this, offset, abbrev, vals, c.offset);
-  }
-
-  private readForm(c: Cursor, form: number, implicit: bigint | undefined, depth: number): AttrVal {
-    const h = this.h;
-    switch (form) {
-      case FORM.addr:
-        return h.addrSize === 8 ? c.u64num() : c.u32();
-      case FORM.block1:
-        return c.bytesOf(c.u8());
-      case FORM.block2:
-        return c.bytesOf(c.u16());
-      case FORM.block4:
-        return c.bytesOf(c.u32());
-      case FORM.block:
-      case FORM.exprloc:
-        return c.bytesOf(c.uleb());
-      case FORM.data1:
-      case FORM.flag:
-      case FORM.strx1:
-      case FORM.addrx1:
-        return c.u8();
-      case FORM.data2:
-      case FORM.strx2:
-      case FORM.addrx2:
-        return c.u16();
-      case FORM.strx3:
-      case FORM.addrx3:
-        return c.u24();
-      case FORM.data4:
-      case FORM.strx4:
-      case FORM.addrx4:
-      case FORM.ref_sup4:
-        return c.u32();
-      case FORM.data8:
-        return c.u64num();
-      case FORM.ref_sig8:
-        return c.u64big();
-      case FORM.data16:
-        return c.bytesOf(16);
-      case FORM.sdata:
-        return c.slebNum();
-      case FORM.udata:
-        return c.ulebNum();
-      case FORM.string:
-        // Kept as bytes: most names are never asked for.
-        return c.cstrBytes();
-      case FORM.strp:
-      case FORM.line_strp:
-      case FORM.strp_sup:
-      case FORM.GNU_strp_alt:
-      case FORM.sec_offset:
-      case FORM.GNU_ref_alt:
-        return c.offsetOf(h.offsetSize);
-      case FORM.ref_addr:
-        return h.version <= 2 ? c.offsetOf(h.addrSize) : c.offsetOf(h.offsetSize);
-      case FORM.ref1:
-        return h.offset + c.u8();
-      case FORM.ref2:
-        return h.offset + c.u16();
-      case FORM.ref4:
-        return h.offset + c.u32();
-      case FORM.ref8:
-        return h.offset + c.u64();
-      case FORM.ref_udata:
-        return h.offset + c.uleb();
-      case FORM.ref_sup8:
-        return c.u64();
-      case FORM.strx:
-      case FORM.addrx:
-      case FORM.loclistx:
-      case FORM.rnglistx:
-      case FORM.GNU_addr_index:
-      case FORM.GNU_str_index:
-        return c.uleb();
-      case FORM.flag_present:
-        return 1;
-      case FORM.implicit_const:
-        return small(implicit ?? 0n);
-      case FORM.indirect: {
-        if (depth > 0) return c.fail("DW_FORM_indirect pointing at DW_FORM_indirect");
-        const f = c.uleb();
-        // The real form is needed to interpret the value later; indirect forms are rare enough
-        // (no current producer) that only their value, not their class, is kept.
-        return this.readForm(c, f, undefined, depth + 1);
-      }
-      default:
-        return c.fail(`unknown attribute form 0x${form.toString(16)}`);
-    }
   }
 
   // ---- typed attribute access --------------------------------------------------------------
@@ -523,15 +329,4 @@ export class Unit {
   attr(die: Die, at: number): { form: number; val: AttrVal } | undefined {
     return this.raw(die, at);
   }
-}
-
-const MAX = BigInt(Number.MAX_SAFE_INTEGER);
-
-function small(x: bigint): number | bigint {
-  return x >= -MAX && x <= MAX ? Number(x) : x;
-}
-
-/** An address as a number, or undefined when it cannot be a user-space address. */
-export function toAddr(x: bigint): number | undefined {
-  return x <= MAX ? Number(x) : undefined;
 }

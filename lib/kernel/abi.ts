@@ -97,17 +97,26 @@ export const PERF_EVENT_ATTR = {
   config: 8,
   sample_period: 16,
   sample_type: 24,
+  /** The u64 of one-bit fields (disabled, inherit, ..., mmap2, comm_exec, ...): PERF_ATTR_FLAG. */
+  flags: 40,
   wakeup_events: 48,
   config1: 56,
   config2: 64,
 } as const;
+/** Bit numbers of perf_event_attr's one-bit fields, in the u64 at PERF_EVENT_ATTR.flags. */
+export const PERF_ATTR_FLAG = { mmap: 8, comm: 9, task: 13, sample_id_all: 18, mmap2: 23, comm_exec: 24 } as const;
 export const PERF_TYPE_SOFTWARE = 1;
 export const PERF_TYPE_TRACEPOINT = 2;
+export const PERF_COUNT_SW_DUMMY = 9;
 export const PERF_COUNT_SW_BPF_OUTPUT = 10;
+export const PERF_SAMPLE_TIME = 1 << 2;
 export const PERF_SAMPLE_RAW = 1 << 10;
 /** struct perf_event_mmap_page: where the kernel writes (data_head) and we have read (data_tail). */
 export const PERF_MMAP_PAGE = { data_head: 1024, data_tail: 1032 } as const;
-export const PERF_RECORD = { LOST: 2, SAMPLE: 9 } as const;
+/** perf_event_header.type of the records probe reads. */
+export const PERF_RECORD = { LOST: 2, COMM: 3, EXIT: 4, FORK: 7, SAMPLE: 9, MMAP2: 10 } as const;
+/** perf_event_header.misc of a PERF_RECORD_COMM made by exec. */
+export const PERF_RECORD_MISC_COMM_EXEC = 1 << 13;
 export const PERF_FLAG_FD_CLOEXEC = 8;
 
 // ---- file descriptors ----

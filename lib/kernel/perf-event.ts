@@ -1,5 +1,6 @@
-// perf_event_open(2) for the two kinds of event probe attaches BPF to: uprobes (the fallback where
-// uprobe_multi is missing, and --attach-mode perf) and tracepoints.
+// perf_event_open(2) for the kinds of event probe opens: uprobes (the fallback where
+// uprobe_multi is missing, and --attach-mode perf) and tracepoints, which BPF is attached to; and
+// software events whose rings are read (lib/kernel/perf-ring.ts).
 import { readFileSync } from "node:fs";
 import { ptr, syscallErr, SYS, OsError, cstr } from "../ffi/libc.ts";
 import { ProbeError } from "../errors.ts";
@@ -11,6 +12,8 @@ export interface PerfEventSpec {
   config1?: bigint;
   config2?: bigint;
   sampleType?: bigint;
+  /** The attr's one-bit fields: 1n << BigInt(PERF_ATTR_FLAG.x) for each one set. */
+  flags?: bigint;
   wakeupEvents?: number;
   /** One process (its PID in our namespace), or every process (-1). */
   pid: number;
@@ -32,6 +35,7 @@ export function perfEventOpen(spec: PerfEventSpec, what: string, keep?: unknown)
   v.setBigUint64(A.config1, spec.config1 ?? 0n, true);
   v.setBigUint64(A.config2, spec.config2 ?? 0n, true);
   v.setBigUint64(A.sample_type, spec.sampleType ?? 0n, true);
+  v.setBigUint64(A.flags, spec.flags ?? 0n, true);
   v.setUint32(A.wakeup_events, spec.wakeupEvents ?? 0, true);
   const cpu = spec.cpu ?? (spec.pid > 0 ? -1 : 0);
   const fd = syscallErr(SYS.perf_event_open, ptr(attr), BigInt.asUintN(64, BigInt(spec.pid)), BigInt.asUintN(64, BigInt(cpu)), BigInt.asUintN(64, -1n), PERF_FLAG_FD_CLOEXEC);

@@ -197,6 +197,24 @@ export class Histogram extends Metric {
     c.sum += v;
     c.count += 1;
   }
+
+  /**
+   * Adds observations counted elsewhere (a kernel histogram's growth since the last call):
+   * `counts[i]` more in bucket i (non-cumulative; the last one is +Inf), their values summing to `sum`.
+   */
+  addCounts(labels: Labels | undefined, counts: ArrayLike<number>, sum: number): void {
+    if (counts.length !== this.buckets.length + 1) throw new MetricsError(`histogram ${this.name}: ${counts.length} bucket counts given for ${this.buckets.length + 1} buckets`);
+    let n = 0;
+    for (let i = 0; i < counts.length; i++) {
+      if (!(counts[i]! >= 0)) throw new MetricsError(`histogram ${this.name}: a bucket cannot shrink (by ${counts[i]})`);
+      n += counts[i]!;
+    }
+    if (n === 0 && sum === 0) return; // nothing new: no series made for it
+    const c = this.child(labels);
+    for (let i = 0; i < counts.length; i++) c.bucketCounts![i]! += counts[i]!;
+    c.sum += sum;
+    c.count += n;
+  }
 }
 
 export interface RegistryOptions {

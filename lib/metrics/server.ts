@@ -53,6 +53,8 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** Called on each /healthz: a non-empty string makes it answer 503 with that text. */
   unhealthy?: () => string | undefined;
+  /** Called before each /metrics answer: brings the registry up to date (reads what the programs counted). */
+  collect?: () => void;
 }
 
 export interface MetricsServer {
@@ -83,6 +85,11 @@ export function startMetricsServer(opts: MetricsServerOptions): MetricsServer {
           state.scrapes++;
           const format = negotiateFormat(req.headers.get("accept"));
           state.lastFormat = format;
+          try {
+            opts.collect?.();
+          } catch {
+            // What was published before is still served: a failed read must not fail the scrape.
+          }
           return new Response(render(opts.registry, format), { headers: { "content-type": CONTENT_TYPES[format] } });
         }
         if (path === "/healthz") {

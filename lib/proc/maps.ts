@@ -7,7 +7,7 @@ import { reopenRegular } from "../files.ts";
 import { libraryNameMatches } from "../libname.ts";
 import { ProcessError, procErrno, errnoOf, validPid, processExists, processIdentity, assertSameProcess, ENOENT, EINVAL } from "./identity.ts";
 import { openInProcessView, inodeOf, type OpenedFile, type OpenOptions } from "./view.ts";
-import { realInodeOf } from "./overlay.ts";
+import { realInodeOf, type InodeId } from "./overlay.ts";
 
 export interface MapsEntry {
   start: bigint;
@@ -30,6 +30,11 @@ export function readMaps(pid: number): MapsEntry[] {
   } catch (e) {
     throw procErrno(pid, errnoOf(e), `reading /proc/${pid}/maps`);
   }
+  return parseMaps(text);
+}
+
+/** The lines of a /proc/PID/maps text (lines it does not recognise are skipped). */
+export function parseMaps(text: string): MapsEntry[] {
   const out: MapsEntry[] = [];
   for (const line of text.split("\n")) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/.exec(line);
@@ -42,7 +47,8 @@ export function readMaps(pid: number): MapsEntry[] {
   return out;
 }
 
-export interface MappedFile {
+/** What openMappedFile needs of a mapped file: the inode, where the process sees it, one mapping of it. */
+export interface MappedFileRef {
   path: string;
   inode: number;
   dev: string;
@@ -50,6 +56,9 @@ export interface MappedFile {
   /** One mapping of it, to reach the inode through /proc/PID/map_files/START-END. */
   start: bigint;
   end: bigint;
+}
+
+export interface MappedFile extends MappedFileRef {
   executable: boolean;
 }
 
@@ -72,12 +81,36 @@ export function mappedFiles(pid: number): MappedFile[] {
 /** The library `name` (or absolute path) as mapped by the process; prefers an executable mapping. */
 export function findMappedLibrary(pid: number, name: string): MappedFile | undefined {
   const files = mappedFiles(pid);
-  const match = name.includes("/") ? files.filter((f) => f.path === name) : files.filter((f) => libraryNameMatches(name, f.path));
+  let match = name.includes("/") ? files.filter((f) => f.path === name) : files.filter((f) => libraryNameMatches(name, f.path));
+  if (!match.length && name.startsWith("/")) match = sameFileMapped(pid, name, files);
   return match.find((f) => f.executable) ?? match[0];
 }
 
+/**
+ * The mapped files that are the file `path` names in the process's view under another name
+ * (`/lib/x86_64-linux-gnu/libc.so.6` where maps says `/usr/lib/...`: a symlinked directory).
+ */
+function sameFileMapped(pid: number, path: string, files: MappedFile[]): MappedFile[] {
+  let id: InodeId;
+  try {
+    const o = openInProcessView(pid, path);
+    id = o.inode;
+    closeFd(o.fd);
+  } catch {
+    return [];
+  }
+  return files.filter((f) => f.inode === id.ino && mapsDev(f.dev) === id.dev);
+}
+
+/** A maps line's device ("fd:01", hex major:minor) as stat numbers it (glibc's makedev). */
+function mapsDev(dev: string): number {
+  const [maj, min] = dev.split(":").map((x) => parseInt(x, 16));
+  if (maj === undefined || min === undefined || Number.isNaN(maj) || Number.isNaN(min)) return -1;
+  return Number(((BigInt(maj) & 0xfffff000n) << 32n) | ((BigInt(maj) & 0xfffn) << 8n) | ((BigInt(min) & 0xffffff00n) << 12n) | (BigInt(min) & 0xffn));
+}
+
 /** Opens exactly the inode the process has mapped. */
-export function openMappedFile(pid: number, f: MappedFile, opts: OpenOptions = {}): OpenedFile {
+export function openMappedFile(pid: number, f: MappedFileRef, opts: OpenOptions = {}): OpenedFile {
   if (!f.deleted) {
     try {
       const o = openInProcessView(pid, f.path, opts);

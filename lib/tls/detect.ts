@@ -2,7 +2,10 @@
 // symbol tables (a shared libssl, or a library linked into an executable like node's), Go's
 // crypto/tls in a Go program (found by name in .symtab, or in .gopclntab when stripped).
 import type { ElfFile } from "../elf.ts";
-import { inspectGo, goFunction, pclntabFunctions, GoError, type GoFunction, type GoInfo } from "../go.ts";
+import { inspectGo, type GoInfo } from "../go.ts";
+import { GoError } from "../go-error.ts";
+import { goFunction } from "../go-functions.ts";
+import { pclntabFunctions, type GoFunction } from "../go-pclntab.ts";
 import { findFunctions } from "./symbols.ts";
 import { opensslVersion, gnutlsVersion } from "./version.ts";
 import { TLS_FUNCTIONS, STACK_NAME, type TlsFunctionDef, type TlsKind } from "./stacks.ts";

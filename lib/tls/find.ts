@@ -16,6 +16,7 @@ import { detectTls, type TlsStack } from "./detect.ts";
 import { opensslVersion } from "./version.ts";
 import type { TlsKind } from "./stacks.ts";
 import { allPids } from "./processes.ts";
+import { closeFd } from "../ffi/libc.ts";
 
 export interface TlsLibrary {
   /** The file, opened once: parsed and probed through the same fd. */
@@ -52,9 +53,18 @@ function isSharedTls(path: string): boolean {
   return SHARED_NAMES.some((n) => libraryNameMatches(n, path));
 }
 
+/** Files without TLS remembered at most (then forgotten all at once: they are only parsed again). */
+const PLAIN_INODES_MAX = 65536;
+
 export class TlsFinder implements Closable {
   private readonly byMapping = new Map<string, Examined>();
   private readonly byInode = new Map<string, TlsLibrary>();
+  /**
+   * Files examined that hold no TLS, by real inode: the containers of one image map the same
+   * files under another device each (an overlay mount per container), which the mapping key
+   * tells apart; the real inode does not, so each file is parsed once however many containers map it.
+   */
+  private readonly plainInodes = new Map<string, Examined>();
   private closed = false;
 
   /** Every library found so far, in the order found. */
@@ -163,12 +173,22 @@ export class TlsFinder implements Closable {
 
   private examine(pid: number, f: MappedFile, all: MappedFile[]): Examined {
     const o = openMappedFile(pid, f);
+    const real = inodeKey(o.realInode);
+    const seen = this.byInode.get(real) ?? this.plainInodes.get(real);
+    if (seen) {
+      closeFd(o.fd);
+      return "target" in seen ? { lib: seen, unusable: [] } : seen;
+    }
+    if (this.plainInodes.size >= PLAIN_INODES_MAX) this.plainInodes.clear();
     let t: OpenTarget;
     try {
-      t = new OpenTarget(o.fd, o.path, inodeKey(o.realInode));
+      t = new OpenTarget(o.fd, o.path, real);
     } catch (e) {
       // OpenTarget closed the fd: not an ELF file of this machine (a font, a cache) has no TLS.
-      if (e instanceof ProbeError) return { unusable: [] };
+      if (e instanceof ProbeError) {
+        this.plainInodes.set(real, { unusable: [] });
+        return { unusable: [] };
+      }
       throw e;
     }
     const known = this.byInode.get(t.inodeKey);
@@ -185,6 +205,7 @@ export class TlsFinder implements Closable {
     }
     if (!det.stacks.length) {
       t.close();
+      this.plainInodes.set(real, { unusable: det.unusable });
       return { unusable: det.unusable };
     }
     const lib: TlsLibrary = { target: t, stacks: det.stacks, linkage: isSharedTls(f.path) ? "shared" : "linked", users: new Map() };
@@ -203,26 +224,23 @@ export class TlsFinder implements Closable {
 function mappedLibcryptoVersion(pid: number, files: MappedFile[]): string | undefined {
   const f = files.find((m) => libraryNameMatches("libcrypto", m.path));
   if (!f) return undefined;
-  try {
+  return libcryptoVersion(() => {
     const o = openMappedFile(pid, f);
-    const t = new OpenTarget(o.fd, o.path);
-    try {
-      return opensslVersion(t.elf);
-    } finally {
-      t.close();
-    }
-  } catch (e) {
-    if (e instanceof ProbeError) return undefined;
-    throw e;
-  }
+    return new OpenTarget(o.fd, o.path);
+  });
 }
 
 /** The version of the libcrypto next to a host libssl (libssl.so.3 -> libcrypto.so.3). */
 function hostLibcryptoVersion(libssl: string): string | undefined {
   const m = /^libssl(\.so.*)$/.exec(basename(libssl));
   if (!m) return undefined;
+  return libcryptoVersion(() => openHostFile(`${dirname(libssl)}/libcrypto${m[1]}`));
+}
+
+/** The OpenSSL version a libcrypto says; undefined when it cannot be opened or says none. */
+function libcryptoVersion(open: () => OpenTarget): string | undefined {
   try {
-    const t = openHostFile(`${dirname(libssl)}/libcrypto${m[1]}`);
+    const t = open();
     try {
       return opensslVersion(t.elf);
     } finally {

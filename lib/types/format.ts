@@ -5,7 +5,7 @@
 //
 // Integers are read at their own width from the low bytes of a word (so an `int` -1 in a register
 // holding 0x00000000ffffffff prints -1), 64-bit ones as two 32-bit halves (BigInt only past 2^53).
-import { type CaptureRecord, type FunctionLayout, type SlotRecord, type ValueKind, type ValueLayout } from "./abi.ts";
+import type { CaptureRecord, FunctionLayout, SlotRecord, ValueKind, ValueLayout } from "./function-layout.ts";
 import { base64, escapeC, hexdump, jsonString, jsonText } from "./bytes-text.ts";
 
 /** Bytes a capture copied. For a C string, `bytes` excludes the NUL. */

@@ -130,19 +130,7 @@ function segmentFor(elf: ElfFile, fileOffset: number): Segment | undefined {
   return undefined;
 }
 
-/** Mappings from /proc/PID/maps lines (or lib/proc/maps.ts readMaps entries, whose numbers are bigints). */
-export function parseProcMaps(text: string): Mapping[] {
-  const out: Mapping[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/.exec(line);
-    if (!m) continue;
-    const path = m[7]!.replace(/ \(deleted\)$/, "");
-    out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, offset: parseInt(m[4]!, 16), path, key: m[6] !== "0" ? `${m[5]}:${m[6]}` : path });
-  }
-  return out;
-}
-
-/** Converts entries shaped like lib/proc/maps.ts `MapsEntry` (bigint addresses). */
+/** Mappings from lib/proc/maps.ts `MapsEntry`s (bigint addresses), or entries shaped like them. */
 export function mappingsFromMapsEntries(entries: { start: bigint | number; end: bigint | number; offset: bigint | number; path: string; perms?: string; dev?: string; inode?: number }[]): Mapping[] {
   return entries.map((e) => ({
     start: Number(e.start),

@@ -4,7 +4,7 @@
 // push, where a frame-pointer walk skips the caller; pcsp is exact at every pc.
 // Layouts read: Go 1.16-1.17 (magic 0xfffffffa), 1.18-1.19 (0xfffffff0), 1.20+ (0xfffffff1).
 import { ElfFile, SHT } from "../elf.ts";
-import { pclntabFunctions } from "../go.ts";
+import { pclntabFunctions } from "../go-pclntab.ts";
 import { ByteReader } from "./byte-reader.ts";
 import { Malformed, cfiError } from "./errors.ts";
 
@@ -95,7 +95,7 @@ export class GoFrameTable {
       h.u64();
       pctab = h.u64();
       functab = h.u64();
-      // A PIE's runtime.text is filled in by a relocation: lib/go.ts knows where to find it.
+      // A PIE's runtime.text is filled in by a relocation: lib/go-pclntab.ts knows where to find it.
       if (textStart === 0) {
         const first = pclntabFunctions(elf)[0];
         const off0 = new ByteReader(elf.readAt(sec.offset + functab, 4)).u32();

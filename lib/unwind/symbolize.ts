@@ -4,7 +4,7 @@
 // binaries; lookups are binary searches. Tables are built once per file and cached.
 import { basename } from "node:path";
 import { ElfFile, SHT, STT, view, type ElfSymbol } from "../elf.ts";
-import { pclntabFunctions } from "../go.ts";
+import { pclntabFunctions } from "../go-pclntab.ts";
 import type { AddressSpace, Mapping } from "./address-space.ts";
 
 export interface SymbolizedFrame {

@@ -10,8 +10,11 @@ import { ProbeError } from "../errors.ts";
 import { withSession, type SessionOptions } from "../session.ts";
 import { NsPidCache } from "../targets.ts";
 import { Out, jsonInt } from "../output.ts";
+import { PublishedTotals } from "../../lib/metrics/totals.ts";
 import { table, type Column } from "../table.ts";
-import { attachTls, findTls, type TlsTarget } from "./tls-attach.ts";
+import { attachTls, attachTlsInFleet, findTls, type TlsTarget } from "./tls-attach.ts";
+import { podColumn, type ContainerLabels } from "../fleet-labels.ts";
+import type { Registry } from "../../lib/metrics/registry.ts";
 
 export interface SslReadOptions extends SessionOptions {
   lib?: string;
@@ -31,6 +34,8 @@ export interface SslRow {
   lostEntries: bigint;
   /** Go: returns of calls already running when probes were attached (not counted). */
   inflightReturns: bigint;
+  /** The selected container's PID namespace the process is in (0 without a selection). */
+  pidns: number;
 }
 
 export interface SslReadHooks {
@@ -40,10 +45,18 @@ export interface SslReadHooks {
 
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
   return withSession(o, async (s) => {
-    const targets = await findTls(s, { lib: o.lib, wait: o.wait });
-    const obj = s.load("ssl_read", s.config(SSL_CONFIG.size).bytes);
-    attachTls(s, targets, { entry: obj.progFd("ssl_read_entry"), ret: obj.progFd("ssl_read_return") }, ["read"]);
-    s.note(`Reporting every ${s.intervalSec} s. Ctrl-C to stop.`);
+    let targets: TlsTarget[];
+    let obj;
+    if (s.fleet && !o.lib) {
+      // Containers come and go: the programs first, then each container's TLS as it appears.
+      obj = s.load("ssl_read", s.config(SSL_CONFIG.size).bytes);
+      targets = await attachTlsInFleet(s, { entry: obj.progFd("ssl_read_entry"), ret: obj.progFd("ssl_read_return") }, ["read"]);
+    } else {
+      targets = await findTls(s, { lib: o.lib, wait: o.wait });
+      obj = s.load("ssl_read", s.config(SSL_CONFIG.size).bytes);
+      attachTls(s, targets, { entry: obj.progFd("ssl_read_entry"), ret: obj.progFd("ssl_read_return") }, ["read"]);
+    }
+    s.note(s.printing ? `Reporting every ${s.intervalSec} s. Ctrl-C to stop.` : "Serving metrics only (--json for rows too). Ctrl-C to stop.");
 
     const stats = new SslTable(new MapReader(obj.mapFd("stats")));
     s.watchLosses(obj.mapFd("dropped"), [
@@ -55,6 +68,9 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
     const last = new Map<string, bigint>();
     const proc = s.filter.proc;
     const nspids = new NsPidCache(proc ? [[proc.pid, proc.nspid]] : []);
+    const fleet = s.fleet;
+    const podOf = fleet ? (r: SslRow) => fleet.labelsOf(r.pid, r.pidns) : undefined;
+    if (s.metrics) s.onCollect(publisher(s.metrics, stats, targets, podOf));
     let warned = false;
     /** Prints what changed (everything when final) and returns the returns seen without their entry. */
     const report = (final: boolean): bigint => {
@@ -62,7 +78,7 @@ export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<
       const key = (r: SslRow) => `${r.pid}/${r.lib}`;
       const changed = final ? rows : rows.filter((r) => last.get(key(r)) !== r.calls + r.returns);
       for (const r of rows) last.set(key(r), r.calls + r.returns);
-      printRows(out, changed, json, final, nspids, targets);
+      if (s.printing) printRows(out, changed, json, final, nspids, targets, podOf);
       const orphans = rows.reduce((a, r) => a + r.orphanReturns, 0n);
       if (orphans > 0n && !warned) {
         warned = true;
@@ -133,23 +149,51 @@ function sslStatsEntries(stats: MapReader): { key: Uint8Array; row: SslRow }[] {
       orphanReturns: u(SSL_STATS.orphan_returns),
       lostEntries: u(SSL_STATS.lost_entries),
       inflightReturns: u(SSL_STATS.inflight_returns),
+      pidns: v.byteLength >= SSL_STATS.size ? v.getUint32(SSL_STATS.pidns, true) : 0,
     } };
   });
 }
 
 const HUMAN_ROWS = 50;
 
-function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache, targets: TlsTarget[]): void {
+/**
+ * --metrics: the table's totals as Prometheus counters, per process and library (and container),
+ * read before each scrape. Exited processes' rows are totals kept by SslTable: the counters go on
+ * from them, never back.
+ */
+function publisher(registry: Registry, stats: SslTable, targets: TlsTarget[], podOf: ((r: SslRow) => ContainerLabels) | undefined): () => void {
+  const names = ["pod", "namespace", "container", "pid", "comm", "library"];
+  const calls = registry.counter("probe_ssl_read_calls_total", "TLS read calls (SSL_read, SSL_read_ex, gnutls_record_recv, Go crypto/tls.(*Conn).Read) per process and library", names);
+  const bytes = registry.counter("probe_ssl_read_bytes_total", "Plaintext bytes TLS reads returned", names, { unit: "bytes" });
+  const errors = registry.counter("probe_ssl_read_errors_total", "TLS reads that returned an error (ret <= 0; Go: a non-nil err)", names);
+  const order = registry.counter("probe_ssl_read_order_violations_total", "TLS read returns seen without their entry on the same thread (reversed probes)", names);
+  const totals = new PublishedTotals();
+  return () => {
+    for (const r of stats.read()) {
+      const pod = podOf?.(r);
+      const labels = { pod: pod?.pod ?? "", namespace: pod?.namespace ?? "", container: pod?.container ?? "", pid: r.pid, comm: r.comm, library: targets[r.lib]?.lib.target.display ?? "" };
+      const key = `${r.pid}/${r.lib}`;
+      totals.counter(calls, key, labels, Number(r.calls));
+      totals.counter(bytes, key, labels, Number(r.bytes));
+      totals.counter(errors, key, labels, Number(r.errors));
+      totals.counter(order, key, labels, Number(r.orphanReturns));
+    }
+  };
+}
+
+function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspids: NsPidCache, targets: TlsTarget[], podOf?: (r: SslRow) => ContainerLabels): void {
   const libOf = (r: SslRow) => targets[r.lib];
   if (json) {
     for (const r of rows) {
       const nspid = nspids.get(r.pid);
       const t = libOf(r);
+      const pod = podOf?.(r);
       out.line(
         JSON.stringify({
           event: "ssl-read",
           pid: r.pid,
           comm: r.comm,
+          ...(pod ? { pod: pod.pod || null, namespace: pod.namespace || null, container: pod.container || null } : {}),
           library: t?.lib.target.display ?? null,
           tls: t?.stack.name ?? null,
           calls: jsonInt(r.calls),
@@ -172,9 +216,9 @@ function printRows(out: Out, rows: SslRow[], json: boolean, final: boolean, nspi
   // Rows shown one by one at most (the busiest); the rest summed into one line (every row in JSON).
   const top = rows.length > HUMAN_ROWS ? [...rows].sort((a, b) => (b.calls > a.calls ? 1 : b.calls < a.calls ? -1 : 0)).slice(0, HUMAN_ROWS) : rows;
   const withNs = top.some((r) => nspids.get(r.pid).length > 1);
-  const cols: Column[] = [{ title }, { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" },
+  const cols: Column[] = [{ title }, ...(podOf ? [{ title: "POD" }] : []), { title: "PID", right: true }, ...(withNs ? [{ title: "NSPID", right: true }] : []), { title: "COMM" },
     { title: "CALLS", right: true }, { title: "RETURNS", right: true }, { title: "BYTES", right: true }, { title: "ERRORS", right: true }, { title: "ORDER" }, { title: "LIBRARY" }];
-  const cells = top.map((r) => ["", String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
+  const cells = top.map((r) => ["", ...(podOf ? [podColumn(podOf(r))] : []), String(r.pid), ...(withNs ? [inner(r)] : []), r.comm, String(r.calls), String(r.returns), String(r.bytes), String(r.errors),
     r.orphanReturns ? pc.red(`${r.orphanReturns} returns before entry`) : "ok", libOf(r)?.lib.target.display ?? "?"]);
   for (const l of table(cols, cells)) out.line(l);
   if (top.length < rows.length) {

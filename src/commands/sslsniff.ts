@@ -11,7 +11,7 @@ import { parseBytes } from "../options.ts";
 import { withSession, type SessionOptions } from "../session.ts";
 import { NsPidCache, nsPidNote } from "../targets.ts";
 import { Out, WallClock, formatDuration } from "../output.ts";
-import { attachTls, findTls, type TlsTarget } from "./tls-attach.ts";
+import { attachTls, attachTlsInFleet, findTls, type TlsTarget } from "./tls-attach.ts";
 
 export interface SslSniffOptions extends SessionOptions {
   lib?: string;
@@ -49,7 +49,9 @@ export async function run(o: SslSniffOptions): Promise<number> {
   if (o.hexdump && o.json) throw new UsageError("--hexdump and --json are two output formats: give one");
 
   return withSession(o, async (s) => {
-    const targets = await findTls(s, { lib: o.lib, wait: o.wait });
+    // A selection of containers: each container's TLS once it appears (attachTlsInFleet, below).
+    const fleet = !!s.fleet && !o.lib;
+    let targets: TlsTarget[] = fleet ? [] : await findTls(s, { lib: o.lib, wait: o.wait });
     const { bytes: cfg, view: cv } = s.config(SNIFF_CONFIG.size);
     cv.setBigUint64(SNIFF_CONFIG.max_bytes, BigInt(maxBytes), true);
     cv.setUint8(SNIFF_CONFIG.want_read, roles.includes("read") ? 1 : 0);
@@ -58,7 +60,10 @@ export async function run(o: SslSniffOptions): Promise<number> {
     const proc = s.filter.proc;
     cv.setUint8(SNIFF_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
     const obj = s.load("sslsniff", cfg, undefined, { events: ring });
-    attachTls(s, targets, { entry: obj.progFd("sniff_entry"), ret: obj.progFd("sniff_return") }, roles);
+    const progs = { entry: obj.progFd("sniff_entry"), ret: obj.progFd("sniff_return") };
+    // In a fleet the array grows as containers bring new files: the printer looks it up per record.
+    if (fleet) targets = await attachTlsInFleet(s, progs, roles);
+    else attachTls(s, targets, progs, roles);
     s.watchLosses(obj.mapFd("dropped"), [
       { index: SNIFF_DROP.RECORDS, kind: "records", what: "records lost (ring buffer full: the reader fell behind); those calls show what arrived, flagged" },
       { index: SNIFF_DROP.BYTES, kind: "bytes", what: "bytes not copied for lack of ring buffer room (those calls are flagged truncated)" },

@@ -8,8 +8,13 @@ import { tlsProbes, type TlsProbes } from "../../lib/tls/points.ts";
 import { lookedFor, type TlsRole } from "../../lib/tls/stacks.ts";
 import type { TlsStack } from "../../lib/tls/detect.ts";
 import type { UprobeLink } from "../../lib/uprobe.ts";
+import type { Closable } from "../../lib/scope.ts";
 import { ProbeError } from "../errors.ts";
 import type { Session } from "../session.ts";
+import { containerName } from "../fleet-labels.ts";
+import type { TracedContainer } from "../fleet.ts";
+import { SharedFiles } from "../fleet-files.ts";
+import { mark } from "../timing.ts";
 
 /** One stack of one file, as the programs number it (the library index in the attach cookie). */
 export interface TlsTarget {
@@ -184,4 +189,123 @@ export function attachTls(s: Session, targets: TlsTarget[], progs: { entry: numb
     s.note(`Tracing ${a.probes.functions.join(", ")} in ${a.lib.target.display}${s.label}: kernel reports ${[...new Set(kinds)].join(" + ")} [${s.modeName}]${goRets}`);
   }
   return out;
+}
+
+/** One file's links (entry and return, every stack of it), detached together. */
+class FileLinks implements Closable {
+  constructor(readonly links: UprobeLink[]) {}
+  close(): void {
+    for (const l of this.links) l.close();
+  }
+}
+
+/** A process is looked at again this often while it is new (it may load its TLS library later)... */
+const LOOK_YOUNG_MS = 200;
+/** ...for this long after probe first saw it, then this often. */
+const YOUNG_FOR_MS = 5_000;
+const LOOK_OLD_MS = 5_000;
+
+/**
+ * A selection of containers (--selector, --pod, --namespace, --container-name, --all-containers):
+ * the TLS of each selected container's processes, found in their own views as containers appear
+ * and looked for again while they run (a process started later, a library loaded later), attached
+ * once per real inode whatever the number of containers sharing it (the programs' PID-namespace
+ * filter keeps only the selected processes), and detached once no selected container uses it.
+ * Returns the targets by cookie index: the array grows as files are found.
+ */
+export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: number }, roles: readonly TlsRole[]): Promise<TlsTarget[]> {
+  const fleet = s.fleet!;
+  mark(`fleet: ${fleet.current().length} containers selected`);
+  const finder = s.scope.add(new TlsFinder());
+  // Added after the finder: the scope closes links before the files they are on.
+  const files = s.scope.add(new SharedFiles<FileLinks>());
+  const targets: TlsTarget[] = [];
+  const targetsOf = new Map<TlsLibrary, TlsTarget[]>();
+  /** Per container: when each of its processes was first seen and last looked at. */
+  const looked = new Map<TracedContainer, Map<number, { first: number; last: number }>>();
+  /** Container and file pairs the kernel refused. */
+  const refused = new Set<string>();
+
+  const attachFile = (lib: TlsLibrary, c: TracedContainer): FileLinks => {
+    let ts = targetsOf.get(lib);
+    if (!ts) {
+      ts = lib.stacks.map((stack) => ({ index: targets.length, lib, stack }));
+      for (const t of ts) targets[t.index] = t;
+      targetsOf.set(lib, ts);
+    }
+    const links: UprobeLink[] = [];
+    const functions = new Set<string>();
+    try {
+      for (const t of ts) {
+        const probes = tlsProbes(t.lib.target.elf, t.stack, t.index, roles);
+        if (!probes.entry.length) continue;
+        links.push(s.attach(progs.entry, t.lib.target, probes.entry, false, probes.names));
+        links.push(s.attach(progs.ret, t.lib.target, probes.returns, probes.retprobe, probes.names));
+        for (const f of probes.functions) functions.add(f);
+      }
+    } catch (e) {
+      for (const l of links) l.close();
+      throw e;
+    }
+    if (!links.length) throw new ProbeError(`${lib.target.display} has no ${roles.join(" or ")} function to probe`);
+    const kinds = new Set(links.flatMap((l) => l.info()).map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe")));
+    s.note(`Tracing ${[...functions].join(", ")} in ${lib.target.display} (first used by ${containerName(c)}): kernel reports ${[...kinds].join(" + ")} [${s.modeName}]`);
+    return new FileLinks(links);
+  };
+
+  const look = (c: TracedContainer) => {
+    const now = performance.now();
+    let seen = looked.get(c);
+    if (!seen) looked.set(c, (seen = new Map()));
+    const pids = fleet.processesOf(c);
+    const due: number[] = [];
+    for (const pid of pids) {
+      const p = seen.get(pid);
+      if (!p) seen.set(pid, { first: now, last: now });
+      else if (now - p.last >= (now - p.first < YOUNG_FOR_MS ? LOOK_YOUNG_MS : LOOK_OLD_MS)) p.last = now;
+      else continue;
+      due.push(pid);
+    }
+    if (seen.size > pids.length) {
+      const live = new Set(pids);
+      for (const pid of seen.keys()) if (!live.has(pid)) seen.delete(pid);
+    }
+    if (!due.length) return;
+    for (const lib of finder.inProcesses(due).libraries) {
+      const key = lib.target.inodeKey;
+      if (files.uses(key, c) || refused.has(`${c.pidns.inum}/${key}`)) continue;
+      try {
+        files.use(key, c, () => attachFile(lib, c));
+      } catch (e) {
+        // Said and counted once: the kernel would refuse it again.
+        refused.add(`${c.pidns.inum}/${key}`);
+        s.attachFailed(c, `${lib.target.display}: ${(e as Error).message}`);
+        continue;
+      }
+      const who = [...lib.users].filter(([pid]) => due.includes(pid)).map(([pid, comm]) => `${comm} ${pid}`);
+      s.note(`probe: ${containerName(c)} uses ${lib.stacks.map((st) => describeStack(lib, st)).join("; ")} (${who.slice(0, 3).join(", ")}${who.length > 3 ? ", ..." : ""})`);
+    }
+  };
+
+  await s.eachView(async (_view, c) => look(c!));
+  fleet.onRemoved((c) => {
+    looked.delete(c);
+    const detached = files.release(c);
+    s.note(`probe: ${containerName(c)} stopped${detached.length ? `; detached ${detached.map((k) => finder.libraries.find((l) => l.target.inodeKey === k)?.target.display ?? k).join(", ")} (no selected container uses it now)` : ""}`);
+  });
+  const timer = setInterval(() => {
+    for (const c of fleet.current()) {
+      try {
+        look(c);
+      } catch (e) {
+        s.attachFailed(c, (e as Error).message);
+      }
+    }
+  }, LOOK_YOUNG_MS);
+  s.scope.add({ close: () => clearInterval(timer) });
+  s.confirm();
+  mark(`fleet: ${files.attachedCount} files attached`);
+  const n = fleet.current().length;
+  s.note(`Tracing TLS ${roles.join(", ")} calls in ${n} container${n === 1 ? "" : "s"} (${fleet.description}) and those that start later: ${files.attachedCount} file${files.attachedCount === 1 ? "" : "s"} probed now [${s.modeName}]`);
+  return targets;
 }

@@ -1,6 +1,7 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
-import { listGoFunctions, inspectGo } from "../../lib/go.ts";
+import { inspectGo } from "../../lib/go.ts";
+import { listGoFunctions } from "../../lib/go-functions.ts";
 import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { openTarget } from "../../lib/proc/target.ts";
@@ -11,7 +12,7 @@ import { mark } from "../timing.ts";
 import { compileGlob, isGlob } from "../../lib/glob.ts";
 import { findDebugInfo, formatSignature } from "../../lib/dwarf/index.ts";
 import type { ElfFile } from "../../lib/elf.ts";
-import { parseCount, parseRingSize } from "../options.ts";
+import { fleetRequested, parseCount, parseRingSize } from "../options.ts";
 import { resolveSpecs } from "../function-specs.ts";
 import { TypedEventPrinter } from "../typed-format.ts";
 import { MapReader } from "../../lib/maps.ts";
@@ -25,13 +26,18 @@ import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
 import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
 import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
+import { histPublisher, summaryPublisher } from "../uprobe-metrics.ts";
 import { ProcessViews } from "../stack-views.ts";
-import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks } from "../stacks.ts";
+import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks, type StackOptionValues } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
-import { MmapEvents } from "../stack-mmaps.ts";
+import { MmapEvents } from "../../lib/proc/mmap-events.ts";
+import { firstInFleet, followInFleet } from "../fleet-target.ts";
+import { ProbeError } from "../errors.ts";
+import type { OpenTarget } from "../../lib/proc/target.ts";
+import type { Closable } from "../../lib/scope.ts";
 import { writeStderr } from "../stderr.ts";
 
-export interface UprobeOptions extends SessionOptions {
+export interface UprobeOptions extends SessionOptions, StackOptionValues {
   ret?: boolean;
   /** `--ret=TYPE` (the command line turns it into this): the return type of names given bare. */
   retType?: string;
@@ -46,12 +52,6 @@ export interface UprobeOptions extends SessionOptions {
   hist?: unknown;
   linear?: unknown;
   perProcess?: boolean;
-  stack?: boolean;
-  stacks?: boolean;
-  unwind?: unknown;
-  stackSize?: unknown;
-  folded?: boolean;
-  flamegraph?: unknown;
   /** `--buffer-size`: the events ring buffer's bytes. */
   bufferSize?: unknown;
 }
@@ -77,6 +77,9 @@ const FP_STACK_IDS = 16384;
 
 const HUMAN_ARGS = 4;
 
+/** The column titles over call lines (with or without their stacks). */
+const eventHeader = () => pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`);
+
 export async function run(target: string | undefined, fns: string[], o: UprobeOptions): Promise<number> {
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
   if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
@@ -88,11 +91,16 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
   if ((hist || stacks?.aggregate) && o.summary) throw new UsageError(`--summary counts calls per process; --${hist ? "hist" : "stacks"} is another report: choose one`);
   if (o.perProcess && !hist && !stacks?.aggregate) throw new UsageError("--per-process goes with --hist or --stacks");
   if (stacks?.aggregate && (o.ret || o.retType)) throw new UsageError("--stacks counts calls by stack: returns add nothing to it (no --ret)");
+  if (stacks && fleetRequested(o)) throw new UsageError("--stack and --stacks follow one process or container: with a selection of containers, count calls with --summary or --hist");
+  if (o.metrics !== undefined && !o.summary && !hist) throw new UsageError("--metrics serves what --summary or --hist counts: add one of them");
   // Latency pairs calls with returns; a result is read at the return only; a parameter at the call only.
   const ret = hist ? hist.kind !== HIST.ENTRY : !!(o.ret || o.retType);
   return withSession(o, async (s) => {
-    const t = await s.openTarget(target, o.wait);
-    const view = s.filter.proc ? { pid: s.filter.proc.pid } : {};
+    // A selection of containers: the target as the first container that has it sees it plans the
+    // probes; every container's own file is attached below (followInFleet).
+    const first = s.fleet ? await firstInFleet(s, target) : undefined;
+    const t = first?.target ?? (await s.openTarget(target, o.wait));
+    const view = first ? { pid: first.container.container.pid } : s.filter.proc ? { pid: s.filter.proc.pid } : {};
     const specs = resolveSpecs(t.elf, fns, {
       retType: o.retType,
       stringMax,
@@ -108,7 +116,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       },
     });
     mark("function specs resolved");
-    const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset });
+    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
+    const plan = planProbes(t.elf, specs.functions.map((f) => f.name), { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset, mayLeaveOut: globbed });
     mark("probes planned");
     const names = plan.functions.map((f) => f.name);
     // Histograms and counted stacks send no call events: the typed programs' values are not needed.
@@ -169,17 +178,31 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // held command starts), so that a process gone before its maps are read keeps them.
     const views = stacks ? new ProcessViews(s.scope) : undefined;
     const mmaps = views && watchMappings(s);
-    const globbed = new Set(specs.functions.flatMap((f, i) => (f.fromGlob ? [i] : [])));
-    // Functions a glob chose whose first instruction the kernel always refuses are left out before
-    // trying (finding them by trying takes a few attaches each).
-    const refused = [...globbed].filter((i) => unprobeableInstruction(t.elf, plan.functions[i]!.entry));
-    if (refused.length) s.note(`probe: left out ${refused.length} function${refused.length === 1 ? "" : "s"} the kernel cannot probe (${refused.map((i) => names[i]).slice(0, 5).join(", ")}${refused.length > 5 ? ", ..." : ""}): their first instruction is lock- or segment-prefixed`);
-    const skip = new Set(refused);
-    const entries = entryPoints(plan).filter((p) => !skip.has(Number(p.cookie)));
-    const entry = withEntry ? s.attach(obj.progFd(entryProg), t, entries, false, names, globbed) : undefined;
-    // Returns only where the entries went: a function left out at its entry is left out entirely.
-    const attached = new Set((entry?.points ?? entries).map((p) => Number(p.cookie)));
-    if (ret) s.attach(obj.progFd(returnProg), t, returnPoints(plan).filter((p) => attached.has(Number(p.cookie))), plan.retprobe, names, globbed);
+    /** Attaches the programs at `p`'s points of `file`; what it returns detaches them. */
+    const attachTo = (file: OpenTarget, p: typeof plan): Closable => {
+      // Functions a glob chose whose first instruction the kernel always refuses are left out before
+      // trying (finding them by trying takes a few attaches each).
+      const refused = [...globbed].filter((i) => unprobeableInstruction(file.elf, p.functions[i]!.entry));
+      if (refused.length) s.note(`probe: left out ${refused.length} function${refused.length === 1 ? "" : "s"} the kernel cannot probe (${refused.map((i) => names[i]).slice(0, 5).join(", ")}${refused.length > 5 ? ", ..." : ""}): their first instruction is lock- or segment-prefixed`);
+      const skip = new Set(refused);
+      const entries = entryPoints(p).filter((pt) => !skip.has(Number(pt.cookie)));
+      const entry = withEntry ? s.attach(obj.progFd(entryProg), file, entries, false, names, globbed) : undefined;
+      // Returns only where the entries went: a function left out at its entry is left out entirely.
+      const attached = new Set((entry?.points ?? entries).map((pt) => Number(pt.cookie)));
+      const retLink = ret ? s.attach(obj.progFd(returnProg), file, returnPoints(p).filter((pt) => attached.has(Number(pt.cookie))), p.retprobe, names, globbed) : undefined;
+      return { close: () => (entry?.close(), retLink?.close()) };
+    };
+    if (first) {
+      // Another file (another build of the library in another image): the same functions, found again by name.
+      await followInFleet(s, target, first, (file) => {
+        if (file.inodeKey === t.inodeKey) return attachTo(file, plan);
+        const p = planProbes(file.elf, names, { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset, mayLeaveOut: globbed });
+        if (p.goAbi !== plan.goAbi) throw new ProbeError(`${file.display} is ${p.goAbi ? "" : "not "}a Go program, unlike ${t.display} the probes were planned for`);
+        return attachTo(file, p);
+      });
+    } else {
+      attachTo(t, plan);
+    }
     s.confirm();
     if (views && s.filter.proc) views.remember(s.filter.proc.pid);
 
@@ -209,13 +232,21 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     let counts: CountTable | undefined;
     let finish: (() => void) | undefined;
     const nsOf = (pid: number, inner: number) => nsPids?.get(pid, inner) ?? [pid];
+    const fleet = s.fleet;
+    const podOf = fleet && ((pid: number, pidns: number) => fleet.labelsOf(pid, pidns));
     if (hist) {
-      const report = new HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, {
-        scheme: hist.scheme, signed: histSlots.some((h) => h?.signed), what: hist.what, durations: hist.kind === HIST.LATENCY, perProcess: !!o.perProcess,
-      }, nsOf);
+      const spec = { scheme: hist.scheme, signed: histSlots.some((h) => h?.signed), what: hist.what, durations: hist.kind === HIST.LATENCY, perProcess: !!o.perProcess };
+      const report = new HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, spec, nsOf);
+      const publish = s.metrics && histPublisher(s.metrics, report, names, spec, podOf);
+      if (publish) s.onCollect(publish);
       // Like funclatency and bpftrace: at exit, and every interval only when one is asked for.
-      if (o.interval !== undefined) reportEvery = () => report.print(out, json, false);
-      finish = () => report.print(out, json, true);
+      if (s.printing) {
+        if (o.interval !== undefined) reportEvery = () => report.print(out, json, false);
+        finish = () => report.print(out, json, true);
+      } else if (publish) {
+        // Serving only: published every interval too, which folds exited processes out of the kernel's table.
+        reportEvery = publish;
+      }
     } else if (stacks && views) {
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
       const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
@@ -252,8 +283,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
           reportStacks(counter.totals(unwinder, !!o.perProcess), counter.calls, stacks, names, json, out, (msg) => s.note(msg), `probe uprobe ${t.display} ${names.join(" ")}`, HUMAN_STACKS);
         };
       } else {
-        if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
-        const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump });
+        if (!json) out.line(eventHeader());
+        const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) });
         onRecord = stream.onRecord;
         finish = () => stream.flush();
       }
@@ -268,10 +299,18 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         };
       }
     } else if (o.summary) {
-      counts = new CountTable(obj.mapFd("counts"), names, ret, nsOf);
-      reportEvery = () => counts!.print(out, json, false);
+      const table = new CountTable(obj.mapFd("counts"), names, ret, nsOf, podOf);
+      const publish = s.metrics && summaryPublisher(s.metrics, table, names, ret, podOf);
+      if (publish) s.onCollect(publish);
+      if (s.printing) {
+        counts = table;
+        reportEvery = () => table.print(out, json, false);
+      } else if (publish) {
+        // Serving only: published every interval too, which folds exited processes out of the kernel's table.
+        reportEvery = publish;
+      }
     } else {
-      if (!json) out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`));
+      if (!json) out.line(eventHeader());
       const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
       const lookup = nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner));
       let onEvent: (v: DataView, off: number, len: number) => void;
@@ -289,9 +328,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       };
     }
     out.flush();
-    // Said once the loop has taken over Ctrl-C (it does so as it starts, before this timer fires):
-    // whoever waits for this line may stop probe at once.
-    setTimeout(() => s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`), 0);
+    // Whoever waits for this line may stop probe at once: the session keeps a signal that comes
+    // between here and its loop for the loop (it stops at once, drains and reports).
+    s.note(`Tracing ${what}${s.label} [${s.modeName}]. Ctrl-C to stop.`);
     await s.run({ poll, report: reportEvery });
     counts?.print(out, json, true);
     finish?.();
@@ -385,7 +424,7 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
   };
 }
 
-/** The kernel's reports of executable mappings (src/stack-mmaps.ts), or undefined (with a warning) when perf events are refused. */
+/** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
 function watchMappings(s: Session): MmapEvents | undefined {
   try {
     return s.scope.add(new MmapEvents());

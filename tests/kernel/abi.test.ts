@@ -42,13 +42,15 @@ function fields(layout: object, prefix: string[] = []): [string[], number][] {
   return out;
 }
 
-/** Field names in abi.ts that the kernel spells differently (one name for several variants). */
+/** Field names in abi.ts that the kernel spells differently (one name for several variants; `type:field` for one struct only). */
 const ALIASES: Record<string, string[]> = {
   "perf_event.name": ["perf_event", "uprobe", "file_name"],
   "perf_event.name_len": ["perf_event", "uprobe", "name_len"],
   "perf_event.offset": ["perf_event", "uprobe", "offset"],
   "perf_event.cookie": ["perf_event", "uprobe", "cookie"],
   attr_size: ["size"],
+  // The u64 of one-bit fields starts with `disabled`.
+  "perf_event_attr:flags": ["disabled"],
 };
 
 const CASES: [kernelType: string, base: string[], layout: object][] = [
@@ -72,11 +74,21 @@ describe("kernel struct layouts agree with the running kernel's BTF", () => {
       const want: Record<string, number> = {};
       for (const [path, off] of fields(layout)) {
         const key = path.join(".");
-        const o = offsetIn(t, [...base, ...(ALIASES[key] ?? path)]);
+        const o = offsetIn(t, [...base, ...(ALIASES[`${type}:${key}`] ?? ALIASES[key] ?? path)]);
         got[key] = o === undefined ? undefined : o - baseOff;
         want[key] = off;
       }
       expect(got).toEqual(want);
     });
   }
+  test("perf_event_attr one-bit fields", () => {
+    const t = composite("perf_event_attr");
+    const start = offsetIn(t, ["disabled"])! * 8;
+    const got: Record<string, number | undefined> = {};
+    for (const name of Object.keys(ABI.PERF_ATTR_FLAG)) {
+      const m = t.members?.find((x) => x.name === name);
+      got[name] = m && m.bitSize === 1 ? m.bitOffset - start : undefined;
+    }
+    expect(got).toEqual({ ...ABI.PERF_ATTR_FLAG });
+  });
 });

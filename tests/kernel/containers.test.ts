@@ -1,7 +1,7 @@
 // The built binary against processes in containers: `--pid` of a containerised nginx (its own
 // private libssl), `--container` through a real dockerd, nested PID namespaces, a target that
 // exits mid-run, and probe itself running in a container (the image `Containerfile` builds).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { nsPids } from "../../lib/proc/identity.ts";
@@ -9,7 +9,7 @@ import { openLibraryInProcess } from "../../lib/proc/target.ts";
 import { ElfFile } from "../../lib/elf.ts";
 import { resolveFunction } from "../../lib/symbols.ts";
 import { closeFd } from "../../lib/ffi/libc.ts";
-import { Lines, buildC, linksHeldBy, probeBinary, runProbe, sh, start, startProbe, type Running } from "../helpers.ts";
+import { Lines, buildC, linksHeldBy, runProbe, sh, start, startProbe, stoppedAfterAll, type Running } from "../helpers.ts";
 import { ensureRootfs, httpsGet, startNginxContainer, startNsContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
 import { importProbeImage, probeImageRoot } from "../fixtures/probe-image.ts";
@@ -18,17 +18,7 @@ const CONTAINER_LIB = "/opt/ssl/libssl.so.3";
 const HOST_LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
 
 let nginx: NsContainer;
-const started: { stop(): unknown }[] = [];
-
-beforeAll(async () => {
-  probeBinary();
-  nginx = await startNginxContainer();
-  started.push(nginx);
-});
-
-afterAll(async () => {
-  for (const c of started.reverse()) await c.stop();
-});
+const started = stoppedAfterAll(async () => (nginx = await startNginxContainer()));
 
 /** The file offsets of SSL_read and SSL_read_ex in the libssl process `pid` has mapped. */
 function containerOffsets(pid: number): { read: number; readEx: number; write: number } {

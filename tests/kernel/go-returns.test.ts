@@ -1,7 +1,8 @@
 // Go return probes in the kernel: entry probes at every RET of functions of a live Go HTTP server
 // pair with their calls under load; a real uretprobe on the same function crashes it.
 import { describe, test, expect, beforeAll } from "bun:test";
-import { inspectGo, requireRegisterAbi, goFunction } from "../../lib/go.ts";
+import { inspectGo, requireRegisterAbi } from "../../lib/go.ts";
+import { goFunction } from "../../lib/go-functions.ts";
 import { returnOffsets } from "../../lib/go-returns.ts";
 import type { BpfObject } from "../../lib/object.ts";
 import { loadEmbedded } from "../../lib/programs.ts";

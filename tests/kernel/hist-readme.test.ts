@@ -4,20 +4,14 @@
 // print is checked against what those processes did.
 import { describe, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
+import { readmeExamples } from "../readme.ts";
 import { join } from "node:path";
 import { FoldedStacks } from "../../lib/flamegraph.ts";
 import { buildC, start, startProbe, testCert, type Running } from "../helpers.ts";
 import { WORK } from "../fixtures/hist/fixtures.ts";
 
-const README = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
-const SECTION = README.split("#### Histograms, stacks, flame graphs")[1]!.split("\n- ")[0]!;
-/** The example command lines, as printed. */
-const EXAMPLES = [...SECTION.matchAll(/^ {4}sudo (probe .*?)(?:\s+#.*)?$/gm)].map((m) => m[1]!.trim());
-
-/** Shell words of a command line (single quotes only, as the examples use). */
-function words(line: string): string[] {
-  return [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
-}
+/** The section's example command lines, as argv after `probe`. */
+const EXAMPLES = readmeExamples("Histograms, stacks, flame graphs");
 
 const N = 100;
 const WORKLOAD = () => {
@@ -28,8 +22,8 @@ const WORKLOAD = () => {
 };
 
 /** Runs one example against `target` (which waits for "go"), until the target exits. */
-async function example(line: string, target: Running, pid: number, files: Record<string, string> = {}): Promise<{ stdout: string[]; stderr: string[] }> {
-  let args = words(line).slice(1).map((w) => (w === "6575" ? String(pid) : files[w] ?? w));
+async function example(argv: string[], target: Running, pid: number, files: Record<string, string> = {}): Promise<{ stdout: string[]; stderr: string[] }> {
+  let args = argv.map((w) => (w === "6575" ? String(pid) : files[w] ?? w));
   const redirect = args.indexOf(">");
   if (redirect >= 0) args = args.slice(0, redirect);
   const p = await startProbe(args);
@@ -54,7 +48,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     expect(EXAMPLES.length).toBe(7);
   });
 
-  test(EXAMPLES[0] ?? "SSL_read latency", async () => {
+  test(EXAMPLES[0]?.join(" ") ?? "SSL_read latency", async () => {
     const { cert, key } = testCert();
     const tls = start([buildC("tls_pair", "tls_pair.c", ["-lssl", "-lcrypto"]), cert, key, "read", "50", "1000"]);
     const [, pid] = await tls.out.waitFor(/^ready (\d+)/);
@@ -65,7 +59,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     expect(counts.reduce((a, b) => a + b, 0)).toBe(50);
   });
 
-  test(EXAMPLES[1] ?? "malloc size", async () => {
+  test(EXAMPLES[1]?.join(" ") ?? "malloc size", async () => {
     const { target, pid } = await workload();
     const r = await example(EXAMPLES[1]!, target, pid);
     console.log(r.stdout.join("\n"));
@@ -75,7 +69,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     expect(rows).toMatchObject({ "[4, 8)": N, "[16, 32)": N / 5, "[64, 128)": N / 5, "[512, 1K)": N / 5, "[4K, 8K)": N / 5, "[1M, 2M)": N / 5 });
   });
 
-  test(EXAMPLES[2] ?? "read ret, linear", async () => {
+  test(EXAMPLES[2]?.join(" ") ?? "read ret, linear", async () => {
     const { target, pid } = await workload();
     const r = await example(EXAMPLES[2]!, target, pid);
     console.log(r.stdout.join("\n"));
@@ -89,7 +83,7 @@ describe("README: histograms, stacks, flame graphs", () => {
 
   const MAIN = ["work", "main", "__libc_start_call_main", "__libc_start_main", "_start"];
 
-  test(EXAMPLES[3] ?? "malloc --stack", async () => {
+  test(EXAMPLES[3]?.join(" ") ?? "malloc --stack", async () => {
     const { target, pid } = await workload();
     const r = await example(EXAMPLES[3]!, target, pid);
     const calls = r.stdout.filter((l) => /^\d\d:/.test(l));
@@ -100,7 +94,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     expect(frames).toEqual(["malloc (libc.so.6)", "strdup (libc.so.6)", "work (workload)", "main (workload)", "__libc_start_call_main (libc.so.6)", "__libc_start_main (libc.so.6)", "_start (workload)"]);
   });
 
-  test(EXAMPLES[4] ?? "malloc --stacks", async () => {
+  test(EXAMPLES[4]?.join(" ") ?? "malloc --stacks", async () => {
     const { target, pid } = await workload();
     const r = await example(EXAMPLES[4]!, target, pid);
     console.log(r.stdout.join("\n"));
@@ -111,7 +105,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     ]);
   });
 
-  test(EXAMPLES[5] ?? "malloc --folded", async () => {
+  test(EXAMPLES[5]?.join(" ") ?? "malloc --folded", async () => {
     const { target, pid } = await workload();
     const r = await example(EXAMPLES[5]!, target, pid);
     const folded = FoldedStacks.parse(r.stdout.join("\n"));
@@ -120,7 +114,7 @@ describe("README: histograms, stacks, flame graphs", () => {
     );
   });
 
-  test(EXAMPLES[6] ?? "malloc --flamegraph", async () => {
+  test(EXAMPLES[6]?.join(" ") ?? "malloc --flamegraph", async () => {
     const svg = join(WORK, "malloc.svg");
     rmSync(svg, { force: true });
     const { target, pid } = await workload();

@@ -6,8 +6,7 @@
 // (--container resolves an engine's name to that same PID with lib/containers.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { ROOT, WORK, FIXTURES, buildC, testCert, start, probeBinary, type Running } from "../helpers.ts";
+import { ROOT, WORK, buildC, clangFixture, testCert, start, startTarget, probeBinary, type Target } from "../helpers.ts";
 import { loadUserObject, parseSection, type UserObject } from "../../lib/user-object.ts";
 import { parseAttachSpec, parseSetting } from "../../src/commands/load.ts";
 import { PrintkReader, cStrings, formatToRegExp } from "../../lib/tracefs/trace-pipe.ts";
@@ -24,7 +23,6 @@ import { openPath, closeFd } from "../../lib/ffi/libc.ts";
 import { openLibraryInProcess } from "../../lib/proc/target.ts";
 import { startNginxContainer, httpsGet } from "../fixtures/container.ts";
 
-const BPF_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu"];
 const CLI = [probeBinary()];
 const RET_KEY = 0xbebecafe;
 const CONTAINER_LIBSSL = "/opt/ssl/libssl.so.3";
@@ -33,21 +31,14 @@ let target: string;
 let tlsPair: string;
 const obj: Record<string, string> = {};
 
-function clang(name: string, src: string, defines: string[] = []): string {
-  const out = join(WORK, `${name}.bpf.o`);
-  const r = Bun.spawnSync(["clang", ...BPF_FLAGS, ...defines, "-c", join(FIXTURES, "bpf", src), "-o", out], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`clang ${src} failed (clang and libbpf-dev are needed):\n${r.stderr}`);
-  return out;
-}
-
 beforeAll(() => {
   target = buildC("load_target", "load_target.c", ["-O2"]);
   tlsPair = buildC("tls_pair", "tls_pair.c", ["-lssl", "-lcrypto"]);
-  obj.ssl = clang("ssl_count", "ssl_count.bpf.c");
-  obj.sslPin = clang("ssl_count_pin", "ssl_count.bpf.c", ["-DPIN_BY_NAME"]);
-  obj.sslSec = clang("ssl_count_sec", "ssl_count.bpf.c", ["-DSEC_LIBSSL"]);
-  obj.sec = clang("sec_attach", "sec_attach.bpf.c", [`-DTARGET_PATH="${target}"`]);
-  obj.rejected = clang("rejected", "rejected.bpf.c");
+  obj.ssl = clangFixture("ssl_count", "ssl_count.bpf.c");
+  obj.sslPin = clangFixture("ssl_count_pin", "ssl_count.bpf.c", ["-DPIN_BY_NAME"]);
+  obj.sslSec = clangFixture("ssl_count_sec", "ssl_count.bpf.c", ["-DSEC_LIBSSL"]);
+  obj.sec = clangFixture("sec_attach", "sec_attach.bpf.c", [`-DTARGET_PATH="${target}"`]);
+  obj.rejected = clangFixture("rejected", "rejected.bpf.c");
 });
 
 const pinDirs: string[] = [];
@@ -55,18 +46,15 @@ afterAll(() => {
   for (const d of pinDirs) if (existsSync(d)) unpinDir(d, { quiet: true });
 });
 
-/** The test target: prints "ready PID", then on "go" calls probe_target_fn(i) and getppid() n times. */
-async function startTarget(n: number): Promise<{ r: Running; pid: number; go: () => Promise<void> }> {
-  const r = start([target, String(n)]);
-  const pid = Number((await r.out.waitFor(/^ready (\d+)/))[1]);
+/** The test target: prints "ready PID", then on "go" calls probe_target_fn(i) and getppid() n times; `go` returns once it has exited. */
+async function startLoadTarget(n: number): Promise<Target> {
+  const t = await startTarget([target, String(n)]);
   return {
-    r,
-    pid,
+    ...t,
     go: async () => {
-      r.proc.stdin.write("go\n");
-      await r.proc.stdin.flush();
-      await r.out.waitFor(/^done/);
-      await r.proc.exited;
+      await t.go();
+      await t.r.out.waitFor(/^done/);
+      await t.r.proc.exited;
     },
   };
 }
@@ -261,7 +249,7 @@ describe("the SSL_read app against a namespace container's nginx (private libssl
 
 describe("SEC-name attach, --set, tracepoints", () => {
   async function runWith(weight: number, n: number): Promise<{ counts: (bigint | undefined)[]; uo?: UserObject }> {
-    const t = await startTarget(n);
+    const t = await startLoadTarget(n);
     const uo = loadUserObject(obj.sec!, { set: [parseSetting(`target_tgid=${t.pid}`), parseSetting(`weight=${weight}`), parseSetting("label=hi")], pid: t.pid });
     try {
       expect(uo.attachments.map((a) => [a.prog, a.kind, a.from])).toEqual([
@@ -302,7 +290,7 @@ describe("SEC-name attach, --set, tracepoints", () => {
     const fd = openPath(target);
     const offset = resolveFunction(new ElfFile(fd, target), "probe_target_fn").offset;
     closeFd(fd);
-    const t = await startTarget(1);
+    const t = await startLoadTarget(1);
     for (const mode of ["multi", "perf"] as const) {
       const uo = loadUserObject(obj.sec!, { set: [parseSetting(`target_tgid=${t.pid}`)], pid: t.pid, mode });
       try {
@@ -343,7 +331,7 @@ describe("SEC-name attach, --set, tracepoints", () => {
 
 describe("BTF formatting", () => {
   test("int, struct and char-array keys and values; enums by name; JSON with big numbers as strings; hex without BTF", async () => {
-    const t = await startTarget(3);
+    const t = await startLoadTarget(3);
     const uo = loadUserObject(obj.sec!, { set: [parseSetting(`target_tgid=${t.pid}`), parseSetting("label=hi")], pid: t.pid });
     try {
       await t.go();
@@ -389,7 +377,7 @@ describe("pinning", () => {
   test("a pinned load survives the loader's exit, is read back by map dump, refuses a second load, and unload leaves nothing", async () => {
     const dir = `/sys/fs/bpf/probe-test-load-${process.pid}`;
     pinDirs.push(dir);
-    const t = await startTarget(6);
+    const t = await startLoadTarget(6);
     const r = runCli(["load", obj.sec!, "--pin", dir, "--set", `target_tgid=${t.pid}`, "--set", "weight=2", "--json"]);
     expect(r.stderr).not.toContain("error");
     expect(r.code).toBe(0);
@@ -478,7 +466,7 @@ describe("verifier", () => {
 
 describe("bpf_printk", () => {
   test("lines of our programs only, from trace_pipe", async () => {
-    const t = await startTarget(4);
+    const t = await startLoadTarget(4);
     const uo = loadUserObject(obj.sec!, { set: [parseSetting(`target_tgid=${t.pid}`)], pid: t.pid });
     const reader = new PrintkReader(uo.rodataSections().flatMap(cStrings).map(formatToRegExp), new Set([t.pid]));
     const got: string[] = [];

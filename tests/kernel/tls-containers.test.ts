@@ -2,8 +2,8 @@
 // libssl (/opt/ssl, not on the host), found in its view; and a docker container by name, with the
 // README's examples as written (--hexdump --max-bytes 1M, --json | jq .). What nginx read and
 // wrote equals what curl (on the host) says it sent and received.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { probeBinary, startProbe } from "../helpers.ts";
+import { describe, expect, test } from "bun:test";
+import { probeBinary, startProbe, stoppedAfterAll } from "../helpers.ts";
 import { childPids, startNginxContainer, type NsContainer } from "../fixtures/container.ts";
 import { ensureDocker, startDockerNginx } from "../fixtures/docker.ts";
 import { TLS_WORK, sniffRecords, sniffedBy, startCurl, stopProbe, totalTable, waitUntil } from "../fixtures/tls/peers.ts";
@@ -16,18 +16,8 @@ const CONTAINER_LIB = "/opt/ssl/libssl.so.3";
 const SNIFF = readmeExamples("`probe sslsniff`");
 const READ = readmeExamples("`probe ssl-read`");
 const sub = (args: string[], map: Record<string, string>) => args.map((a) => map[a] ?? a);
-const started: { stop(): unknown }[] = [];
 let nginx: NsContainer;
-
-beforeAll(async () => {
-  probeBinary();
-  nginx = await startNginxContainer();
-  started.push(nginx);
-});
-
-afterAll(async () => {
-  for (const c of started.reverse()) await c.stop();
-});
+const started = stoppedAfterAll(async () => (nginx = await startNginxContainer()));
 
 /** One request with curl from the host, its plaintext from curl's own --trace. */
 async function curlGet(port: number, path: string) {

@@ -91,7 +91,9 @@ describe("C prototypes", () => {
 
   test("--ret=str types the return of a bare name: bash's readline gives the lines typed into a terminal", async () => {
     // bash reads its commands with readline only on a terminal: script(1) gives it one.
-    const sh = start(["script", "-qfec", "bash --norc --noprofile -i", "/dev/null"], { PS1: "$ ", TERM: "dumb" });
+    // `exec`: script runs the command with $SHELL -c (or /bin/sh where SHELL is unset, as in CI),
+    // and dash would keep itself between script and bash.
+    const sh = start(["script", "-qfec", "exec bash --norc --noprofile -i", "/dev/null"], { PS1: "$ ", TERM: "dumb" });
     let bashPid = 0;
     for (let i = 0; i < 100 && !bashPid; i++) {
       await Bun.sleep(50);

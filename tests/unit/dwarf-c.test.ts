@@ -4,9 +4,9 @@
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
-import { DebugInfo, formatSignature, type DebugFunction, type ParamLocation } from "../../lib/dwarf/index.ts";
+import { DebugInfo, formatSignature, type DebugFunction } from "../../lib/dwarf/index.ts";
 import { buildCart, buildParams, compressed, sh } from "../fixtures/dwarf/build.ts";
-import { blockExpr, canonicalExpr, frameBaseOf, gdbEntryRegisters, gdbFunctions, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
+import { blockExpr, canonicalExpr, canonicalLocation, frameBaseOf, gdbEntryRegisters, gdbFunctions, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
 
 // gdb, readelf and go builds are slow on a loaded 2-CPU machine.
 setDefaultTimeout(60_000);
@@ -26,24 +26,6 @@ function all(info: DebugInfo): DebugFunction[] {
   const fns = [...info.functions()];
   expect(info.warnings).toEqual([]);
   return fns;
-}
-
-/** Our location as the canonical text of canonicalExpr. */
-function canonical(l: ParamLocation): string {
-  switch (l.kind) {
-    case "register":
-      return l.name;
-    case "stack":
-      return `[${l.base}${l.offset < 0 ? "-" : "+"}${Math.abs(l.offset)}]`;
-    case "pieces":
-      return l.pieces.map((p) => `${canonical(p.location)}:${p.size}`).join(" ");
-    case "constant":
-      return typeof l.value === "bigint" ? `const ${l.value}` : "other";
-    case "unavailable":
-      return "?";
-    default:
-      return "other";
-  }
 }
 
 /** Concrete subprograms (with code) of readelf's dump, by name. */
@@ -120,7 +102,7 @@ describe.each(builds)("%s", (_what, build, absoluteLists = true) => {
         }
         // A frame slot below the CFA is filled by the prologue: at the entry the value is still
         // where the ABI put it, which is what the reader reports (checked against -O2 below).
-        const ours = p.locationSource === "abi" ? canonical(p.frameLocation!) : canonical(p.location);
+        const ours = p.locationSource === "abi" ? canonicalLocation(p.frameLocation!) : canonicalLocation(p.location);
         if (expected === "other") return;
         expect(`${f.name}(${p.name}) ${ours}`).toBe(`${f.name}(${p.name}) ${expected}`);
         checked++;
@@ -140,7 +122,7 @@ describe.each(builds)("%s", (_what, build, absoluteLists = true) => {
         const g = syms.get(p.name);
         if (g === undefined || g === "other") continue;
         // gdb reads the DWARF: compare with what DWARF said, before any ABI placement.
-        const ours = p.locationSource === "abi" ? "other" : canonical(p.location);
+        const ours = p.locationSource === "abi" ? "other" : canonicalLocation(p.location);
         expect(`${f.name}(${p.name}) ${ours}`).toBe(`${f.name}(${p.name}) ${g}`);
         if (g !== "?") registers++;
       }
@@ -208,7 +190,7 @@ test("-O0: parameters in frame slots are placed by the ABI at the entry, as -O2'
     f2.params.forEach((p2, i) => {
       if (p2.location.kind !== "register" && p2.location.kind !== "pieces" && p2.location.kind !== "stack") return;
       const p0 = f0.params[i]!;
-      expect(`${f2.name}(${p0.name}) ${canonical(p0.location)}`).toBe(`${f2.name}(${p2.name}) ${canonical(p2.location)}`);
+      expect(`${f2.name}(${p0.name}) ${canonicalLocation(p0.location)}`).toBe(`${f2.name}(${p2.name}) ${canonicalLocation(p2.location)}`);
       compared++;
     });
   }
@@ -227,7 +209,7 @@ test("-O2: a clone (.constprop) keeps its DWARF name, registers and constants; l
   expect(f.name).toBe("f_clone");
   expect(info.functionByName(clone[2]!)!.lowPc).toBe(f.lowPc);
   expect(info.functionByName("f_clone")!.lowPc).toBe(f.lowPc); // no symbol of that name: the DWARF index
-  expect(f.params.map((p) => [p.name, canonical(p.location)])).toEqual([["a", "rdi"], ["s", "?"], ["dropped", "const 11"]]);
+  expect(f.params.map((p) => [p.name, canonicalLocation(p.location)])).toEqual([["a", "rdi"], ["s", "?"], ["dropped", "const 11"]]);
 });
 
 test("-O2: a function split into hot and .cold parts (DW_AT_ranges): both parts find it, the entry is the hot one", () => {
@@ -240,7 +222,7 @@ test("-O2: a function split into hot and .cold parts (DW_AT_ranges): both parts 
     expect([f.name, f.lowPc, f.entryPc, f.ranges.length, dwarf4]).toEqual(["f_hotcold", hot, hot, 2, dwarf4]);
     expect(f.ranges.some((r) => cold >= r.start && cold < r.end)).toBe(true);
     expect(info.functionAt(hot)!.dieOffset).toBe(f.dieOffset);
-    expect(f.params.map((p) => canonical(p.location))).toEqual(["rdi", "rsi"]);
+    expect(f.params.map((p) => canonicalLocation(p.location))).toEqual(["rdi", "rsi"]);
   }
 });
 
@@ -265,7 +247,7 @@ test("C++ (g++ -O2): names qualified as gdb lists them, this, references, lookup
   expect([...ours].sort()).toEqual(gdb.sort());
   const add = info.functionByName("_ZN4shop4Cart3addERKNS_4ItemEi")!;
   expect(formatSignature(add)).toBe("int shop::Cart::add(const shop::Item &item, int count)");
-  expect(add.params.map((p) => [p.name, p.artificial ?? false, canonical(p.location)])).toEqual([["this", true, "rdi"], ["item", false, "rsi"], ["count", false, "rdx"]]);
+  expect(add.params.map((p) => [p.name, p.artificial ?? false, canonicalLocation(p.location)])).toEqual([["this", true, "rdi"], ["item", false, "rsi"], ["count", false, "rdx"]]);
   expect(add.params[1]!.type.target!.members!.map((m) => `${m.type.name} ${m.name}`)).toEqual(["int id", "double price"]);
   const hidden = [...info.functions()].find((f) => f.name.endsWith("hidden"))!;
   expect(hidden.name).toBe("shop::(anonymous namespace)::hidden");

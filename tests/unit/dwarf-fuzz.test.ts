@@ -9,21 +9,10 @@ import { join } from "node:path";
 import { ElfFile, type Section } from "../../lib/elf.ts";
 import { DebugInfo, DwarfError, formatLocation, formatSignature, type DebugType } from "../../lib/dwarf/index.ts";
 import { buildGo, buildParams, compressed } from "../fixtures/dwarf/build.ts";
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dwarf-fuzz-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** mulberry32: a small deterministic PRNG, so a failing case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function touchType(t: DebugType, depth = 0): void {
   void t.name;
@@ -82,7 +71,7 @@ function fuzz(t: Target, seed: number): { results: number; errors: number; slowe
   const sections: Section[] = new ElfFile(fd, t.path).sections.filter((s) => /^\.z?debug_/.test(s.name) && s.size > 0);
   closeSync(fd);
   expect(sections.length).toBeGreaterThan(3);
-  const random = rng(seed);
+  const random = randomFloats(seed);
   const int = (n: number) => Math.floor(random() * n);
   const out = join(tmp, t.what.replace(/\W+/g, "-"));
   let results = 0;

@@ -5,9 +5,9 @@
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
-import { DebugInfo, findDebugInfo, formatSignature, hostOpener, type DebugFunction, type ParamLocation } from "../../lib/dwarf/index.ts";
+import { DebugInfo, findDebugInfo, formatSignature, hostOpener, type DebugFunction } from "../../lib/dwarf/index.ts";
 import { buildGo, sh } from "../fixtures/dwarf/build.ts";
-import { blockExpr, canonicalExpr, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
+import { blockExpr, canonicalExpr, canonicalLocation, hexOf, inherited, readelfDies, readelfLocLists, refOf, type RDie } from "../fixtures/dwarf/readelf.ts";
 
 // gdb, readelf and go builds are slow on a loaded 2-CPU machine.
 setDefaultTimeout(60_000);
@@ -19,21 +19,6 @@ function elfOf(path: string): ElfFile {
   const fd = openSync(path, "r");
   fds.push(fd);
   return new ElfFile(fd, path);
-}
-
-function canonical(l: ParamLocation): string {
-  switch (l.kind) {
-    case "register":
-      return l.name;
-    case "stack":
-      return `[${l.base}${l.offset < 0 ? "-" : "+"}${Math.abs(l.offset)}]`;
-    case "pieces":
-      return l.pieces.map((p) => `${canonical(p.location)}:${p.size}`).join(" ");
-    case "unavailable":
-      return "?";
-    default:
-      return "other";
-  }
 }
 
 test("Go 1.19 writes DWARF 4 in SHF_COMPRESSED zlib sections (not .zdebug_*)", () => {
@@ -97,7 +82,7 @@ describe.each([
           expected = canonicalExpr(blockExpr(loc) ?? "unparsed", "cfa");
         }
         if (expected === "other") continue;
-        expect(`${f.name}(${name}) ${canonical(p.location)}`).toBe(`${f.name}(${name}) ${expected}`);
+        expect(`${f.name}(${name}) ${canonicalLocation(p.location)}`).toBe(`${f.name}(${name}) ${expected}`);
         if (p.location.kind === "register") registers++;
         if (p.location.kind === "pieces") pieces++;
       }
@@ -130,11 +115,11 @@ describe("the fixture's functions", () => {
     expect(sig("main.(*Counter).Add")).toBe("func main.(*Counter).Add(c *main.Counter, delta int64, label string) int64");
     expect(sig("main.Point.Scaled")).toBe("func main.Point.Scaled(p main.Point, f float64) main.Point");
     const many = fn("main.Many").params;
-    expect(many.slice(8).map((p) => canonical(p.location))).toEqual(["r11", "[cfa+0]", "[cfa+8]"]);
+    expect(many.slice(8).map((p) => canonicalLocation(p.location))).toEqual(["r11", "[cfa+0]", "[cfa+8]"]);
     const c = fn("main.Containers").params.map((p) => p.type.kind);
     expect(c).toEqual(["go-map", "go-chan", "go-func", "go-interface", "array", "uint"]);
     expect(fn("main.Containers").params[4]!.type.count).toBe(4);
-    expect(fn("main.Floats").params.map((p) => canonical(p.location))).toEqual(["xmm0", "xmm1", "rax", "rbx", "rcx"]);
+    expect(fn("main.Floats").params.map((p) => canonicalLocation(p.location))).toEqual(["xmm0", "xmm1", "rax", "rbx", "rcx"]);
   });
 });
 
@@ -148,7 +133,7 @@ test("no symbol table: functions are found through the DWARF's own names, with t
     const b = info.functionByName(name)!;
     expect(b).toBeDefined();
     expect(formatSignature(b)).toBe(formatSignature(a));
-    expect(b.params.map((p) => canonical(p.location))).toEqual(a.params.map((p) => canonical(p.location)));
+    expect(b.params.map((p) => canonicalLocation(p.location))).toEqual(a.params.map((p) => canonicalLocation(p.location)));
     expect(info.functionAt(a.lowPc + 1)!.name).toBe(name);
   }
 });

@@ -1,7 +1,11 @@
 // Go binaries: detection, version and ABI, and function tables from .gopclntab (plain, stripped,
 // PIE, cgo) against the symbol table and objdump's RETs.
 import { describe, test, expect, beforeAll } from "bun:test";
-import { inspectGo, requireRegisterAbi, goFunction, listGoFunctions, pclntabFunctions, readBuildInfo, GoError, type GoFunction, type GoInfo } from "../../lib/go.ts";
+import { inspectGo, requireRegisterAbi, type GoInfo } from "../../lib/go.ts";
+import { readBuildInfo } from "../../lib/go-buildinfo.ts";
+import { GoError } from "../../lib/go-error.ts";
+import { goFunction, listGoFunctions } from "../../lib/go-functions.ts";
+import { pclntabFunctions, type GoFunction } from "../../lib/go-pclntab.ts";
 import { returnOffsets } from "../../lib/go-returns.ts";
 import { STT, SHN_UNDEF } from "../../lib/elf.ts";
 import { buildGoFixtures, withElf, objdump, isObjdumpRet, type GoBins } from "../fixtures/go-bins.ts";

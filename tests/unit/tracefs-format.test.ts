@@ -5,6 +5,7 @@
 // tracefs-format.test.ts does the same against the live tracefs and real kernel records.
 import { describe, expect, test } from "bun:test";
 import { compileDecoder, parseTraceFormat, TraceFormatError, type TraceField, type TraceFormat, type TraceValue } from "../../lib/tracefs/format.ts";
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const COMMON = `	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
 	field:unsigned char common_flags;	offset:2;	size:1;	signed:0;
@@ -239,18 +240,6 @@ describe("parsing", () => {
   });
 });
 
-/** A PRNG for record contents (deterministic). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Builds a record for `format` the way the kernel lays it out, with random contents, and the values
  * a decoder must return: the test's own statement of the semantics, written field kind by kind.
@@ -369,7 +358,7 @@ describe("decoding records built from the formats", () => {
     test(`${name}: 500 random records round-trip`, () => {
       const format = parseTraceFormat(FORMATS[name]!, name);
       const decode = compileDecoder(format, { common: true });
-      const rand = prng(name.length * 7919);
+      const rand = randomFloats(name.length * 7919);
       for (let i = 0; i < 500; i++) {
         const { record, expected } = buildRecord(format, rand);
         expect(decode(record)).toEqual(expected);
@@ -379,7 +368,7 @@ describe("decoding records built from the formats", () => {
 
   test("common fields only on request; short records refused; data_loc out of the record is null", () => {
     const format = parseTraceFormat(FORMATS.sched_process_exec!, "sched_process_exec");
-    const { record } = buildRecord(format, prng(1));
+    const { record } = buildRecord(format, randomFloats(1));
     expect(Object.keys(compileDecoder(format)(record))).toEqual(["filename", "pid", "old_pid"]);
     expect(Object.keys(compileDecoder(format, { common: true })(record))).toEqual(["common_type", "common_flags", "common_preempt_count", "common_pid", "filename", "pid", "old_pid"]);
     expect(() => compileDecoder(format)(record.subarray(0, 12))).toThrow(/shorter than its format's 20/);
@@ -405,7 +394,7 @@ describe("decoding records built from the formats", () => {
   test("speed: sched_switch records per second", () => {
     const format = parseTraceFormat(FORMATS.sched_switch!, "sched_switch");
     const decode = compileDecoder(format);
-    const { record } = buildRecord(format, prng(3));
+    const { record } = buildRecord(format, randomFloats(3));
     const n = 200_000;
     const t0 = performance.now();
     let sink = 0;

@@ -12,8 +12,10 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parsePrototype, PrototypeError } from "../../lib/types/prototype.ts";
-import { locate, PT_REGS, PT_REGS_INDEX, locationText, unreadableValues, PHASE_RETURN, LEN_SLOT, LEN_CONST, CAPTURE_CSTRING, CAPTURE_BYTES, type FunctionLayout, type ValueLayout } from "../../lib/types/abi.ts";
+import { parsePrototype } from "../../lib/types/prototype.ts";
+import { PrototypeError } from "../../lib/types/prototype-model.ts";
+import { locate, unreadableValues } from "../../lib/types/abi.ts";
+import { PT_REGS, PT_REGS_INDEX, locationText, PHASE_RETURN, LEN_SLOT, LEN_CONST, CAPTURE_CSTRING, CAPTURE_BYTES, type FunctionLayout, type ValueLayout } from "../../lib/types/function-layout.ts";
 import { ValueFormatter, type RawValues } from "../../lib/types/format.ts";
 import { goEnv, run } from "../fixtures/go.ts";
 

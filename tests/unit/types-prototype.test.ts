@@ -5,7 +5,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { isPrototype, parsePrototype, prototypeNotes, PrototypeError, splitGoName, type Param, type Prototype, type Type } from "../../lib/types/prototype.ts";
+import { isPrototype, parsePrototype, prototypeNotes } from "../../lib/types/prototype.ts";
+import { PrototypeError, type Param, type Prototype, type Type } from "../../lib/types/prototype-model.ts";
+import { splitGoName } from "../../lib/types/go-prototype.ts";
 import { locate } from "../../lib/types/abi.ts";
 import { ProbeError } from "../../lib/errors.ts";
 

@@ -15,20 +15,8 @@ import { FileCfi } from "../../lib/unwind/file-cfi.ts";
 import { FrameSection } from "../../lib/unwind/frame-section.ts";
 import { unwind, type UnwindResult } from "../../lib/unwind/unwinder.ts";
 import { buildChain, buildGoChain, gdbSnapshot, WORK, type GdbSnapshot } from "./unwind-fixtures.ts";
-import { goFunction } from "../../lib/go.ts";
-
-/** xorshift32: the same cases on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
+import { goFunction } from "../../lib/go-functions.ts";
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 
 const JS_ERROR_TEXT = /RangeError|TypeError|ReferenceError|is not a function|Cannot read|undefined|NaN|\n\s+at /;
 
@@ -58,6 +46,13 @@ function regions(image: Uint8Array, path: string, names: string[]): { data: [num
   }
 }
 
+/** readelf's interpretation of a file's .eh_frame (the reference for what its rules say). */
+function readelfFrames(path: string): string {
+  const r = Bun.spawnSync(["readelf", "--debug-dump=frames-interp", path], { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode === null) throw new Error(`readelf did not run (is binutils installed?)`);
+  return r.stdout.toString().replaceAll(path, "FILE") + r.stderr.toString().replaceAll(path, "FILE");
+}
+
 const BOUNDARY = [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff];
 
 /** One mutation of `base` inside `ranges`: byte flips, boundary words, or zeroed/0xff runs. */
@@ -85,7 +80,10 @@ function mutate(base: Uint8Array, ranges: [number, number][], rand: () => number
 interface Outcome {
   same: number;
   fewer: number;
+  /** Walks that are not the unmutated one or a prefix of it. */
   other: number;
+  /** Of those, the ones `rules` says the mutation did not change the rules for. */
+  unexplained: number;
   errors: number;
   openFailed: number;
   maxMs: number;
@@ -93,11 +91,12 @@ interface Outcome {
 
 /**
  * Unwinds `snap` with the file at `victim` replaced by each mutation; returns how the results
- * compare with the unmutated one.
+ * compare with the unmutated one. `rules(path)`: a reference's reading of a file's unwind rules;
+ * a walk that differs where the reference reads the same rules is `unexplained`.
  */
-function fuzzFile(victim: string, snap: GdbSnapshot, ranges: [number, number][], cases: number, seed: number): Outcome {
+function fuzzFile(victim: string, snap: GdbSnapshot, ranges: [number, number][], cases: number, seed: number, rules?: (path: string) => string): Outcome {
   const base = new Uint8Array(readFileSync(victim));
-  const rand = rng(seed);
+  const rand = randomFloats(seed);
   const mutated = join(WORK, `fuzz-${seed}.elf`);
   const real = new Map<string, ElfFile>();
   const openReal = (p: string) => {
@@ -106,7 +105,8 @@ function fuzzFile(victim: string, snap: GdbSnapshot, ranges: [number, number][],
   };
   const input = { regs: { rip: snap.regs.rip!, rsp: snap.regs.rsp!, rbp: snap.regs.rbp, rbx: snap.regs.rbx }, stack: snap.stack, stackAddr: snap.stackAddr };
   const baseline = unwind(new AddressSpace(snap.mappings, (m) => (m.path.startsWith("/") ? openReal(m.path) : undefined)), input);
-  const o: Outcome = { same: 0, fewer: 0, other: 0, errors: 0, openFailed: 0, maxMs: 0 };
+  const o: Outcome = { same: 0, fewer: 0, other: 0, unexplained: 0, errors: 0, openFailed: 0, maxMs: 0 };
+  const baseRules = rules?.(victim);
   for (let i = 0; i < cases; i++) {
     writeFileSync(mutated, mutate(base, ranges, rand));
     const fd = openSync(mutated, "r");
@@ -139,7 +139,10 @@ function fuzzFile(victim: string, snap: GdbSnapshot, ranges: [number, number][],
       const prefix = r.pcs.every((pc, k) => pc === baseline.pcs[k]);
       if (prefix && r.pcs.length === baseline.pcs.length) o.same++;
       else if (prefix) o.fewer++;
-      else o.other++;
+      else {
+        o.other++;
+        if (rules && rules(mutated) === baseRules) o.unexplained++;
+      }
     } finally {
       closeSync(fd);
     }
@@ -155,15 +158,17 @@ describe("mutated unwind tables", () => {
     const image = new Uint8Array(readFileSync(chain));
     const { data, headers } = regions(image, chain, [".eh_frame", ".eh_frame_hdr"]);
     expect(data.length).toBe(2);
-    const inData = fuzzFile(chain, snap, data, 1000, 1);
-    const inHeaders = fuzzFile(chain, snap, headers, 200, 2);
+    const inData = fuzzFile(chain, snap, data, 1000, 1, readelfFrames);
+    const inHeaders = fuzzFile(chain, snap, headers, 200, 2, readelfFrames);
     console.log("section bytes:", inData, "\nsection headers:", inHeaders);
     for (const o of [inData, inHeaders]) expect(o.maxMs).toBeLessThan(1000);
     // The mutations do reach the parser: some walks end in an error, some end early.
     expect(inData.errors).toBeGreaterThan(50);
     expect(inData.fewer).toBeGreaterThan(50);
-    // CFI errors never lead to made-up frames here: a walk is the unmutated one or a prefix of it.
-    expect(inData.other + inHeaders.other).toBe(0);
+    // CFI errors never lead to made-up frames: a walk is the unmutated one, a prefix of it, or what
+    // the mutated tables say as readelf reads them too (a mutation may leave valid rules that
+    // differ, such as a return address saved at CFA+0 rather than CFA-8).
+    expect(inData.unexplained + inHeaders.unexplained).toBe(0);
   }, 120_000);
 
   test("stripped Go binary: 300 mutations of .gopclntab", () => {
@@ -189,7 +194,7 @@ describe("mutated unwind tables", () => {
     const sec = elf.section(".eh_frame")!;
     const base = elf.sectionBytes(sec);
     closeSync(fd);
-    const rand = rng(4);
+    const rand = randomFloats(4);
     let malformed = 0;
     let rows = 0;
     for (let i = 0; i < 500; i++) {
@@ -218,7 +223,7 @@ describe("mutated unwind tables", () => {
   }, 120_000);
 
   test("2,000 random DWARF expressions: a value, undefined, or a Malformed error", () => {
-    const rand = rng(5);
+    const rand = randomFloats(5);
     let values = 0;
     let errors = 0;
     for (let i = 0; i < 2000; i++) {

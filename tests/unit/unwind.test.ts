@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync } from "node:fs";
 import { ElfFile } from "../../lib/elf.ts";
-import { goFunction } from "../../lib/go.ts";
+import { goFunction } from "../../lib/go-functions.ts";
 import { AddressSpace, type Mapping } from "../../lib/unwind/address-space.ts";
 import { unwind, type StackSnapshot, type UnwindMode } from "../../lib/unwind/unwinder.ts";
 import { Symbolizer, debugFilePaths, buildId, frameLabel } from "../../lib/unwind/symbolize.ts";

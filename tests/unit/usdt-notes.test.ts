@@ -10,6 +10,7 @@ import { ElfFile, type Section, type Segment } from "../../lib/elf.ts";
 import { assertAttachable, findUsdtProbe, groupUsdtSites, parseStapsdtNotes, readUsdtProbes, readUsdtSites, UsdtNoteError, type NoteLayout } from "../../lib/usdt/notes.ts";
 import { WORK } from "../helpers.ts";
 import { FIXTURE_NAMES, readelfNotes, sitesOf, usdtFixture } from "./usdt-fixture.ts";
+import { Rng } from "../fixtures/fuzz/mutate.ts";
 
 // Builds fixtures and runs readelf/bpftrace/gdb: slow on a loaded machine.
 setDefaultTimeout(60000);
@@ -159,19 +160,6 @@ describe("probes and sites", () => {
   });
 });
 
-/** xorshift32: the same mutations on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 describe("malformed notes", () => {
   function layoutOf(path: string): { layout: NoteLayout; data: Uint8Array; close(): void } {
     const fd = openSync(path, "r");
@@ -236,7 +224,8 @@ describe("malformed notes", () => {
 
   test("1,500 seeded mutations of real notes: results or UsdtNoteErrors naming the file", () => {
     const sources = [layoutOf(usdtFixture("usdt-O2").path), layoutOf("/usr/bin/python3.11"), layoutOf("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")];
-    const r = rng(20260501);
+    const rng = new Rng(20260501);
+    const r = () => rng.u32();
     let errors = 0;
     let parsed = 0;
     let siteErrors = 0;

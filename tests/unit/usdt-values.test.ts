@@ -12,7 +12,7 @@ import { selectUsdtProbes } from "../../lib/usdt/select.ts";
 import { CallStacks, pairUsdtProbes } from "../../lib/usdt/pairs.ts";
 import { kernelRaisesSemaphores, guardedProbes } from "../../lib/usdt/semaphore.ts";
 import { ValueFormatter } from "../../lib/types/format.ts";
-import { PT_REGS_INDEX } from "../../lib/types/abi.ts";
+import { PT_REGS_INDEX } from "../../lib/types/function-layout.ts";
 import { usdtFixture } from "./usdt-fixture.ts";
 
 setDefaultTimeout(60000);

@@ -3,7 +3,9 @@
 import { describe, test, expect, beforeAll } from "bun:test";
 import { join } from "node:path";
 import { findReturns, decodeRange, instructionStarts, instructionLength } from "../../lib/x86/decoder.ts";
-import { goFunction, GoError, type GoFunction } from "../../lib/go.ts";
+import { GoError } from "../../lib/go-error.ts";
+import { goFunction } from "../../lib/go-functions.ts";
+import type { GoFunction } from "../../lib/go-pclntab.ts";
 import { returnOffsets } from "../../lib/go-returns.ts";
 import { buildGoFixtures, withElf, objdump, isObjdumpRet, compareWithObjdump, textRegions, type GoBins } from "../fixtures/go-bins.ts";
 import { run } from "../fixtures/go.ts";

@@ -1,0 +1,111 @@
+// Attribute values as .debug_info encodes them: each DW_FORM read from the cursor into a plain
+// value (numbers where they fit, bigints past 2^53, bytes for blocks, offsets for strings kept in
+// other sections). Which section an offset or index points into is the Unit's business (unit.ts).
+import { FORM } from "./constants.ts";
+import type { Cursor } from "./cursor.ts";
+import type { UnitHeader } from "./unit-header.ts";
+
+/** A decoded attribute value: numbers where they fit, bigints past 2^53, bytes for blocks. */
+export type AttrVal = number | bigint | string | Uint8Array;
+
+/**
+ * The value of one attribute in form `form` at the cursor. `implicit`: DW_FORM_implicit_const's
+ * value, which the abbreviation holds; `depth` stops DW_FORM_indirect from nesting.
+ */
+export function readForm(c: Cursor, h: UnitHeader, form: number, implicit: bigint | undefined, depth: number): AttrVal {
+  switch (form) {
+    case FORM.addr:
+      return h.addrSize === 8 ? c.u64num() : c.u32();
+    case FORM.block1:
+      return c.bytesOf(c.u8());
+    case FORM.block2:
+      return c.bytesOf(c.u16());
+    case FORM.block4:
+      return c.bytesOf(c.u32());
+    case FORM.block:
+    case FORM.exprloc:
+      return c.bytesOf(c.uleb());
+    case FORM.data1:
+    case FORM.flag:
+    case FORM.strx1:
+    case FORM.addrx1:
+      return c.u8();
+    case FORM.data2:
+    case FORM.strx2:
+    case FORM.addrx2:
+      return c.u16();
+    case FORM.strx3:
+    case FORM.addrx3:
+      return c.u24();
+    case FORM.data4:
+    case FORM.strx4:
+    case FORM.addrx4:
+    case FORM.ref_sup4:
+      return c.u32();
+    case FORM.data8:
+      return c.u64num();
+    case FORM.ref_sig8:
+      return c.u64big();
+    case FORM.data16:
+      return c.bytesOf(16);
+    case FORM.sdata:
+      return c.slebNum();
+    case FORM.udata:
+      return c.ulebNum();
+    case FORM.string:
+      // Kept as bytes: most names are never asked for.
+      return c.cstrBytes();
+    case FORM.strp:
+    case FORM.line_strp:
+    case FORM.strp_sup:
+    case FORM.GNU_strp_alt:
+    case FORM.sec_offset:
+    case FORM.GNU_ref_alt:
+      return c.offsetOf(h.offsetSize);
+    case FORM.ref_addr:
+      return h.version <= 2 ? c.offsetOf(h.addrSize) : c.offsetOf(h.offsetSize);
+    case FORM.ref1:
+      return h.offset + c.u8();
+    case FORM.ref2:
+      return h.offset + c.u16();
+    case FORM.ref4:
+      return h.offset + c.u32();
+    case FORM.ref8:
+      return h.offset + c.u64();
+    case FORM.ref_udata:
+      return h.offset + c.uleb();
+    case FORM.ref_sup8:
+      return c.u64();
+    case FORM.strx:
+    case FORM.addrx:
+    case FORM.loclistx:
+    case FORM.rnglistx:
+    case FORM.GNU_addr_index:
+    case FORM.GNU_str_index:
+      return c.uleb();
+    case FORM.flag_present:
+      return 1;
+    case FORM.implicit_const:
+      return small(implicit ?? 0n);
+    case FORM.indirect: {
+      if (depth > 0) return c.fail("DW_FORM_indirect pointing at DW_FORM_indirect");
+      const f = c.uleb();
+      // The real form is needed to interpret the value later; indirect forms are rare enough
+      // (no current producer) that only their value, not their class, is kept.
+      return readForm(c, h, f, undefined, depth + 1);
+    }
+    default:
+      return c.fail(`unknown attribute form 0x${form.toString(16)}`);
+  }
+}
+
+const MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+function small(x: bigint): number | bigint {
+  return x >= -MAX && x <= MAX ? Number(x) : x;
+}
+
+/** An address as a number, or undefined when it cannot be a user-space address. */
+export function toAddr(x: bigint): number | undefined {
+  return x <= MAX ? Number(x) : undefined;
+}
