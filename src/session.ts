@@ -715,6 +715,7 @@ function attachModeFromEnv(): AttachMode | undefined {
 /** Runs `f` with a started session and closes it, whatever happens. */
 export async function withSession<T>(o: SessionOptions, f: (s: Session) => Promise<T>, defaults?: { interval?: number }): Promise<T> {
   const s = await Session.start(o, defaults);
+  mark("session started");
   try {
     return await f(s);
   } finally {

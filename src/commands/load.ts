@@ -22,6 +22,7 @@ import { AttachError } from "../../lib/uprobe.ts";
 import { pad, type Out } from "../output.ts";
 import { snapshotMap, printSnapshot } from "./map.ts";
 import { writeStderr } from "../stderr.ts";
+import { mark } from "../timing.ts";
 
 export interface LoadCommandOptions extends SessionOptions {
   /** `PROG=KIND:TARGET:FUNCTION`, repeatable. */
@@ -119,6 +120,7 @@ function explainLoad(e: LoadError, object: string): ProbeError {
 }
 
 export async function run(object: string | undefined, o: LoadCommandOptions): Promise<number> {
+  mark("command module loaded");
   if (!object) throw new UsageError("missing argument <object>: the BPF object file (clang -O2 -g -target bpf -c app.bpf.c -o app.bpf.o)");
   const attach = list(o.attach).map(parseAttachSpec);
   const set = list(o.set).map(parseSetting);

@@ -15,6 +15,7 @@ import { table, type Column } from "../table.ts";
 import { attachTls, attachTlsInFleet, findTls, type TlsTarget } from "./tls-attach.ts";
 import { podColumn, type ContainerLabels } from "../fleet-labels.ts";
 import type { Registry } from "../../lib/metrics/registry.ts";
+import { mark } from "../timing.ts";
 
 export interface SslReadOptions extends SessionOptions {
   lib?: string;
@@ -44,6 +45,7 @@ export interface SslReadHooks {
 }
 
 export async function run(o: SslReadOptions, hooks: SslReadHooks = {}): Promise<number> {
+  mark("command module loaded");
   return withSession(o, async (s) => {
     let targets: TlsTarget[];
     let obj;

@@ -1,7 +1,6 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
 import { inspectGo } from "../../lib/go.ts";
-import { listGoFunctions } from "../../lib/go-functions.ts";
 import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { openTarget } from "../../lib/proc/target.ts";
@@ -25,13 +24,10 @@ import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
 import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
-import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
-import { histPublisher, summaryPublisher } from "../uprobe-metrics.ts";
-import { ProcessViews } from "../stack-views.ts";
-import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks, type StackOptionValues } from "../stacks.ts";
-import { streamWithStacks } from "../stack-stream.ts";
-import { MmapEvents } from "../../lib/proc/mmap-events.ts";
-import { firstInFleet, followInFleet } from "../fleet-target.ts";
+// What only some runs use is imported by those runs (start-up time: a plain trace loads none of
+// it): histograms, stacks, metrics, containers selected by label, --list-functions.
+import type { StackOptionValues } from "../stacks.ts";
+import type { MmapEvents } from "../../lib/proc/mmap-events.ts";
 import { ProbeError } from "../errors.ts";
 import type { OpenTarget } from "../../lib/proc/target.ts";
 import type { Closable } from "../../lib/scope.ts";
@@ -81,12 +77,15 @@ const HUMAN_ARGS = 4;
 const eventHeader = () => pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}FUNCTION`);
 
 export async function run(target: string | undefined, fns: string[], o: UprobeOptions): Promise<number> {
+  mark("command module loaded");
   if (!target) throw new UsageError("missing argument <target>: the binary or library to probe (a path, or a name like 'libc')");
   if (o.listFunctions !== undefined && o.listFunctions !== false) return listFunctions(target, o);
   if (!fns.length) throw new UsageError(`missing argument <function>: the function to probe in ${target} (a symbol, a glob, symbol+0x10, an offset, or a prototype)`);
   const stringMax = parseCount("string-size", o.stringSize, 256, 1, 12287);
-  const hist = parseHistOptions(o.hist, o.linear);
-  const stacks = parseStackOptions(o);
+  const histMod = o.hist !== undefined || o.linear !== undefined ? await import("../hist.ts") : undefined;
+  const hist = histMod?.parseHistOptions(o.hist, o.linear);
+  const stackMod = stackOptionsGiven(o) ? await loadStackModules() : undefined;
+  const stacks = stackMod?.parseStackOptions(o);
   if (hist && stacks) throw new UsageError("--hist counts values and --stack/--stacks record stacks: choose one");
   if ((hist || stacks?.aggregate) && o.summary) throw new UsageError(`--summary counts calls per process; --${hist ? "hist" : "stacks"} is another report: choose one`);
   if (o.perProcess && !hist && !stacks?.aggregate) throw new UsageError("--per-process goes with --hist or --stacks");
@@ -98,8 +97,10 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
   return withSession(o, async (s) => {
     // A selection of containers: the target as the first container that has it sees it plans the
     // probes; every container's own file is attached below (followInFleet).
-    const first = s.fleet ? await firstInFleet(s, target) : undefined;
+    const fleetMod = s.fleet ? await import("../fleet-target.ts") : undefined;
+    const first = fleetMod ? await fleetMod.firstInFleet(s, target) : undefined;
     const t = first?.target ?? (await s.openTarget(target, o.wait));
+    mark("target opened");
     const view = first ? { pid: first.container.container.pid } : s.filter.proc ? { pid: s.filter.proc.pid } : {};
     const specs = resolveSpecs(t.elf, fns, {
       retType: o.retType,
@@ -123,7 +124,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // Histograms and counted stacks send no call events: the typed programs' values are not needed.
     const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
-    const histSlots = hist ? specs.functions.map((f, i) => histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
+    const histSlots = hist ? specs.functions.map((f, i) => histMod!.histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
     const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
     const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
     if (o.bufferSize !== undefined && !events) throw new UsageError(`--buffer-size sizes the ring buffer of events; --${o.summary ? "summary" : hist ? "hist" : "stacks --unwind fp"} sends none`);
@@ -135,7 +136,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // Pairing: latency, and for Go (calls paired per goroutine and frame) whenever returns are probed.
     const trackLatency = (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY;
     cv.setUint8(UPROBE_CONFIG.track_latency, trackLatency ? 1 : 0);
-    if (hist) configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
+    if (hist) histMod!.configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
     if (stacks) {
       cv.setUint8(UPROBE_CONFIG.stack, stackKind);
       cv.setUint32(UPROBE_CONFIG.stack_size, stackKind === STACK.COPY ? stacks.stackSize : 0, true);
@@ -176,8 +177,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     }
     // Stacks are named from each process's mappings: followed from before the probes fire (and a
     // held command starts), so that a process gone before its maps are read keeps them.
-    const views = stacks ? new ProcessViews(s.scope) : undefined;
-    const mmaps = views && watchMappings(s);
+    const views = stacks ? new stackMod!.ProcessViews(s.scope) : undefined;
+    const mmaps = views && watchMappings(s, stackMod!.MmapEvents);
     /** Attaches the programs at `p`'s points of `file`; what it returns detaches them. */
     const attachTo = (file: OpenTarget, p: typeof plan): Closable => {
       // Functions a glob chose whose first instruction the kernel always refuses are left out before
@@ -192,9 +193,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       const retLink = ret ? s.attach(obj.progFd(returnProg), file, returnPoints(p).filter((pt) => attached.has(Number(pt.cookie))), p.retprobe, names, globbed) : undefined;
       return { close: () => (entry?.close(), retLink?.close()) };
     };
-    if (first) {
+    if (first && fleetMod) {
       // Another file (another build of the library in another image): the same functions, found again by name.
-      await followInFleet(s, target, first, (file) => {
+      await fleetMod.followInFleet(s, target, first, (file) => {
         if (file.inodeKey === t.inodeKey) return attachTo(file, plan);
         const p = planProbes(file.elf, names, { ret, unsafeUretprobe: o.unsafeUretprobe, forceOffset: o.forceOffset, mayLeaveOut: globbed });
         if (p.goAbi !== plan.goAbi) throw new ProbeError(`${file.display} is ${p.goAbi ? "" : "not "}a Go program, unlike ${t.display} the probes were planned for`);
@@ -234,10 +235,11 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const nsOf = (pid: number, inner: number) => nsPids?.get(pid, inner) ?? [pid];
     const fleet = s.fleet;
     const podOf = fleet && ((pid: number, pidns: number) => fleet.labelsOf(pid, pidns));
-    if (hist) {
+    const metricsMod = s.metrics && (hist || o.summary) ? await import("../uprobe-metrics.ts") : undefined;
+    if (hist && histMod) {
       const spec = { scheme: hist.scheme, signed: histSlots.some((h) => h?.signed), what: hist.what, durations: hist.kind === HIST.LATENCY, perProcess: !!o.perProcess };
-      const report = new HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, spec, nsOf);
-      const publish = s.metrics && histPublisher(s.metrics, report, names, spec, podOf);
+      const report = new histMod.HistReport(obj.mapFd("hists"), obj.mapFd("proc_hists"), names, spec, nsOf);
+      const publish = s.metrics && metricsMod?.histPublisher(s.metrics, report, names, spec, podOf);
       if (publish) s.onCollect(publish);
       // Like funclatency and bpftrace: at exit, and every interval only when one is asked for.
       if (s.printing) {
@@ -247,7 +249,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         // Serving only: published every interval too, which folds exited processes out of the kernel's table.
         reportEvery = publish;
       }
-    } else if (stacks && views) {
+    } else if (stacks && views && stackMod) {
+      const { StackCounter, StackUnwinder, fpCountPids, readFpCounts, reportStacks, streamWithStacks } = stackMod;
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
       const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
       const unwinder = new StackUnwinder(views, stacks.mode, atEntry);
@@ -300,7 +303,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       }
     } else if (o.summary) {
       const table = new CountTable(obj.mapFd("counts"), names, ret, nsOf, podOf);
-      const publish = s.metrics && summaryPublisher(s.metrics, table, names, ret, podOf);
+      const publish = s.metrics && metricsMod?.summaryPublisher(s.metrics, table, names, ret, podOf);
       if (publish) s.onCollect(publish);
       if (s.printing) {
         counts = table;
@@ -362,6 +365,7 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
     if (go) {
       writeStderr(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
       const glob = isGlob(pattern) ? compileGlob(pattern) : undefined;
+      const { listGoFunctions } = await import("../../lib/go-functions.ts");
       for (const f of listGoFunctions(t.elf, glob ? "" : pattern)) {
         if (glob && !glob(f.name)) continue;
         rows.push({ offset: f.offset, size: f.end - f.entry, name: f.name, vaddr: f.entry });
@@ -425,11 +429,22 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
 }
 
 /** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
-function watchMappings(s: Session): MmapEvents | undefined {
+function watchMappings(s: Session, Events: typeof MmapEvents): MmapEvents | undefined {
   try {
-    return s.scope.add(new MmapEvents());
+    return s.scope.add(new Events());
   } catch (e) {
     s.warn(`stacks of processes that exit before probe reads their maps will stay unnamed: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/** Whether any stack option was given (parseStackOptions says undefined without one: nothing to load). */
+function stackOptionsGiven(o: StackOptionValues): boolean {
+  return o.stack !== undefined || o.stacks !== undefined || o.folded !== undefined || o.flamegraph !== undefined || o.unwind !== undefined || o.stackSize !== undefined;
+}
+
+/** The stack code (unwinding, naming, flame graphs), loaded by the runs that ask for stacks. */
+async function loadStackModules() {
+  const [stacks, views, stream, mmap] = await Promise.all([import("../stacks.ts"), import("../stack-views.ts"), import("../stack-stream.ts"), import("../../lib/proc/mmap-events.ts")]);
+  return { ...stacks, ProcessViews: views.ProcessViews, streamWithStacks: stream.streamWithStacks, MmapEvents: mmap.MmapEvents };
 }
