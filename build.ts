@@ -10,6 +10,8 @@ import { join } from "node:path";
 import pkg from "./package.json" with { type: "json" };
 
 const root = import.meta.dir;
+/** JavaScriptCore's tier-up thresholds times this until tracing runs (see Bun.unsafe.setJITPolicy). */
+const STARTUP_JIT_POLICY = 20;
 const bpfDir = join(root, "bpf");
 const outDir = join(bpfDir, ".out");
 mkdirSync(outDir, { recursive: true });
@@ -54,7 +56,10 @@ if (!process.argv.includes("--objects-only")) {
   // (one bundle would be parsed whole at every start, `--version` included).
   const result = await Bun.build({
     entrypoints: [join(root, "src", "cli.ts")],
-    compile: { outfile: join(root, "dist", "probe"), autoloadDotenv: false, autoloadBunfig: false },
+    // jitPolicy: start-up code (the command line, module bodies, opening the target, loading the
+    // programs) runs once; compiling it costs more than interpreting it, and the JIT's pages
+    // (~4 MB resident). The session sets the normal policy once tracing runs (src/session.ts).
+    compile: { outfile: join(root, "dist", "probe"), autoloadDotenv: false, autoloadBunfig: false, jitPolicy: STARTUP_JIT_POLICY },
     format: "esm",
     splitting: true,
     minify: true,

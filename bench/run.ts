@@ -17,6 +17,7 @@ import { histBench } from "./hist.ts";
 import { fleetBench } from "./fleet.ts";
 import { typedBench } from "./typed.ts";
 import { formatBench } from "./format.ts";
+import { startupBench } from "./startup.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const WORK = join(ROOT, "bench", ".work");
@@ -164,18 +165,8 @@ rmSync(jsonFile, { force: true });
 
 // --- start and stop -------------------------------------------------------------------------
 {
-  const target = Bun.spawn([LOOP, "1"], { stdin: "pipe", stdout: "pipe" });
-  const out = new Lines(target.stdout);
-  const [, pid] = await out.waitFor(/^ready (\d+)/);
-  const attach: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const { p, attachMs } = await probeRun(["uprobe", LOOP, "bench_fn", "--pid", pid!, "--ret"]);
-    attach.push(attachMs);
-    p.kill("SIGINT");
-    await p.exited;
-  }
-  row("probe start to probes attached (uprobe --ret)", `${median(attach).toFixed(1)} ms`, "median of 10 [target <= 40 ms]");
-  target.kill();
+  // Start to attached and peak memory against a C loader (the floor), bpftrace and bare Bun: bench/startup.ts.
+  await startupBench(row);
 
   for (const mode of ["multi", "perf"]) {
     const exits: number[] = [];

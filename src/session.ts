@@ -564,6 +564,9 @@ export class Session implements Closable {
       // written must not cut it short.
       this.stopLoop = () => stop("signal");
       mark("running");
+      // The executable starts with the JIT reluctant (build.ts: start-up code runs once); the
+      // loop that drains events is what runs hot from here on.
+      Bun.unsafe.setJITPolicy(1);
       hooks.started?.();
       // Signal handlers alone do not keep the runtime's event loop alive: with no other timer,
       // a run without -d would end at once.
