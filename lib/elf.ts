@@ -5,6 +5,7 @@
 // whose message starts with the path and says what is wrong.
 import { readSync, fstatSync } from "node:fs";
 import { ProbeError } from "./errors.ts";
+import { gnuHashCandidates } from "./elf-gnu-hash.ts";
 
 export const ET = { EXEC: 2, DYN: 3 } as const;
 export const EM_X86_64 = 62;
@@ -81,6 +82,7 @@ export class ElfFile {
   readonly sections: Section[];
   readonly size: number;
   private symbolCache?: ElfSymbol[];
+  private versionsCache?: (index: number) => { name: string; hidden: boolean } | undefined;
 
   /** `fd` stays owned by the caller; `path` is only for messages. */
   constructor(
@@ -255,6 +257,60 @@ export class ElfFile {
     return out;
   }
 
+  /**
+   * The symbols named exactly `name` (any version), as symbols() has them, without decoding every
+   * name: the name is searched as bytes in each string table, and only the entries pointing at a
+   * hit are read (node's executable has 185,000 symbols: ~10 ms instead of ~600).
+   */
+  symbolsNamed(name: string): ElfSymbol[] {
+    if (this.symbolCache) return this.symbolCache.filter((s) => s.name === name);
+    // An exported definition is found through .gnu.hash without reading the tables.
+    const hashed = this.dynamicSymbolsNamed(name);
+    if (hashed?.some((s) => s.shndx !== SHN_UNDEF)) return hashed;
+    const out: ElfSymbol[] = [];
+    for (const table of ["symtab", "dynsym"] as const) {
+      for (const s of this.sections) {
+        if (s.type === (table === "symtab" ? SHT.SYMTAB : SHT.DYNSYM)) this.readSymbols(s, table, out, name);
+      }
+    }
+    return out;
+  }
+
+  /** `.dynsym` entries named `name` found through `.gnu.hash`, or undefined without one. */
+  private dynamicSymbolsNamed(name: string): ElfSymbol[] | undefined {
+    const dynsym = this.sections.find((s) => s.type === SHT.DYNSYM);
+    if (!dynsym || dynsym.entsize !== SYM_SIZE) return undefined;
+    const indexes = gnuHashCandidates(this, dynsym, name);
+    if (!indexes) return undefined;
+    const strSec = this.sections[dynsym.link];
+    if (!strSec || strSec.type !== SHT.STRTAB) return undefined;
+    const want = Buffer.from(`${name}\0`);
+    const out: ElfSymbol[] = [];
+    let versions: ReturnType<ElfFile["symbolVersions"]> | undefined;
+    for (const i of indexes) {
+      const e = this.readAt(dynsym.offset + i * SYM_SIZE, SYM_SIZE);
+      if (e.length < SYM_SIZE) continue;
+      const v = view(e);
+      const nameOff = v.getUint32(0, true);
+      if (nameOff + want.length > strSec.size) continue;
+      if (!Buffer.from(this.readAt(strSec.offset + nameOff, want.length)).equals(want)) continue;
+      const shndx = v.getUint16(6, true);
+      const ver = (versions ??= this.symbolVersions())(i);
+      out.push({
+        name,
+        version: ver?.name ?? "",
+        versionSep: ver ? (ver.hidden || shndx === SHN_UNDEF ? "@" : "@@") : "",
+        value: u64(v, 8),
+        size: u64(v, 16),
+        type: e[4]! & 0xf,
+        bind: e[4]! >> 4,
+        shndx,
+        table: "dynsym",
+      });
+    }
+    return out;
+  }
+
   /** Defined function symbols (FUNC and IFUNC), deduplicated across the two tables. */
   functions(): ElfSymbol[] {
     // Names seen at each address: most addresses have one, aliases a few.
@@ -287,11 +343,12 @@ export class ElfFile {
   }
 
   /** The string table `sec` links to (sh_link), checked: a section in range, a string table, in the file. */
-  private linkedStrings(sec: Section): Uint8Array {
+  private linkedStrings(sec: Section): Buffer {
     const linked = sec.link === SHN_UNDEF ? undefined : this.sections[sec.link];
     if (!linked) throw this.error(`${sectionLabel(sec)} links to section ${sec.link} for its strings, which does not exist (there are ${this.sections.length})`);
     if (linked.type !== SHT.STRTAB) throw this.error(`${sectionLabel(sec)} links to ${sectionLabel(linked)} for its strings, which is not a string table (type ${hexOf(linked.type)})`);
-    return this.sectionBytes(linked);
+    const b = this.sectionBytes(linked);
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength); // cstrAt decodes a Buffer natively
   }
 
   /** The NUL-terminated string at `off` (ended by the table's end at worst); an offset past the table is an ElfError. */
@@ -303,7 +360,8 @@ export class ElfFile {
     return cstrAt(table, off);
   }
 
-  private readSymbols(sec: Section, table: "symtab" | "dynsym", out: ElfSymbol[]): void {
+  /** Appends the symbols of table `sec` to `out`: all of them, or only those named `only`. */
+  private readSymbols(sec: Section, table: "symtab" | "dynsym", out: ElfSymbol[], only?: string): void {
     const label = sectionLabel(sec);
     if (sec.type !== SHT.NOBITS && sec.size !== 0 && sec.entsize !== SYM_SIZE) {
       throw this.error(`${label} has entries of ${sec.entsize} bytes, not ${SYM_SIZE} (Elf64_Sym)`);
@@ -315,13 +373,23 @@ export class ElfFile {
     const strs = this.linkedStrings(sec);
     const strName = sectionLabel(this.sections[sec.link]!);
     const v = view(data);
-    const versions = table === "dynsym" ? this.symbolVersions(count) : undefined;
+    // With `only`: every offset where that name ends a string (tables share suffixes).
+    let wanted: Set<number> | undefined;
+    if (only !== undefined) {
+      wanted = new Set();
+      const needle = Buffer.from(`${only}\0`);
+      for (let at = strs.indexOf(needle); at >= 0; at = strs.indexOf(needle, at + 1)) wanted.add(at);
+      if (!wanted.size) return;
+    }
+    let versions: ReturnType<ElfFile["symbolVersions"]> | undefined;
     for (let i = 1; i < count; i++) {
       const o = i * SYM_SIZE;
+      const nameOff = v.getUint32(o, true);
+      if (wanted && !wanted.has(nameOff)) continue;
       const info = data[o + 4]!;
       const shndx = v.getUint16(o + 6, true);
-      const nameOff = v.getUint32(o, true);
-      const ver = versions?.[i];
+      if (table === "dynsym") versions ??= this.symbolVersions();
+      const ver = versions?.(i);
       out.push({
         name: nameOff < strs.length ? cstrAt(strs, nameOff) : this.stringAt(strs, nameOff, () => `the name of symbol ${i} in ${label}`, strName),
         version: ver?.name ?? "",
@@ -337,10 +405,14 @@ export class ElfFile {
     }
   }
 
-  /** GNU symbol versions for each `.dynsym` index (versym + verdef + verneed). */
-  private symbolVersions(count: number): ({ name: string; hidden: boolean } | undefined)[] {
+  /** The GNU symbol version of a `.dynsym` index (versym + verdef + verneed), read once per file. */
+  private symbolVersions(): (index: number) => { name: string; hidden: boolean } | undefined {
+    return (this.versionsCache ??= this.readSymbolVersions());
+  }
+
+  private readSymbolVersions(): (index: number) => { name: string; hidden: boolean } | undefined {
     const versym = this.sections.find((s) => s.type === SHT.VERSYM);
-    if (!versym) return [];
+    if (!versym) return () => undefined;
     const names = new Map<number, string>();
     for (const sec of this.sections) {
       if (sec.type !== SHT.VERDEF && sec.type !== SHT.VERNEED) continue;
@@ -383,13 +455,12 @@ export class ElfFile {
     }
     const vsBytes = this.sectionBytes(versym);
     const vs = view(vsBytes);
-    const out: ({ name: string; hidden: boolean } | undefined)[] = [];
-    for (let i = 0; i < count && i * 2 + 2 <= vsBytes.length; i++) {
+    return (i) => {
+      if (i * 2 + 2 > vsBytes.length) return undefined;
       const raw = vs.getUint16(i * 2, true);
       const idx = raw & 0x7fff;
-      out.push(idx > 1 && names.has(idx) ? { name: names.get(idx)!, hidden: (raw & 0x8000) !== 0 } : undefined);
-    }
-    return out;
+      return idx > 1 && names.has(idx) ? { name: names.get(idx)!, hidden: (raw & 0x8000) !== 0 } : undefined;
+    };
   }
 }
 
@@ -399,9 +470,10 @@ export function view(b: Uint8Array): DataView {
 
 export function cstrAt(b: Uint8Array, off: number): string {
   if (!(off >= 0) || off >= b.length) return "";
-  let end = off;
-  while (end < b.length && b[end] !== 0) end++;
-  return dec.decode(b.subarray(off, end));
+  // Buffer's native search and decode: node's 185,000 symbol names take ~40 ms, not ~140.
+  const buf = b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const end = buf.indexOf(0, off);
+  return buf.toString("utf8", off, end < 0 ? buf.length : end);
 }
 
 /** A u64 as a number: exact up to 2^53, rounded beyond (callers range-check what they use). */
