@@ -82,6 +82,8 @@ export class ElfFile {
   readonly sections: Section[];
   readonly size: number;
   private symbolCache?: ElfSymbol[];
+  /** symbolCache by name, built on the first lookup after it (a glob's thousands of names). */
+  private symbolsByName?: Map<string, ElfSymbol[]>;
   private versionsCache?: (index: number) => { name: string; hidden: boolean } | undefined;
 
   /** `fd` stays owned by the caller; `path` is only for messages. */
@@ -263,7 +265,17 @@ export class ElfFile {
    * hit are read (node's executable has 185,000 symbols: ~10 ms instead of ~600).
    */
   symbolsNamed(name: string): ElfSymbol[] {
-    if (this.symbolCache) return this.symbolCache.filter((s) => s.name === name);
+    if (this.symbolCache) {
+      if (!this.symbolsByName) {
+        this.symbolsByName = new Map();
+        for (const s of this.symbolCache) {
+          const list = this.symbolsByName.get(s.name);
+          if (list) list.push(s);
+          else this.symbolsByName.set(s.name, [s]);
+        }
+      }
+      return [...(this.symbolsByName.get(name) ?? [])];
+    }
     // An exported definition is found through .gnu.hash without reading the tables.
     const hashed = this.dynamicSymbolsNamed(name);
     if (hashed?.some((s) => s.shndx !== SHN_UNDEF)) return hashed;
