@@ -6,67 +6,11 @@
 import { readSync, fstatSync } from "node:fs";
 import { ProbeError } from "./errors.ts";
 import { gnuHashCandidates } from "./elf-gnu-hash.ts";
-
-export const ET = { EXEC: 2, DYN: 3 } as const;
-export const EM_X86_64 = 62;
-export const PT_LOAD = 1;
-export const PF_X = 1;
-export const SHT = { SYMTAB: 2, STRTAB: 3, NOTE: 7, NOBITS: 8, DYNSYM: 11, VERDEF: 0x6ffffffd, VERNEED: 0x6ffffffe, VERSYM: 0x6fffffff } as const;
-export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4, TLS: 6, GNU_IFUNC: 10 } as const;
-export const SHN_UNDEF = 0;
-
-/**
- * The most bytes one section may have to be read whole. Real symbol tables stay far below it
- * (node's .symtab and .strtab together are ~10 MB); a larger one is a corrupt or hostile header.
- */
-export const MAX_SECTION_BYTES = 512 << 20;
-/** More section headers than any linked program has (object files with one section per function stay below). */
-export const MAX_SECTIONS = 1 << 18;
-
-const EHDR_SIZE = 64;
-const PHDR_SIZE = 56;
-const SHDR_SIZE = 64;
-const SYM_SIZE = 24;
-const PN_XNUM = 0xffff;
-const SHN_XINDEX = 0xffff;
+import { readSymbolVersions, type SymbolVersion } from "./elf-versions.ts";
+import { EHDR_SIZE, PHDR_SIZE, SHDR_SIZE, SYM_SIZE, PN_XNUM, SHN_XINDEX, ET, EM_X86_64, PT_LOAD, PF_X, SHT, STT, SHN_UNDEF, MAX_SECTION_BYTES, MAX_SECTIONS, view, hexOf, sectionLabel, type Segment, type Section, type ElfSymbol } from "./elf-format.ts";
+export { ET, EM_X86_64, PT_LOAD, PF_X, SHT, STT, SHN_UNDEF, MAX_SECTION_BYTES, MAX_SECTIONS, view, type Segment, type Section, type ElfSymbol } from "./elf-format.ts";
 
 export class ElfError extends ProbeError {}
-
-export interface Segment {
-  type: number;
-  flags: number;
-  offset: number;
-  vaddr: number;
-  filesz: number;
-  memsz: number;
-}
-
-export interface Section {
-  index: number;
-  name: string;
-  type: number;
-  flags: number;
-  addr: number;
-  offset: number;
-  size: number;
-  link: number;
-  info: number;
-  entsize: number;
-}
-
-export interface ElfSymbol {
-  name: string;
-  /** Version for `.dynsym` entries (`OPENSSL_3.0.0`), empty when the symbol has none. */
-  version: string;
-  /** `@@` (default), `@` (hidden or undefined), or `` (no version). */
-  versionSep: "" | "@" | "@@";
-  value: number;
-  size: number;
-  type: number;
-  bind: number;
-  shndx: number;
-  table: "symtab" | "dynsym";
-}
 
 export function versionedName(s: ElfSymbol): string {
   return s.version ? `${s.name}${s.versionSep}${s.version}` : s.name;
@@ -84,7 +28,7 @@ export class ElfFile {
   private symbolCache?: ElfSymbol[];
   /** symbolCache by name, built on the first lookup after it (a glob's thousands of names). */
   private symbolsByName?: Map<string, ElfSymbol[]>;
-  private versionsCache?: (index: number) => { name: string; hidden: boolean } | undefined;
+  private versionsCache?: (index: number) => SymbolVersion | undefined;
 
   /** `fd` stays owned by the caller; `path` is only for messages. */
   constructor(
@@ -339,7 +283,8 @@ export class ElfFile {
     return out;
   }
 
-  private error(what: string): ElfError {
+  /** An ElfError whose message starts with the path (for this file's readers, like elf-versions.ts). */
+  error(what: string): ElfError {
     return new ElfError(`${this.path}: ${what}`);
   }
 
@@ -355,7 +300,7 @@ export class ElfFile {
   }
 
   /** The string table `sec` links to (sh_link), checked: a section in range, a string table, in the file. */
-  private linkedStrings(sec: Section): Buffer {
+  linkedStrings(sec: Section): Buffer {
     const linked = sec.link === SHN_UNDEF ? undefined : this.sections[sec.link];
     if (!linked) throw this.error(`${sectionLabel(sec)} links to section ${sec.link} for its strings, which does not exist (there are ${this.sections.length})`);
     if (linked.type !== SHT.STRTAB) throw this.error(`${sectionLabel(sec)} links to ${sectionLabel(linked)} for its strings, which is not a string table (type ${hexOf(linked.type)})`);
@@ -364,7 +309,7 @@ export class ElfFile {
   }
 
   /** The NUL-terminated string at `off` (ended by the table's end at worst); an offset past the table is an ElfError. */
-  private stringAt(table: Uint8Array, off: number, what: () => string, tableName: string): string {
+  stringAt(table: Uint8Array, off: number, what: () => string, tableName: string): string {
     if (off >= table.length) {
       if (off === 0) return "";
       throw this.error(`${what()} is at offset ${hexOf(off)}, past the end of ${tableName} (${table.length} bytes)`);
@@ -418,67 +363,11 @@ export class ElfFile {
   }
 
   /** The GNU symbol version of a `.dynsym` index (versym + verdef + verneed), read once per file. */
-  private symbolVersions(): (index: number) => { name: string; hidden: boolean } | undefined {
-    return (this.versionsCache ??= this.readSymbolVersions());
-  }
-
-  private readSymbolVersions(): (index: number) => { name: string; hidden: boolean } | undefined {
-    const versym = this.sections.find((s) => s.type === SHT.VERSYM);
-    if (!versym) return () => undefined;
-    const names = new Map<number, string>();
-    for (const sec of this.sections) {
-      if (sec.type !== SHT.VERDEF && sec.type !== SHT.VERNEED) continue;
-      const d = this.sectionBytes(sec);
-      if (d.length === 0) continue;
-      const dv = view(d);
-      const strs = this.linkedStrings(sec);
-      const label = sectionLabel(sec);
-      const strName = sectionLabel(this.sections[sec.link]!);
-      const str = (off: number) => this.stringAt(strs, off, () => `a version name in ${label}`, strName);
-      const bad = (off: number, what: string) => this.error(`${label}: the entry at offset ${hexOf(off)} ${what}`);
-      // Records only ever move forward (offsets are unsigned), so these loops end with the section.
-      let off = 0;
-      for (let n = 0; n < sec.info; n++) {
-        if (sec.type === SHT.VERDEF) {
-          // Elf64_Verdef: version, flags, ndx, cnt (u16 each), hash, aux, next (u32 each)
-          if (off + 20 > d.length) throw bad(off, "runs past the end of the section");
-          const ndx = dv.getUint16(off + 4, true);
-          const aux = off + dv.getUint32(off + 12, true);
-          if (aux + 8 > d.length) throw bad(off, "has its name record outside the section");
-          if (ndx > 1) names.set(ndx, str(dv.getUint32(aux, true)));
-        } else {
-          // Elf64_Verneed: version, cnt (u16), file, aux, next (u32); Elf64_Vernaux: hash, flags, other, name, next
-          if (off + 16 > d.length) throw bad(off, "runs past the end of the section");
-          const cnt = dv.getUint16(off + 2, true);
-          let a = off + dv.getUint32(off + 8, true);
-          for (let k = 0; k < cnt; k++) {
-            if (a + 16 > d.length) throw bad(off, "has a dependency record outside the section");
-            names.set(dv.getUint16(a + 6, true) & 0x7fff, str(dv.getUint32(a + 8, true)));
-            const next = dv.getUint32(a + 12, true);
-            if (!next) break;
-            a += next;
-          }
-        }
-        const next = dv.getUint32(off + (sec.type === SHT.VERDEF ? 16 : 12), true);
-        if (!next) break;
-        off += next;
-        if (off >= d.length) break;
-      }
-    }
-    const vsBytes = this.sectionBytes(versym);
-    const vs = view(vsBytes);
-    return (i) => {
-      if (i * 2 + 2 > vsBytes.length) return undefined;
-      const raw = vs.getUint16(i * 2, true);
-      const idx = raw & 0x7fff;
-      return idx > 1 && names.has(idx) ? { name: names.get(idx)!, hidden: (raw & 0x8000) !== 0 } : undefined;
-    };
+  private symbolVersions(): (index: number) => SymbolVersion | undefined {
+    return (this.versionsCache ??= readSymbolVersions(this));
   }
 }
 
-export function view(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
 
 export function cstrAt(b: Uint8Array, off: number): string {
   if (!(off >= 0) || off >= b.length) return "";
@@ -493,10 +382,4 @@ function u64(v: DataView, o: number): number {
   return v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
 }
 
-function hexOf(n: number): string {
-  return Number.isFinite(n) && n >= 0 ? `0x${n.toString(16)}` : String(n);
-}
 
-function sectionLabel(s: Section): string {
-  return s.name ? `section ${s.name}` : `section ${s.index}`;
-}
