@@ -3,7 +3,7 @@
 // executable mappings, execs, forks and exits (lib/proc/mmap-events.ts), which start before the
 // probes fire (and a held command starts), so that a process gone before its maps are read keeps
 // them. Exits are applied only after the stacks read in the same round: those were recorded first.
-import { EV_STACK, STACK } from "../lib/layouts.ts";
+import { DROP, EV_STACK, STACK, STACK_FP_MAX, UPROBE_CONFIG } from "../lib/layouts.ts";
 import { MmapEvents } from "../lib/proc/mmap-events.ts";
 import type { BpfObject } from "../lib/object.ts";
 import { RingBuffer } from "../lib/ringbuf.ts";
@@ -17,6 +17,26 @@ export const STACK_RING_BYTES = 16 << 20;
 export const FP_STACK_IDS = 16384;
 /** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
 export const HUMAN_STACKS = 20;
+
+/** What records losses of stacks (the program's `dropped` map), for Session.watchLosses. */
+export const STACK_LOSSES = [
+  { index: DROP.RING, kind: "events", what: "stacks lost (ring buffer full: the reader fell behind)" },
+  { index: DROP.STACKS, kind: "stacks", what: "stacks not counted (the stack table was full)" },
+];
+
+/** How the program takes stacks: copied (unwound here), walked by frame pointers, or those counted per stack. */
+export function stackKindOf(req: StackRequest): number {
+  return req.mode !== "fp" ? STACK.COPY : req.aggregate ? STACK.FP_COUNT : STACK.FP;
+}
+
+/** Writes the stack part of struct uprobe_config; returns the kind of stack (STACK.*). */
+export function configureStacks(cv: DataView, req: StackRequest): number {
+  const kind = stackKindOf(req);
+  cv.setUint8(UPROBE_CONFIG.stack, kind);
+  cv.setUint32(UPROBE_CONFIG.stack_size, kind === STACK.COPY ? req.stackSize : 0, true);
+  cv.setUint32(UPROBE_CONFIG.fp_frames, kind === STACK.FP ? STACK_FP_MAX : 0, true);
+  return kind;
+}
 
 export class StackMappings {
   readonly views: ProcessViews;

@@ -24,10 +24,10 @@ import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
-import { DROP, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
+import { DROP, HIST, STACK } from "../../lib/layouts.ts";
 import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
 import { histPublisher, summaryPublisher } from "../uprobe-metrics.ts";
-import { FP_STACK_IDS, STACK_RING_BYTES, StackMappings, countStacks } from "../stack-follow.ts";
+import { FP_STACK_IDS, STACK_RING_BYTES, StackMappings, configureStacks, countStacks, stackKindOf } from "../stack-follow.ts";
 import { StackUnwinder, parseStackOptions, type StackOptionValues } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
 import { firstInFleet, followInFleet } from "../fleet-target.ts";
@@ -102,7 +102,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
     const histSlots = hist ? specs.functions.map((f, i) => histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
-    const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
+    const stackKind = !stacks ? STACK.NONE : stackKindOf(stacks);
     const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
 
     const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
@@ -111,11 +111,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // Pairing: latency, and for Go (calls paired per goroutine and frame) whenever returns are probed.
     cv.setUint8(UPROBE_CONFIG.track_latency, (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY ? 1 : 0);
     if (hist) configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
-    if (stacks) {
-      cv.setUint8(UPROBE_CONFIG.stack, stackKind);
-      cv.setUint32(UPROBE_CONFIG.stack_size, stackKind === STACK.COPY ? stacks.stackSize : 0, true);
-      cv.setUint32(UPROBE_CONFIG.fp_frames, stackKind === STACK.FP ? STACK_FP_MAX : 0, true);
-    }
+    if (stacks) configureStacks(cv, stacks);
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
