@@ -343,6 +343,7 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   finish?.();
   calls?.print(s, true);
   hists?.print(s.out, s.json, true);
+  if (hists?.overflow) s.note(`${hists.overflow} calls not counted (more than ${PairHists.MAX_ROWS} processes)`);
   if (pairs.length && (open.orphans || open.dropped || open.open)) {
     s.note(`pairing: ${open.open} calls still open at exit, ${open.orphans} returns without a call, ${open.dropped} calls whose return was not seen`);
   }
@@ -594,7 +595,11 @@ class CallSummary {
   }
 }
 
-interface PairHistRow extends HistEntry {
+interface PairHistRow {
+  pid: number;
+  func: number;
+  comm: string;
+  nspid: number;
   counts: number[];
   sum: bigint;
   min: bigint;
@@ -607,16 +612,21 @@ interface PairHistRow extends HistEntry {
  * so the program's own latency histograms (one function's entry and return) do not apply.
  */
 class PairHists extends HistPrinter {
-  private static readonly MAX_ROWS = 100000;
+  static readonly MAX_ROWS = 100000;
   private readonly byKey = new Map<string, PairHistRow>();
+  /** Calls not counted: more than MAX_ROWS processes. */
+  overflow = 0;
 
   add(pid: number, comm: string, nspid: number, pair: number, latencyNs: bigint): void {
     const key = this.spec.perProcess ? `${pid}:${pair}` : `${pair}`;
     let row = this.byKey.get(key);
     if (!row) {
-      if (this.byKey.size >= PairHists.MAX_ROWS) return;
-      const empty = Histogram.empty(this.spec.scheme, false);
-      row = { pid: this.spec.perProcess ? pid : 0, func: pair, comm: this.spec.perProcess ? comm : "", nspid: this.spec.perProcess ? nspid : 0, pidns: 0, hist: empty, counts: new Array<number>(bucketCount(this.spec.scheme)).fill(0), sum: 0n, min: latencyNs, max: latencyNs };
+      if (this.byKey.size >= PairHists.MAX_ROWS) {
+        this.overflow++;
+        return;
+      }
+      const one = this.spec.perProcess;
+      row = { pid: one ? pid : 0, func: pair, comm: one ? comm : "", nspid: one ? nspid : 0, counts: new Array<number>(bucketCount(this.spec.scheme)).fill(0), sum: 0n, min: latencyNs, max: latencyNs };
       this.byKey.set(key, row);
     }
     row.counts[bucketIndex(this.spec.scheme, latencyNs, false)]!++;
