@@ -24,13 +24,12 @@ import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
-import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
+import { DROP, HIST, STACK } from "../../lib/layouts.ts";
 import { HistReport, configureHist, histSlot, parseHistOptions } from "../hist.ts";
 import { histPublisher, summaryPublisher } from "../uprobe-metrics.ts";
-import { ProcessViews } from "../stack-views.ts";
-import { StackCounter, StackUnwinder, fpCountPids, parseStackOptions, readFpCounts, reportStacks, type StackOptionValues } from "../stacks.ts";
+import { FP_STACK_IDS, STACK_RING_BYTES, StackMappings, configureStacks, countStacks, stackKindOf } from "../stack-follow.ts";
+import { StackUnwinder, parseStackOptions, type StackOptionValues } from "../stacks.ts";
 import { streamWithStacks } from "../stack-stream.ts";
-import { MmapEvents } from "../../lib/proc/mmap-events.ts";
 import { firstInFleet, followInFleet } from "../fleet-target.ts";
 import { ProbeError } from "../errors.ts";
 import type { OpenTarget } from "../../lib/proc/target.ts";
@@ -53,12 +52,6 @@ export interface UprobeOptions extends SessionOptions, StackOptionValues {
   perProcess?: boolean;
 }
 
-/** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
-const HUMAN_STACKS = 20;
-/** The ring buffer for copied stacks: a record is the stack size and ~0.6 KiB. */
-const STACK_RING_BYTES = 16 << 20;
-/** Frame-pointer stacks the program can tell apart (BPF stack map entries). */
-const FP_STACK_IDS = 16384;
 
 const HUMAN_ARGS = 4;
 
@@ -109,7 +102,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
     const histSlots = hist ? specs.functions.map((f, i) => histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
-    const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
+    const stackKind = !stacks ? STACK.NONE : stackKindOf(stacks);
     const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
 
     const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
@@ -118,11 +111,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     // Pairing: latency, and for Go (calls paired per goroutine and frame) whenever returns are probed.
     cv.setUint8(UPROBE_CONFIG.track_latency, (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY ? 1 : 0);
     if (hist) configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
-    if (stacks) {
-      cv.setUint8(UPROBE_CONFIG.stack, stackKind);
-      cv.setUint32(UPROBE_CONFIG.stack_size, stackKind === STACK.COPY ? stacks.stackSize : 0, true);
-      cv.setUint32(UPROBE_CONFIG.fp_frames, stackKind === STACK.FP ? STACK_FP_MAX : 0, true);
-    }
+    if (stacks) configureStacks(cv, stacks);
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
@@ -149,10 +138,9 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       const slots = new MapReader(obj.mapFd("hist_slots"));
       histSlots.forEach((h, i) => h && slots.update(new Uint8Array(new Uint32Array([i]).buffer), h.bytes));
     }
-    // Stacks are named from each process's mappings: followed from before the probes fire (and a
-    // held command starts), so that a process gone before its maps are read keeps them.
-    const views = stacks ? new ProcessViews(s.scope) : undefined;
-    const mmaps = views && watchMappings(s);
+    // Stacks are named from each process's mappings: followed from before the probes fire.
+    const mappings = stacks ? new StackMappings(s) : undefined;
+    const views = mappings?.views;
     /** Attaches the programs at `p`'s points of `file`; what it returns detaches them. */
     const attachTo = (file: OpenTarget, p: typeof plan): Closable => {
       // Functions a glob chose whose first instruction the kernel always refuses are left out before
@@ -222,56 +210,25 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         // Serving only: published every interval too, which folds exited processes out of the kernel's table.
         reportEvery = publish;
       }
-    } else if (stacks && views) {
+    } else if (stacks && mappings && views) {
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
       const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
       const unwinder = new StackUnwinder(views, stacks.mode, atEntry);
-      const exited: number[] = [];
-      const syncMappings = () =>
-        mmaps?.consume({ mmap: (r) => views.onMmap(r), exec: (pid) => views.onExec(pid), fork: (pid, ppid) => views.onFork(pid, ppid), exit: (pid) => exited.push(pid) });
-      // Exits are applied after the stacks read in the same round (those were recorded before them).
-      const forgetExited = () => {
-        for (const pid of exited.splice(0)) views.onExit(pid);
-      };
-      let onRecord: (v: DataView, off: number, len: number) => void = () => {};
-      let counter = new StackCounter();
       if (stacks.aggregate) {
-        if (stackKind === STACK.FP_COUNT) {
-          let seen = 0;
-          poll = () => {
-            syncMappings();
-            // Processes are named at exit from what was read while they ran.
-            if (exited.length || performance.now() - seen > 200) {
-              seen = performance.now();
-              for (const pid of fpCountPids(obj.mapFd("stack_counts"))) views.remember(pid);
-            }
-            forgetExited();
-            return 0;
-          };
-        } else {
-          onRecord = (v, off, len) => {
-            if (v.getUint32(off, true) === EV_STACK) counter.add(unwinder.fromRecord(v, off, len));
-          };
-        }
-        finish = () => {
-          if (stackKind === STACK.FP_COUNT) counter = readFpCounts(obj.mapFd("stack_counts"), obj.mapFd("stack_ids"), atEntry, views);
-          reportStacks(counter.totals(unwinder, !!o.perProcess), counter.calls, stacks, names, json, out, (msg) => s.note(msg), `probe uprobe ${t.display} ${names.join(" ")}`, HUMAN_STACKS);
-        };
+        ({ poll, finish } = countStacks(s, obj, mappings, unwinder, stacks, { kind: stackKind, names, atEntry, perProcess: !!o.perProcess, title: `probe uprobe ${t.display} ${names.join(" ")}` }));
       } else {
         if (!json) out.line(eventHeader());
         const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) });
-        onRecord = stream.onRecord;
-        finish = () => stream.flush();
-      }
-      if (stackKind !== STACK.FP_COUNT) {
         const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
         poll = () => {
-          syncMappings();
-          const got = rb.consume(onRecord);
-          forgetExited();
+          mappings.sync();
+          const got = rb.consume(stream.onRecord);
+          // Exits are applied after the stacks read in the same round (those were recorded before them).
+          mappings.forgetExited();
           out.flush();
           return got;
         };
+        finish = () => stream.flush();
       }
     } else if (o.summary) {
       const table = new CountTable(obj.mapFd("counts"), names, ret, nsOf, podOf);
@@ -397,14 +354,4 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
       return undefined;
     }
   };
-}
-
-/** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
-function watchMappings(s: Session): MmapEvents | undefined {
-  try {
-    return s.scope.add(new MmapEvents());
-  } catch (e) {
-    s.warn(`stacks of processes that exit before probe reads their maps will stay unnamed: ${(e as Error).message}`);
-    return undefined;
-  }
 }
