@@ -6,10 +6,10 @@ import { readAbbrevTable, type AbbrevTable } from "./abbrev.ts";
 import { AT, TAG } from "./constants.ts";
 import { DwarfError } from "./errors.ts";
 import { buildFunction, nameOf, originChain, type DebugFunction } from "./functions.ts";
-import { dieRanges, readAranges, type ArangeEntry, type Range } from "./ranges.ts";
+import { arangeUnitsAt, dieRanges, readAranges, type ArangeEntry, type Range } from "./ranges.ts";
 import { DebugSections, type ReadStats } from "./sections.ts";
 import { TypeReader, type DieSource } from "./types.ts";
-import { Unit } from "./unit.ts";
+import { Unit, WALK } from "./unit.ts";
 import type { Die } from "./die.ts";
 import { readUnitHeader, type UnitHeader } from "./unit-header.ts";
 
@@ -17,6 +17,8 @@ import { readUnitHeader, type UnitHeader } from "./unit-header.ts";
 const MAX_CACHED_UNITS = 64;
 const MAX_UNITS = 1 << 22;
 const MAX_FUNCTION_NESTING = 64;
+/** DIEs whose children may hold functions with code (subprograms themselves aside). */
+const WALKED_INTO = new Set<number>([TAG.namespace, TAG.structure_type, TAG.class_type, TAG.union_type, TAG.lexical_block]);
 
 interface UnitFunction {
   die: Die;
@@ -34,6 +36,7 @@ export class DebugInfo implements DieSource {
   private abbrevTables = new Map<number, AbbrevTable>();
   private headers: UnitHeader[] | undefined;
   private aranges: ArangeEntry[] | undefined;
+  private arangeLookups = 0;
   private unitRanges: { unit: number; ranges: Range[] }[] | undefined;
   private unitFunctions = new WeakMap<Unit, UnitFunction[]>();
   private names: Map<string, { unit: number; die: number }> | undefined;
@@ -205,8 +208,14 @@ export class DebugInfo implements DieSource {
   }
 
   private unitsForAddress(vaddr: number): number[] {
-    this.aranges ??= readAranges(this.sections);
-    const hits = this.aranges.filter((r) => vaddr >= r.start && vaddr < r.end).map((r) => r.unit);
+    // One lookup scans the section's bytes; a second one builds the sorted table.
+    let hits: number[];
+    if (!this.aranges && this.arangeLookups++ === 0) {
+      hits = arangeUnitsAt(this.sections, vaddr);
+    } else {
+      this.aranges ??= readAranges(this.sections);
+      hits = this.aranges.filter((r) => vaddr >= r.start && vaddr < r.end).map((r) => r.unit);
+    }
     if (hits.length) return hits;
     // No aranges (Go), or an address they leave out: the unit DIEs' own ranges.
     if (!this.unitRanges) {
@@ -224,18 +233,54 @@ export class DebugInfo implements DieSource {
     return this.unitRanges.filter((r) => r.ranges.some((x) => vaddr >= x.start && vaddr < x.end)).map((r) => r.unit);
   }
 
+  /**
+   * The smallest function of `unit` whose code holds `vaddr`. A unit already parsed whole is
+   * searched through its function list; otherwise a walk decodes only the subprogram DIEs (and
+   * the namespaces, classes and blocks they may sit in), stepping over everything else.
+   */
   private functionInUnit(unit: Unit, vaddr: number): DebugFunction | undefined {
     let best: UnitFunction | undefined;
     let bestSize = Infinity;
-    for (const uf of this.functionsOf(unit)) {
+    const consider = (uf: UnitFunction) => {
       for (const r of uf.ranges) {
         if (vaddr >= r.start && vaddr < r.end && r.end - r.start < bestSize) {
           best = uf;
           bestSize = r.end - r.start;
         }
       }
+    };
+    const parsed = this.unitFunctions.get(unit);
+    if (parsed) {
+      for (const uf of parsed) consider(uf);
+    } else {
+      let bestPath: number[] = [];
+      // First without looking inside functions: a GNU C nested function has code of its own,
+      // outside its parent's, so only when no outer function holds vaddr is it worth reading
+      // every function's body.
+      for (const nested of [false, true]) {
+        unit.walk((off, abbrev, _sib, path) => {
+          if (!path.length) return WALK.descend; // the unit DIE
+          const tag = abbrev.tag;
+          const deep = path.length > MAX_FUNCTION_NESTING;
+          if (tag === TAG.subprogram) {
+            const die = unit.dieAt(off);
+            if (die && !unit.flag(die, AT.declaration)) {
+              const before = best;
+              const ranges = dieRanges(unit, die);
+              if (ranges.length) consider({ die, ranges });
+              if (best !== before) bestPath = [...path];
+            }
+            return nested && !deep ? WALK.descend : WALK.skip;
+          }
+          return !deep && WALKED_INTO.has(tag) ? WALK.descend : WALK.skip;
+        });
+        if (best) break;
+      }
+      // The scopes the function sits in name it (C++), as a parsed unit would have linked them.
+      if (best) best.die.parent = unit.linkPath(bestPath);
     }
-    return best ? buildFunction(best.die, best.ranges, this, this.types) : undefined;
+    const found: UnitFunction | undefined = best;
+    return found ? buildFunction(found.die, found.ranges, this, this.types) : undefined;
   }
 
   /** The unit's subprograms that have code, with their ranges (namespaces and classes included). */

@@ -22,42 +22,80 @@ export interface ArangeEntry extends Range {
 
 /** Every .debug_aranges tuple, sorted by start address. */
 export function readAranges(secs: DebugSections): ArangeEntry[] {
-  const sec = secs.get(".debug_aranges");
-  if (!sec) return [];
   const out: ArangeEntry[] = [];
-  const c = sec.cursor(0, sec.size);
+  forEachArange(secs, (start, end, unit) => {
+    out.push({ start, end, unit });
+    return false;
+  });
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * The units whose .debug_aranges tuples hold `vaddr` (in the order of their tuples' starts), by
+ * one pass over the section's bytes that builds nothing: cheaper than readAranges for one lookup.
+ */
+export function arangeUnitsAt(secs: DebugSections, vaddr: number): number[] {
+  const hits: ArangeEntry[] = [];
+  forEachArange(secs, (start, end, unit) => {
+    if (vaddr >= start && vaddr < end) hits.push({ start, end, unit });
+    return false;
+  });
+  return hits.sort((a, b) => a.start - b.start).map((h) => h.unit);
+}
+
+/**
+ * Calls `f` with every .debug_aranges tuple (tombstones and empty ones left out) until it returns
+ * true. Reads the section's bytes with a DataView: a Cursor per tuple costs more than the lookup.
+ */
+function forEachArange(secs: DebugSections, f: (start: number, end: number, unit: number) => boolean): void {
+  const sec = secs.get(".debug_aranges");
+  if (!sec) return;
+  const b = sec.slice(0, sec.size);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const fail: (what: string, at: number) => never = (what, at) => sec.fail(`${what} at offset 0x${at.toString(16)}`);
+  const u64 = (p: number): number | undefined => {
+    const hi = v.getUint32(p + 4, true);
+    // Past 2^53: a tombstone of discarded code (or garbage), never a user-space address.
+    return hi < 0x200000 ? hi * 0x100000000 + v.getUint32(p, true) : undefined;
+  };
   let sets = 0;
-  while (!c.atEnd) {
-    if (++sets > MAX_LIST_ENTRIES) c.fail("too many address range sets");
-    const off = c.offset;
-    let length = c.u32();
+  for (let off = 0; off < b.length; ) {
+    if (++sets > MAX_LIST_ENTRIES) fail("too many address range sets", off);
+    if (off + 4 > b.length) fail("truncated address range set header", off);
+    let length = v.getUint32(off, true);
     let offsetSize = 4;
+    let p = off + 4;
     if (length === 0xffffffff) {
-      length = c.u64();
+      if (p + 8 > b.length) fail("truncated address range set header", off);
+      const l = u64(p);
+      if (l === undefined) fail("address range set length too large", off);
+      length = l;
       offsetSize = 8;
+      p += 8;
     }
-    const setEnd = c.offset + length;
-    if (setEnd > sec.size) c.fail("address range set runs past the section", off);
-    const version = c.u16();
-    const unit = c.offsetOf(offsetSize);
-    const addrSize = c.u8();
-    const segSize = c.u8();
+    const setEnd = p + length;
+    if (setEnd > b.length) fail("address range set runs past the section", off);
+    if (p + 2 + offsetSize + 2 > setEnd) fail("truncated address range set header", off);
+    const version = v.getUint16(p, true);
+    const unit = offsetSize === 8 ? u64(p + 2) : v.getUint32(p + 2, true);
+    if (unit === undefined) fail("unit offset too large", off);
+    p += 2 + offsetSize;
+    const addrSize = v.getUint8(p);
+    const segSize = v.getUint8(p + 1);
+    p += 2;
+    // Unknown layouts are skipped: aranges only speed lookups up, units are scanned otherwise.
     if (version === 2 && (addrSize === 4 || addrSize === 8) && segSize === 0) {
       // Tuples start at a multiple of twice the address size from the set's start.
       const tuple = 2 * addrSize;
-      c.seek(off + Math.ceil((c.offset - off) / tuple) * tuple);
-      while (c.offset + tuple <= setEnd) {
-        const start = addrSize === 8 ? c.u64num() : c.u32();
-        const len = addrSize === 8 ? c.u64num() : c.u32();
+      for (let t = off + Math.ceil((p - off) / tuple) * tuple; t + tuple <= setEnd; t += tuple) {
+        const start = addrSize === 8 ? u64(t) : v.getUint32(t, true);
+        const len = addrSize === 8 ? u64(t + 8) : v.getUint32(t + 4, true);
         if (start === 0 && len === 0) break;
-        // Ranges past 2^53 (tombstones of discarded code) come back as bigints: skipped.
-        if (typeof start === "number" && typeof len === "number" && start !== 0 && len > 0) out.push({ start, end: start + len, unit });
+        if (start !== undefined && len !== undefined && start !== 0 && len > 0 && f(start, start + len, unit)) return;
       }
     }
-    // Unknown layouts are skipped: aranges only speed lookups up, units are scanned otherwise.
-    c.seek(setEnd);
+    off = setEnd;
   }
-  return out.sort((a, b) => a.start - b.start);
 }
 
 /** The address ranges a DIE covers (unit, subprogram, lexical block), in the order DWARF lists them. */

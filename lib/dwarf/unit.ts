@@ -2,16 +2,26 @@
 // objects; or single DIEs decoded alone when another unit refers to them), and typed access to
 // attribute values, which may live in other sections (.debug_str, .debug_str_offsets,
 // .debug_addr, .debug_line_str) at bases the unit DIE gives.
-import type { AbbrevTable } from "./abbrev.ts";
+import type { Abbrev, AbbrevTable } from "./abbrev.ts";
 import { AT, FORM } from "./constants.ts";
 import { Cursor, decodeString } from "./cursor.ts";
 import { Die } from "./die.ts";
 import { DwarfError } from "./errors.ts";
-import { readForm, toAddr, type AttrVal } from "./forms.ts";
+import { formSize, readForm, skipForm, toAddr, type AttrVal } from "./forms.ts";
 import type { DebugSections } from "./sections.ts";
 import type { UnitHeader } from "./unit-header.ts";
 
 const MAX_DEPTH = 256;
+
+/** What a walk does after visiting a DIE: go into its children, step over them, or end. */
+export const WALK = { descend: 0, skip: 1, stop: 2 } as const;
+export type WalkStep = (typeof WALK)[keyof typeof WALK];
+
+/**
+ * One DIE met by Unit.walk: its offset, abbreviation, DW_AT_sibling (when it has one), and the
+ * offsets of the DIEs it sits in (the unit DIE first).
+ */
+export type WalkVisitor = (offset: number, abbrev: Abbrev, sibling: number | undefined, path: readonly number[]) => WalkStep;
 
 export class Unit {
   /** DIEs by .debug_info offset, filled by parse(). */
@@ -21,6 +31,8 @@ export class Unit {
   /** DIEs decoded alone, by offset, while the unit is not parsed whole. */
   private single = new Map<number, Die>();
   private readDepth = 0;
+  /** Per abbreviation: bytes its attributes always take, or -1 (sizes in the data, or a sibling to read). */
+  private fixedSizes = new Map<Abbrev, number>();
   // Bases that DWARF 5 indexed forms are relative to (from the unit DIE; DWARF's defaults otherwise).
   private strOffsetsBase: number | undefined;
   private addrBase: number | undefined;
@@ -49,7 +61,9 @@ export class Unit {
     // Only the first DIE is wanted: read a small window, not the unit.
     const die = info.read(this.h.dieOffset, (c) => this.decode(c), this.h.end - this.h.dieOffset, 256);
     if (!die) throw new DwarfError(`${this.where}: unit has no unit DIE`);
+    die.parent = undefined;
     this.setRoot(die);
+    this.single.set(die.offset, die);
     return die;
   }
 
@@ -102,6 +116,7 @@ export class Unit {
       }
     }
     if (!root) c.fail("unit has no unit DIE", this.h.dieOffset);
+    root.parent = undefined;
     this.setRoot(root);
     this.byOffset = map;
     this.secs.stats.unitsParsed++;
@@ -145,11 +160,12 @@ export class Unit {
       let pos = die.attrsEnd;
       for (;;) {
         if (pos >= this.h.end) throw new DwarfError(`${this.where}: children of the DIE at 0x${die.offset.toString(16)} run past the unit`);
-        const child = this.decodeAt(pos);
+        const child = this.single.get(pos) ?? this.decodeAt(pos);
         if (!child) {
           die.subtreeEnd = pos + 1; // the null entry is one byte (ULEB 0)
           return out;
         }
+        if (!this.single.has(pos)) this.single.set(pos, child);
         child.parent = die;
         out.push(child);
         pos = this.nextSibling(child);
@@ -165,6 +181,117 @@ export class Unit {
     if (sib !== undefined && sib > d.offset && sib <= this.h.end) return sib;
     void d.children;
     return d.subtreeEnd!;
+  }
+
+  /**
+   * Visits the unit's DIEs in order without building them (a DIE the visitor wants is built with
+   * dieAt). A subtree the visitor skips is stepped over through DW_AT_sibling when the DIE has
+   * one, else read through unseen. Reads the unit's bytes once; every step moves forward, so a
+   * malformed unit ends in a DwarfError, never a loop.
+   */
+  walk(visit: WalkVisitor): void {
+    if (this.broken) throw this.broken;
+    const info = this.secs.need(".debug_info", "debug info");
+    const c: Cursor = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
+    const path: number[] = [];
+    let unseen = 0; // depth inside a subtree stepped over without DW_AT_sibling
+    let seenRoot = false;
+    while (!c.atEnd) {
+      const off = c.offset;
+      const code = c.uleb();
+      if (code === 0) {
+        // A null entry ends a sibling list; padding after the tree is allowed.
+        if (unseen) unseen--;
+        else if (path.length) path.pop();
+        continue;
+      }
+      const abbrev = this.abbrevs.get(code);
+      if (!abbrev) c.fail(`unknown abbreviation code ${code}`, off);
+      const sib = this.skipAttrs(c, abbrev);
+      const jump = sib !== undefined && sib > c.offset && sib <= this.h.end ? sib : undefined;
+      if (unseen) {
+        if (!abbrev.hasChildren) continue;
+        if (jump !== undefined) c.seek(jump - c.base);
+        else if (++unseen > MAX_DEPTH) c.fail(`DIEs nested deeper than ${MAX_DEPTH}`, off);
+        continue;
+      }
+      if (!path.length && seenRoot) c.fail("DIE after the end of the unit's tree", off);
+      seenRoot = true;
+      const step = visit(off, abbrev, jump, path);
+      if (step === WALK.stop) return;
+      if (!abbrev.hasChildren) continue;
+      if (step === WALK.descend) {
+        if (path.length >= MAX_DEPTH) c.fail(`DIEs nested deeper than ${MAX_DEPTH}`, off);
+        path.push(off);
+      } else if (jump !== undefined) {
+        c.seek(jump - c.base);
+      } else {
+        unseen = 1;
+      }
+    }
+  }
+
+  /** Steps over a DIE's attributes; returns its DW_AT_sibling (absolute offset) when it has one. */
+  private skipAttrs(c: Cursor, abbrev: Abbrev): number | undefined {
+    let fixed = this.fixedSizes.get(abbrev);
+    if (fixed === undefined) {
+      fixed = 0;
+      for (const s of abbrev.specs) {
+        const n = formSize(s.form, this.h);
+        if (n < 0 || s.at === AT.sibling) {
+          fixed = -1;
+          break;
+        }
+        fixed += n;
+      }
+      this.fixedSizes.set(abbrev, fixed);
+    }
+    if (fixed >= 0) {
+      c.skip(fixed);
+      return undefined;
+    }
+    let sib: number | undefined;
+    for (const s of abbrev.specs) {
+      if (s.at === AT.sibling) {
+        const v = readForm(c, this.h, s.form, s.implicit, 0);
+        if (typeof v === "number" && (s.form === FORM.ref1 || s.form === FORM.ref2 || s.form === FORM.ref4 || s.form === FORM.ref8 || s.form === FORM.ref_udata)) sib = v;
+      } else {
+        skipForm(c, this.h, s.form);
+      }
+    }
+    return sib;
+  }
+
+  /**
+   * The DIE `die` is a child of, for a DIE decoded alone: a walk from the unit DIE that steps over
+   * every subtree ending before it. The DIEs on the way are linked to their parents too.
+   */
+  parentOf(die: Die): Die | undefined {
+    if (this.byOffset) return this.byOffset.get(die.offset)?.parent;
+    const target = die.offset;
+    let found: number[] | undefined;
+    this.walk((off, _abbrev, sib, path) => {
+      if (off === target) {
+        found = [...path];
+        return WALK.stop;
+      }
+      if (off > target) return WALK.stop;
+      return sib !== undefined && sib <= target ? WALK.skip : WALK.descend;
+    });
+    if (!found?.length) return undefined;
+    return this.linkPath(found);
+  }
+
+  /** Decodes the DIEs at `path` (the unit DIE first), links each to the one before; returns the last. */
+  linkPath(path: readonly number[]): Die | undefined {
+    let up: Die | undefined;
+    for (const off of path) {
+      const d = off === this.h.dieOffset ? this.root() : this.dieAt(off);
+      if (!d) return undefined;
+      d.parent = up;
+      up = d;
+    }
+    return up;
   }
 
   /** Decodes the DIE at the cursor; undefined for a null entry. */

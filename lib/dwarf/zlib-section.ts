@@ -1,0 +1,266 @@
+// A zlib-compressed debug section (SHF_COMPRESSED, or Go's .zdebug_*) read at random offsets
+// without inflating it whole. A deflate stream can only be decoded forward, so one inflate stream
+// walks the section: the bytes a lookup skips over are inflated into one small reused buffer and
+// dropped (fresh memory is what costs on a VM, ~23 µs a page), the 64 KiB pages a lookup asks for
+// are kept. Every ~1 MiB of output the stream notes where a deflate block ends, with the 32 KiB of
+// history the next block may refer to, so a later lookup further back (or far ahead) starts from
+// the nearest such point instead of the section's start.
+import { readSync } from "node:fs";
+import type { ElfFile } from "../elf.ts";
+import { RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "../ffi/libz.ts";
+
+/** Unit of the cache of inflated bytes. */
+const PAGE = 64 * 1024;
+/** Above this many cached bytes, the cache starts over (bounded memory). */
+const MAX_CACHED = 64 << 20;
+/** Requests longer than this are inflated straight into their own buffer, not cached. */
+const DIRECT = 4 * PAGE;
+/** Compressed bytes read from the file at once, into one reused buffer. */
+const IN_CHUNK = 256 * 1024;
+/** Output inflated between two restart points, at least; at most MAX_POINTS points per section. */
+const MIN_SPACING = 1 << 20;
+const MAX_POINTS = 256;
+
+/** A place where a deflate block starts: enough to start inflating there. */
+interface RestartPoint {
+  /** Offset in the inflated section. */
+  out: number;
+  /** Offset in the deflate data of the first byte not fully used. */
+  in: number;
+  /** Bits of the byte before `in` that belong to the next block (0 to 7), and that byte. */
+  bits: number;
+  byte: number;
+  window: Uint8Array;
+}
+
+export interface ZlibSectionStats {
+  bytesInflated: number;
+}
+
+export class ZlibSection {
+  private readonly z = new RawInflate();
+  /** File offset and length of the raw deflate data (after the 2-byte zlib header). */
+  private readonly dataBase: number;
+  private readonly dataSize: number;
+  private readonly input = new Uint8Array(IN_CHUNK);
+  /** Deflate-data offset of input[0], and how many bytes of `input` are valid. */
+  private inStart = 0;
+  private inLen = 0;
+  /** Where the stream is: next deflate byte to feed, next section offset it will produce. */
+  private inPos = 0;
+  private outPos = 0;
+  private ended = false;
+  private scratch: Uint8Array | undefined;
+  private pages = new Map<number, Uint8Array>();
+  private cached = 0;
+  private points: RestartPoint[] = [];
+  private readonly spacing: number;
+
+  constructor(
+    private readonly elf: ElfFile,
+    /** File offset and size of the zlib stream (header included). */
+    base: number,
+    csize: number,
+    /** Size of the inflated section. */
+    private readonly size: number,
+    private readonly stats: ZlibSectionStats,
+    private readonly count: (n: number) => void,
+    private readonly fail: (what: string) => never,
+  ) {
+    if (csize < 2) fail("compressed data is shorter than a zlib header");
+    const h = this.readFile(base, 2);
+    const cmf = h[0]!;
+    const flg = h[1]!;
+    if ((cmf & 0x0f) !== 8 || cmf >> 4 > 7 || (cmf * 256 + flg) % 31 !== 0) fail("compressed data does not start with a zlib header");
+    if (flg & 0x20) fail("compressed data asks for a preset dictionary");
+    this.dataBase = base + 2;
+    this.dataSize = csize - 2;
+    this.spacing = Math.max(MIN_SPACING, Math.ceil(size / MAX_POINTS));
+  }
+
+  /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
+  get(off: number, len: number): Uint8Array {
+    if (len <= 0) return new Uint8Array(0);
+    const first = Math.floor(off / PAGE);
+    const last = Math.floor((off + len - 1) / PAGE);
+    if (first === last) return this.page(first).subarray(off - first * PAGE, off - first * PAGE + len);
+    if (len > DIRECT) {
+      const out = new Uint8Array(len);
+      this.seek(off);
+      this.produce(out, len);
+      return out;
+    }
+    const out = new Uint8Array(len);
+    let done = 0;
+    for (let i = first; i <= last; i++) {
+      const p = this.page(i);
+      const from = i === first ? off - first * PAGE : 0;
+      const n = Math.min(p.length - from, len - done);
+      out.set(p.subarray(from, from + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** The bytes from `off` to a NUL (exclusive), at most `max` long; undefined when none is found. */
+  until0(off: number, max: number): Uint8Array | undefined {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let at = off; at < this.size && total <= max; ) {
+      const idx = Math.floor(at / PAGE);
+      const p = this.page(idx);
+      const from = at - idx * PAGE;
+      const end = p.indexOf(0, from);
+      if (end >= 0) {
+        if (total + end - from > max) return undefined;
+        parts.push(p.subarray(from, end));
+        return parts.length === 1 ? parts[0]! : concat(parts);
+      }
+      parts.push(p.subarray(from));
+      total += p.length - from;
+      at = (idx + 1) * PAGE;
+    }
+    return undefined;
+  }
+
+  /** Frees the native inflate state (also done when the section is garbage collected). */
+  close(): void {
+    this.z.close();
+  }
+
+  private page(i: number): Uint8Array {
+    let p = this.pages.get(i);
+    if (p) return p;
+    const start = i * PAGE;
+    const n = Math.min(PAGE, this.size - start);
+    if (this.cached + n > MAX_CACHED) {
+      this.pages.clear();
+      this.cached = 0;
+    }
+    p = new Uint8Array(n);
+    this.seek(start);
+    this.produce(p, n);
+    this.pages.set(i, p);
+    this.cached += n;
+    return p;
+  }
+
+  /** Moves the stream to produce section offset `target` next: forward, or from a restart point. */
+  private seek(target: number): void {
+    let best: RestartPoint | undefined;
+    for (const r of this.points) {
+      if (r.out > target) break;
+      best = r;
+    }
+    if (target < this.outPos || (best && best.out > this.outPos)) {
+      if (best) {
+        this.restart(best.bits, best.byte, best.window);
+        this.inPos = best.in;
+        this.outPos = best.out;
+      } else {
+        this.restart(0, 0, undefined);
+        this.inPos = 0;
+        this.outPos = 0;
+      }
+    }
+    let skip = target - this.outPos;
+    if (skip > 0) {
+      this.scratch ??= new Uint8Array(PAGE);
+      while (skip > 0) {
+        const n = Math.min(skip, this.scratch.length);
+        this.produce(this.scratch, n);
+        skip -= n;
+      }
+    }
+  }
+
+  private restart(bits: number, byte: number, window: Uint8Array | undefined): void {
+    try {
+      this.z.restart(bits, byte, window);
+    } catch (e) {
+      this.fail((e as Error).message);
+    }
+    this.ended = false;
+  }
+
+  /** Inflates the next `n` bytes of the section into `out[0, n)`. */
+  private produce(out: Uint8Array, n: number): void {
+    if (this.outPos + n > this.size) this.fail(`read past the declared size ${this.size}`);
+    let done = 0;
+    let stalls = 0;
+    while (done < n) {
+      if (this.ended) this.fail(`decompressed data ends at 0x${this.outPos.toString(16)}, the header says 0x${this.size.toString(16)} bytes`);
+      this.fillInput();
+      const rel = this.inPos - this.inStart;
+      const r = this.z.inflate(this.input, rel, this.inLen - rel, out, done, n - done);
+      this.inPos += r.read;
+      this.outPos += r.wrote;
+      this.stats.bytesInflated += r.wrote;
+      done += r.wrote;
+      if (r.code === Z_STREAM_END) {
+        this.ended = true;
+      } else if (r.code !== Z_OK && r.code !== Z_BUF_ERROR) {
+        this.fail(`cannot decompress (zlib error ${r.code}) near compressed offset 0x${this.inPos.toString(16)}`);
+      }
+      // Input and room were both offered: a call that uses neither would repeat forever.
+      if (r.read === 0 && r.wrote === 0 && !this.ended && ++stalls > 2) this.fail(`decompression makes no progress at compressed offset 0x${this.inPos.toString(16)}`);
+      if (r.read || r.wrote) stalls = 0;
+      this.maybeAddPoint();
+    }
+  }
+
+  private maybeAddPoint(): void {
+    const dt = this.z.dataType;
+    // At the end of a block that is not the last one, and far enough from the previous point.
+    if (!(dt & 128) || dt & 64 || this.ended || this.outPos >= this.size) return;
+    const prev = this.points.length ? this.points[this.points.length - 1]!.out : 0;
+    if (this.outPos < prev + this.spacing || this.points.length >= MAX_POINTS) return;
+    const bits = dt & 7;
+    const at = this.inPos - 1 - this.inStart;
+    if (bits && (at < 0 || at >= this.inLen)) return; // the partial byte left the input buffer
+    let window: Uint8Array;
+    try {
+      window = this.z.window();
+    } catch {
+      return; // an older zlib without inflateGetDictionary: no restart points, only forward reads
+    }
+    if (window.length < Math.min(WINDOW, this.outPos)) return;
+    this.points.push({ out: this.outPos, in: this.inPos, bits, byte: bits ? this.input[at]! : 0, window: window.slice() });
+  }
+
+  /** Makes input[inPos - inStart] valid, reading the next chunk of deflate data if needed. */
+  private fillInput(): void {
+    if (this.inPos >= this.inStart && this.inPos < this.inStart + this.inLen) return;
+    const n = Math.min(IN_CHUNK, this.dataSize - this.inPos);
+    if (n <= 0) this.fail(`compressed data ends at 0x${this.outPos.toString(16)} of 0x${this.size.toString(16)} bytes`);
+    this.readFile(this.dataBase + this.inPos, n, this.input);
+    this.inStart = this.inPos;
+    this.inLen = n;
+  }
+
+  private readFile(off: number, n: number, into = new Uint8Array(n)): Uint8Array {
+    let got = 0;
+    try {
+      while (got < n) {
+        const r = readSync(this.elf.fd, into, got, n - got, off + got);
+        if (r <= 0) break;
+        got += r;
+      }
+    } catch (e) {
+      return this.fail(`cannot read: ${(e as Error).message}`);
+    }
+    this.count(got);
+    if (got !== n) this.fail("section data is cut short by the end of the file");
+    return into;
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
