@@ -263,12 +263,20 @@ export class DebugInfo implements DieSource {
           const tag = abbrev.tag;
           const deep = path.length > MAX_FUNCTION_NESTING;
           if (tag === TAG.subprogram) {
-            const die = unit.dieAt(off);
-            if (die && !unit.flag(die, AT.declaration)) {
-              const before = best;
-              const ranges = dieRanges(unit, die);
-              if (ranges.length) consider({ die, ranges });
-              if (best !== before) bestPath = [...path];
+            // low_pc/high_pc are read in place: only a function holding vaddr is decoded.
+            let die: Die | undefined;
+            let ranges = unit.pcRange(off, abbrev);
+            if (!ranges) {
+              die = unit.dieAt(off);
+              ranges = die ? dieRanges(unit, die) : [];
+            }
+            if (ranges.some((r) => vaddr >= r.start && vaddr < r.end)) {
+              die ??= unit.dieAt(off);
+              if (die && !unit.flag(die, AT.declaration)) {
+                const before = best;
+                consider({ die, ranges });
+                if (best !== before) bestPath = [...path];
+              }
             }
             return nested && !deep ? WALK.descend : WALK.skip;
           }

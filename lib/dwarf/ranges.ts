@@ -2,7 +2,7 @@
 // DW_AT_low_pc/high_pc or DW_AT_ranges (.debug_ranges in DWARF 4, .debug_rnglists in DWARF 5).
 import { AT, FORM } from "./constants.ts";
 import { DwarfError } from "./errors.ts";
-import type { DebugSections } from "./sections.ts";
+import type { DebugSections, SectionData } from "./sections.ts";
 import type { Unit } from "./unit.ts";
 import type { Die } from "./die.ts";
 import { toAddr } from "./forms.ts";
@@ -23,10 +23,18 @@ export interface ArangeEntry extends Range {
 /** Every .debug_aranges tuple, sorted by start address. */
 export function readAranges(secs: DebugSections): ArangeEntry[] {
   const out: ArangeEntry[] = [];
-  forEachArange(secs, (start, end, unit) => {
-    out.push({ start, end, unit });
-    return false;
-  });
+  const sec = secs.get(".debug_aranges");
+  if (!sec) return out;
+  const v = sectionView(sec);
+  for (let set = new ArangeSet(sec, v); set.next(); ) {
+    const a = set.addrSize;
+    for (let t = set.tuples; t + 2 * a <= set.end; t += 2 * a) {
+      const start = a === 8 ? u64(v, t) : v.getUint32(t, true);
+      const len = a === 8 ? u64(v, t + 8) : v.getUint32(t + 4, true);
+      if (start === 0 && len === 0) break;
+      if (start > 0 && len > 0) out.push({ start, end: start + len, unit: set.unit });
+    }
+  }
   return out.sort((a, b) => a.start - b.start);
 }
 
@@ -35,66 +43,108 @@ export function readAranges(secs: DebugSections): ArangeEntry[] {
  * one pass over the section's bytes that builds nothing: cheaper than readAranges for one lookup.
  */
 export function arangeUnitsAt(secs: DebugSections, vaddr: number): number[] {
+  const sec = secs.get(".debug_aranges");
+  if (!sec) return [];
+  const v = sectionView(sec);
   const hits: ArangeEntry[] = [];
-  forEachArange(secs, (start, end, unit) => {
-    if (vaddr >= start && vaddr < end) hits.push({ start, end, unit });
-    return false;
-  });
+  for (let set = new ArangeSet(sec, v); set.next(); ) {
+    const start = set.addrSize === 8 ? holding64(v, set.tuples, set.end, vaddr) : holding32(v, set.tuples, set.end, vaddr);
+    if (start >= 0) hits.push({ start, end: start, unit: set.unit });
+  }
   return hits.sort((a, b) => a.start - b.start).map((h) => h.unit);
 }
 
-/**
- * Calls `f` with every .debug_aranges tuple (tombstones and empty ones left out) until it returns
- * true. Reads the section's bytes with a DataView: a Cursor per tuple costs more than the lookup.
- */
-function forEachArange(secs: DebugSections, f: (start: number, end: number, unit: number) => boolean): void {
-  const sec = secs.get(".debug_aranges");
-  if (!sec) return;
+function sectionView(sec: SectionData): DataView {
   const b = sec.slice(0, sec.size);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const fail: (what: string, at: number) => never = (what, at) => sec.fail(`${what} at offset 0x${at.toString(16)}`);
-  const u64 = (p: number): number | undefined => {
-    const hi = v.getUint32(p + 4, true);
-    // Past 2^53: a tombstone of discarded code (or garbage), never a user-space address.
-    return hi < 0x200000 ? hi * 0x100000000 + v.getUint32(p, true) : undefined;
-  };
-  let sets = 0;
-  for (let off = 0; off < b.length; ) {
-    if (++sets > MAX_LIST_ENTRIES) fail("too many address range sets", off);
-    if (off + 4 > b.length) fail("truncated address range set header", off);
-    let length = v.getUint32(off, true);
-    let offsetSize = 4;
-    let p = off + 4;
-    if (length === 0xffffffff) {
-      if (p + 8 > b.length) fail("truncated address range set header", off);
-      const l = u64(p);
-      if (l === undefined) fail("address range set length too large", off);
-      length = l;
-      offsetSize = 8;
-      p += 8;
-    }
-    const setEnd = p + length;
-    if (setEnd > b.length) fail("address range set runs past the section", off);
-    if (p + 2 + offsetSize + 2 > setEnd) fail("truncated address range set header", off);
-    const version = v.getUint16(p, true);
-    const unit = offsetSize === 8 ? u64(p + 2) : v.getUint32(p + 2, true);
-    if (unit === undefined) fail("unit offset too large", off);
-    p += 2 + offsetSize;
-    const addrSize = v.getUint8(p);
-    const segSize = v.getUint8(p + 1);
-    p += 2;
-    // Unknown layouts are skipped: aranges only speed lookups up, units are scanned otherwise.
-    if (version === 2 && (addrSize === 4 || addrSize === 8) && segSize === 0) {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** An unsigned 64-bit value as a number; -1 past 2^53 (a tombstone of discarded code, or garbage). */
+function u64(v: DataView, p: number): number {
+  const hi = v.getUint32(p + 4, true);
+  return hi < 0x200000 ? hi * 0x100000000 + v.getUint32(p, true) : -1;
+}
+
+// The tuple loops run thousands of times per lookup: kept small, so that the JIT compiles them fast.
+
+/** Start of the first 64-bit tuple in [t, end) holding `vaddr`, else -1. */
+function holding64(v: DataView, t: number, end: number, vaddr: number): number {
+  for (; t + 16 <= end; t += 16) {
+    const start = u64(v, t);
+    const len = u64(v, t + 8);
+    if (start === 0 && len === 0) break;
+    if (start > 0 && len > 0 && vaddr >= start && vaddr - start < len) return start;
+  }
+  return -1;
+}
+
+/** Start of the first 32-bit tuple in [t, end) holding `vaddr`, else -1. */
+function holding32(v: DataView, t: number, end: number, vaddr: number): number {
+  for (; t + 8 <= end; t += 8) {
+    const start = v.getUint32(t, true);
+    const len = v.getUint32(t + 4, true);
+    if (start === 0 && len === 0) break;
+    if (start > 0 && len > 0 && vaddr >= start && vaddr - start < len) return start;
+  }
+  return -1;
+}
+
+/**
+ * Steps through the address range sets of .debug_aranges: after next() returns true, the set's
+ * unit, address size, and where its tuples start and end. Sets of a layout not understood
+ * (another version, segments) are passed over: aranges only speed lookups up.
+ */
+class ArangeSet {
+  unit = 0;
+  addrSize = 8;
+  tuples = 0;
+  end = 0;
+  private off = 0;
+  private sets = 0;
+
+  constructor(
+    private readonly sec: SectionData,
+    private readonly v: DataView,
+  ) {}
+
+  next(): boolean {
+    const v = this.v;
+    const size = v.byteLength;
+    while (this.off < size) {
+      const off = this.off;
+      if (++this.sets > MAX_LIST_ENTRIES) this.fail("too many address range sets", off);
+      if (off + 4 > size) this.fail("truncated address range set header", off);
+      let length = v.getUint32(off, true);
+      let offsetSize = 4;
+      let p = off + 4;
+      if (length === 0xffffffff) {
+        if (p + 8 > size) this.fail("truncated address range set header", off);
+        length = u64(v, p);
+        offsetSize = 8;
+        p += 8;
+      }
+      const end = p + length;
+      if (length < 0 || end > size) this.fail("address range set runs past the section", off);
+      if (p + 4 + offsetSize > end) this.fail("truncated address range set header", off);
+      this.off = end;
+      const version = v.getUint16(p, true);
+      const unit = offsetSize === 8 ? u64(v, p + 2) : v.getUint32(p + 2, true);
+      const addrSize = v.getUint8(p + 2 + offsetSize);
+      const segSize = v.getUint8(p + 3 + offsetSize);
+      if (version !== 2 || (addrSize !== 4 && addrSize !== 8) || segSize !== 0 || unit < 0) continue;
       // Tuples start at a multiple of twice the address size from the set's start.
       const tuple = 2 * addrSize;
-      for (let t = off + Math.ceil((p - off) / tuple) * tuple; t + tuple <= setEnd; t += tuple) {
-        const start = addrSize === 8 ? u64(t) : v.getUint32(t, true);
-        const len = addrSize === 8 ? u64(t + 8) : v.getUint32(t + 4, true);
-        if (start === 0 && len === 0) break;
-        if (start !== undefined && len !== undefined && start !== 0 && len > 0 && f(start, start + len, unit)) return;
-      }
+      this.tuples = off + Math.ceil((p + 4 + offsetSize - off) / tuple) * tuple;
+      this.end = end;
+      this.unit = unit;
+      this.addrSize = addrSize;
+      return true;
     }
-    off = setEnd;
+    return false;
+  }
+
+  private fail(what: string, at: number): never {
+    return this.sec.fail(`${what} at offset 0x${at.toString(16)}`);
   }
 }
 

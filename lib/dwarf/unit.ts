@@ -7,7 +7,9 @@ import { AT, FORM } from "./constants.ts";
 import { Cursor, decodeString } from "./cursor.ts";
 import { Die } from "./die.ts";
 import { DwarfError } from "./errors.ts";
-import { formSize, readForm, skipForm, toAddr, type AttrVal } from "./forms.ts";
+import { readForm, toAddr, type AttrVal } from "./forms.ts";
+import { layoutOf, peekAttr, skipAttrs, type AbbrevLayout } from "./layout.ts";
+import type { Range } from "./ranges.ts";
 import type { DebugSections } from "./sections.ts";
 import type { UnitHeader } from "./unit-header.ts";
 
@@ -31,8 +33,10 @@ export class Unit {
   /** DIEs decoded alone, by offset, while the unit is not parsed whole. */
   private single = new Map<number, Die>();
   private readDepth = 0;
-  /** Per abbreviation: bytes its attributes always take, or -1 (sizes in the data, or a sibling to read). */
-  private fixedSizes = new Map<Abbrev, number>();
+  /** How to pass over each abbreviation's attributes (walks). */
+  private layouts = new Map<Abbrev, AbbrevLayout>();
+  /** The unit's DIE bytes, once a walk read them. */
+  private body: Cursor | undefined;
   // Bases that DWARF 5 indexed forms are relative to (from the unit DIE; DWARF's defaults otherwise).
   private strOffsetsBase: number | undefined;
   private addrBase: number | undefined;
@@ -191,8 +195,7 @@ export class Unit {
    */
   walk(visit: WalkVisitor): void {
     if (this.broken) throw this.broken;
-    const info = this.secs.need(".debug_info", "debug info");
-    const c: Cursor = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
+    const c: Cursor = this.bodyCursor(this.h.dieOffset);
     const path: number[] = [];
     let unseen = 0; // depth inside a subtree stepped over without DW_AT_sibling
     let seenRoot = false;
@@ -207,7 +210,7 @@ export class Unit {
       }
       const abbrev = this.abbrevs.get(code);
       if (!abbrev) c.fail(`unknown abbreviation code ${code}`, off);
-      const sib = this.skipAttrs(c, abbrev);
+      const sib = skipAttrs(c, this.h, this.layout(abbrev));
       const jump = sib !== undefined && sib > c.offset && sib <= this.h.end ? sib : undefined;
       if (unseen) {
         if (!abbrev.hasChildren) continue;
@@ -231,35 +234,53 @@ export class Unit {
     }
   }
 
-  /** Steps over a DIE's attributes; returns its DW_AT_sibling (absolute offset) when it has one. */
-  private skipAttrs(c: Cursor, abbrev: Abbrev): number | undefined {
-    let fixed = this.fixedSizes.get(abbrev);
-    if (fixed === undefined) {
-      fixed = 0;
-      for (const s of abbrev.specs) {
-        const n = formSize(s.form, this.h);
-        if (n < 0 || s.at === AT.sibling) {
-          fixed = -1;
-          break;
-        }
-        fixed += n;
-      }
-      this.fixedSizes.set(abbrev, fixed);
+  private layout(abbrev: Abbrev): AbbrevLayout {
+    let l = this.layouts.get(abbrev);
+    if (!l) {
+      l = layoutOf(abbrev, this.h);
+      this.layouts.set(abbrev, l);
     }
-    if (fixed >= 0) {
-      c.skip(fixed);
-      return undefined;
+    return l;
+  }
+
+  /** A cursor over the unit's DIE bytes (read once, kept with the unit), at .debug_info offset `at`. */
+  private bodyCursor(at: number): Cursor {
+    if (!this.body) {
+      const info = this.secs.need(".debug_info", "debug info");
+      this.body = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
     }
-    let sib: number | undefined;
+    const c = new Cursor(this.body.bytes, this.body.base, this.body.where);
+    c.seek(at - c.base);
+    return c;
+  }
+
+  /**
+   * The code ranges of the DIE at `offset` (abbreviation `abbrev`, met in a walk) when
+   * DW_AT_low_pc and DW_AT_high_pc give them, read in place without decoding the DIE; [] when it
+   * has no code; undefined when it has DW_AT_ranges (decode it and ask dieRanges).
+   */
+  pcRange(offset: number, abbrev: Abbrev): Range[] | undefined {
+    let hasLow = false;
+    let hasHigh = false;
     for (const s of abbrev.specs) {
-      if (s.at === AT.sibling) {
-        const v = readForm(c, this.h, s.form, s.implicit, 0);
-        if (typeof v === "number" && (s.form === FORM.ref1 || s.form === FORM.ref2 || s.form === FORM.ref4 || s.form === FORM.ref8 || s.form === FORM.ref_udata)) sib = v;
-      } else {
-        skipForm(c, this.h, s.form);
-      }
+      if (s.at === AT.low_pc) hasLow = true;
+      else if (s.at === AT.high_pc) hasHigh = true;
+      else if (s.at === AT.ranges) return undefined;
     }
-    return sib;
+    if (!hasLow || !hasHigh) return [];
+    const l = this.layout(abbrev);
+    const lowAttr = peekAttr(this.attrCursor(offset), this.h, abbrev, l, AT.low_pc)!;
+    const low = this.addrValue(lowAttr.form, lowAttr.val);
+    if (low === undefined) return [];
+    const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, AT.high_pc)!;
+    const high = isConstantForm(form) ? (typeof val === "number" && val >= 0 ? low + val : undefined) : this.addrValue(form, val);
+    return high !== undefined && high > low && low !== 0 ? [{ start: low, end: high }] : [];
+  }
+
+  private attrCursor(offset: number): Cursor {
+    const c = this.bodyCursor(offset);
+    c.uleb();
+    return c;
   }
 
   /**
@@ -365,17 +386,20 @@ export class Unit {
   /** An address attribute (DW_FORM_addr or addrx); undefined for tombstones (0 or ~0 past 2^53). */
   addr(die: Die, at: number): number | undefined {
     const r = this.raw(die, at);
-    if (!r) return undefined;
-    switch (r.form) {
+    return r ? this.addrValue(r.form, r.val) : undefined;
+  }
+
+  private addrValue(form: number, val: AttrVal): number | undefined {
+    switch (form) {
       case FORM.addr:
-        return typeof r.val === "number" ? r.val : undefined;
+        return typeof val === "number" ? val : undefined;
       case FORM.addrx:
       case FORM.addrx1:
       case FORM.addrx2:
       case FORM.addrx3:
       case FORM.addrx4:
       case FORM.GNU_addr_index:
-        return typeof r.val === "number" ? this.addrx(r.val) : undefined;
+        return typeof val === "number" ? this.addrx(val) : undefined;
       default:
         return undefined;
     }
@@ -384,7 +408,7 @@ export class Unit {
   /** True when the attribute is of constant class (DW_AT_high_pc as an offset, say). */
   isConstant(die: Die, at: number): boolean {
     const f = die.form(at);
-    return f === FORM.data1 || f === FORM.data2 || f === FORM.data4 || f === FORM.data8 || f === FORM.udata || f === FORM.sdata || f === FORM.implicit_const;
+    return f !== undefined && isConstantForm(f);
   }
 
   /** An unsigned constant (or flag, or section offset) that fits in a number. */
@@ -456,4 +480,8 @@ export class Unit {
   attr(die: Die, at: number): { form: number; val: AttrVal } | undefined {
     return this.raw(die, at);
   }
+}
+
+function isConstantForm(f: number): boolean {
+  return f === FORM.data1 || f === FORM.data2 || f === FORM.data4 || f === FORM.data8 || f === FORM.udata || f === FORM.sdata || f === FORM.implicit_const;
 }

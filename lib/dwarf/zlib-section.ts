@@ -10,13 +10,11 @@ import type { ElfFile } from "../elf.ts";
 import { RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "../ffi/libz.ts";
 
 /** Unit of the cache of inflated bytes. */
-const PAGE = 64 * 1024;
+const PAGE = 16 * 1024;
 /** Above this many cached bytes, the cache starts over (bounded memory). */
 const MAX_CACHED = 64 << 20;
-/** Requests longer than this are inflated straight into their own buffer, not cached. */
-const DIRECT = 4 * PAGE;
-/** Compressed bytes read from the file at once, into one reused buffer. */
-const IN_CHUNK = 256 * 1024;
+/** Compressed bytes read from the file at once. */
+const IN_CHUNK = 64 * 1024;
 /** Output inflated between two restart points, at least; at most MAX_POINTS points per section. */
 const MIN_SPACING = 1 << 20;
 const MAX_POINTS = 256;
@@ -37,20 +35,25 @@ export interface ZlibSectionStats {
   bytesInflated: number;
 }
 
+// Buffers every section shares: memory touched for the first time is what costs (a page fault
+// each 4 KiB), so the compressed input and the skipped output always land in the same pages.
+// The input buffer remembers whose bytes it holds; a section whose bytes were replaced reads again.
+const shared = { input: new Uint8Array(0), owner: undefined as object | undefined, scratch: new Uint8Array(0) };
+
 export class ZlibSection {
   private readonly z = new RawInflate();
   /** File offset and length of the raw deflate data (after the 2-byte zlib header). */
   private readonly dataBase: number;
   private readonly dataSize: number;
-  private readonly input = new Uint8Array(IN_CHUNK);
-  /** Deflate-data offset of input[0], and how many bytes of `input` are valid. */
+  /** Deflate-data offset of shared.input[0], and how many bytes are valid, while this section owns it. */
   private inStart = 0;
   private inLen = 0;
+  /** What shared.owner holds while the input is this section's (not the section: it may be dropped). */
+  private readonly token = {};
   /** Where the stream is: next deflate byte to feed, next section offset it will produce. */
   private inPos = 0;
   private outPos = 0;
   private ended = false;
-  private scratch: Uint8Array | undefined;
   private pages = new Map<number, Uint8Array>();
   private cached = 0;
   private points: RestartPoint[] = [];
@@ -84,7 +87,11 @@ export class ZlibSection {
     const first = Math.floor(off / PAGE);
     const last = Math.floor((off + len - 1) / PAGE);
     if (first === last) return this.page(first).subarray(off - first * PAGE, off - first * PAGE + len);
-    if (len > DIRECT) {
+    // A long read (a unit, a whole small section) that no cached page overlaps is inflated
+    // straight into its buffer: no page copies.
+    let cachedAny = false;
+    for (let i = first; i <= last && !cachedAny; i++) cachedAny = this.pages.has(i);
+    if (!cachedAny) {
       const out = new Uint8Array(len);
       this.seek(off);
       this.produce(out, len);
@@ -164,13 +171,11 @@ export class ZlibSection {
       }
     }
     let skip = target - this.outPos;
-    if (skip > 0) {
-      this.scratch ??= new Uint8Array(PAGE);
-      while (skip > 0) {
-        const n = Math.min(skip, this.scratch.length);
-        this.produce(this.scratch, n);
-        skip -= n;
-      }
+    if (skip > 0 && !shared.scratch.length) shared.scratch = new Uint8Array(64 * 1024);
+    while (skip > 0) {
+      const n = Math.min(skip, shared.scratch.length);
+      this.produce(shared.scratch, n);
+      skip -= n;
     }
   }
 
@@ -192,7 +197,7 @@ export class ZlibSection {
       if (this.ended) this.fail(`decompressed data ends at 0x${this.outPos.toString(16)}, the header says 0x${this.size.toString(16)} bytes`);
       this.fillInput();
       const rel = this.inPos - this.inStart;
-      const r = this.z.inflate(this.input, rel, this.inLen - rel, out, done, n - done);
+      const r = this.z.inflate(shared.input, rel, this.inLen - rel, out, done, n - done);
       this.inPos += r.read;
       this.outPos += r.wrote;
       this.stats.bytesInflated += r.wrote;
@@ -225,15 +230,18 @@ export class ZlibSection {
       return; // an older zlib without inflateGetDictionary: no restart points, only forward reads
     }
     if (window.length < Math.min(WINDOW, this.outPos)) return;
-    this.points.push({ out: this.outPos, in: this.inPos, bits, byte: bits ? this.input[at]! : 0, window: window.slice() });
+    this.points.push({ out: this.outPos, in: this.inPos, bits, byte: bits ? shared.input[at]! : 0, window });
   }
 
-  /** Makes input[inPos - inStart] valid, reading the next chunk of deflate data if needed. */
+  /** Makes shared.input[inPos - inStart] this section's next deflate byte, reading a chunk if needed. */
   private fillInput(): void {
-    if (this.inPos >= this.inStart && this.inPos < this.inStart + this.inLen) return;
+    if (shared.owner === this.token && this.inPos >= this.inStart && this.inPos < this.inStart + this.inLen) return;
     const n = Math.min(IN_CHUNK, this.dataSize - this.inPos);
     if (n <= 0) this.fail(`compressed data ends at 0x${this.outPos.toString(16)} of 0x${this.size.toString(16)} bytes`);
-    this.readFile(this.dataBase + this.inPos, n, this.input);
+    if (!shared.input.length) shared.input = new Uint8Array(IN_CHUNK);
+    shared.owner = undefined; // a failed read leaves no one's bytes
+    this.readFile(this.dataBase + this.inPos, n, shared.input);
+    shared.owner = this.token;
     this.inStart = this.inPos;
     this.inLen = n;
   }
