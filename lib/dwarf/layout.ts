@@ -9,11 +9,17 @@ import { formSize, readForm, skipForm, type AttrVal } from "./forms.ts";
 import type { UnitHeader } from "./unit-header.ts";
 
 export interface AbbrevLayout {
+  /** Bytes the attributes always take when all have fixed sizes and none is DW_AT_sibling; else -1. */
+  fixed: number;
   /** n >= 0: skip n bytes; SIBLING: read DW_AT_sibling; else a variable-size form, -(form + 1). */
   steps: number[];
   sibForm: number;
   /** Per attribute (in the abbreviation's order): offset from the first attribute, or -1. */
   offsets: Int32Array;
+  /** Index of DW_AT_low_pc, DW_AT_high_pc, DW_AT_ranges among the attributes, or -1. */
+  lowPc: number;
+  highPc: number;
+  ranges: number;
 }
 
 const SIBLING = -0x100000;
@@ -43,7 +49,9 @@ export function layoutOf(abbrev: Abbrev, h: UnitHeader): AbbrevLayout {
     at = n >= 0 && at >= 0 ? at + n : -1;
   });
   if (run) steps.push(run);
-  return { steps, sibForm, offsets };
+  const index = (at: number) => abbrev.specs.findIndex((s) => s.at === at);
+  const fixed = steps.length === 0 ? 0 : steps.length === 1 && steps[0]! >= 0 ? steps[0]! : -1;
+  return { fixed, steps, sibForm, offsets, lowPc: index(AT.low_pc), highPc: index(AT.high_pc), ranges: index(AT.ranges) };
 }
 
 const REF_FORMS = new Set<number>([FORM.ref1, FORM.ref2, FORM.ref4, FORM.ref8, FORM.ref_udata]);
@@ -65,14 +73,11 @@ export function skipAttrs(c: Cursor, h: UnitHeader, l: AbbrevLayout): number | u
 }
 
 /**
- * The value and form of attribute `at` of a DIE whose attributes start at the cursor, decoding
- * only that one (the cursor is left anywhere inside the DIE); undefined when the DIE has none.
+ * The value and form of the attribute at index `i` of a DIE whose attributes start at the cursor,
+ * decoding only that one (the cursor is left anywhere inside the DIE).
  */
-export function peekAttr(c: Cursor, h: UnitHeader, abbrev: Abbrev, l: AbbrevLayout, at: number): { form: number; val: AttrVal } | undefined {
+export function peekAttr(c: Cursor, h: UnitHeader, abbrev: Abbrev, l: AbbrevLayout, i: number): { form: number; val: AttrVal } {
   const specs = abbrev.specs;
-  let i = 0;
-  while (i < specs.length && specs[i]!.at !== at) i++;
-  if (i === specs.length) return undefined;
   const fixed = l.offsets[i]!;
   if (fixed >= 0) {
     c.skip(fixed);

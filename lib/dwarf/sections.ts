@@ -2,7 +2,7 @@
 // fd in 4 KiB pages (only the pages a lookup touches). zlib-compressed ones (SHF_COMPRESSED, and
 // Go's `.zdebug_*`: "ZLIB" + big-endian size) are inflated by one resumable stream that keeps only
 // the pages a lookup asks for (zlib-section.ts); zstd ones are inflated whole.
-import { inflateSync, zstdDecompressSync } from "node:zlib";
+import type * as NodeZlib from "node:zlib";
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
@@ -286,10 +286,10 @@ export class DebugSections {
 
   /** A zlib stream at file offset `off`: read in pieces through libz, else (no libz) inflated whole. */
   private zlib(name: string, where: string, off: number, csize: number, size: number, fail: (w: string) => never, count: (n: number) => void): SectionData {
-    if (hasLibz) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail), false);
+    if (hasLibz()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail), false);
     let out: Uint8Array;
     try {
-      out = inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });
+      out = nodeZlib().inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });
     } catch (e) {
       return fail(`cannot decompress (zlib): ${(e as Error).message}`);
     }
@@ -301,7 +301,7 @@ export class DebugSections {
   private zstd(data: Uint8Array, size: number, fail: (w: string) => never): Uint8Array {
     let out: Uint8Array;
     try {
-      out = zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
+      out = nodeZlib().zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
     } catch (e) {
       return fail(`cannot decompress (zstd): ${(e as Error).message}`);
     }
@@ -309,6 +309,11 @@ export class DebugSections {
     this.stats.bytesInflated += out.length;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
+}
+
+/** node:zlib, loaded when a section needs it (zstd, or zlib without libz): loading it takes ~25 ms. */
+function nodeZlib(): typeof NodeZlib {
+  return require("node:zlib") as typeof NodeZlib;
 }
 
 /** Deflate cannot expand more than about 1032:1: a larger claim is a corrupt (or hostile) header. */

@@ -210,7 +210,10 @@ export class Unit {
       }
       const abbrev = this.abbrevs.get(code);
       if (!abbrev) c.fail(`unknown abbreviation code ${code}`, off);
-      const sib = skipAttrs(c, this.h, this.layout(abbrev));
+      const layout = this.layout(abbrev);
+      let sib: number | undefined;
+      if (layout.fixed >= 0) c.skip(layout.fixed);
+      else sib = skipAttrs(c, this.h, layout);
       const jump = sib !== undefined && sib > c.offset && sib <= this.h.end ? sib : undefined;
       if (unseen) {
         if (!abbrev.hasChildren) continue;
@@ -260,19 +263,13 @@ export class Unit {
    * has no code; undefined when it has DW_AT_ranges (decode it and ask dieRanges).
    */
   pcRange(offset: number, abbrev: Abbrev): Range[] | undefined {
-    let hasLow = false;
-    let hasHigh = false;
-    for (const s of abbrev.specs) {
-      if (s.at === AT.low_pc) hasLow = true;
-      else if (s.at === AT.high_pc) hasHigh = true;
-      else if (s.at === AT.ranges) return undefined;
-    }
-    if (!hasLow || !hasHigh) return [];
     const l = this.layout(abbrev);
-    const lowAttr = peekAttr(this.attrCursor(offset), this.h, abbrev, l, AT.low_pc)!;
+    if (l.ranges >= 0) return undefined;
+    if (l.lowPc < 0 || l.highPc < 0) return [];
+    const lowAttr = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.lowPc);
     const low = this.addrValue(lowAttr.form, lowAttr.val);
     if (low === undefined) return [];
-    const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, AT.high_pc)!;
+    const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.highPc);
     const high = isConstantForm(form) ? (typeof val === "number" && val >= 0 ? low + val : undefined) : this.addrValue(form, val);
     return high !== undefined && high > low && low !== 0 ? [{ start: low, end: high }] : [];
   }

@@ -1,8 +1,8 @@
 // The zlib symbols probe calls: raw inflate with its state kept between calls, so a compressed debug
 // section can be inflated forward in pieces into a reused buffer and entered again at a block
 // boundary (inflatePrime + inflateSetDictionary). libz.so.1 is a dependency of libbpf.so.1, so it is
-// present wherever probe runs; when it cannot be loaded, `libz` is undefined and callers inflate
-// whole sections with node:zlib instead.
+// present wherever probe runs; it is loaded on first use, and when it cannot be, hasLibz() is false
+// and callers inflate whole sections with node:zlib instead.
 import { dlopen, ptr } from "bun:ffi";
 
 const i32 = "i32", p = "ptr", cstring = "cstring";
@@ -24,7 +24,12 @@ function load() {
   }
 }
 
-const Z = load();
+let Z: ReturnType<typeof load> | null = null; // null: not tried yet
+
+function libz(): ReturnType<typeof load> {
+  if (Z === null) Z = load();
+  return Z;
+}
 
 export const Z_OK = 0;
 export const Z_STREAM_END = 1;
@@ -39,8 +44,10 @@ export const WINDOW = 32768;
 const NEXT_IN = 0, AVAIL_IN = 8, NEXT_OUT = 24, AVAIL_OUT = 32, MSG = 48, DATA_TYPE = 88;
 const Z_STREAM_SIZE = 112;
 
-/** True when libz.so.1 could be loaded. */
-export const hasLibz = Z !== undefined;
+/** True when libz.so.1 can be loaded. */
+export function hasLibz(): boolean {
+  return libz() !== undefined;
+}
 
 let version: Uint8Array | undefined;
 
@@ -60,6 +67,7 @@ export class RawInflate {
   private readonly token = {};
 
   constructor() {
+    const Z = libz();
     if (!Z) throw new Error("libz.so.1 is not available");
     version ??= new TextEncoder().encode(`${Z.zlibVersion()}\0`);
     const r = Z.inflateInit2_(this.strm, -15, version, Z_STREAM_SIZE);
