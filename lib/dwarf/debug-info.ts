@@ -207,16 +207,25 @@ export class DebugInfo implements DieSource {
     return out;
   }
 
-  private unitsForAddress(vaddr: number): number[] {
-    // One lookup scans the section's bytes; a second one builds the sorted table.
-    let hits: number[];
+  /** Units that may hold `vaddr`, best first, found as the caller asks for the next one. */
+  private *unitsForAddress(vaddr: number): Generator<number> {
+    // One lookup scans the section's bytes, stopping where the caller finds the function; a
+    // second one builds the sorted table.
+    let any = false;
     if (!this.aranges && this.arangeLookups++ === 0) {
-      hits = arangeUnitsAt(this.sections, vaddr);
+      for (const u of arangeUnitsAt(this.sections, vaddr)) {
+        any = true;
+        yield u;
+      }
     } else {
       this.aranges ??= readAranges(this.sections);
-      hits = this.aranges.filter((r) => vaddr >= r.start && vaddr < r.end).map((r) => r.unit);
+      for (const r of this.aranges) {
+        if (vaddr < r.start || vaddr >= r.end) continue;
+        any = true;
+        yield r.unit;
+      }
     }
-    if (hits.length) return hits;
+    if (any) return;
     // No aranges (Go), or an address they leave out: the unit DIEs' own ranges.
     if (!this.unitRanges) {
       this.unitRanges = [];
@@ -230,7 +239,7 @@ export class DebugInfo implements DieSource {
         }
       }
     }
-    return this.unitRanges.filter((r) => r.ranges.some((x) => vaddr >= x.start && vaddr < x.end)).map((r) => r.unit);
+    for (const r of this.unitRanges) if (r.ranges.some((x) => vaddr >= x.start && vaddr < x.end)) yield r.unit;
   }
 
   /**
@@ -254,24 +263,22 @@ export class DebugInfo implements DieSource {
       for (const uf of parsed) consider(uf);
     } else {
       let bestPath: number[] = [];
-      // First without looking inside functions: a GNU C nested function has code of its own,
-      // outside its parent's, so only when no outer function holds vaddr is it worth reading
-      // every function's body.
+      // First only the unit's and its namespaces' own functions: compilers put a function's code
+      // there, a member function's declaration staying in its class, and a GNU C nested
+      // function's code lies outside its parent's. Only when none holds vaddr is it worth reading
+      // every class and function body.
       for (const nested of [false, true]) {
         unit.walk((off, abbrev, _sib, path) => {
           if (!path.length) return WALK.descend; // the unit DIE
           const tag = abbrev.tag;
           const deep = path.length > MAX_FUNCTION_NESTING;
           if (tag === TAG.subprogram) {
-            // low_pc/high_pc are read in place: only a function holding vaddr is decoded.
-            let die: Die | undefined;
-            let ranges = unit.pcRange(off, abbrev);
-            if (!ranges) {
-              die = unit.dieAt(off);
-              ranges = die ? dieRanges(unit, die) : [];
-            }
-            if (ranges.some((r) => vaddr >= r.start && vaddr < r.end)) {
-              die ??= unit.dieAt(off);
+            // Its ranges are read in place: only a function holding vaddr is decoded.
+            const ranges = unit.pcRange(off, abbrev);
+            let holds = false;
+            for (const r of ranges) if (vaddr >= r.start && vaddr < r.end) holds = true;
+            if (holds) {
+              const die = unit.dieAt(off);
               if (die && !unit.flag(die, AT.declaration)) {
                 const before = best;
                 consider({ die, ranges });
@@ -280,7 +287,7 @@ export class DebugInfo implements DieSource {
             }
             return nested && !deep ? WALK.descend : WALK.skip;
           }
-          return !deep && WALKED_INTO.has(tag) ? WALK.descend : WALK.skip;
+          return !deep && (tag === TAG.namespace || (nested && WALKED_INTO.has(tag))) ? WALK.descend : WALK.skip;
         });
         if (best) break;
       }

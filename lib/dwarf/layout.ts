@@ -9,6 +9,7 @@ import { formSize, readForm, skipForm, type AttrVal } from "./forms.ts";
 import type { UnitHeader } from "./unit-header.ts";
 
 export interface AbbrevLayout {
+  abbrev: Abbrev;
   /** Bytes the attributes always take when all have fixed sizes and none is DW_AT_sibling; else -1. */
   fixed: number;
   /** n >= 0: skip n bytes; SIBLING: read DW_AT_sibling; else a variable-size form, -(form + 1). */
@@ -25,18 +26,26 @@ export interface AbbrevLayout {
 const SIBLING = -0x100000;
 
 export function layoutOf(abbrev: Abbrev, h: UnitHeader): AbbrevLayout {
+  const specs = abbrev.specs;
   const steps: number[] = [];
-  const offsets = new Int32Array(abbrev.specs.length);
+  const offsets = new Int32Array(specs.length);
   let sibForm = 0;
   let run = 0;
   let at = 0; // offset of the current attribute, -1 once a variable-size one was passed
-  abbrev.specs.forEach((s, i) => {
+  let lowPc = -1;
+  let highPc = -1;
+  let ranges = -1;
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
+    if (s.at === AT.low_pc) lowPc = i;
+    else if (s.at === AT.high_pc) highPc = i;
+    else if (s.at === AT.ranges) ranges = i;
     offsets[i] = at;
     const n = formSize(s.form, h);
     if (n >= 0 && s.at !== AT.sibling) {
       run += n;
       if (at >= 0) at += n;
-      return;
+      continue;
     }
     if (run) steps.push(run);
     run = 0;
@@ -47,11 +56,10 @@ export function layoutOf(abbrev: Abbrev, h: UnitHeader): AbbrevLayout {
       steps.push(-(s.form + 1));
     }
     at = n >= 0 && at >= 0 ? at + n : -1;
-  });
+  }
   if (run) steps.push(run);
-  const index = (at: number) => abbrev.specs.findIndex((s) => s.at === at);
   const fixed = steps.length === 0 ? 0 : steps.length === 1 && steps[0]! >= 0 ? steps[0]! : -1;
-  return { fixed, steps, sibForm, offsets, lowPc: index(AT.low_pc), highPc: index(AT.high_pc), ranges: index(AT.ranges) };
+  return { abbrev, fixed, steps, sibForm, offsets, lowPc, highPc, ranges };
 }
 
 const REF_FORMS = new Set<number>([FORM.ref1, FORM.ref2, FORM.ref4, FORM.ref8, FORM.ref_udata]);

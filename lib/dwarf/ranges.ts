@@ -39,19 +39,18 @@ export function readAranges(secs: DebugSections): ArangeEntry[] {
 }
 
 /**
- * The units whose .debug_aranges tuples hold `vaddr` (in the order of their tuples' starts), by
- * one pass over the section's bytes that builds nothing: cheaper than readAranges for one lookup.
+ * Units whose .debug_aranges tuples hold `vaddr`, in the order of their sets, by a pass over the
+ * section's bytes that builds nothing (cheaper than readAranges for one lookup), one unit at a
+ * time: the caller stops at the first unit that has the function.
  */
-export function arangeUnitsAt(secs: DebugSections, vaddr: number): number[] {
+export function* arangeUnitsAt(secs: DebugSections, vaddr: number): Generator<number> {
   const sec = secs.get(".debug_aranges");
-  if (!sec) return [];
+  if (!sec) return;
   const v = sectionView(sec);
-  const hits: ArangeEntry[] = [];
   for (let set = new ArangeSet(sec, v); set.next(); ) {
     const start = set.addrSize === 8 ? holding64(v, set.tuples, set.end, vaddr) : holding32(v, set.tuples, set.end, vaddr);
-    if (start >= 0) hits.push({ start, end: start, unit: set.unit });
+    if (start >= 0) yield set.unit;
   }
-  return hits.sort((a, b) => a.start - b.start).map((h) => h.unit);
 }
 
 function sectionView(sec: SectionData): DataView {
@@ -159,14 +158,17 @@ export function dieRanges(unit: Unit, die: Die): Range[] {
   if (!r || typeof r.val !== "number") return [];
   // The base for offset-relative entries is the unit's low_pc (0 when it has none).
   const root = unit.root();
-  const base = root === die ? (low ?? 0) : (unit.addr(root, AT.low_pc) ?? 0);
+  return rangeList(unit, r.form, r.val, root === die ? (low ?? 0) : (unit.addr(root, AT.low_pc) ?? 0));
+}
+
+/** The ranges a DW_AT_ranges value (`form`, `val`) lists; `base` is the unit's low_pc. */
+export function rangeList(unit: Unit, form: number, val: number, base: number): Range[] {
   if (unit.h.version >= 5) {
     const sec = unit.secs.need(".debug_rnglists", "DW_AT_ranges");
-    let off = r.val;
-    if (r.form === FORM.rnglistx) off = listIndex(unit, ".debug_rnglists", unit.rnglistsBase, r.val);
+    const off = form === FORM.rnglistx ? listIndex(unit, ".debug_rnglists", unit.rnglistsBase, val) : val;
     return readRnglist(unit, sec.where, off, base);
   }
-  return readRanges(unit, r.val, base);
+  return readRanges(unit, val, base);
 }
 
 function add(a: number, b: number | undefined): number | undefined {

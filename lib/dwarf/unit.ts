@@ -9,11 +9,13 @@ import { Die } from "./die.ts";
 import { DwarfError } from "./errors.ts";
 import { readForm, toAddr, type AttrVal } from "./forms.ts";
 import { layoutOf, peekAttr, skipAttrs, type AbbrevLayout } from "./layout.ts";
-import type { Range } from "./ranges.ts";
+import { rangeList, type Range } from "./ranges.ts";
+import { ScopeIndex } from "./scopes.ts";
 import type { DebugSections } from "./sections.ts";
 import type { UnitHeader } from "./unit-header.ts";
 
 const MAX_DEPTH = 256;
+const MAX_SHAPE_CODE = 1 << 16;
 
 /** What a walk does after visiting a DIE: go into its children, step over them, or end. */
 export const WALK = { descend: 0, skip: 1, stop: 2 } as const;
@@ -23,6 +25,13 @@ export type WalkStep = (typeof WALK)[keyof typeof WALK];
  * One DIE met by Unit.walk: its offset, abbreviation, DW_AT_sibling (when it has one), and the
  * offsets of the DIEs it sits in (the unit DIE first).
  */
+/** What Unit.stepDie tells of one DIE. */
+export interface DieStep {
+  offset: number;
+  abbrev: Abbrev | undefined;
+  sibling: number | undefined;
+}
+
 export type WalkVisitor = (offset: number, abbrev: Abbrev, sibling: number | undefined, path: readonly number[]) => WalkStep;
 
 export class Unit {
@@ -35,8 +44,12 @@ export class Unit {
   private readDepth = 0;
   /** How to pass over each abbreviation's attributes (walks). */
   private layouts = new Map<Abbrev, AbbrevLayout>();
+  /** The same by abbreviation code, for the codes below MAX_SHAPE_CODE (nearly all). */
+  private shapes: (AbbrevLayout | undefined)[] = [];
   /** The unit's DIE bytes, once a walk read them. */
   private body: Cursor | undefined;
+  private scopes: ScopeIndex | undefined;
+  private peekCursor: Cursor | undefined;
   // Bases that DWARF 5 indexed forms are relative to (from the unit DIE; DWARF's defaults otherwise).
   private strOffsetsBase: number | undefined;
   private addrBase: number | undefined;
@@ -196,25 +209,19 @@ export class Unit {
   walk(visit: WalkVisitor): void {
     if (this.broken) throw this.broken;
     const c: Cursor = this.bodyCursor(this.h.dieOffset);
+    const step: DieStep = { offset: 0, abbrev: undefined, sibling: undefined };
     const path: number[] = [];
     let unseen = 0; // depth inside a subtree stepped over without DW_AT_sibling
     let seenRoot = false;
     while (!c.atEnd) {
-      const off = c.offset;
-      const code = c.uleb();
-      if (code === 0) {
+      this.stepDie(c, step);
+      const { offset: off, abbrev, sibling: jump } = step;
+      if (!abbrev) {
         // A null entry ends a sibling list; padding after the tree is allowed.
         if (unseen) unseen--;
         else if (path.length) path.pop();
         continue;
       }
-      const abbrev = this.abbrevs.get(code);
-      if (!abbrev) c.fail(`unknown abbreviation code ${code}`, off);
-      const layout = this.layout(abbrev);
-      let sib: number | undefined;
-      if (layout.fixed >= 0) c.skip(layout.fixed);
-      else sib = skipAttrs(c, this.h, layout);
-      const jump = sib !== undefined && sib > c.offset && sib <= this.h.end ? sib : undefined;
       if (unseen) {
         if (!abbrev.hasChildren) continue;
         if (jump !== undefined) c.seek(jump - c.base);
@@ -223,10 +230,10 @@ export class Unit {
       }
       if (!path.length && seenRoot) c.fail("DIE after the end of the unit's tree", off);
       seenRoot = true;
-      const step = visit(off, abbrev, jump, path);
-      if (step === WALK.stop) return;
+      const next = visit(off, abbrev, jump, path);
+      if (next === WALK.stop) return;
       if (!abbrev.hasChildren) continue;
-      if (step === WALK.descend) {
+      if (next === WALK.descend) {
         if (path.length >= MAX_DEPTH) c.fail(`DIEs nested deeper than ${MAX_DEPTH}`, off);
         path.push(off);
       } else if (jump !== undefined) {
@@ -235,6 +242,28 @@ export class Unit {
         unseen = 1;
       }
     }
+  }
+
+  /**
+   * Steps over the DIE at the cursor without building it: `out` gets its offset, abbreviation
+   * (undefined for a null entry) and DW_AT_sibling when that points forward inside the unit.
+   */
+  stepDie(c: Cursor, out: DieStep): void {
+    out.offset = c.offset;
+    out.sibling = undefined;
+    const code = c.uleb();
+    if (code === 0) {
+      out.abbrev = undefined;
+      return;
+    }
+    const layout = (code < MAX_SHAPE_CODE ? this.shapes[code] : undefined) ?? this.shape(code, out.offset, c);
+    out.abbrev = layout.abbrev;
+    if (layout.fixed >= 0) {
+      c.skip(layout.fixed);
+      return;
+    }
+    const sib = skipAttrs(c, this.h, layout);
+    if (sib !== undefined && sib > c.offset && sib <= this.h.end) out.sibling = sib;
   }
 
   private layout(abbrev: Abbrev): AbbrevLayout {
@@ -246,58 +275,79 @@ export class Unit {
     return l;
   }
 
-  /** A cursor over the unit's DIE bytes (read once, kept with the unit), at .debug_info offset `at`. */
+  /** The layout of abbreviation `code` (met at `offset`), worked out once. */
+  private shape(code: number, offset: number, c: Cursor): AbbrevLayout {
+    const abbrev = this.abbrevs.get(code);
+    if (!abbrev) return c.fail(`unknown abbreviation code ${code}`, offset);
+    const l = this.layout(abbrev);
+    if (code < MAX_SHAPE_CODE) this.shapes[code] = l;
+    return l;
+  }
+
+  /** A new cursor over the unit's DIE bytes (read once, kept with the unit), at .debug_info offset `at`. */
   private bodyCursor(at: number): Cursor {
-    if (!this.body) {
-      const info = this.secs.need(".debug_info", "debug info");
-      this.body = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
-    }
-    const c = new Cursor(this.body.bytes, this.body.base, this.body.where);
+    const b = this.bodyBytes();
+    const c = new Cursor(b.bytes, b.base, b.where);
     c.seek(at - c.base);
     return c;
   }
 
-  /**
-   * The code ranges of the DIE at `offset` (abbreviation `abbrev`, met in a walk) when
-   * DW_AT_low_pc and DW_AT_high_pc give them, read in place without decoding the DIE; [] when it
-   * has no code; undefined when it has DW_AT_ranges (decode it and ask dieRanges).
-   */
-  pcRange(offset: number, abbrev: Abbrev): Range[] | undefined {
-    const l = this.layout(abbrev);
-    if (l.ranges >= 0) return undefined;
-    if (l.lowPc < 0 || l.highPc < 0) return [];
-    const lowAttr = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.lowPc);
-    const low = this.addrValue(lowAttr.form, lowAttr.val);
-    if (low === undefined) return [];
-    const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.highPc);
-    const high = isConstantForm(form) ? (typeof val === "number" && val >= 0 ? low + val : undefined) : this.addrValue(form, val);
-    return high !== undefined && high > low && low !== 0 ? [{ start: low, end: high }] : [];
+  private bodyBytes(): Cursor {
+    if (!this.body) {
+      const info = this.secs.need(".debug_info", "debug info");
+      this.body = info.cursor(this.h.dieOffset, this.h.end - this.h.dieOffset);
+    }
+    return this.body;
   }
 
+  /**
+   * The code ranges of the DIE at `offset` (abbreviation `abbrev`, met in a walk), from
+   * DW_AT_low_pc/high_pc or DW_AT_ranges read in place, without decoding the DIE: what dieRanges
+   * gives for it ([] when it has no code).
+   */
+  pcRange(offset: number, abbrev: Abbrev): Range[] {
+    const l = this.layout(abbrev);
+    let low: number | undefined;
+    if (l.lowPc >= 0) {
+      const a = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.lowPc);
+      low = this.addrValue(a.form, a.val);
+    }
+    if (l.highPc >= 0 && low !== undefined) {
+      const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.highPc);
+      const high = isConstantForm(form) ? (typeof val === "number" && val >= 0 ? low + val : undefined) : this.addrValue(form, val);
+      return high !== undefined && high > low && low !== 0 ? [{ start: low, end: high }] : [];
+    }
+    if (l.ranges < 0) return [];
+    const { form, val } = peekAttr(this.attrCursor(offset), this.h, abbrev, l, l.ranges);
+    if (typeof val !== "number") return [];
+    const base = offset === this.h.dieOffset ? (low ?? 0) : (this.addr(this.root(), AT.low_pc) ?? 0);
+    return rangeList(this, form, val, base);
+  }
+
+  /** The unit's one cursor for reading attributes in place, at the attributes of the DIE at `offset`. */
   private attrCursor(offset: number): Cursor {
-    const c = this.bodyCursor(offset);
+    const b = this.bodyBytes();
+    const c = (this.peekCursor ??= new Cursor(b.bytes, b.base, b.where));
+    c.seek(offset - c.base);
     c.uleb();
     return c;
   }
 
   /**
-   * The DIE `die` is a child of, for a DIE decoded alone: a walk from the unit DIE that steps over
-   * every subtree ending before it. The DIEs on the way are linked to their parents too.
+   * The DIE `die` is a child of, for a DIE decoded alone: the innermost DIE whose subtree holds
+   * it, from an index of the unit's scopes (scopes.ts). The DIEs on the way up are linked to
+   * their parents too.
    */
   parentOf(die: Die): Die | undefined {
     if (this.byOffset) return this.byOffset.get(die.offset)?.parent;
-    const target = die.offset;
-    let found: number[] | undefined;
-    this.walk((off, _abbrev, sib, path) => {
-      if (off === target) {
-        found = [...path];
-        return WALK.stop;
-      }
-      if (off > target) return WALK.stop;
-      return sib !== undefined && sib <= target ? WALK.skip : WALK.descend;
-    });
-    if (!found?.length) return undefined;
-    return this.linkPath(found);
+    this.scopes ??= new ScopeIndex(this);
+    const path = this.scopes.pathTo(die.offset);
+    return path.length ? this.linkPath(path) : undefined;
+  }
+
+  /** A new cursor over the unit's DIE bytes at .debug_info offset `at` (for scans). */
+  cursorAt(at: number): Cursor {
+    return this.bodyCursor(at);
   }
 
   /** Decodes the DIEs at `path` (the unit DIE first), links each to the one before; returns the last. */

@@ -15,9 +15,14 @@ const PAGE = 16 * 1024;
 const MAX_CACHED = 64 << 20;
 /** Compressed bytes read from the file at once. */
 const IN_CHUNK = 64 * 1024;
-/** Output inflated between two restart points, at least; at most MAX_POINTS points per section. */
-const MIN_SPACING = 1 << 20;
-const MAX_POINTS = 256;
+/**
+ * Output between two restart points. A point costs a 32 KiB copy of the history, about what
+ * inflating 32 KiB costs, so a first pass takes few; once a lookup goes back (string sections,
+ * a Go program's type unit), the section is evidently read out of order and points get denser.
+ */
+const SPARSE = 1 << 20;
+const DENSE = 128 * 1024;
+const MAX_POINTS = 512;
 
 /** A place where a deflate block starts: enough to start inflating there. */
 interface RestartPoint {
@@ -57,7 +62,7 @@ export class ZlibSection {
   private pages = new Map<number, Uint8Array>();
   private cached = 0;
   private points: RestartPoint[] = [];
-  private readonly spacing: number;
+  private spacing: number;
 
   constructor(
     private readonly elf: ElfFile,
@@ -69,6 +74,8 @@ export class ZlibSection {
     private readonly stats: ZlibSectionStats,
     private readonly count: (n: number) => void,
     private readonly fail: (what: string) => never,
+    /** Read in no particular order (strings): restart points dense from the start. */
+    scattered = false,
   ) {
     if (csize < 2) fail("compressed data is shorter than a zlib header");
     const h = this.readFile(base, 2);
@@ -78,7 +85,7 @@ export class ZlibSection {
     if (flg & 0x20) fail("compressed data asks for a preset dictionary");
     this.dataBase = base + 2;
     this.dataSize = csize - 2;
-    this.spacing = Math.max(MIN_SPACING, Math.ceil(size / MAX_POINTS));
+    this.spacing = Math.max(scattered ? DENSE : SPARSE, Math.ceil(size / MAX_POINTS));
   }
 
   /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
@@ -154,12 +161,10 @@ export class ZlibSection {
 
   /** Moves the stream to produce section offset `target` next: forward, or from a restart point. */
   private seek(target: number): void {
-    let best: RestartPoint | undefined;
-    for (const r of this.points) {
-      if (r.out > target) break;
-      best = r;
-    }
+    const i = this.pointBefore(target + 1);
+    const best = i >= 0 ? this.points[i] : undefined;
     if (target < this.outPos || (best && best.out > this.outPos)) {
+      if (target < this.outPos) this.spacing = Math.max(DENSE, Math.ceil(this.size / MAX_POINTS));
       if (best) {
         this.restart(best.bits, best.byte, best.window);
         this.inPos = best.in;
@@ -214,12 +219,26 @@ export class ZlibSection {
     }
   }
 
+  /** Index of the last restart point before `out` (points are sorted), or -1. */
+  private pointBefore(out: number): number {
+    let lo = 0;
+    let hi = this.points.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.points[mid]!.out < out) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return hi;
+  }
+
   private maybeAddPoint(): void {
     const dt = this.z.dataType;
-    // At the end of a block that is not the last one, and far enough from the previous point.
-    if (!(dt & 128) || dt & 64 || this.ended || this.outPos >= this.size) return;
-    const prev = this.points.length ? this.points[this.points.length - 1]!.out : 0;
-    if (this.outPos < prev + this.spacing || this.points.length >= MAX_POINTS) return;
+    // At the end of a block that is not the last one, far enough from the points around.
+    if (!(dt & 128) || dt & 64 || this.ended || this.outPos >= this.size || this.points.length >= MAX_POINTS) return;
+    const i = this.pointBefore(this.outPos);
+    const prev = i >= 0 ? this.points[i]!.out : 0;
+    const next = this.points[i + 1]?.out ?? Infinity;
+    if (this.outPos < prev + this.spacing || next < this.outPos + this.spacing / 2) return;
     const bits = dt & 7;
     const at = this.inPos - 1 - this.inStart;
     if (bits && (at < 0 || at >= this.inLen)) return; // the partial byte left the input buffer
@@ -230,7 +249,7 @@ export class ZlibSection {
       return; // an older zlib without inflateGetDictionary: no restart points, only forward reads
     }
     if (window.length < Math.min(WINDOW, this.outPos)) return;
-    this.points.push({ out: this.outPos, in: this.inPos, bits, byte: bits ? shared.input[at]! : 0, window });
+    this.points.splice(i + 1, 0, { out: this.outPos, in: this.inPos, bits, byte: bits ? shared.input[at]! : 0, window });
   }
 
   /** Makes shared.input[inPos - inStart] this section's next deflate byte, reading a chunk if needed. */
