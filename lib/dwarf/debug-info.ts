@@ -25,6 +25,21 @@ interface UnitFunction {
   ranges: Range[];
 }
 
+/** Of `fns`, the first with the smallest range holding `vaddr`. */
+function smallestHolding(fns: UnitFunction[], vaddr: number): UnitFunction | undefined {
+  let best: UnitFunction | undefined;
+  let bestSize = Infinity;
+  for (const uf of fns) {
+    for (const r of uf.ranges) {
+      if (vaddr >= r.start && vaddr < r.end && r.end - r.start < bestSize) {
+        best = uf;
+        bestSize = r.end - r.start;
+      }
+    }
+  }
+  return best;
+}
+
 const perFile = new WeakMap<ElfFile, DebugInfo | null>();
 
 export class DebugInfo implements DieSource {
@@ -243,59 +258,50 @@ export class DebugInfo implements DieSource {
   }
 
   /**
-   * The smallest function of `unit` whose code holds `vaddr`. A unit already parsed whole is
-   * searched through its function list; otherwise a walk decodes only the subprogram DIEs (and
-   * the namespaces, classes and blocks they may sit in), stepping over everything else.
+   * The smallest function of `unit` whose code holds `vaddr`: from its function list when the
+   * unit was parsed whole, else by a walk that reads only what it must (walkForFunction).
    */
   private functionInUnit(unit: Unit, vaddr: number): DebugFunction | undefined {
+    const parsed = this.unitFunctions.get(unit);
+    const found = parsed ? smallestHolding(parsed, vaddr) : this.walkForFunction(unit, vaddr);
+    return found ? buildFunction(found.die, found.ranges, this, this.types) : undefined;
+  }
+
+  /**
+   * A walk over the unit that decodes no DIE but the function it finds: each subprogram's ranges
+   * are read in place, everything else is stepped over. First only the unit's and its
+   * namespaces' own functions: compilers put a function's code there (a member function's
+   * declaration stays in its class), and a GNU C nested function's code lies outside its
+   * parent's. Only when none holds vaddr are class and function bodies read too.
+   */
+  private walkForFunction(unit: Unit, vaddr: number): UnitFunction | undefined {
     let best: UnitFunction | undefined;
     let bestSize = Infinity;
-    const consider = (uf: UnitFunction) => {
-      for (const r of uf.ranges) {
-        if (vaddr >= r.start && vaddr < r.end && r.end - r.start < bestSize) {
-          best = uf;
-          bestSize = r.end - r.start;
-        }
-      }
-    };
-    const parsed = this.unitFunctions.get(unit);
-    if (parsed) {
-      for (const uf of parsed) consider(uf);
-    } else {
-      let bestPath: number[] = [];
-      // First only the unit's and its namespaces' own functions: compilers put a function's code
-      // there, a member function's declaration staying in its class, and a GNU C nested
-      // function's code lies outside its parent's. Only when none holds vaddr is it worth reading
-      // every class and function body.
-      for (const nested of [false, true]) {
-        unit.walk((off, abbrev, _sib, path) => {
-          if (!path.length) return WALK.descend; // the unit DIE
-          const tag = abbrev.tag;
-          const deep = path.length > MAX_FUNCTION_NESTING;
-          if (tag === TAG.subprogram) {
-            // Its ranges are read in place: only a function holding vaddr is decoded.
-            const ranges = unit.pcRange(off, abbrev);
-            let holds = false;
-            for (const r of ranges) if (vaddr >= r.start && vaddr < r.end) holds = true;
-            if (holds) {
-              const die = unit.dieAt(off);
-              if (die && !unit.flag(die, AT.declaration)) {
-                const before = best;
-                consider({ die, ranges });
-                if (best !== before) bestPath = [...path];
-              }
-            }
-            return nested && !deep ? WALK.descend : WALK.skip;
+    let bestPath: number[] = [];
+    for (const nested of [false, true]) {
+      unit.walk((off, abbrev, _sib, path) => {
+        if (!path.length) return WALK.descend; // the unit DIE
+        const tag = abbrev.tag;
+        const deep = path.length > MAX_FUNCTION_NESTING;
+        if (tag !== TAG.subprogram) return !deep && (tag === TAG.namespace || (nested && WALKED_INTO.has(tag))) ? WALK.descend : WALK.skip;
+        const ranges = unit.pcRange(off, abbrev);
+        let size = Infinity;
+        for (const r of ranges) if (vaddr >= r.start && vaddr < r.end) size = Math.min(size, r.end - r.start);
+        if (size < bestSize) {
+          const die = unit.dieAt(off);
+          if (die && !unit.flag(die, AT.declaration)) {
+            best = { die, ranges };
+            bestSize = size;
+            bestPath = [...path];
           }
-          return !deep && (tag === TAG.namespace || (nested && WALKED_INTO.has(tag))) ? WALK.descend : WALK.skip;
-        });
-        if (best) break;
-      }
-      // The scopes the function sits in name it (C++), as a parsed unit would have linked them.
-      if (best) best.die.parent = unit.linkPath(bestPath);
+        }
+        return nested && !deep ? WALK.descend : WALK.skip;
+      });
+      if (best) break;
     }
-    const found: UnitFunction | undefined = best;
-    return found ? buildFunction(found.die, found.ranges, this, this.types) : undefined;
+    // The scopes the function sits in name it (C++), as a parsed unit would have linked them.
+    if (best) best.die.parent = unit.linkPath(bestPath);
+    return best;
   }
 
   /** The unit's subprograms that have code, with their ranges (namespaces and classes included). */

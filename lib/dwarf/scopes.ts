@@ -1,12 +1,13 @@
 // Which DIE another one sits in, for DIEs decoded alone (C++ names need their namespaces and
 // classes): an index of a unit's "scopes", the DIEs that have children, each with where its
-// subtree ends and the scope it sits in. Built by one pass over the unit that steps over the
-// subtrees no name is declared in (functions, blocks, call sites: through DW_AT_sibling) and
-// keeps them as opaque scopes, read only when a DIE asked about lies inside one (a local type).
+// subtree ends and the scope it sits in. Built by one pass over the unit and its namespaces that
+// steps over every other subtree with a DW_AT_sibling (classes, functions, blocks) and keeps it as
+// an opaque scope, read only when a DIE asked about lies inside it (a nested or local type). Most
+// DIEs of a C++ unit are in function and class bodies; most types asked about are not.
 import { TAG } from "./constants.ts";
 import type { DieStep, Unit } from "./unit.ts";
 
-/** DIEs whose children are read in the first pass: where types and functions are declared. */
+/** DIEs whose children are read in the first pass (the others wait until asked into). */
 const DECLARES = new Set<number>([TAG.compile_unit, TAG.partial_unit, TAG.namespace]);
 const MAX_DEPTH = 256;
 
