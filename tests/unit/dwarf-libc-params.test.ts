@@ -3,7 +3,8 @@
 // library, against gdb's view of the same addresses (its Python API: the arguments of the function
 // block at each pc, with gdb's type names); and for every function of libc, against the reader's
 // other path (every unit parsed whole, as `functions()` does), locations, return types and
-// declarations included. A faster lookup must find what a full read finds.
+// declarations included; and the same for libstdc++'s debug build (C++: names qualified by their
+// namespaces and classes), plain and compressed. A faster lookup must find what a full read finds.
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -128,6 +129,50 @@ function smallestHolding(fns: DebugFunction[], pc: number): DebugFunction | unde
   return best;
 }
 
+describe("C++: libstdc++'s debug build (libstdc++6-12-dbg), plain and zlib-compressed", () => {
+  const plain = "/usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6.0.30";
+
+  function reader(path: string): DebugInfo {
+    if (!existsSync(path)) throw new Error(`${path} is missing: install Debian's libc++ debug build (apt-get install -y libstdc++6-12-dbg)`);
+    const info = findDebugInfo(open(path), path, { open: () => undefined }).info;
+    if (!info) throw new Error(`${path} has no DWARF`);
+    return info;
+  }
+
+  test.each([
+    ["plain", () => plain],
+    ["compressed (zlib)", () => {
+      const out = join(tmp, "libstdc++-zlib.so");
+      if (!existsSync(out)) sh(["objcopy", "--compress-debug-sections=zlib", reader(plain).path, out]);
+      return out;
+    }],
+  ])("%s: every function found by its address as a read of every unit whole finds it, C++ names and scopes included", (_what, path) => {
+    const file = path();
+    const whole = reader(file);
+    const fast = reader(file);
+    const all = [...whole.functions()];
+    expect(whole.warnings).toEqual([]);
+    expect(all.length).toBeGreaterThanOrEqual(5000);
+    expect(all.filter((f) => f.language === "c++" && f.name.includes("::")).length).toBeGreaterThanOrEqual(3000);
+    const byUnit = Map.groupBy(all, (f) => f.unitOffset);
+    // Every 8th function: ~1400 lookups. An inline function from a header is described by every
+    // unit that used it, at the one address the linker kept: the lookup may take another unit's
+    // copy (the first .debug_aranges names), which must then be what that unit's read finds.
+    let sameUnit = 0;
+    const sample = all.filter((_, i) => i % 8 === 0);
+    for (const f of sample) {
+      const got = fast.functionAt(f.lowPc);
+      expect(got).toBeDefined();
+      const want = smallestHolding(byUnit.get(got!.unitOffset) ?? [], f.lowPc);
+      expect(describeFn(got!)).toEqual(want && describeFn(want));
+      if (got!.unitOffset === f.unitOffset) sameUnit++;
+    }
+    // (About two thirds in libstdc++: the rest are such shared copies.)
+    expect(sameUnit).toBeGreaterThanOrEqual(sample.length / 2);
+    expect(fast.warnings).toEqual([]);
+  });
+});
+
 /** What a lookup returns, as plain data (the declaration file is read on access: included). */
 function describeFn(f: DebugFunction) {
   return {
@@ -137,7 +182,7 @@ function describeFn(f: DebugFunction) {
     highPc: f.highPc,
     entryPc: f.entryPc,
     ranges: f.ranges,
-    params: f.params.map((p) => ({ name: p.name, type: p.type.name, resolved: p.type.resolved.name, size: p.type.resolved.size, location: p.location, source: p.locationSource })),
+    params: f.params.map((p) => ({ name: p.name, type: p.type.name, resolved: p.type.resolved.name, size: p.type.resolved.size, location: p.location, source: p.locationSource, artificial: p.artificial })),
     returnType: f.returnType?.name,
     variadic: f.variadic,
     language: f.language,
