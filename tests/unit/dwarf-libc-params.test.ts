@@ -164,7 +164,8 @@ describe("C++: libstdc++'s debug build (libstdc++6-12-dbg), plain and zlib-compr
       const got = fast.functionAt(f.lowPc);
       expect(got).toBeDefined();
       const want = smallestHolding(byUnit.get(got!.unitOffset) ?? [], f.lowPc);
-      expect(describeFn(got!)).toEqual(want && describeFn(want));
+      expect(want).toBeDefined();
+      expect(describeFn(got!)).toEqual(describeFn(want!));
       if (got!.unitOffset === f.unitOffset) sameUnit++;
     }
     // (About two thirds in libstdc++: the rest are such shared copies.)
