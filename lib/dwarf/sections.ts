@@ -2,12 +2,13 @@
 // fd in 4 KiB pages (only the pages a lookup touches). zlib-compressed ones (SHF_COMPRESSED, and
 // Go's `.zdebug_*`: "ZLIB" + big-endian size) are inflated by one resumable stream that keeps only
 // the pages a lookup asks for (zlib-section.ts); zstd ones are inflated whole.
-import type * as NodeZlib from "node:zlib";
+import { inflateSync, zstdDecompressSync } from "node:zlib";
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
 import { ZlibSection } from "./zlib-section.ts";
 import { hasLibz } from "../ffi/libz.ts";
+import { NodeInflate } from "./node-inflate.ts";
 
 const SHF_COMPRESSED = 0x800;
 const ELFCOMPRESS_ZLIB = 1;
@@ -284,14 +285,14 @@ export class DebugSections {
     return b;
   }
 
-  /** A zlib stream at file offset `off`: read in pieces through libz, else (no libz) inflated whole. */
+  /** A zlib stream at file offset `off`: read in pieces (zlib-section.ts), else inflated whole. */
   private zlib(name: string, where: string, off: number, csize: number, size: number, fail: (w: string) => never, count: (n: number) => void): SectionData {
     // Strings are read where each name points, in no order.
     const scattered = name === ".debug_str" || name === ".debug_line_str";
-    if (hasLibz()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered), false);
+    if (hasLibz() || NodeInflate.available()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered), false);
     let out: Uint8Array;
     try {
-      out = nodeZlib().inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });
+      out = inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });
     } catch (e) {
       return fail(`cannot decompress (zlib): ${(e as Error).message}`);
     }
@@ -303,7 +304,7 @@ export class DebugSections {
   private zstd(data: Uint8Array, size: number, fail: (w: string) => never): Uint8Array {
     let out: Uint8Array;
     try {
-      out = nodeZlib().zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
+      out = zstdDecompressSync(data, { maxOutputLength: Math.max(size, 1) });
     } catch (e) {
       return fail(`cannot decompress (zstd): ${(e as Error).message}`);
     }
@@ -311,11 +312,6 @@ export class DebugSections {
     this.stats.bytesInflated += out.length;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
-}
-
-/** node:zlib, loaded when a section needs it (zstd, or zlib without libz): loading it takes ~25 ms. */
-function nodeZlib(): typeof NodeZlib {
-  return require("node:zlib") as typeof NodeZlib;
 }
 
 /** Deflate cannot expand more than about 1032:1: a larger claim is a corrupt (or hostile) header. */

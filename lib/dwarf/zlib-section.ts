@@ -1,13 +1,18 @@
 // A zlib-compressed debug section (SHF_COMPRESSED, or Go's .zdebug_*) read at random offsets
 // without inflating it whole. A deflate stream can only be decoded forward, so one inflate stream
 // walks the section: the bytes a lookup skips over are inflated into one small reused buffer and
-// dropped (fresh memory is what costs on a VM, ~23 µs a page), the 64 KiB pages a lookup asks for
-// are kept. Every ~1 MiB of output the stream notes where a deflate block ends, with the 32 KiB of
-// history the next block may refer to, so a later lookup further back (or far ahead) starts from
-// the nearest such point instead of the section's start.
+// dropped (fresh memory is what costs on a VM, ~23 µs a page), the 16 KiB pages a lookup asks for
+// are kept. A section read front to back goes through Bun's zlib (node-inflate.ts, the faster);
+// once one is read backwards (strings always are), through libz, which notes every so often where
+// a deflate block ends, with the 32 KiB of history the next block may refer to, so that a later
+// read further back (or far ahead) starts from the nearest such point, not the section's start.
 import { readSync } from "node:fs";
 import type { ElfFile } from "../elf.ts";
-import { RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "../ffi/libz.ts";
+import { hasLibz, RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "../ffi/libz.ts";
+import { NodeInflate } from "./node-inflate.ts";
+
+/** What a section reads through: libz's inflate (restart points) or Bun's (faster, forward only). */
+type Engine = RawInflate | NodeInflate;
 
 /** Unit of the cache of inflated bytes. */
 const PAGE = 16 * 1024;
@@ -46,7 +51,7 @@ export interface ZlibSectionStats {
 const shared = { input: new Uint8Array(0), owner: undefined as object | undefined, scratch: new Uint8Array(0) };
 
 export class ZlibSection {
-  private readonly z = new RawInflate();
+  private z: Engine;
   /** File offset and length of the raw deflate data (after the 2-byte zlib header). */
   private readonly dataBase: number;
   private readonly dataSize: number;
@@ -86,6 +91,9 @@ export class ZlibSection {
     this.dataBase = base + 2;
     this.dataSize = csize - 2;
     this.spacing = Math.max(scattered ? DENSE : SPARSE, Math.ceil(size / MAX_POINTS));
+    // Read front to back, a section goes fastest through Bun's zlib; read out of order, it needs
+    // libz's restart points (seek() moves it over on its first step back).
+    this.z = !hasLibz() || (!scattered && NodeInflate.available()) ? new NodeInflate() : new RawInflate();
   }
 
   /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
@@ -165,6 +173,10 @@ export class ZlibSection {
     const best = i >= 0 ? this.points[i] : undefined;
     if (target < this.outPos || (best && best.out > this.outPos)) {
       if (target < this.outPos) this.spacing = Math.max(DENSE, Math.ceil(this.size / MAX_POINTS));
+      if (!this.z.resumable && hasLibz()) {
+        this.z.close();
+        this.z = new RawInflate();
+      }
       if (best) {
         this.restart(best.bits, best.byte, best.window);
         this.inPos = best.in;
@@ -210,7 +222,8 @@ export class ZlibSection {
       if (r.code === Z_STREAM_END) {
         this.ended = true;
       } else if (r.code !== Z_OK && r.code !== Z_BUF_ERROR) {
-        this.fail(`cannot decompress (zlib error ${r.code}) near compressed offset 0x${this.inPos.toString(16)}`);
+        const why = "message" in r && r.message ? `: ${r.message}` : ` (zlib error ${r.code})`;
+        this.fail(`cannot decompress${why} near compressed offset 0x${this.inPos.toString(16)}`);
       }
       // Input and room were both offered: a call that uses neither would repeat forever.
       if (r.read === 0 && r.wrote === 0 && !this.ended && ++stalls > 2) this.fail(`decompression makes no progress at compressed offset 0x${this.inPos.toString(16)}`);
@@ -232,6 +245,7 @@ export class ZlibSection {
   }
 
   private maybeAddPoint(): void {
+    if (!this.z.resumable) return;
     const dt = this.z.dataType;
     // At the end of a block that is not the last one, far enough from the points around.
     if (!(dt & 128) || dt & 64 || this.ended || this.outPos >= this.size || this.points.length >= MAX_POINTS) return;

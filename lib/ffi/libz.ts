@@ -2,7 +2,7 @@
 // section can be inflated forward in pieces into a reused buffer and entered again at a block
 // boundary (inflatePrime + inflateSetDictionary). libz.so.1 is a dependency of libbpf.so.1, so it is
 // present wherever probe runs; it is loaded on first use, and when it cannot be, hasLibz() is false
-// and callers inflate whole sections with node:zlib instead.
+// and callers read forward only, with Bun's zlib (lib/dwarf/node-inflate.ts).
 import { dlopen, ptr } from "bun:ffi";
 
 const i32 = "i32", p = "ptr", cstring = "cstring";
@@ -34,6 +34,7 @@ function libz(): ReturnType<typeof load> {
 export const Z_OK = 0;
 export const Z_STREAM_END = 1;
 export const Z_NEED_DICT = 2;
+export const Z_DATA_ERROR = -3;
 export const Z_BUF_ERROR = -5;
 /** Flush mode: return at the end of each deflate block (where a stream can be entered again). */
 export const Z_BLOCK = 5;
@@ -59,6 +60,8 @@ const finalizer = new FinalizationRegistry<Uint8Array>((s) => Z?.inflateEnd(s));
  * used during the call: the native state keeps no pointer into JS memory between calls.
  */
 export class RawInflate {
+  /** Can be entered at a block boundary (restart points). */
+  readonly resumable = true;
   // Backed by its own ArrayBuffer, which JavaScriptCore never moves: zlib's state points back at it.
   private readonly strm = new Uint8Array(new ArrayBuffer(Z_STREAM_SIZE));
   private readonly v = new DataView(this.strm.buffer);
