@@ -289,7 +289,7 @@ export class DebugSections {
   private zlib(name: string, where: string, off: number, csize: number, size: number, fail: (w: string) => never, count: (n: number) => void): SectionData {
     // Strings are read where each name points, in no order.
     const scattered = name === ".debug_str" || name === ".debug_line_str";
-    if (hasLibz() || NodeInflate.available()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered), false);
+    if (NodeInflate.available() || hasLibz()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered), false);
     let out: Uint8Array;
     try {
       out = inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });

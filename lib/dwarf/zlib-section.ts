@@ -3,7 +3,7 @@
 // walks the section: the bytes a lookup skips over are inflated into one small reused buffer and
 // dropped (fresh memory is what costs on a VM, ~23 µs a page), the 16 KiB pages a lookup asks for
 // are kept. A section read front to back goes through Bun's zlib (node-inflate.ts, the faster);
-// once one is read backwards (strings always are), through libz, which notes every so often where
+// once one is read backwards (strings soon are), through libz, which notes every so often where
 // a deflate block ends, with the 32 KiB of history the next block may refer to, so that a later
 // read further back (or far ahead) starts from the nearest such point, not the section's start.
 import { readSync } from "node:fs";
@@ -68,6 +68,8 @@ export class ZlibSection {
   private cached = 0;
   private points: RestartPoint[] = [];
   private spacing: number;
+  /** Steps back taken while reading through Bun's zlib. */
+  private backSteps = 0;
 
   constructor(
     private readonly elf: ElfFile,
@@ -93,7 +95,7 @@ export class ZlibSection {
     this.spacing = Math.max(scattered ? DENSE : SPARSE, Math.ceil(size / MAX_POINTS));
     // Read front to back, a section goes fastest through Bun's zlib; read out of order, it needs
     // libz's restart points (seek() moves it over on its first step back).
-    this.z = !hasLibz() || (!scattered && NodeInflate.available()) ? new NodeInflate() : new RawInflate();
+    this.z = NodeInflate.available() || !hasLibz() ? new NodeInflate() : new RawInflate();
   }
 
   /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
@@ -173,7 +175,9 @@ export class ZlibSection {
     const best = i >= 0 ? this.points[i] : undefined;
     if (target < this.outPos || (best && best.out > this.outPos)) {
       if (target < this.outPos) this.spacing = Math.max(DENSE, Math.ceil(this.size / MAX_POINTS));
-      if (!this.z.resumable && hasLibz()) {
+      // Going back once a short way, starting Bun's zlib over costs less than loading libz;
+      // further back, or again, the section is evidently read out of order: libz, with points.
+      if (!this.z.resumable && (target >= SPARSE || ++this.backSteps > 1) && hasLibz()) {
         this.z.close();
         this.z = new RawInflate();
       }
