@@ -28,6 +28,8 @@ const IN_CHUNK = 64 * 1024;
 const SPARSE = 1 << 20;
 const DENSE = 128 * 1024;
 const MAX_POINTS = 512;
+/** String sections up to this size are kept whole once inflated (see the constructor). */
+const MAX_KEPT_WHOLE = 16 << 20;
 
 /** A place where a deflate block starts: enough to start inflating there. */
 interface RestartPoint {
@@ -68,6 +70,8 @@ export class ZlibSection {
   private cached = 0;
   private points: RestartPoint[] = [];
   private spacing: number;
+  /** A string section's bytes inflated so far ([0, outPos)), when it is kept whole. */
+  private kept: Uint8Array | undefined;
   /** Steps back taken while reading through Bun's zlib. */
   private backSteps = 0;
 
@@ -93,6 +97,9 @@ export class ZlibSection {
     this.dataBase = base + 2;
     this.dataSize = csize - 2;
     this.spacing = Math.max(scattered ? DENSE : SPARSE, Math.ceil(size / MAX_POINTS));
+    // Strings are read here and there, back and forth: a small string section keeps everything
+    // inflated so far (one buffer, its pages touched only as it fills), never read twice.
+    if (scattered && size <= MAX_KEPT_WHOLE) this.kept = new Uint8Array(size);
     // Read front to back, a section goes fastest through Bun's zlib; read out of order, it needs
     // libz's restart points (seek() moves it over on its first step back).
     this.z = NodeInflate.available() || !hasLibz() ? new NodeInflate() : new RawInflate();
@@ -101,6 +108,10 @@ export class ZlibSection {
   /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
   get(off: number, len: number): Uint8Array {
     if (len <= 0) return new Uint8Array(0);
+    if (this.kept) {
+      this.keepTo(off + len);
+      return this.kept.subarray(off, off + len);
+    }
     const first = Math.floor(off / PAGE);
     const last = Math.floor((off + len - 1) / PAGE);
     if (first === last) return this.page(first).subarray(off - first * PAGE, off - first * PAGE + len);
@@ -128,6 +139,15 @@ export class ZlibSection {
 
   /** The bytes from `off` to a NUL (exclusive), at most `max` long; undefined when none is found. */
   until0(off: number, max: number): Uint8Array | undefined {
+    if (this.kept) {
+      const kept = this.kept;
+      for (let want = off + 256; ; want = Math.min(this.size, off + (want - off) * 4)) {
+        this.keepTo(Math.min(want, this.size, off + max + 1));
+        const end = kept.subarray(off, this.outPos).indexOf(0);
+        if (end >= 0) return end <= max ? kept.subarray(off, off + end) : undefined;
+        if (this.outPos >= this.size || this.outPos > off + max) return undefined;
+      }
+    }
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let at = off; at < this.size && total <= max; ) {
@@ -145,6 +165,13 @@ export class ZlibSection {
       at = (idx + 1) * PAGE;
     }
     return undefined;
+  }
+
+  /** Inflates the kept section up to `end` (and on to the next page boundary), never backwards. */
+  private keepTo(end: number): void {
+    if (end <= this.outPos) return;
+    const to = Math.min(this.size, Math.ceil(end / PAGE) * PAGE);
+    this.produce(this.kept!.subarray(this.outPos, to), to - this.outPos);
   }
 
   /** Frees the native inflate state (also done when the section is garbage collected). */
