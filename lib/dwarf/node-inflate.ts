@@ -2,8 +2,8 @@
 // system's libz on the same data, which is most of what one lookup in a compressed debug file
 // costs. Reached through node:zlib's InflateRaw handle the way node:zlib's own synchronous path
 // drives it (writeSync(flush, in, inOff, inLen, out, outOff, outLen), then _writeState holds the
-// room and input left), which is not a public API: `available()` checks its shape once, and
-// callers fall back to libz without it. It cannot be entered mid-stream (no history or bit
+// room and input left), which is not a public API: `create()` checks its shape, and callers fall
+// back to libz without it. It cannot be entered mid-stream (no history or bit
 // position to hand over), so zlib-section.ts uses it for forward reads and moves to libz, with
 // restart points, when a section is read backwards.
 import * as zlib from "node:zlib";
@@ -26,20 +26,20 @@ export class NodeInflate {
   private state!: Uint32Array;
   private error: string | undefined;
 
-  /** Whether Bun's node:zlib has the handle this engine drives (checked once). */
-  static available(): boolean {
-    if (usable === undefined) {
-      try {
-        new NodeInflate().close();
-        usable = true;
-      } catch {
-        usable = false;
-      }
+  /** A new engine, or undefined when Bun's node:zlib lacks the handle it drives (checked once). */
+  static create(): NodeInflate | undefined {
+    if (usable === false) return undefined;
+    try {
+      const z = new NodeInflate();
+      usable = true;
+      return z;
+    } catch {
+      usable = false;
+      return undefined;
     }
-    return usable;
   }
 
-  constructor() {
+  private constructor() {
     this.open();
   }
 
@@ -75,7 +75,7 @@ export class NodeInflate {
   /** Starts over at the stream's start (the only place this engine can start). */
   restart(bits: number, _byte: number, window: Uint8Array | undefined): void {
     if (bits || window) throw new Error("this inflate engine can only start at the stream's start");
-    this.close();
+    // The old stream is left to the garbage collector: closing one costs more than a new one.
     this.open();
   }
 

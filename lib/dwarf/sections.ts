@@ -6,9 +6,7 @@ import { inflateSync, zstdDecompressSync } from "node:zlib";
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
-import { ZlibSection } from "./zlib-section.ts";
-import { hasLibz } from "../ffi/libz.ts";
-import { NodeInflate } from "./node-inflate.ts";
+import { ZlibSection, zlibEngine } from "./zlib-section.ts";
 
 const SHF_COMPRESSED = 0x800;
 const ELFCOMPRESS_ZLIB = 1;
@@ -289,7 +287,8 @@ export class DebugSections {
   private zlib(name: string, where: string, off: number, csize: number, size: number, fail: (w: string) => never, count: (n: number) => void): SectionData {
     // Strings are read where each name points, in no order.
     const scattered = name === ".debug_str" || name === ".debug_line_str";
-    if (NodeInflate.available() || hasLibz()) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered), false);
+    const engine = zlibEngine();
+    if (engine) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered, engine), false);
     let out: Uint8Array;
     try {
       out = inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });

@@ -12,7 +12,15 @@ import { hasLibz, RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "..
 import { NodeInflate } from "./node-inflate.ts";
 
 /** What a section reads through: libz's inflate (restart points) or Bun's (faster, forward only). */
-type Engine = RawInflate | NodeInflate;
+export type Engine = RawInflate | NodeInflate;
+
+/**
+ * The engine a section starts with: Bun's zlib (a section read front to back goes fastest through
+ * it; ZlibSection moves to libz on its first long step back), else libz; undefined when neither.
+ */
+export function zlibEngine(): Engine | undefined {
+  return NodeInflate.create() ?? (hasLibz() ? new RawInflate() : undefined);
+}
 
 /** Unit of the cache of inflated bytes. */
 const PAGE = 16 * 1024;
@@ -86,7 +94,9 @@ export class ZlibSection {
     private readonly count: (n: number) => void,
     private readonly fail: (what: string) => never,
     /** Read in no particular order (strings): restart points dense from the start. */
-    scattered = false,
+    scattered: boolean,
+    /** The engine to start with (zlibEngine()). */
+    engine: Engine,
   ) {
     if (csize < 2) fail("compressed data is shorter than a zlib header");
     const h = this.readFile(base, 2);
@@ -100,9 +110,7 @@ export class ZlibSection {
     // Strings are read here and there, back and forth: a small string section keeps everything
     // inflated so far (one buffer, its pages touched only as it fills), never read twice.
     if (scattered && size <= MAX_KEPT_WHOLE) this.kept = new Uint8Array(size);
-    // Read front to back, a section goes fastest through Bun's zlib; read out of order, it needs
-    // libz's restart points (seek() moves it over on its first step back).
-    this.z = NodeInflate.available() || !hasLibz() ? new NodeInflate() : new RawInflate();
+    this.z = engine;
   }
 
   /** Exactly `len` bytes at `off` (the caller has checked the range against the section). */
@@ -204,10 +212,7 @@ export class ZlibSection {
       if (target < this.outPos) this.spacing = Math.max(DENSE, Math.ceil(this.size / MAX_POINTS));
       // Going back once a short way, starting Bun's zlib over costs less than loading libz;
       // further back, or again, the section is evidently read out of order: libz, with points.
-      if (!this.z.resumable && (target >= SPARSE || ++this.backSteps > 1) && hasLibz()) {
-        this.z.close();
-        this.z = new RawInflate();
-      }
+      if (!this.z.resumable && (target >= SPARSE || ++this.backSteps > 1) && hasLibz()) this.z = new RawInflate();
       if (best) {
         this.restart(best.bits, best.byte, best.window);
         this.inPos = best.in;
