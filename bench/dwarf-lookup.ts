@@ -6,6 +6,7 @@
 //   bun bench/dwarf-lookup.ts [binary] [function] [runs]
 //   bun bench/dwarf-lookup.ts /lib/x86_64-linux-gnu/libc.so.6 malloc 9
 //   DWARF_ROOT=/other/checkout bun bench/dwarf-lookup.ts ...   (time another checkout's lib/)
+//   DWARF_BEFORE=/work/main bun bench/dwarf-lookup.ts ...      (that checkout and this one, alternating)
 //
 // Cold page cache: run as root with DROP_CACHES=1 (writes 3 to /proc/sys/vm/drop_caches first).
 import { openSync, closeSync, writeFileSync } from "node:fs";
@@ -41,15 +42,22 @@ if (process.argv[2] === "--child") {
 const path = process.argv[2] ?? "/lib/x86_64-linux-gnu/libc.so.6";
 const fn = process.argv[3] ?? "malloc";
 const runs = Number(process.argv[4] ?? 9);
+// DWARF_BEFORE=/other/checkout: its runs alternate with this checkout's, so both see the same load.
+const roots = process.env.DWARF_BEFORE ? [process.env.DWARF_BEFORE, ROOT] : [ROOT];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const rows: { ms: number; thread: number; cpu: number; read: number; inflated: number; name: string; params: string[] }[] = [];
+type Run = { ms: number; thread: number; cpu: number; read: number; inflated: number; name: string; params: string[] };
+const rows = new Map<string, Run[]>(roots.map((r) => [r, []]));
 for (let i = 0; i < runs; i++) {
-  if (process.env.DROP_CACHES) writeFileSync("/proc/sys/vm/drop_caches", "3");
-  const p = Bun.spawnSync([process.execPath, import.meta.path, "--child", path, fn], { env: { ...process.env, DWARF_ROOT: ROOT } });
-  if (p.exitCode !== 0) throw new Error(p.stderr.toString());
-  rows.push(JSON.parse(p.stdout.toString()));
+  for (const root of roots) {
+    if (process.env.DROP_CACHES) writeFileSync("/proc/sys/vm/drop_caches", "3");
+    const p = Bun.spawnSync([process.execPath, import.meta.path, "--child", path, fn], { env: { ...process.env, DWARF_ROOT: root } });
+    if (p.exitCode !== 0) throw new Error(p.stderr.toString());
+    rows.get(root)!.push(JSON.parse(p.stdout.toString()));
+  }
 }
-const r = rows[0]!;
-console.log(`${fn} in ${path} (${ROOT}): ${r.name}(${r.params?.join(", ")})`);
-console.log(`  median of ${runs}${process.env.DROP_CACHES ? " (cold page cache)" : ""}: ${median(rows.map((x) => x.ms)).toFixed(1)} ms wall, ${median(rows.map((x) => x.thread)).toFixed(1)} ms CPU of the thread, ${median(rows.map((x) => x.cpu)).toFixed(1)} ms CPU of the process; ${((r.read ?? 0) / 1e6).toFixed(2)} MB read, ${((r.inflated ?? 0) / 1e6).toFixed(2)} MB inflated`);
-console.log(`  wall: ${rows.map((x) => x.ms.toFixed(0)).join(" ")}`);
+for (const [root, rs] of rows) {
+  const r = rs[0]!;
+  console.log(`${fn} in ${path} (${root}): ${r.name}(${r.params?.join(", ")})`);
+  console.log(`  median of ${runs}${process.env.DROP_CACHES ? " (cold page cache)" : ""}: ${median(rs.map((x) => x.ms)).toFixed(1)} ms wall, ${median(rs.map((x) => x.thread)).toFixed(1)} ms CPU of the thread, ${median(rs.map((x) => x.cpu)).toFixed(1)} ms CPU of the process; ${((r.read ?? 0) / 1e6).toFixed(2)} MB read, ${((r.inflated ?? 0) / 1e6).toFixed(2)} MB inflated`);
+  console.log(`  wall: ${rs.map((x) => x.ms.toFixed(0)).join(" ")}`);
+}
