@@ -61,7 +61,11 @@ export class NodeInflate {
   /** Inflates from input[inOff, inOff + inLen) into output[outOff, outOff + outLen). */
   inflate(input: Uint8Array, inOff: number, inLen: number, output: Uint8Array, outOff: number, outLen: number): { code: number; read: number; wrote: number; message?: string } {
     this.error = undefined;
-    this.handle.writeSync(Z_NO_FLUSH, input, inOff, inLen, output, outOff, outLen);
+    try {
+      this.handle.writeSync(Z_NO_FLUSH, input, inOff, inLen, output, outOff, outLen);
+    } catch (e) {
+      return { code: Z_DATA_ERROR, read: 0, wrote: 0, message: (e as Error).message };
+    }
     const wrote = outLen - this.state[0]!;
     const read = inLen - this.state[1]!;
     if (this.error !== undefined) return { code: Z_DATA_ERROR, read, wrote, message: this.error };
