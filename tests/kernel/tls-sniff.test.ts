@@ -11,10 +11,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { probeBinary, startProbe, sh } from "../helpers.ts";
 import {
-  TLS_WORK, patternBody, sniffRecords, sniffedBy, textBlocks, unescapeLines, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
+  TLS_WORK, bpftraceCalls, patternBody, sniffRecords, sniffedBy, textBlocks, unescapeLines, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
   type ClientKind, type PeerServer, type ServerKind,
 } from "../fixtures/tls/peers.ts";
-import { LIBNSPR, LIBSSL3, nssPackageVersion, startTstclnt } from "../fixtures/tls/nss.ts";
+import { LIBNSPR, LIBSSL3, nssPackageVersion, startSelfservRenegotiating, startTstclnt } from "../fixtures/tls/nss.ts";
 
 const started: { stop(): void }[] = [];
 afterAll(() => {
@@ -173,17 +173,35 @@ describe("sslsniff: NSS (tstclnt: libssl3.so, its I/O through NSPR's libnspr4.so
     expect(out.err.join("\n")).toMatch(/^NSS: PR_Read, PR_Recv, PR_Write and PR_Send are NSPR's I\/O for every descriptor: .*files, pipes and plain sockets .* included, not only TLS$/m);
   });
 
-  test("--handshake: SSL_ForceHandshake in libssl3.so is attached too, and what it covers is said", async () => {
-    const srv = await startSServer();
-    started.push(srv);
-    const cli = await startTstclnt(srv.port);
+  test("--handshake: selfserv's renegotiation through SSL_ForceHandshake (libssl3.so), as many as bpftrace counts, SECSuccess; the request it read", async () => {
+    const ss = await startSelfservRenegotiating();
+    started.push(ss);
+    const p = await startProbe(["sslsniff", "--pid", String(ss.pid), "--json", "--handshake"]);
+    const bt = await bpftraceCalls(ss.pid, LIBSSL3, ["SSL_ForceHandshake"]);
+    const cli = await startTstclnt(ss.port);
     started.push(cli);
-    const p = await startProbe(["sslsniff", "--pid", String(cli.pid), "--json", "--handshake"]);
+    const request = Buffer.from("GET /renegotiated HTTP/1.0\r\n\r\n");
+    await cli.send(request);
+    // selfserv answers after the second handshake.
+    await cli.received(1);
+    await Bun.sleep(300);
+    const calls = await bt.stop();
     const out = await stopProbe(p);
     cli.stop();
     expect(out.code).toBe(0);
-    expect(out.err).toContain(`Tracing SSL_ForceHandshake in ${LIBSSL3}, pid ${cli.pid}: kernel reports uprobe + uretprobe [uprobe_multi]`);
+    expect(out.err).toContain(`Tracing SSL_ForceHandshake in ${LIBSSL3}, pid ${ss.pid}: kernel reports uprobe + uretprobe [uprobe_multi]`);
     expect(out.err.join("\n")).toContain("NSS: handshakes are SSL_ForceHandshake calls; a program that does not call it handshakes inside its first read or write");
+    const recs = sniffRecords(out.out).filter((r) => r.pid === ss.pid);
+    const hs = recs.filter((r) => r.event === "handshake");
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(hs).toHaveLength(calls);
+    for (const h of hs) {
+      expect(h).toMatchObject({ function: "SSL_ForceHandshake", library: LIBSSL3, tls: `NSS ${nssPackageVersion()}`, ret: 0, ok: true });
+      expect(h.latency_ns).toBeGreaterThan(0);
+    }
+    // What selfserv read on the connection holds the request tstclnt sent.
+    const read = Buffer.concat(recs.filter((r) => r.event === "read").map((r) => Buffer.from(r.data, "base64")));
+    expect(read.includes(request)).toBe(true);
   });
 });
 
