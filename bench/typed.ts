@@ -110,13 +110,16 @@ export async function typedBench(row: Row): Promise<void> {
       const t0 = performance.now();
       const p = Bun.spawn([bpftrace, "-p", String(s.pid), "-e", `uprobe:${LIBC}:* { @[probe] = count(); }`], { stdout: "pipe", stderr: "pipe" });
       const out = new Lines(p.stdout);
+      const errText = new Response(p.stderr).text();
       let attached = "";
-      try {
-        const [, n] = await out.waitFor(/Attaching (\d+) probes/, 120_000);
-        attached = `${n} probes`;
+      // bpftrace says "Attaching N probes..." before it attaches, or refuses and exits.
+      const said = await Promise.race([out.waitFor(/Attaching (\d+) probes/, 120_000).then(([, n]) => n, () => undefined), p.exited.then(() => undefined)]);
+      if (said) {
+        attached = `${said} probes`;
         await Bun.sleep(200);
-      } catch {
-        attached = "did not say it attached within 120 s";
+      } else {
+        const why = (await Promise.race([errText, Bun.sleep(100).then(() => "")])).split("\n").find((l) => /ERROR: Failed|exceeds/.test(l));
+        attached = why ? `refused: ${why.replace(/^ERROR: /, "")}` : "did not say it attached within 120 s";
       }
       const ms = performance.now() - t0;
       const t1 = performance.now();
@@ -129,7 +132,7 @@ export async function typedBench(row: Row): Promise<void> {
   }
 
   // --- resolving a function in a large binary ------------------------------------------------------
-  for (const [path, fn] of [[PROBE, "main"], ["/usr/bin/node", "SSL_read"]] as const) {
+  for (const [path, fn] of [[PROBE, "napi_create_string_utf8"], ["/usr/bin/node", "SSL_read"]] as const) {
     try {
       const size = statSync(path).size;
       const t0 = performance.now();

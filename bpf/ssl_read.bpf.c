@@ -1,6 +1,6 @@
 // `probe ssl-read`: per process and library, the calls, returns, bytes and errors of TLS reads
-// (OpenSSL SSL_read/SSL_read_ex, GnuTLS gnutls_record_recv, Go crypto/tls.(*Conn).Read), and a
-// check that every return was preceded by its entry.
+// (OpenSSL SSL_read/SSL_read_ex, GnuTLS gnutls_record_recv, Go crypto/tls.(*Conn).Read, NSS
+// through NSPR's PR_Read/PR_Recv), and a check that every return was preceded by its entry.
 #include "common.h"
 #include "filter.h"
 #include "ssl_read.h"
@@ -154,6 +154,9 @@ int ssl_read_return(struct pt_regs *ctx)
 		}
 		break;
 	case TLS_SSL_READ:
+	case TLS_NSS_READ:
+	case TLS_NSS_RECV:
+		/* An int (PRInt32): the upper half of RAX is not part of it. */
 		if ((int)ret > 0)
 			__sync_fetch_and_add(&s->bytes, (int)ret);
 		else

@@ -22,7 +22,14 @@ enum tls_fn {
 	TLS_GO_WRITE = 9,          /* (c *tls.Conn) Write(b []byte) (int, error) */
 	TLS_GO_CLIENT_HANDSHAKE = 10, /* (c *tls.Conn) clientHandshake(ctx) error: RAX=err's type, nil when done */
 	TLS_GO_SERVER_HANDSHAKE = 11, /* (c *tls.Conn) serverHandshake(ctx) error */
-	TLS_FN_COUNT = 12,
+	/* NSS: NSPR's I/O entry points carry the plaintext of NSS's SSL sockets (and of any other NSPR
+	 * descriptor); each returns PRInt32 bytes or -1, its buffer second: SSL_read/SSL_write's shape. */
+	TLS_NSS_READ = 12,         /* PRInt32 PR_Read(PRFileDesc *, void *buf, PRInt32 amount) */
+	TLS_NSS_RECV = 13,         /* PRInt32 PR_Recv(PRFileDesc *, void *buf, PRInt32 amount, PRIntn flags, PRIntervalTime) */
+	TLS_NSS_WRITE = 14,        /* PRInt32 PR_Write(PRFileDesc *, const void *buf, PRInt32 amount) */
+	TLS_NSS_SEND = 15,         /* PRInt32 PR_Send(PRFileDesc *, const void *buf, PRInt32 amount, PRIntn, PRIntervalTime) */
+	TLS_NSS_HANDSHAKE = 16,    /* SECStatus SSL_ForceHandshake(PRFileDesc *): 0 (SECSuccess) done */
+	TLS_FN_COUNT = 17,
 };
 
 /* The attach cookie: the function's code in the low 8 bits, the library's index above them (which

@@ -62,11 +62,15 @@ static __always_inline __u32 kind_of(__u32 fn)
 	case TLS_SSL_READ_EX:
 	case TLS_GNUTLS_RECV:
 	case TLS_GO_READ:
+	case TLS_NSS_READ:
+	case TLS_NSS_RECV:
 		return SNIFF_READ;
 	case TLS_SSL_WRITE:
 	case TLS_SSL_WRITE_EX:
 	case TLS_GNUTLS_SEND:
 	case TLS_GO_WRITE:
+	case TLS_NSS_WRITE:
+	case TLS_NSS_SEND:
 		return SNIFF_WRITE;
 	default:
 		return SNIFF_HANDSHAKE;
@@ -243,7 +247,8 @@ int sniff_return(struct pt_regs *ctx)
 	__u32 kind = kind_of(fn);
 	__u64 len = 0;
 	if (kind != SNIFF_HANDSHAKE) {
-		if (fn == TLS_SSL_READ || fn == TLS_SSL_WRITE) {
+		if (fn == TLS_SSL_READ || fn == TLS_SSL_WRITE || (fn >= TLS_NSS_READ && fn <= TLS_NSS_SEND)) {
+			/* int and PRInt32 counts: the upper half of RAX is not part of them. */
 			len = (int)ret > 0 ? (int)ret : 0;
 		} else if (fn == TLS_SSL_READ_EX || fn == TLS_SSL_WRITE_EX) {
 			if ((int)ret == 1 && c.count_ptr)

@@ -29,7 +29,7 @@ export function goFunction(elf: ElfFile, name: string): GoFunction {
   const close = suggestGo(all, name);
   throw new GoError(
     `Go function ${name} not found in ${elf.path}`,
-    close.length ? `did you mean ${close.join(", ")}?` : "list them with --list-functions PATTERN (Go names look like main.(*T).M)",
+    close.length ? `did you mean ${close.join(", ")}?` : "list the functions of the binary to find the name (Go names look like main.(*T).M)",
   );
 }
 

@@ -44,14 +44,14 @@ export function returnOffsets(elf: ElfFile, fn: GoFunction): ReturnSites {
     }
   } catch (e) {
     if (e instanceof DecodeError) {
-      throw new GoError(`cannot find the returns of ${fn.name} in ${elf.path}: ${e.message}; refusing to attach return probes`, "probe its callers instead, or only its entry (without --ret)");
+      throw new GoError(`cannot find the returns of ${fn.name} in ${elf.path}: ${e.message}; refusing to attach return probes`, "probe its callers instead, or only its entry");
     }
     throw e;
   }
   if (offsets.length === 0) {
     throw new GoError(
       `${fn.name} in ${elf.path} has no RET instruction (it only tail-calls or never returns): there is no return to probe`,
-      "probe the function it jumps to, or only its entry (without --ret)",
+      "probe the function it jumps to, or only its entry",
     );
   }
   return { fn, offsets, instructions };

@@ -73,6 +73,6 @@ export function requireRegisterAbi(elf: ElfFile, info: GoInfo): void {
   }
   throw new GoError(
     `cannot tell which Go version built ${elf.path} (no build info, no runtime.buildVersion), so not which calling convention it uses`,
-    "rebuild it with Go >= 1.17, or probe it without --ret and without arguments",
+    "rebuild it with Go >= 1.17, or probe only its entry, without arguments",
   );
 }

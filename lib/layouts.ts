@@ -62,6 +62,7 @@ export const TLS_FN = {
   SSL_READ: 0, SSL_READ_EX: 1, SSL_WRITE: 2, SSL_WRITE_EX: 3, SSL_HANDSHAKE: 4,
   GNUTLS_RECV: 5, GNUTLS_SEND: 6, GNUTLS_HANDSHAKE: 7,
   GO_READ: 8, GO_WRITE: 9, GO_CLIENT_HANDSHAKE: 10, GO_SERVER_HANDSHAKE: 11,
+  NSS_READ: 12, NSS_RECV: 13, NSS_WRITE: 14, NSS_SEND: 15, NSS_HANDSHAKE: 16,
 } as const;
 /** The attach cookie of a TLS probe: the library's index above the function's code. */
 export function tlsCookie(lib: number, fn: number): bigint {

@@ -44,7 +44,7 @@ export function resolveFunction(elf: ElfFile, spec: string): ResolvedFunction {
     return { name: `0x${fs.rawOffset.toString(16)}`, offset: fs.rawOffset, vaddr: elf.offsetToVaddr(fs.rawOffset) ?? fs.rawOffset };
   }
   const name = fs.symbol!;
-  const all = elf.symbols().filter((s) => s.name === name && (!fs.version || s.version === fs.version));
+  const all = elf.symbolsNamed(name).filter((s) => !fs.version || s.version === fs.version);
   const defined = all.filter((s) => s.shndx !== SHN_UNDEF && s.value !== 0 && isCode(s));
   if (defined.length === 0) {
     if (all.some((s) => s.shndx === SHN_UNDEF)) {

@@ -85,23 +85,35 @@ command(
 command(
   "usdt [target] [probe]",
   "Trace USDT probes (statically defined: Python, libstdc++, the JVM...) with their arguments",
-  "usdt <target> <probe> [options]\n\n" +
-    "  <target>  the program or library with the probes: a path, a library name (libstdc++), or a program on PATH\n" +
-    "  <probe>   provider:name (python:function__entry), a name, or a glob (python:function__*, 'hotspot:*')\n\n" +
+  "usdt <target> <probe> [options] [-- command args...]\n\n" +
+    "  <target>    the program or library with the probes: a path, a library name (libstdc++), or a program on PATH\n" +
+    "  <probe>     provider:name (python:function__entry), a name, or a glob (python:function__*, 'hotspot:*')\n" +
+    "  -- command  start the command and trace it from its first instruction; probe exits with its status\n\n" +
     "Probes with a semaphore are enabled while probe runs. Events go to stdout, one line each; notes to stderr",
   (usdt) => {
     usdt
       .option("-l, --list", "List the target's USDT probes (with -p and no target: of every file the process maps) and exit")
       .option("--args <types>", "Argument types: 'str,str,int' or a prototype 'function__entry(char *file, char *func, int line)' (repeatable)")
       .option("--ret-pairs", "Pair *__entry/*__return (*__start/*__done) probes into calls with their latency, per thread")
-      .option("-s, --summary", "Every interval: calls per process and probe (with --ret-pairs: calls and latency per call) instead of every event");
+      .option("-s, --summary", "Every interval: calls per process and probe (with --ret-pairs: calls and latency per call) instead of every event")
+      .option("--hist [value]", "With --ret-pairs: a histogram of the calls' latency (per pair) instead of events")
+      .option("--linear <start,step,end>", "With --hist: linear buckets (ns) instead of powers of two")
+      .option("--per-process", "With --hist or --stacks: one per process")
+      .option("--stack", "Each probe hit with its user stack")
+      .option("--stacks", "Count hits per unique user stack; the top stacks at exit")
+      .option("--folded", "With --stacks: print folded stacks (for flame graph tools) at exit")
+      .option("--flamegraph <file>", "With --stacks: write an SVG flame graph at exit")
+      .option("--unwind <mode>", "How stacks are unwound: auto (default: call-frame info, else frame pointers), cfi, or fp (frame pointers only, nothing copied)")
+      .option("--stack-size <bytes>", "Bytes of stack copied per hit to unwind (default 16K, at most 64K)");
     processOptions(usdt, "the target");
     runOptions(usdt, "Seconds between summaries");
     attachModeOption(usdt)
       .example("probe usdt --list /usr/bin/python3")
       .example("probe usdt python3 python:function__entry --pid 4242")
       .example("probe usdt python3 'python:function__*' --ret-pairs --summary -d 10 --pid 4242")
-      .action((target, probe, opts) => runCommand("usdt", () => import("./commands/usdt.ts").then((m) => m.run(target, probe, opts))));
+      .example("probe usdt python3 'python:function__*' --ret-pairs --hist -d 10 --pid 4242")
+      .example("probe usdt libstdc++ libstdcxx:throw --stack -- ./server")
+      .action((target, probe, opts) => runCommand("usdt", () => import("./commands/usdt.ts").then((m) => m.run(target, probe, { ...opts, command: opts["--"] }))));
   },
 );
 

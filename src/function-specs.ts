@@ -10,6 +10,7 @@ import { compileGlob, isGlob } from "../lib/glob.ts";
 import { parsePrototype, isPrototype, prototypeNotes } from "../lib/types/prototype.ts";
 import { locate, unreadableValues } from "../lib/types/abi.ts";
 import type { FunctionLayout } from "../lib/types/function-layout.ts";
+import { confirmPlacement } from "../lib/types/debug-placement.ts";
 import { findDebugInfo, formatSignature, declareC, type DebugFunction, type DebugInfoResult, type DebugType } from "../lib/dwarf/index.ts";
 import { C_INT_TYPEDEFS, C_POINTER_TYPEDEFS } from "../lib/types/known.ts";
 import { resolveFunction } from "../lib/symbols.ts";
@@ -202,17 +203,21 @@ function typeFromDebugInfo(elf: ElfFile, fns: ProbedFunction[], o: SpecOptions, 
       const vaddr = inspectGo(elf) ? undefined : resolveFunction(elf, f.name).vaddr;
       const fn = vaddr !== undefined ? info.functionAt(vaddr) : info.functionByName(f.name);
       if (!fn || fn.language === "asm") continue;
-      // Clones the optimizer made (.constprop, .isra, .part) take their arguments elsewhere than the ABI says.
-      if (/\.(constprop|isra|part)\./.test(`${fn.linkageName ?? fn.name}.`)) continue;
       const layout = layoutOf(parseableSignature(fn, o.retType && retTypeText(o.retType)), o.stringMax).layout;
-      // What debug info says is not there at the entry is shown as unavailable, never guessed.
-      const params = fn.params.filter((p) => !p.artificial);
-      layout.args.forEach((a, i) => {
-        const loc = params[i]?.location;
-        if (loc?.kind === "unavailable") a.value = { kind: "unreadable", reason: loc.reason };
-      });
+      // What debug info says is elsewhere at the entry (optimized copies: .constprop, .isra) or not
+      // there at all is shown as unavailable with the reason, never guessed. Go's debug info
+      // describes its register ABI's own placement, which layoutOf already follows.
+      const locations = fn.params.filter((p) => !p.artificial).map((p) => p.location);
+      if (fn.language !== "go") confirmPlacement(layout, locations);
+      else {
+        layout.args.forEach((a, i) => {
+          const loc = locations[i];
+          if (loc?.kind === "unavailable") a.value = { kind: "unreadable", reason: loc.reason };
+        });
+      }
       f.layout = layout;
       f.enums = enumNames(fn);
+      for (const n of unreadableValues(layout)) notes.push(`${f.name}: argument ${n}`);
       typed++;
     } catch {
       // A type the prototype parser cannot place (a struct by value...): this function stays untyped.

@@ -131,47 +131,22 @@ export interface HistEntry extends ProcessRow {
   hist: Histogram;
 }
 
-export class HistReport {
-  private readonly perFunction: MapReader;
-  private readonly perProcess: ProcessRows<HistEntry>;
+/**
+ * Histogram rows printed every interval (the calls since the last print, of the rows that changed)
+ * and at exit (all calls): the rows are counted by the program (HistReport) or elsewhere.
+ */
+export abstract class HistPrinter {
   /** What the last interval print saw, per row: the next one prints the difference. */
   private readonly shown = new Map<string, Histogram>();
 
   constructor(
-    histsFd: number,
-    procHistsFd: number,
-    private readonly names: string[],
-    private readonly spec: HistSpec,
-    private readonly nspidOf: (pid: number, inner: number) => number[],
-  ) {
-    this.perFunction = new MapReader(histsFd);
-    this.perProcess = new ProcessRows(
-      new MapReader(procHistsFd),
-      (key, value) => {
-        const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
-        const row = this.decode(value);
-        const pidns = new DataView(value.buffer, value.byteOffset, HIST_ROW.size).getUint32(HIST_ROW.pidns, true);
-        return { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, pidns, hist: row.hist };
-      },
-      (kept, e) => (kept ? { ...kept, hist: kept.hist.plus(e.hist) } : e),
-      nspidOf,
-    );
-  }
+    protected readonly names: string[],
+    protected readonly spec: HistSpec,
+    protected readonly nspidOf: (pid: number, inner: number) => number[],
+  ) {}
 
-  private decode(bytes: Uint8Array): ReturnType<typeof decodeHistRow> {
-    return decodeHistRow(new DataView(bytes.buffer, bytes.byteOffset, HIST_ROW.size), 0, this.spec.scheme, this.spec.signed);
-  }
-
-  /** Every row, totals since the start: per function, or per process (live and exited) and function. */
-  rows(): HistEntry[] {
-    if (!this.spec.perProcess) {
-      return this.names.map((_, func) => {
-        const [v] = this.perFunction.lookup(new Uint8Array(new Uint32Array([func]).buffer)) ?? [];
-        return { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
-      });
-    }
-    return this.perProcess.read();
-  }
+  /** Every row, totals since the start: per function, or per process and function. */
+  abstract rows(): HistEntry[];
 
   private heading(e: HistEntry): string {
     const name = this.names[e.func] ?? `#${e.func}`;
@@ -218,5 +193,47 @@ export class HistReport {
       out.line("");
     }
     out.flush();
+  }
+}
+
+export class HistReport extends HistPrinter {
+  private readonly perFunction: MapReader;
+  private readonly perProcess: ProcessRows<HistEntry>;
+
+  constructor(
+    histsFd: number,
+    procHistsFd: number,
+    names: string[],
+    spec: HistSpec,
+    nspidOf: (pid: number, inner: number) => number[],
+  ) {
+    super(names, spec, nspidOf);
+    this.perFunction = new MapReader(histsFd);
+    this.perProcess = new ProcessRows(
+      new MapReader(procHistsFd),
+      (key, value) => {
+        const k = new DataView(key.buffer, key.byteOffset, HIST_KEY.size);
+        const row = this.decode(value);
+        const pidns = new DataView(value.buffer, value.byteOffset, HIST_ROW.size).getUint32(HIST_ROW.pidns, true);
+        return { pid: k.getUint32(HIST_KEY.pid, true), func: k.getUint32(HIST_KEY.func, true), comm: row.comm, nspid: row.nspid, pidns, hist: row.hist };
+      },
+      (kept, e) => (kept ? { ...kept, hist: kept.hist.plus(e.hist) } : e),
+      nspidOf,
+    );
+  }
+
+  private decode(bytes: Uint8Array): ReturnType<typeof decodeHistRow> {
+    return decodeHistRow(new DataView(bytes.buffer, bytes.byteOffset, HIST_ROW.size), 0, this.spec.scheme, this.spec.signed);
+  }
+
+  /** Every row, totals since the start: per function, or per process (live and exited) and function. */
+  rows(): HistEntry[] {
+    if (!this.spec.perProcess) {
+      return this.names.map((_, func) => {
+        const [v] = this.perFunction.lookup(new Uint8Array(new Uint32Array([func]).buffer)) ?? [];
+        return { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: v ? this.decode(v).hist : Histogram.empty(this.spec.scheme, this.spec.signed) };
+      });
+    }
+    return this.perProcess.read();
   }
 }

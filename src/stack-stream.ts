@@ -39,6 +39,22 @@ export function streamWithStacks(
     scratch.pos = 0;
     return text.replace(/\n$/, "");
   };
+  return stackStream(unwinder, names, lineOf, json, out);
+}
+
+/**
+ * The stream around any call line: `lineOf` formats a record that is not a stack (a JSON line
+ * must end with its object's `}`: the stack is added to it). `nameKey` is what a call whose record
+ * was lost is named by in JSON ("function", "probe").
+ */
+export function stackStream(
+  unwinder: StackUnwinder,
+  names: string[],
+  lineOf: (v: DataView, off: number, len: number) => string,
+  json: boolean,
+  out: Out,
+  nameKey = "function",
+): StackStream {
   const waiting = new Map<number, string>();
 
   const onRecord = (v: DataView, off: number, len: number) => {
@@ -52,7 +68,7 @@ export function streamWithStacks(
       const end = endText(sample.end, sample.copied);
       if (json) {
         const stack = `"stack":${stackJson(frames)}${sample.end ? `,"stack_end":"${sample.end}"` : ""}`;
-        out.line(call ? `${call.slice(0, -1)},${stack}}` : `{"event":"stack","pid":${sample.pid},"tid":${tid},"comm":${JSON.stringify(sample.comm)},"function":${JSON.stringify(names[sample.func] ?? "?")},${stack}}`);
+        out.line(call ? `${call.slice(0, -1)},${stack}}` : `{"event":"stack","pid":${sample.pid},"tid":${tid},"comm":${JSON.stringify(sample.comm)},${JSON.stringify(nameKey)}:${JSON.stringify(names[sample.func] ?? "?")},${stack}}`);
         return;
       }
       out.line(call ?? `${pad("", 13)}${pad(sample.pid, 8)}${pad(tid, 8)}${pad(sample.comm, 16)}${names[sample.func] ?? "?"} (its call record was lost)`);

@@ -157,6 +157,21 @@ export class Cursor {
     return offsetSize === 8 ? this.u64() : this.u32();
   }
 
+  /** Steps over a LEB128 (signed or not) of at most 10 bytes without computing its value. */
+  skipLeb(): void {
+    const b = this.bytes;
+    const start = this.pos;
+    const lim = Math.min(b.length, start + 10);
+    for (let i = start; i < lim; i++) {
+      if ((b[i]! & 0x80) === 0) {
+        this.pos = i + 1;
+        return;
+      }
+    }
+    if (lim === start + 10) this.fail("LEB128 longer than 10 bytes");
+    throw new TruncatedError(`${this.where}: truncated LEB128 at offset 0x${this.offset.toString(16)}`);
+  }
+
   /** ULEB128 as a number; values past 2^53 are malformed for every use the reader has. */
   uleb(): number {
     const at = this.offset;

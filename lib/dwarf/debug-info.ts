@@ -6,10 +6,10 @@ import { readAbbrevTable, type AbbrevTable } from "./abbrev.ts";
 import { AT, TAG } from "./constants.ts";
 import { DwarfError } from "./errors.ts";
 import { buildFunction, nameOf, originChain, type DebugFunction } from "./functions.ts";
-import { dieRanges, readAranges, type ArangeEntry, type Range } from "./ranges.ts";
+import { arangeUnitsAt, dieRanges, readAranges, type ArangeEntry, type Range } from "./ranges.ts";
 import { DebugSections, type ReadStats } from "./sections.ts";
 import { TypeReader, type DieSource } from "./types.ts";
-import { Unit } from "./unit.ts";
+import { Unit, WALK } from "./unit.ts";
 import type { Die } from "./die.ts";
 import { readUnitHeader, type UnitHeader } from "./unit-header.ts";
 
@@ -17,10 +17,27 @@ import { readUnitHeader, type UnitHeader } from "./unit-header.ts";
 const MAX_CACHED_UNITS = 64;
 const MAX_UNITS = 1 << 22;
 const MAX_FUNCTION_NESTING = 64;
+/** DIEs whose children may hold functions with code (subprograms themselves aside). */
+const WALKED_INTO = new Set<number>([TAG.namespace, TAG.structure_type, TAG.class_type, TAG.union_type, TAG.lexical_block]);
 
 interface UnitFunction {
   die: Die;
   ranges: Range[];
+}
+
+/** Of `fns`, the first with the smallest range holding `vaddr`. */
+function smallestHolding(fns: UnitFunction[], vaddr: number): UnitFunction | undefined {
+  let best: UnitFunction | undefined;
+  let bestSize = Infinity;
+  for (const uf of fns) {
+    for (const r of uf.ranges) {
+      if (vaddr >= r.start && vaddr < r.end && r.end - r.start < bestSize) {
+        best = uf;
+        bestSize = r.end - r.start;
+      }
+    }
+  }
+  return best;
 }
 
 const perFile = new WeakMap<ElfFile, DebugInfo | null>();
@@ -34,6 +51,7 @@ export class DebugInfo implements DieSource {
   private abbrevTables = new Map<number, AbbrevTable>();
   private headers: UnitHeader[] | undefined;
   private aranges: ArangeEntry[] | undefined;
+  private arangeLookups = 0;
   private unitRanges: { unit: number; ranges: Range[] }[] | undefined;
   private unitFunctions = new WeakMap<Unit, UnitFunction[]>();
   private names: Map<string, { unit: number; die: number }> | undefined;
@@ -204,10 +222,25 @@ export class DebugInfo implements DieSource {
     return out;
   }
 
-  private unitsForAddress(vaddr: number): number[] {
-    this.aranges ??= readAranges(this.sections);
-    const hits = this.aranges.filter((r) => vaddr >= r.start && vaddr < r.end).map((r) => r.unit);
-    if (hits.length) return hits;
+  /** Units that may hold `vaddr`, best first, found as the caller asks for the next one. */
+  private *unitsForAddress(vaddr: number): Generator<number> {
+    // One lookup scans the section's bytes, stopping where the caller finds the function; a
+    // second one builds the sorted table.
+    let any = false;
+    if (!this.aranges && this.arangeLookups++ === 0) {
+      for (const u of arangeUnitsAt(this.sections, vaddr)) {
+        any = true;
+        yield u;
+      }
+    } else {
+      this.aranges ??= readAranges(this.sections);
+      for (const r of this.aranges) {
+        if (vaddr < r.start || vaddr >= r.end) continue;
+        any = true;
+        yield r.unit;
+      }
+    }
+    if (any) return;
     // No aranges (Go), or an address they leave out: the unit DIEs' own ranges.
     if (!this.unitRanges) {
       this.unitRanges = [];
@@ -221,21 +254,54 @@ export class DebugInfo implements DieSource {
         }
       }
     }
-    return this.unitRanges.filter((r) => r.ranges.some((x) => vaddr >= x.start && vaddr < x.end)).map((r) => r.unit);
+    for (const r of this.unitRanges) if (r.ranges.some((x) => vaddr >= x.start && vaddr < x.end)) yield r.unit;
   }
 
+  /**
+   * The smallest function of `unit` whose code holds `vaddr`: from its function list when the
+   * unit was parsed whole, else by a walk that reads only what it must (walkForFunction).
+   */
   private functionInUnit(unit: Unit, vaddr: number): DebugFunction | undefined {
+    const parsed = this.unitFunctions.get(unit);
+    const found = parsed ? smallestHolding(parsed, vaddr) : this.walkForFunction(unit, vaddr);
+    return found ? buildFunction(found.die, found.ranges, this, this.types) : undefined;
+  }
+
+  /**
+   * A walk over the unit that decodes no DIE but the function it finds: each subprogram's ranges
+   * are read in place, everything else is stepped over. First only the unit's and its
+   * namespaces' own functions: compilers put a function's code there (a member function's
+   * declaration stays in its class), and a GNU C nested function's code lies outside its
+   * parent's. Only when none holds vaddr are class and function bodies read too.
+   */
+  private walkForFunction(unit: Unit, vaddr: number): UnitFunction | undefined {
     let best: UnitFunction | undefined;
     let bestSize = Infinity;
-    for (const uf of this.functionsOf(unit)) {
-      for (const r of uf.ranges) {
-        if (vaddr >= r.start && vaddr < r.end && r.end - r.start < bestSize) {
-          best = uf;
-          bestSize = r.end - r.start;
+    let bestPath: number[] = [];
+    for (const nested of [false, true]) {
+      unit.walk((off, abbrev, _sib, path) => {
+        if (!path.length) return WALK.descend; // the unit DIE
+        const tag = abbrev.tag;
+        const deep = path.length > MAX_FUNCTION_NESTING;
+        if (tag !== TAG.subprogram) return !deep && (tag === TAG.namespace || (nested && WALKED_INTO.has(tag))) ? WALK.descend : WALK.skip;
+        const ranges = unit.pcRange(off, abbrev);
+        let size = Infinity;
+        for (const r of ranges) if (vaddr >= r.start && vaddr < r.end) size = Math.min(size, r.end - r.start);
+        if (size < bestSize) {
+          const die = unit.dieAt(off);
+          if (die && !unit.flag(die, AT.declaration)) {
+            best = { die, ranges };
+            bestSize = size;
+            bestPath = [...path];
+          }
         }
-      }
+        return nested && !deep ? WALK.descend : WALK.skip;
+      });
+      if (best) break;
     }
-    return best ? buildFunction(best.die, best.ranges, this, this.types) : undefined;
+    // The scopes the function sits in name it (C++), as a parsed unit would have linked them.
+    if (best) best.die.parent = unit.linkPath(bestPath);
+    return best;
   }
 
   /** The unit's subprograms that have code, with their ranges (namespaces and classes included). */

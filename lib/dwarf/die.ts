@@ -6,8 +6,8 @@ import type { AttrVal } from "./forms.ts";
 import type { Unit } from "./unit.ts";
 
 export class Die {
-  /** Known for DIEs of a parsed unit and for children read through `children`. */
-  parent: Die | undefined;
+  /** undefined: not known yet (a DIE decoded alone); null: none (the unit DIE). */
+  private up: Die | null | undefined;
   private kids: Die[] | undefined;
 
   constructor(
@@ -18,6 +18,20 @@ export class Die {
     /** Offset just past the DIE's attributes: where its first child starts. */
     readonly attrsEnd: number,
   ) {}
+
+  /**
+   * The DIE this one is a child of (undefined for the unit DIE). Known for DIEs of a parsed unit
+   * and children read through `children`; for a DIE decoded alone (a type another DIE refers to),
+   * found on first access by a scan of its unit (only C++ names ask, for their scopes).
+   */
+  get parent(): Die | undefined {
+    if (this.up === undefined) this.up = this.unit.parentOf(this) ?? null;
+    return this.up ?? undefined;
+  }
+
+  set parent(p: Die | undefined) {
+    this.up = p ?? null;
+  }
 
   /** Offset past the DIE's subtree, once its children were read alone. */
   subtreeEnd: number | undefined;

@@ -8,7 +8,9 @@
 //
 // DWARF 2 to 5 (gcc, clang, Go), plain or compressed (SHF_COMPRESSED zlib/zstd, .zdebug_*).
 // Reads through the ElfFile's fd only what a lookup needs: .debug_aranges (else the unit DIEs'
-// ranges) to find the unit, that unit's DIEs, the referenced types, the location lists.
+// ranges) to find the unit; a walk of that unit that steps over DIEs (DW_AT_sibling) and decodes
+// only the function found; the referenced types; the location lists. zlib sections are inflated
+// in pieces, as far as a lookup reaches (zlib-section.ts).
 // Malformed input ends in a DwarfError (a ProbeError) naming file, section and offset; never a
 // raw JS error or a hang (the fuzz test checks this).
 export { DebugInfo } from "./debug-info.ts";

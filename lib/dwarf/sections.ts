@@ -1,15 +1,15 @@
 // The debug sections of one ELF file, loaded on demand. Plain sections are read through the file's
-// fd in 64 KiB pages (only the pages a lookup touches). Compressed ones (SHF_COMPRESSED with zlib
-// or zstd, and Go's `.zdebug_*`: "ZLIB" + big-endian size) are inflated only as far as a lookup
-// reaches: a zlib stream cannot be entered in the middle, but it can be stopped early, so a unit
-// near the start of .debug_info costs a fraction of the section.
+// fd in 4 KiB pages (only the pages a lookup touches). zlib-compressed ones (SHF_COMPRESSED, and
+// Go's `.zdebug_*`: "ZLIB" + big-endian size) are inflated by one resumable stream that keeps only
+// the pages a lookup asks for (zlib-section.ts); zstd ones are inflated whole.
 import type * as Zlib from "node:zlib";
-
-/** node:zlib when a compressed section is met: importing it loads Node's streams, ~10 ms of every start otherwise. */
-const zlib = (): typeof Zlib => require("node:zlib");
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
+import { ZlibSection, zlibEngine } from "./zlib-section.ts";
+
+/** node:zlib when a compressed section is met: importing it loads Node's streams, milliseconds of every start otherwise. */
+const zlib = (): typeof Zlib => require("node:zlib");
 
 const SHF_COMPRESSED = 0x800;
 const ELFCOMPRESS_ZLIB = 1;
@@ -127,91 +127,6 @@ class FileBacking implements Backing {
     this.count(b.length);
     if (b.length !== len) this.fail("section data is cut short by the end of the file");
     return b;
-  }
-}
-
-/**
- * A zlib stream inflated as far as asked: the compressed bytes are read from the file and
- * inflated in growing prefixes (inflating a prefix again is cheaper than inflating what is
- * never used).
- */
-class InflatingBacking implements Backing {
-  private compressed: Uint8Array = new Uint8Array(0);
-  private out: Uint8Array = new Uint8Array(0);
-  private complete = false;
-
-  constructor(
-    private readonly elf: ElfFile,
-    /** File offset and size of the zlib stream. */
-    private readonly base: number,
-    private readonly csize: number,
-    private readonly size: number,
-    private readonly stats: ReadStats,
-    private readonly count: (n: number) => void,
-    private readonly fail: (what: string) => never,
-  ) {}
-
-  private ensure(end: number): void {
-    if (end <= this.out.length || this.complete) return;
-    // Guess the compressed prefix from the overall ratio, with slack, then grow it until enough.
-    let k = Math.min(this.csize, Math.ceil((end / Math.max(this.size, 1)) * this.csize * 1.05) + 32768);
-    k = Math.max(k, this.compressed.length);
-    for (;;) {
-      this.readCompressed(k);
-      const whole = k >= this.csize;
-      let o: Uint8Array;
-      try {
-        o = zlib().inflateSync(this.compressed.subarray(0, k), {
-          maxOutputLength: Math.max(this.size, 1),
-          // One big output chunk: the default 16 KiB chunks are concatenated at a high cost.
-          chunkSize: Math.max(64 * 1024, Math.min(this.size, 16 << 20)),
-          ...(whole ? {} : { finishFlush: zlib().constants.Z_SYNC_FLUSH }),
-        });
-      } catch (e) {
-        return this.fail(`cannot decompress (zlib): ${(e as Error).message}`);
-      }
-      this.stats.bytesInflated += o.length - this.out.length;
-      this.out = new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
-      if (whole) {
-        this.complete = true;
-        if (o.length !== this.size) this.fail(`decompressed to ${o.length} bytes, header says ${this.size}`);
-        return;
-      }
-      if (this.out.length >= end) return;
-      // Short: the start of the section compresses better than the whole. Inflate a longer prefix.
-      k = Math.min(this.csize, Math.ceil(k * Math.max(1.25, (end / Math.max(this.out.length, 1)) * 1.1)));
-    }
-  }
-
-  private readCompressed(k: number): void {
-    if (k <= this.compressed.length) return;
-    let b: Uint8Array;
-    try {
-      b = this.elf.readAt(this.base + this.compressed.length, k - this.compressed.length);
-    } catch (e) {
-      return this.fail(`cannot read: ${(e as Error).message}`);
-    }
-    this.count(b.length);
-    if (b.length !== k - this.compressed.length) this.fail("section data is cut short by the end of the file");
-    const all = new Uint8Array(k);
-    all.set(this.compressed);
-    all.set(b, this.compressed.length);
-    this.compressed = all;
-  }
-
-  get(off: number, len: number): Uint8Array {
-    this.ensure(off + len);
-    if (off + len > this.out.length) this.fail("compressed data ends early");
-    return this.out.subarray(off, off + len);
-  }
-
-  until0(off: number, max: number): Uint8Array | undefined {
-    for (let want = off + 256; ; want = Math.min(this.size, off + (want - off) * 8)) {
-      this.ensure(Math.min(want, this.size));
-      const end = this.out.subarray(off, off + max + 1).indexOf(0);
-      if (end >= 0) return this.out.subarray(off, off + end);
-      if (this.complete || this.out.length >= this.size || want - off > max) return undefined;
-    }
   }
 }
 
@@ -337,7 +252,7 @@ export class DebugSections {
       if (type === ELFCOMPRESS_ZLIB) {
         checkRatio(size, s.size - 24, fail);
         this.stats.sections.push(`${s.name} (zlib)`);
-        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 24, s.size - 24, size, this.stats, count, fail), false);
+        return this.zlib(name, where, s.offset + 24, s.size - 24, size, fail, count);
       }
       if (type === ELFCOMPRESS_ZSTD) {
         this.stats.sections.push(`${s.name} (zstd)`);
@@ -351,7 +266,7 @@ export class DebugSections {
         const size = checkSize(new DataView(h.buffer, h.byteOffset + 4, 8).getBigUint64(0, false), fail);
         checkRatio(size, s.size - 12, fail);
         this.stats.sections.push(`${s.name} (zlib)`);
-        return new SectionData(name, size, where, new InflatingBacking(this.elf, s.offset + 12, s.size - 12, size, this.stats, count, fail), false);
+        return this.zlib(name, where, s.offset + 12, s.size - 12, size, fail, count);
       }
       // The Go linker leaves a section uncompressed when compression would not shrink it.
     }
@@ -369,6 +284,23 @@ export class DebugSections {
     count(b.length);
     if (b.length !== len) fail("section is cut short by the end of the file");
     return b;
+  }
+
+  /** A zlib stream at file offset `off`: read in pieces (zlib-section.ts), else inflated whole. */
+  private zlib(name: string, where: string, off: number, csize: number, size: number, fail: (w: string) => never, count: (n: number) => void): SectionData {
+    // Strings are read where each name points, in no order.
+    const scattered = name === ".debug_str" || name === ".debug_line_str";
+    const engine = zlibEngine();
+    if (engine) return new SectionData(name, size, where, new ZlibSection(this.elf, off, csize, size, this.stats, count, fail, scattered, engine), false);
+    let out: Uint8Array;
+    try {
+      out = zlib().inflateSync(this.readAt(off, csize, fail, count), { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(64 * 1024, Math.min(size, 16 << 20)) });
+    } catch (e) {
+      return fail(`cannot decompress (zlib): ${(e as Error).message}`);
+    }
+    if (out.length !== size) fail(`decompressed to ${out.length} bytes, header says ${size}`);
+    this.stats.bytesInflated += out.length;
+    return SectionData.inMemory(name, where, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
   }
 
   private zstd(data: Uint8Array, size: number, fail: (w: string) => never): Uint8Array {

@@ -1,6 +1,7 @@
 // Where a process's TLS is, in ITS view: among the files it has mapped executable, a shared
 // OpenSSL libssl or GnuTLS libgnutls, TLS functions linked into its executable or another library
-// (node carries OpenSSL in /usr/bin/node and maps no libssl), Go's crypto/tls in its executable.
+// (node carries OpenSSL in /usr/bin/node and maps no libssl), Go's crypto/tls in its executable,
+// NSS when it maps both NSS's SSL library and NSPR (whose I/O functions carry the plaintext).
 // Each file is examined once (keyed by what maps says about it) and each inode is kept open once,
 // so looking again (waiting for a process to load its TLS) costs a read of its maps.
 import { basename, dirname } from "node:path";
@@ -12,9 +13,9 @@ import { inodeKey } from "../proc/overlay.ts";
 import { libraryNameMatches } from "../libname.ts";
 import { ProbeError } from "../errors.ts";
 import type { Closable } from "../scope.ts";
-import { detectTls, type TlsStack } from "./detect.ts";
+import { detectTls, type NssParts, type StackFunction, type TlsStack } from "./detect.ts";
 import { opensslVersion } from "./version.ts";
-import type { TlsKind } from "./stacks.ts";
+import { STACK_NAME, type TlsKind } from "./stacks.ts";
 import { allPids } from "./processes.ts";
 import { closeFd } from "../ffi/libc.ts";
 
@@ -44,6 +45,16 @@ export interface LookedAt {
 interface Examined {
   lib?: TlsLibrary;
   unusable: string[];
+  /** A file with pieces of NSS, kept open: probed only for processes that have both pieces. */
+  nss?: NssFile;
+}
+
+interface NssFile {
+  target: OpenTarget;
+  parts: NssParts;
+  /** What it became, paired: its I/O library (NSPR) and its handshake library (libssl3). */
+  io?: TlsLibrary;
+  handshake?: TlsLibrary | null;
 }
 
 /** The shared TLS libraries by name, as the loader would find them. */
@@ -65,11 +76,17 @@ export class TlsFinder implements Closable {
    * tells apart; the real inode does not, so each file is parsed once however many containers map it.
    */
   private readonly plainInodes = new Map<string, Examined>();
+  /**
+   * Files holding a piece of NSS, by real inode: kept apart from `byInode`, so that a process
+   * mapping NSPR without NSS's SSL library is not taken for a TLS user.
+   */
+  private readonly nssInodes = new Map<string, Examined>();
   private closed = false;
 
-  /** Every library found so far, in the order found. */
+  /** Every library found so far, in the order found (NSS's after the others). */
   get libraries(): TlsLibrary[] {
-    return [...this.byInode.values()];
+    const nss = [...this.nssInodes.values()].flatMap((e) => [e.nss!.io, e.nss!.handshake]).filter((l): l is TlsLibrary => !!l);
+    return [...this.byInode.values(), ...new Set(nss)];
   }
 
   /** The TLS libraries process `pid` uses, and what was looked at. A process that is gone has none. */
@@ -89,6 +106,8 @@ export class TlsFinder implements Closable {
       throw e;
     }
     looked.files = files.length;
+    let nssIo: NssFile | undefined;
+    let nssSsl: NssFile | undefined;
     for (const f of files) {
       const key = `${f.dev}/${f.inode}/${f.path}`;
       let r = this.byMapping.get(key);
@@ -104,7 +123,10 @@ export class TlsFinder implements Closable {
       }
       looked.unusable.push(...r.unusable);
       if (r.lib && !out.includes(r.lib)) out.push(r.lib);
+      if (r.nss?.parts.io) nssIo ??= r.nss;
+      if (r.nss?.parts.ssl) nssSsl ??= r.nss;
     }
+    if (nssIo && nssSsl) for (const l of nssLibraries(nssIo, nssSsl)) if (!out.includes(l)) out.push(l);
     // GnuTLS's OpenSSL compatibility layer calls GnuTLS: with libgnutls probed too, each call would count twice.
     const gnutls = out.some((l) => l.stacks.some((st) => st.kind === "gnutls"));
     const kept = out.filter((l) => !(gnutls && libraryNameMatches("libgnutls-openssl", l.target.display)));
@@ -157,7 +179,13 @@ export class TlsFinder implements Closable {
     }
     let stacks: TlsStack[];
     try {
-      stacks = detectTls(t.elf, { versionElsewhere }).stacks;
+      const det = detectTls(t.elf, { versionElsewhere });
+      stacks = det.stacks;
+      // A file named on its own is taken for what it holds: NSPR's I/O (whatever its descriptors are).
+      if (!stacks.length && det.nss?.io) stacks = [{ kind: "nss", name: det.nss.ssl?.version ?? STACK_NAME.nss, functions: [...det.nss.io, ...(det.nss.ssl?.handshake ?? [])] }];
+      else if (!stacks.length && det.nss?.ssl) {
+        throw new ProbeError(`${t.display} is NSS's SSL library: the data of its connections is read and written through NSPR's PR_Read, PR_Write, PR_Recv and PR_Send, in libnspr4.so`);
+      }
     } catch (e) {
       t.close();
       throw e;
@@ -174,7 +202,7 @@ export class TlsFinder implements Closable {
   private examine(pid: number, f: MappedFile, all: MappedFile[]): Examined {
     const o = openMappedFile(pid, f);
     const real = inodeKey(o.realInode);
-    const seen = this.byInode.get(real) ?? this.plainInodes.get(real);
+    const seen = this.byInode.get(real) ?? this.plainInodes.get(real) ?? this.nssInodes.get(real);
     if (seen) {
       closeFd(o.fd);
       return "target" in seen ? { lib: seen, unusable: [] } : seen;
@@ -204,6 +232,11 @@ export class TlsFinder implements Closable {
       throw e;
     }
     if (!det.stacks.length) {
+      if (det.nss) {
+        const e: Examined = { unusable: det.unusable, nss: { target: t, parts: det.nss } };
+        this.nssInodes.set(real, e);
+        return e;
+      }
       t.close();
       this.plainInodes.set(real, { unusable: det.unusable });
       return { unusable: det.unusable };
@@ -217,7 +250,27 @@ export class TlsFinder implements Closable {
     if (this.closed) return;
     this.closed = true;
     for (const l of this.byInode.values()) l.target.close();
+    for (const e of this.nssInodes.values()) e.nss!.target.close();
   }
+}
+
+/**
+ * NSS as a process uses it: NSPR's I/O functions in `io`'s file, SSL_ForceHandshake (when
+ * exported) in `ssl`'s, named after the version `ssl` says. Made once per file: the first pairing
+ * names them (two NSS versions sharing one NSPR file is not a case worth more).
+ */
+function nssLibraries(io: NssFile, ssl: NssFile): TlsLibrary[] {
+  const name = ssl.parts.ssl!.version ?? STACK_NAME.nss;
+  const files = { ssl: ssl.target.display, io: io.target.display };
+  const handshake = ssl.parts.ssl!.handshake;
+  const lib = (target: OpenTarget, functions: StackFunction[]): TlsLibrary => ({ target, stacks: [{ kind: "nss", name, functions, nss: files }], linkage: "shared", users: new Map() });
+  if (io === ssl) {
+    io.io ??= lib(io.target, [...io.parts.io!, ...handshake]);
+    return [io.io];
+  }
+  io.io ??= lib(io.target, io.parts.io!);
+  if (ssl.handshake === undefined) ssl.handshake = handshake.length ? lib(ssl.target, handshake) : null;
+  return ssl.handshake ? [io.io, ssl.handshake] : [io.io];
 }
 
 /** A shared libssl says no version; the libcrypto the process maps does ("OpenSSL 3.0.19"). */

@@ -3,7 +3,7 @@
 // length and the result are.
 import { TLS_FN } from "../layouts.ts";
 
-export type TlsKind = "openssl" | "gnutls" | "go";
+export type TlsKind = "openssl" | "gnutls" | "go" | "nss";
 export type TlsRole = "read" | "write" | "handshake";
 
 export interface TlsFunctionDef {
@@ -20,6 +20,12 @@ export interface TlsFunctionDef {
  * GnuTLS: gnutls_record_send tail-calls gnutls_record_send2 (not probed: it would count twice).
  * Go: Read and Write of *tls.Conn; handshakes are (*Conn).clientHandshake/serverHandshake, which
  * run only for a real handshake (HandshakeContext runs on every Read and Write).
+ * NSS: its SSL sockets are NSPR descriptors read and written through NSPR's generic PR_Read,
+ * PR_Recv, PR_Write and PR_Send (in libnspr4), which call the SSL layer's methods directly (the
+ * SSL layer reaches the socket below through its methods, not through these): each call once.
+ * They serve every other NSPR descriptor too (files, pipes, plain sockets). SSL_ForceHandshake
+ * (in libssl3) runs only when the program asks for the handshake; otherwise it happens inside the
+ * first read or write.
  */
 export const TLS_FUNCTIONS: Record<TlsKind, readonly TlsFunctionDef[]> = {
   openssl: [
@@ -40,10 +46,20 @@ export const TLS_FUNCTIONS: Record<TlsKind, readonly TlsFunctionDef[]> = {
     { name: "crypto/tls.(*Conn).clientHandshake", fn: TLS_FN.GO_CLIENT_HANDSHAKE, role: "handshake", optional: true },
     { name: "crypto/tls.(*Conn).serverHandshake", fn: TLS_FN.GO_SERVER_HANDSHAKE, role: "handshake", optional: true },
   ],
+  nss: [
+    { name: "PR_Read", fn: TLS_FN.NSS_READ, role: "read" },
+    { name: "PR_Recv", fn: TLS_FN.NSS_RECV, role: "read", optional: true },
+    { name: "PR_Write", fn: TLS_FN.NSS_WRITE, role: "write" },
+    { name: "PR_Send", fn: TLS_FN.NSS_SEND, role: "write", optional: true },
+    { name: "SSL_ForceHandshake", fn: TLS_FN.NSS_HANDSHAKE, role: "handshake", optional: true },
+  ],
 };
 
+/** NSS's SSL library is known by this function (it makes an NSPR descriptor an SSL socket); not probed. */
+export const NSS_SSL_MARKER = "SSL_ImportFD";
+
 /** The stack's name when its version is unknown. */
-export const STACK_NAME: Record<TlsKind, string> = { openssl: "OpenSSL", gnutls: "GnuTLS", go: "Go crypto/tls" };
+export const STACK_NAME: Record<TlsKind, string> = { openssl: "OpenSSL", gnutls: "GnuTLS", go: "Go crypto/tls", nss: "NSS" };
 
 /** The function a code stands for. */
 export function functionOfCode(fn: number): TlsFunctionDef | undefined {
@@ -53,5 +69,5 @@ export function functionOfCode(fn: number): TlsFunctionDef | undefined {
 
 /** What users and messages call what probe looks for, per stack. */
 export function lookedFor(): string {
-  return "OpenSSL/BoringSSL (SSL_read, SSL_write), GnuTLS (gnutls_record_recv, gnutls_record_send), Go crypto/tls ((*Conn).Read, (*Conn).Write)";
+  return "OpenSSL/BoringSSL (SSL_read, SSL_write), GnuTLS (gnutls_record_recv, gnutls_record_send), Go crypto/tls ((*Conn).Read, (*Conn).Write), NSS (libssl3's SSL_ImportFD with NSPR's PR_Read, PR_Write)";
 }

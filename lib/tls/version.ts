@@ -1,6 +1,6 @@
 // Which version of a TLS library a file carries, from the strings its read-only data holds
-// ("OpenSSL 3.0.19 27 Jan 2026", "BoringSSL", "GnuTLS 3.7.9"). Read in bounded slices: node's
-// .rodata is 47 MB.
+// ("OpenSSL 3.0.19 27 Jan 2026", "BoringSSL", "GnuTLS 3.7.9", "Version: NSS 3.87.1"). Read in
+// bounded slices: node's .rodata is 47 MB.
 import type { ElfFile } from "../elf.ts";
 
 const SLICE = 4 << 20;
@@ -36,4 +36,10 @@ export function opensslVersion(elf: ElfFile): string | undefined {
 export function gnutlsVersion(elf: ElfFile): string | undefined {
   const v = rodataMatch(elf, "GnuTLS ", /^GnuTLS (\d+\.\d+\.\d+)/);
   return v ? `GnuTLS ${v}` : undefined;
+}
+
+/** "NSS 3.87.1", from the string NSS's libraries carry ("Version: NSS 3.87.1"), or undefined. */
+export function nssVersion(elf: ElfFile): string | undefined {
+  const v = rodataMatch(elf, "Version: NSS ", /^Version: NSS (\d+\.\d+(?:\.\d+)*)/);
+  return v ? `NSS ${v}` : undefined;
 }

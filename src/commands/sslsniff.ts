@@ -332,7 +332,7 @@ function handshakeOk(c: SniffCall): boolean {
   const def = functionOfCode(fn);
   if (!def) return false;
   if (def.name === "SSL_do_handshake") return c.ret === 1;
-  if (def.name === "gnutls_handshake") return c.ret === 0;
+  if (def.name === "gnutls_handshake" || def.name === "SSL_ForceHandshake") return c.ret === 0; // SECSuccess
   return c.retZero; // Go: a nil error's type word
 }
 

@@ -29,9 +29,31 @@ export interface TlsAttached extends TlsTarget {
   ret: UprobeLink;
 }
 
-/** How a stack sits in its file, for people: "OpenSSL 3.0.19 linked into /usr/bin/node". */
+/**
+ * How a stack sits in its file, for people: "OpenSSL 3.0.19 linked into /usr/bin/node"; NSS names
+ * both its files: "NSS 3.87.1 (/usr/lib/.../libssl3.so, I/O through /usr/lib/.../libnspr4.so)".
+ */
 export function describeStack(lib: TlsLibrary, stack: TlsStack): string {
+  if (stack.nss) return `${stack.name} (${stack.nss.ssl}, I/O through ${stack.nss.io})`;
   return `${stack.name} ${lib.linkage === "shared" ? "in" : "linked into"} ${lib.target.display}`;
+}
+
+/**
+ * What NSS's probes see, said once when they are attached: NSPR's I/O functions carry more than
+ * TLS; handshakes are seen only where the program calls SSL_ForceHandshake (and it is exported).
+ */
+function sayNss(s: Session, stacks: TlsStack[], roles: readonly TlsRole[]): void {
+  const nss = stacks.filter((st) => st.kind === "nss");
+  if (!nss.length) return;
+  if (roles.some((r) => r !== "handshake")) {
+    s.note("NSS: PR_Read, PR_Recv, PR_Write and PR_Send are NSPR's I/O for every descriptor: reads and writes of files, pipes and plain sockets through NSPR are included, not only TLS");
+  }
+  if (roles.includes("handshake")) {
+    const has = nss.some((st) => st.functions.some((f) => f.def.role === "handshake"));
+    s.note(has
+      ? "NSS: handshakes are SSL_ForceHandshake calls; a program that does not call it handshakes inside its first read or write (not shown apart)"
+      : "NSS: SSL_ForceHandshake is not exported by its SSL library: NSS handshakes are left out");
+  }
 }
 
 const WAIT_POLL_MS = 5;
@@ -49,7 +71,7 @@ export async function findTls(s: Session, o: { lib?: string; wait?: boolean }): 
     if (!lib) {
       throw new ProbeError(
         `function SSL_read not found in ${t.display}, nor any other TLS function probe knows: ${lookedFor()}`,
-        "give the file that holds the TLS code: libssl.so.3, libgnutls.so.30, or the program itself (node, a Go program)",
+        "give the file that holds the TLS code: libssl.so.3, libgnutls.so.30, libnspr4.so (NSS's I/O), or the program itself (node, a Go program)",
       );
     }
     libs = [lib];
@@ -145,7 +167,8 @@ function sayPerProcess(s: Session, libs: TlsLibrary[]): void {
   for (const lib of libs) {
     for (const [pid, comm] of lib.users) {
       const e = byPid.get(pid) ?? { comm, what: [] };
-      for (const st of lib.stacks) e.what.push(describeStack(lib, st));
+      // NSS's two files say the same.
+      for (const st of lib.stacks) if (!e.what.includes(describeStack(lib, st))) e.what.push(describeStack(lib, st));
       byPid.set(pid, e);
     }
   }
@@ -163,7 +186,14 @@ function users(lib: TlsLibrary): string {
 function sayHostWide(s: Session, libs: TlsLibrary[]): void {
   const pids = new Set(libs.flatMap((l) => [...l.users.keys()]));
   s.note(`TLS on this host: ${libs.length} file${libs.length === 1 ? "" : "s"}, used by ${pids.size} running process${pids.size === 1 ? "" : "es"} (programs started later are covered when they use these files)`);
-  for (const lib of libs) for (const st of lib.stacks) s.note(`  ${describeStack(lib, st)}: ${users(lib)}`);
+  const said = new Set<string>();
+  for (const lib of libs) {
+    for (const st of lib.stacks) {
+      const line = `  ${describeStack(lib, st)}: ${users(lib)}`;
+      if (!said.has(line)) s.note(line);
+      said.add(line);
+    }
+  }
 }
 
 /**
@@ -188,6 +218,7 @@ export function attachTls(s: Session, targets: TlsTarget[], progs: { entry: numb
     const goRets = a.probes.retprobe ? "" : ` (returns at ${a.probes.retSites} RET instruction${a.probes.retSites === 1 ? "" : "s"}, not uretprobes)`;
     s.note(`Tracing ${a.probes.functions.join(", ")} in ${a.lib.target.display}${s.label}: kernel reports ${[...new Set(kinds)].join(" + ")} [${s.modeName}]${goRets}`);
   }
+  sayNss(s, targets.filter((t) => t.stack.kind === "nss").map((t) => t.stack), roles);
   return out;
 }
 
@@ -225,6 +256,7 @@ export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: 
   const looked = new Map<TracedContainer, Map<number, { first: number; last: number }>>();
   /** Container and file pairs the kernel refused. */
   const refused = new Set<string>();
+  let nssSaid = false;
 
   const attachFile = (lib: TlsLibrary, c: TracedContainer): FileLinks => {
     let ts = targetsOf.get(lib);
@@ -250,6 +282,10 @@ export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: 
     if (!links.length) throw new ProbeError(`${lib.target.display} has no ${roles.join(" or ")} function to probe`);
     const kinds = new Set(links.flatMap((l) => l.info()).map((i) => (i.uprobe?.retprobe ? "uretprobe" : "uprobe")));
     s.note(`Tracing ${[...functions].join(", ")} in ${lib.target.display} (first used by ${containerName(c)}): kernel reports ${[...kinds].join(" + ")} [${s.modeName}]`);
+    if (!nssSaid && lib.stacks.some((st) => st.kind === "nss")) {
+      nssSaid = true;
+      sayNss(s, lib.stacks, roles);
+    }
     return new FileLinks(links);
   };
 
@@ -272,6 +308,8 @@ export async function attachTlsInFleet(s: Session, progs: { entry: number; ret: 
     }
     if (!due.length) return;
     for (const lib of finder.inProcesses(due).libraries) {
+      // NSS's handshake file when handshakes are not traced: nothing to attach there.
+      if (!lib.stacks.some((st) => st.functions.some((f) => roles.includes(f.def.role)))) continue;
       const key = lib.target.inodeKey;
       if (files.uses(key, c) || refused.has(`${c.pidns.inum}/${key}`)) continue;
       try {

@@ -23,11 +23,10 @@ import { targetProcess, NsPidCache } from "../targets.ts";
 import { Out, WallClock, hex, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { EventFormatter } from "../event-format.ts";
-import { DROP, EV_STACK, HIST, STACK, STACK_FP_MAX } from "../../lib/layouts.ts";
+import { DROP, HIST, STACK } from "../../lib/layouts.ts";
 // What only some runs use is imported by those runs (start-up time: a plain trace loads none of
 // it): histograms, stacks, metrics, containers selected by label, --list-functions.
 import type { StackOptionValues } from "../stacks.ts";
-import type { MmapEvents } from "../../lib/proc/mmap-events.ts";
 import { ProbeError } from "../errors.ts";
 import type { OpenTarget } from "../../lib/proc/target.ts";
 import type { Closable } from "../../lib/scope.ts";
@@ -52,10 +51,6 @@ export interface UprobeOptions extends SessionOptions, StackOptionValues {
   bufferSize?: unknown;
 }
 
-/** Counted stacks printed one by one at most (every one in JSON, --folded, --flamegraph). */
-const HUMAN_STACKS = 20;
-/** The ring buffer for copied stacks: a record is the stack size and ~0.6 KiB. */
-const STACK_RING_BYTES = 16 << 20;
 /**
  * The ring buffer for call and return records (~100 bytes each): the kernel writes ~1M a second at
  * most (a probe hit costs ~1 µs), and the reader takes them every millisecond while they come
@@ -68,8 +63,6 @@ const TYPED_RING_BYTES = 8 << 20;
 const FP_RING_BYTES = 8 << 20;
 /** A ring buffer the programs never write to (--summary, --hist): the least the kernel takes. */
 const UNUSED_RING_BYTES = 4096;
-/** Frame-pointer stacks the program can tell apart (BPF stack map entries). */
-const FP_STACK_IDS = 16384;
 
 const HUMAN_ARGS = 4;
 
@@ -125,10 +118,10 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const typed = !o.summary && !hist && !stacks?.aggregate && specs.functions.some((f) => f.layout);
     const layouts = typed ? specs.functions.map((f, i) => f.layout ?? rawLayout(names[i]!, plan.goAbi)) : [];
     const histSlots = hist ? specs.functions.map((f, i) => histMod!.histSlot(hist, names[i]!, f.layout, plan.goAbi)) : [];
-    const stackKind = !stacks ? STACK.NONE : stacks.mode !== "fp" ? STACK.COPY : stacks.aggregate ? STACK.FP_COUNT : STACK.FP;
+    const stackKind = !stacks ? STACK.NONE : stackMod!.stackKindOf(stacks);
     const events = !o.summary && !hist && stackKind !== STACK.FP_COUNT;
     if (o.bufferSize !== undefined && !events) throw new UsageError(`--buffer-size sizes the ring buffer of events; --${o.summary ? "summary" : hist ? "hist" : "stacks --unwind fp"} sends none`);
-    const ringBytes = parseRingSize(o.bufferSize, stackKind === STACK.COPY ? STACK_RING_BYTES : stackKind === STACK.FP ? FP_RING_BYTES : typed ? TYPED_RING_BYTES : EVENT_RING_BYTES);
+    const ringBytes = parseRingSize(o.bufferSize, stackKind === STACK.COPY ? stackMod!.STACK_RING_BYTES : stackKind === STACK.FP ? FP_RING_BYTES : typed ? TYPED_RING_BYTES : EVENT_RING_BYTES);
 
     const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
     cv.setUint8(UPROBE_CONFIG.emit_events, events && !stacks?.aggregate ? 1 : 0);
@@ -137,11 +130,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     const trackLatency = (ret && !hist && (!o.summary || plan.goAbi)) || hist?.kind === HIST.LATENCY;
     cv.setUint8(UPROBE_CONFIG.track_latency, trackLatency ? 1 : 0);
     if (hist) histMod!.configureHist(cv, hist, histSlots.some((h) => h?.signed), !!o.perProcess);
-    if (stacks) {
-      cv.setUint8(UPROBE_CONFIG.stack, stackKind);
-      cv.setUint32(UPROBE_CONFIG.stack_size, stackKind === STACK.COPY ? stacks.stackSize : 0, true);
-      cv.setUint32(UPROBE_CONFIG.fp_frames, stackKind === STACK.FP ? STACK_FP_MAX : 0, true);
-    }
+    if (stacks) stackMod!.configureStacks(cv, stacks);
     cv.setUint8(UPROBE_CONFIG.go_abi, plan.goAbi ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.typed, typed ? 1 : 0);
     cv.setUint8(UPROBE_CONFIG.per_function, names.length > 1 ? 1 : 0);
@@ -159,7 +148,7 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
       funcs: Math.max(1, layouts.length),
       hists: n,
       hist_slots: n,
-      stack_ids: stackKind === STACK.FP_COUNT ? FP_STACK_IDS : 1,
+      stack_ids: stackKind === STACK.FP_COUNT ? stackMod!.FP_STACK_IDS : 1,
       // No records at all with a histogram or stacks counted in the program.
       events: events ? ringBytes : UNUSED_RING_BYTES,
       ...(o.summary ? {} : { counts: 1 }),
@@ -177,8 +166,8 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
     }
     // Stacks are named from each process's mappings: followed from before the probes fire (and a
     // held command starts), so that a process gone before its maps are read keeps them.
-    const views = stacks ? new stackMod!.ProcessViews(s.scope) : undefined;
-    const mmaps = views && watchMappings(s, stackMod!.MmapEvents);
+    const mappings = stacks ? new stackMod!.StackMappings(s) : undefined;
+    const views = mappings?.views;
     /** Attaches the programs at `p`'s points of `file`; what it returns detaches them. */
     const attachTo = (file: OpenTarget, p: typeof plan): Closable => {
       // Functions a glob chose whose first instruction the kernel always refuses are left out before
@@ -249,57 +238,26 @@ export async function run(target: string | undefined, fns: string[], o: UprobeOp
         // Serving only: published every interval too, which folds exited processes out of the kernel's table.
         reportEvery = publish;
       }
-    } else if (stacks && views && stackMod) {
-      const { StackCounter, StackUnwinder, fpCountPids, readFpCounts, reportStacks, streamWithStacks } = stackMod;
+    } else if (stacks && mappings && views && stackMod) {
+      const { StackUnwinder, countStacks, streamWithStacks } = stackMod;
       // Probed at a function's first instruction (not `name+0x10` or an offset): its return address is at rsp.
       const atEntry = names.map((nm) => !/\+0x|^0x/.test(nm));
       const unwinder = new StackUnwinder(views, stacks.mode, atEntry);
-      const exited: number[] = [];
-      const syncMappings = () =>
-        mmaps?.consume({ mmap: (r) => views.onMmap(r), exec: (pid) => views.onExec(pid), fork: (pid, ppid) => views.onFork(pid, ppid), exit: (pid) => exited.push(pid) });
-      // Exits are applied after the stacks read in the same round (those were recorded before them).
-      const forgetExited = () => {
-        for (const pid of exited.splice(0)) views.onExit(pid);
-      };
-      let onRecord: (v: DataView, off: number, len: number) => void = () => {};
-      let counter = new StackCounter();
       if (stacks.aggregate) {
-        if (stackKind === STACK.FP_COUNT) {
-          let seen = 0;
-          poll = () => {
-            syncMappings();
-            // Processes are named at exit from what was read while they ran.
-            if (exited.length || performance.now() - seen > 200) {
-              seen = performance.now();
-              for (const pid of fpCountPids(obj.mapFd("stack_counts"))) views.remember(pid);
-            }
-            forgetExited();
-            return 0;
-          };
-        } else {
-          onRecord = (v, off, len) => {
-            if (v.getUint32(off, true) === EV_STACK) counter.add(unwinder.fromRecord(v, off, len));
-          };
-        }
-        finish = () => {
-          if (stackKind === STACK.FP_COUNT) counter = readFpCounts(obj.mapFd("stack_counts"), obj.mapFd("stack_ids"), atEntry, views);
-          reportStacks(counter.totals(unwinder, !!o.perProcess), counter.calls, stacks, names, json, out, (msg) => s.note(msg), `probe uprobe ${t.display} ${names.join(" ")}`, HUMAN_STACKS);
-        };
+        ({ poll, finish } = countStacks(s, obj, mappings, unwinder, stacks, { kind: stackKind, names, atEntry, perProcess: !!o.perProcess, title: `probe uprobe ${t.display} ${names.join(" ")}` }));
       } else {
         if (!json) out.line(eventHeader());
         const stream = streamWithStacks(unwinder, names, layouts, typed ? "typed" : plan.goAbi ? "go" : "c", nsPids && ((pid: number, inner: number) => nsPids.get(pid, inner)), json, out, { humanArgs: HUMAN_ARGS, hexdump: o.hexdump, enums: specs.functions.map((f) => f.enums) });
-        onRecord = stream.onRecord;
-        finish = () => stream.flush();
-      }
-      if (stackKind !== STACK.FP_COUNT) {
         const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
         poll = () => {
-          syncMappings();
-          const got = rb.consume(onRecord);
-          forgetExited();
+          mappings.sync();
+          const got = rb.consume(stream.onRecord);
+          // Exits are applied after the stacks read in the same round (those were recorded before them).
+          mappings.forgetExited();
           out.flush();
           return got;
         };
+        finish = () => stream.flush();
       }
     } else if (o.summary) {
       const table = new CountTable(obj.mapFd("counts"), names, ret, nsOf, podOf);
@@ -428,16 +386,6 @@ function signatures(elf: ElfFile, display: string, view: { pid?: number }, scope
   };
 }
 
-/** The kernel's reports of executable mappings (lib/proc/mmap-events.ts), or undefined (with a warning) when perf events are refused. */
-function watchMappings(s: Session, Events: typeof MmapEvents): MmapEvents | undefined {
-  try {
-    return s.scope.add(new Events());
-  } catch (e) {
-    s.warn(`stacks of processes that exit before probe reads their maps will stay unnamed: ${(e as Error).message}`);
-    return undefined;
-  }
-}
-
 /** Whether any stack option was given (parseStackOptions says undefined without one: nothing to load). */
 function stackOptionsGiven(o: StackOptionValues): boolean {
   return o.stack !== undefined || o.stacks !== undefined || o.folded !== undefined || o.flamegraph !== undefined || o.unwind !== undefined || o.stackSize !== undefined;
@@ -445,6 +393,6 @@ function stackOptionsGiven(o: StackOptionValues): boolean {
 
 /** The stack code (unwinding, naming, flame graphs), loaded by the runs that ask for stacks. */
 async function loadStackModules() {
-  const [stacks, views, stream, mmap] = await Promise.all([import("../stacks.ts"), import("../stack-views.ts"), import("../stack-stream.ts"), import("../../lib/proc/mmap-events.ts")]);
-  return { ...stacks, ProcessViews: views.ProcessViews, streamWithStacks: stream.streamWithStacks, MmapEvents: mmap.MmapEvents };
+  const [stacks, follow, stream] = await Promise.all([import("../stacks.ts"), import("../stack-follow.ts"), import("../stack-stream.ts")]);
+  return { ...stacks, ...follow, streamWithStacks: stream.streamWithStacks };
 }

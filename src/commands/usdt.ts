@@ -1,8 +1,9 @@
 // `probe usdt <target> <provider:name>`: statically defined probes (USDT, `.note.stapsdt`) with
 // their arguments typed and shown, semaphores raised through the kernel while attached; or paired
-// into calls (`--ret-pairs`), or counted (`--summary`).
+// into calls (`--ret-pairs`, their latency in a histogram with `--hist`), or counted (`--summary`);
+// with each hit's user stack (`--stack`), or hits counted per stack (`--stacks`).
 import { basename } from "node:path";
-import { UPROBE_CONFIG, TYPED_EVENT as TE, EV_CALL, commAt } from "../../lib/layouts.ts";
+import { UPROBE_CONFIG, TYPED_EVENT as TE, EV_CALL, HIST, STACK, commAt } from "../../lib/layouts.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
 import { MapReader } from "../../lib/maps.ts";
 import { TargetNotFound, type OpenTarget } from "../../lib/proc/target.ts";
@@ -26,18 +27,36 @@ import { NsPidCache } from "../targets.ts";
 import { WallClock, formatDuration, pad } from "../output.ts";
 import { CountTable } from "../count-table.ts";
 import { table } from "../table.ts";
+import { HistPrinter, parseHistOptions, type HistEntry, type HistRequest, type HistSpec } from "../hist.ts";
+import { Histogram, bucketCount, bucketIndex } from "../../lib/hist.ts";
+import { StackUnwinder, parseStackOptions, type StackOptionValues, type StackRequest } from "../stacks.ts";
+import { FP_STACK_IDS, STACK_LOSSES, STACK_RING_BYTES, StackMappings, configureStacks, countStacks } from "../stack-follow.ts";
+import { stackStream } from "../stack-stream.ts";
 
-export interface UsdtOptions extends SessionOptions {
+export interface UsdtOptions extends SessionOptions, StackOptionValues {
   list?: boolean;
   args?: unknown;
   retPairs?: boolean;
   summary?: boolean;
+  /** `--hist [latency]`: the latency of the calls --ret-pairs pairs. */
+  hist?: unknown;
+  linear?: unknown;
+  perProcess?: boolean;
 }
 
 export async function run(target: string | undefined, spec: string | undefined, o: UsdtOptions): Promise<number> {
   if (o.list) return (await import("./usdt-list.ts")).run(target, spec, o);
   if (!target) throw new UsageError("missing argument <target>: the program or library with the probes (a path, a library name like 'libstdc++', or a program on PATH)");
   if (!spec) throw new UsageError(`missing argument <probe>: provider:name, a name, or a glob like 'python:function__*' ('probe usdt --list ${target}' shows them)`);
+  const hist = parseHistOptions(o.hist, o.linear);
+  const stacks = parseStackOptions(o);
+  if (hist && stacks) throw new UsageError("--hist counts values and --stack/--stacks record stacks: choose one");
+  if ((hist || stacks) && o.summary) throw new UsageError(`--summary counts calls per process; --${hist ? "hist" : stacks!.aggregate ? "stacks" : "stack"} is another report: choose one`);
+  if (o.perProcess && !hist && !stacks?.aggregate) throw new UsageError("--per-process goes with --hist or --stacks");
+  if (hist && hist.kind !== HIST.LATENCY) throw new UsageError(`--hist counts the latency of the calls --ret-pairs pairs: 'latency' (the default), not '${hist.what}'`);
+  if (hist && !o.retPairs) throw new UsageError("--hist counts the latency of calls: add --ret-pairs (which pairs *__entry/*__return probes into calls)");
+  if (stacks?.aggregate && o.retPairs) throw new UsageError("--stacks counts probe hits by stack: pairing adds nothing to it (no --ret-pairs)");
+  if (stacks && o.retPairs) throw new UsageError("--stack shows each probe hit with its stack, --ret-pairs each call at its return: choose one");
   return withSession(o, async (s) => {
     const t = await openUsdtTarget(s, target, o.wait);
     const all = readUsdtProbes(t.elf);
@@ -63,8 +82,9 @@ export async function run(target: string | undefined, spec: string | undefined, 
       );
     }
     for (const n of pythonNotes(t, probes)) s.note(n);
+    if (stacks?.aggregate) return countByStack(s, t, probes, stacks, o);
     if (o.summary && !o.retPairs) return countProbes(s, t, probes, o);
-    return traceProbes(s, t, probes, pairs, o);
+    return traceProbes(s, t, probes, pairs, o, hist, stacks);
   });
 }
 
@@ -92,12 +112,13 @@ function pythonNotes(t: OpenTarget, probes: UsdtProbe[]): string[] {
   return [`note: CPython 3.11 fires ${affected.map(usdtProbeName).join(", ")} only while a profile or trace function is set (sys.setprofile, cProfile): CPython issue gh-98894`];
 }
 
-function describeProbes(probes: UsdtProbe[]): string {
+/** `doing`: what is made of the hits, said in the same parentheses. */
+function describeProbes(probes: UsdtProbe[], doing?: string): string {
   const names = probes.map(usdtProbeName);
   const shown = names.length > 6 ? `${names.slice(0, 6).join(", ")} and ${names.length - 6} more` : names.join(", ");
   const sites = probes.reduce((n, p) => n + p.sites.length, 0);
   const sems = guardedProbes(probes).length;
-  return `${shown} (${sites} site${sites === 1 ? "" : "s"}${sems ? `, ${sems === probes.length ? "" : `${sems} `}with semaphore${sems === 1 ? "" : "s"}` : ""})`;
+  return `${shown} (${sites} site${sites === 1 ? "" : "s"}${sems ? `, ${sems === probes.length ? "" : `${sems} `}with semaphore${sems === 1 ? "" : "s"}` : ""}${doing ? `; ${doing}` : ""})`;
 }
 
 function point(site: UsdtSite, cookie: number): ProbePoint {
@@ -130,6 +151,42 @@ async function countProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], o: Us
     started: () => s.note(`Tracing ${describeProbes(probes)} in ${t.display}${s.label} [${s.modeName}], counting. Ctrl-C to stop.`),
   });
   counts.print(s.out, s.json, true);
+  s.out.flush();
+  return 0;
+}
+
+/** "hits with their stacks, unwound from 16384 bytes of stack", for the Tracing line. */
+function stackDoing(req: StackRequest): string {
+  return `${req.aggregate ? "hits per stack" : "hits with their stacks"}, ${req.mode === "fp" ? "frame pointers" : `unwound from ${req.stackSize} bytes of stack`}`;
+}
+
+/** A USDT site is inside a function (its frame made): no return address at rsp to add to a frame-pointer walk. */
+const notAtEntry = (n: number): boolean[] => new Array<boolean>(n).fill(false);
+
+/** `--stacks`: hits per probe and user stack (no arguments read); the top stacks, folded lines or a flame graph at exit. */
+async function countByStack(s: Session, t: OpenTarget, probes: UsdtProbe[], req: StackRequest, o: UsdtOptions): Promise<number> {
+  const names = probes.map(usdtProbeName);
+  const { bytes: cfg, view: cv } = s.config(UPROBE_CONFIG.size);
+  const kind = configureStacks(cv, req);
+  cv.setUint8(UPROBE_CONFIG.per_function, probes.length > 1 ? 1 : 0);
+  cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
+  const obj = s.load("uprobe", cfg, ["probe_entry"], { stack_ids: kind === STACK.FP_COUNT ? FP_STACK_IDS : 1, events: kind === STACK.COPY ? STACK_RING_BYTES : 4096 });
+  // Followed from before the probes fire: a process gone before its maps are read keeps them.
+  const mappings = new StackMappings(s);
+  // The cookie is the probe's index: all its sites count together.
+  s.attach(obj.progFd("probe_entry"), t, probes.flatMap((p, i) => p.sites.map((site) => point(site, i))), false, names);
+  s.confirm();
+  if (s.filter.proc) mappings.views.remember(s.filter.proc.pid);
+  s.watchLosses(obj.mapFd("dropped"), STACK_LOSSES);
+  const atEntry = notAtEntry(names.length);
+  const unwinder = new StackUnwinder(mappings.views, req.mode, atEntry);
+  const { poll, finish } = countStacks(s, obj, mappings, unwinder, req, { kind, names, atEntry, perProcess: !!o.perProcess, title: `probe usdt ${t.display} ${names.join(" ")}` });
+  s.out.flush();
+  await s.run({
+    poll,
+    started: () => s.note(`Tracing ${describeProbes(probes, stackDoing(req))} in ${t.display}${s.label} [${s.modeName}]. Ctrl-C to stop.`),
+  });
+  finish();
   s.out.flush();
   return 0;
 }
@@ -178,7 +235,7 @@ function layouts(probes: UsdtProbe[], groups: Group[], given: string[], s: Sessi
 }
 
 /** Events with typed arguments, one per probe hit; or, with --ret-pairs, one per completed call. */
-async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs: UsdtPair[], o: UsdtOptions): Promise<number> {
+async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs: UsdtPair[], o: UsdtOptions, hist?: HistRequest, stacks?: StackRequest): Promise<number> {
   const groups: Group[] = probes.flatMap((p, probe) => groupByArgCount(p).map((sites) => ({ probe, sites })));
   const lay = layouts(probes, groups, list(o.args), s);
   const sites: SiteInfo[] = groups.flatMap((g, group) => g.sites.sites.map((site) => ({ group, site })));
@@ -202,14 +259,19 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   cv.setUint8(UPROBE_CONFIG.typed, 1);
   cv.setUint8(UPROBE_CONFIG.emit_events, 1);
   cv.setUint8(UPROBE_CONFIG.want_nspid, s.wantsNspid ? 1 : 0);
-  const obj = s.load("uprobe", cfg, ["probe_entry_typed"], { funcs: sites.length });
+  const stackKind = stacks ? configureStacks(cv, stacks) : STACK.NONE;
+  const obj = s.load("uprobe", cfg, ["probe_entry_typed"], { funcs: sites.length, ...(stackKind === STACK.COPY ? { events: STACK_RING_BYTES } : {}) });
+  // Stacks are named from each process's mappings, followed from before the probes fire.
+  const mappings = stacks ? new StackMappings(s) : undefined;
   // One description per site (the cookie): sites of one probe may keep an argument in different places.
   const funcs = new MapReader(obj.mapFd("funcs"));
   sites.forEach((x, i) => funcs.update(u32(i), encodeFunction(usdtSiteValues(x.site, lay[x.group]!.layout), views[x.group]!.name)));
   s.attach(obj.progFd("probe_entry_typed"), t, sites.map((x, i) => point(x.site, i)), false, sites.map((x) => views[x.group]!.name));
   s.confirm();
-  const what = pairs.length ? `${pairs.map((p) => p.name).join(", ")} calls: ${describeProbes(probes)}` : describeProbes(probes);
-  s.watchLosses(obj.mapFd("dropped"));
+  if (mappings && s.filter.proc) mappings.views.remember(s.filter.proc.pid);
+  const doing = hist ? "latency histogram" : stacks ? stackDoing(stacks) : undefined;
+  const what = pairs.length ? `${pairs.map((p) => p.name).join(", ")} calls: ${describeProbes(probes, doing)}` : describeProbes(probes, doing);
+  s.watchLosses(obj.mapFd("dropped"), stacks ? STACK_LOSSES : undefined);
 
   const nsPids = nsPidsFor(s);
   const rb = s.scope.add(new RingBuffer(obj.mapFd("events")));
@@ -219,13 +281,22 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
   let onRecord: (v: DataView, off: number, len: number) => void;
   let report: (() => void) | undefined;
   let calls: CallSummary | undefined;
-  const stacks = new CallStacks<OpenCall>();
+  let hists: PairHists | undefined;
+  let finish: (() => void) | undefined;
+  const open = new CallStacks<OpenCall>();
   if (pairs.length) {
     if (o.summary) {
       const summary = new CallSummary(pairs, nsPids);
       calls = summary;
       report = () => summary.print(s, false);
+    } else if (hist) {
+      const spec: HistSpec = { scheme: hist.scheme, signed: false, what: hist.what, durations: true, perProcess: !!o.perProcess };
+      const h = new PairHists(pairs.map((p) => p.name), spec, (pid, inner) => nsPids?.get(pid, inner) ?? [pid]);
+      hists = h;
+      // Like uprobe --hist: at exit, and every interval only when one is asked for.
+      if (o.interval !== undefined) report = () => h.print(s.out, s.json, false);
     }
+    const counted = !!(calls || hists);
     onRecord = (v, off, len) => {
       const r = reader.read(v, off, len);
       const site = sites[r.func];
@@ -234,31 +305,47 @@ async function traceProbes(s: Session, t: OpenTarget, probes: UsdtProbe[], pairs
       const ts = tsOf(r);
       const id = identityOf(r, view);
       if (view.pair!.entry) {
-        stacks.enter(r.tid, view.pair!.index, id, ts, { group: site.group, args: args.text(view, r), argsJson: s.json ? args.json(view, r) : "", record: calls ? undefined : printer.head(r, v, off) });
+        // A histogram needs neither the call's arguments nor its line.
+        const value = hists ? { group: site.group, args: "", argsJson: "" } : { group: site.group, args: args.text(view, r), argsJson: s.json ? args.json(view, r) : "", record: counted ? undefined : printer.head(r, v, off) };
+        open.enter(r.tid, view.pair!.index, id, ts, value);
         return;
       }
-      const got = stacks.leave(r.tid, view.pair!.index, id, ts);
+      const got = open.leave(r.tid, view.pair!.index, id, ts);
       if (!got) return;
       if (calls) calls.add(r.pid, commAt(v, off + TE.comm), r.nspid, view.pair!.index, got.value, got.latencyNs);
+      else if (hists) hists.add(r.pid, commAt(v, off + TE.comm), r.nspid, view.pair!.index, got.latencyNs);
       else printer.call(r, v, off, got.value, got.latencyNs, view);
     };
+  } else if (mappings && stacks) {
+    // Each hit's line waits (per thread) for its stack record, which the program sends right after it.
+    const unwinder = new StackUnwinder(mappings.views, stacks.mode, notAtEntry(sites.length));
+    const siteNames = sites.map((x) => views[x.group]!.name);
+    const stream = stackStream(unwinder, siteNames, (v, off, len) => printer.eventLine(reader.read(v, off, len), v, off) ?? "", s.json, s.out, "probe");
+    onRecord = stream.onRecord;
+    finish = () => stream.flush();
   } else {
     onRecord = (v, off, len) => printer.event(reader.read(v, off, len), v, off);
   }
-  if (!s.json && !calls) s.out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}PROBE`));
+  if (!s.json && !calls && !hists) s.out.line(pc.bold(`${pad("TIME", 13)}${pad("PID", 8)}${pad("TID", 8)}${pad("COMM", 16)}PROBE`));
   s.out.flush();
   await s.run({
     started: () => s.note(`Tracing ${what} in ${t.display}${s.label} [${s.modeName}]. Ctrl-C to stop.`),
     poll: () => {
+      mappings?.sync();
       const n = rb.consume(onRecord);
+      // Exits are applied after the stacks read in the same round (those were recorded before them).
+      mappings?.forgetExited();
       s.out.flush();
       return n;
     },
     report,
   });
+  finish?.();
   calls?.print(s, true);
-  if (pairs.length && (stacks.orphans || stacks.dropped || stacks.open)) {
-    s.note(`pairing: ${stacks.open} calls still open at exit, ${stacks.orphans} returns without a call, ${stacks.dropped} calls whose return was not seen`);
+  hists?.print(s.out, s.json, true);
+  if (hists?.overflow) s.note(`${hists.overflow} calls not counted (more than ${PairHists.MAX_ROWS} processes)`);
+  if (pairs.length && (open.orphans || open.dropped || open.open)) {
+    s.note(`pairing: ${open.open} calls still open at exit, ${open.orphans} returns without a call, ${open.dropped} calls whose return was not seen`);
   }
   s.out.flush();
   return 0;
@@ -406,15 +493,20 @@ class EventPrinter {
   }
 
   event(r: TypedRecord, v: DataView, off: number): void {
+    const line = this.eventLine(r, v, off);
+    if (line !== undefined) this.s.out.line(line);
+  }
+
+  /** A probe hit's line (JSON: its object), or undefined for a record that is no hit of a known site. */
+  eventLine(r: TypedRecord, v: DataView, off: number): string | undefined {
     const site = this.sites[r.func];
-    if (!site || r.kind !== EV_CALL) return;
+    if (!site || r.kind !== EV_CALL) return undefined;
     const view = this.views[site.group]!;
     if (this.s.json) {
       const ts = r.tsHi < 0x200000 ? String(r.tsHi * TWO32 + r.tsLo) : String(tsOf(r));
-      this.s.out.line(`{"event":"usdt","ts":${ts}${this.thread(r, v, off).json},"probe":${view.jsonName},"args":${this.args.json(view, r)}}`);
-    } else {
-      this.s.out.line(`${pad(this.clock.format(tsOf(r)), 13)}${this.thread(r, v, off).human}${view.name} ${this.args.text(view, r)}`);
+      return `{"event":"usdt","ts":${ts}${this.thread(r, v, off).json},"probe":${view.jsonName},"args":${this.args.json(view, r)}}`;
     }
+    return `${pad(this.clock.format(tsOf(r)), 13)}${this.thread(r, v, off).human}${view.name} ${this.args.text(view, r)}`;
   }
 
   /** A call completed: printed at its return, with the call's arguments and its latency. */
@@ -500,5 +592,55 @@ class CallSummary {
     for (const l of table(cols, cells)) s.out.line(l);
     if (final && this.overflow) s.out.line(`  ${this.overflow} calls not summed (more than ${CallSummary.MAX_ROWS} distinct calls)`);
     s.out.flush();
+  }
+}
+
+interface PairHistRow {
+  pid: number;
+  func: number;
+  comm: string;
+  nspid: number;
+  counts: number[];
+  sum: bigint;
+  min: bigint;
+  max: bigint;
+}
+
+/**
+ * `--ret-pairs --hist`: the latency of paired calls counted here, per pair (or per process and
+ * pair), as the events arrive: USDT ends are two probes, paired in user space (lib/usdt/pairs.ts),
+ * so the program's own latency histograms (one function's entry and return) do not apply.
+ */
+class PairHists extends HistPrinter {
+  static readonly MAX_ROWS = 100000;
+  private readonly byKey = new Map<string, PairHistRow>();
+  /** Calls not counted: more than MAX_ROWS processes. */
+  overflow = 0;
+
+  add(pid: number, comm: string, nspid: number, pair: number, latencyNs: bigint): void {
+    const key = this.spec.perProcess ? `${pid}:${pair}` : `${pair}`;
+    let row = this.byKey.get(key);
+    if (!row) {
+      if (this.byKey.size >= PairHists.MAX_ROWS) {
+        this.overflow++;
+        return;
+      }
+      const one = this.spec.perProcess;
+      row = { pid: one ? pid : 0, func: pair, comm: one ? comm : "", nspid: one ? nspid : 0, counts: new Array<number>(bucketCount(this.spec.scheme)).fill(0), sum: 0n, min: latencyNs, max: latencyNs };
+      this.byKey.set(key, row);
+    }
+    row.counts[bucketIndex(this.spec.scheme, latencyNs, false)]!++;
+    row.sum += latencyNs;
+    if (latencyNs < row.min) row.min = latencyNs;
+    if (latencyNs > row.max) row.max = latencyNs;
+  }
+
+  rows(): HistEntry[] {
+    const made = (r: PairHistRow): HistEntry => ({ pid: r.pid, func: r.func, comm: r.comm, nspid: r.nspid, pidns: 0, hist: new Histogram(this.spec.scheme, false, [...r.counts], r.sum, r.min, r.max) });
+    if (this.spec.perProcess) return [...this.byKey.values()].sort((a, b) => a.pid - b.pid || a.func - b.func).map(made);
+    return this.names.map((_, func) => {
+      const r = this.byKey.get(`${func}`);
+      return r ? made(r) : { pid: 0, func, comm: "", nspid: 0, pidns: 0, hist: Histogram.empty(this.spec.scheme, false) };
+    });
   }
 }

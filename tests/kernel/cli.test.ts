@@ -1,10 +1,10 @@
-// The classic uprobe lesson's seven cases, plus the other user errors, on the built binary.
+// probe uprobe on the built binary: arguments and help, attaching, exact event counts, and the user errors (wrong path, function, PID, offset, library name).
 import { describe, expect, test } from "bun:test";
 import { buildC, runProbe, start, startProbe, probeBinary } from "../helpers.ts";
 
 const LIBC = "/lib/x86_64-linux-gnu/libc.so.6";
 
-describe("probe uprobe: the lesson's seven cases", () => {
+describe("probe uprobe: arguments, attaching, exact counts and user errors", () => {
   test("--help lists the binary, the function and the duration", () => {
     const r = runProbe(["uprobe", "--help"]);
     expect(r.code).toBe(0);
@@ -18,6 +18,16 @@ describe("probe uprobe: the lesson's seven cases", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^probe: error: missing argument <target>/m);
     expect(r.stderr).not.toMatch(/\bat .*\.ts:\d+/); // no stack trace
+  });
+
+  test("with --json an error is one JSON object on stderr (message, hint, exit), and the exit code is the same", () => {
+    const missing = runProbe(["uprobe", "/nonexistent", "fn", "--json"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe("");
+    expect(JSON.parse(missing.stderr.trim())).toEqual({ event: "error", message: "/nonexistent: file not found", hint: expect.stringContaining("libc"), exit: 1 });
+    const usage = runProbe(["uprobe", LIBC, "malloc", "--pid", "abc", "--json"]);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stderr.trim())).toEqual({ event: "error", message: "--pid takes a process id, not 'abc'", exit: 2 });
   });
 
   test("a missing function argument fails naming it", () => {

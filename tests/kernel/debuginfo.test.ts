@@ -57,6 +57,32 @@ describe("C built with -g", () => {
   });
 });
 
+describe("an optimized copy of a function (gcc -O2 .constprop)", () => {
+  test("the argument still where the convention puts it is read; those the compiler moved or replaced are unavailable, as readelf's locations say", () => {
+    const bin = join(WORK, "clone-O2");
+    const b = Bun.spawnSync(["gcc", "-g", "-O2", "-o", bin, join(FIXTURES, "clone.c")], { stderr: "pipe" });
+    if (b.exitCode !== 0) throw new Error(`gcc failed: ${b.stderr}`);
+    // The reference: readelf's view of the clone's parameters (a location list each for value and
+    // unused, the latter only the caller's value; label a propagated address).
+    const info = Bun.spawnSync(["readelf", "--debug-dump=info,loc", bin], { stdout: "pipe" }).stdout.toString();
+    expect(info).toContain("DW_OP_GNU_parameter_ref");
+    expect(info).toMatch(/DW_OP_addr: [0-9a-f]+; DW_OP_stack_value/);
+    const sym = Bun.spawnSync(["nm", bin], { stdout: "pipe" }).stdout.toString();
+    expect(sym).toMatch(/ t scaled\.constprop\.0$/m);
+
+    const r = run(["uprobe", bin, "scaled.constprop.0", "--json"], [bin, "4"]);
+    expect(r.code).toBe(0);
+    const calls = r.events.filter((e) => e.event === "call");
+    expect(calls.map((c) => c.args.map((a: Ev) => a.name))).toEqual(Array(4).fill(["value", "unused", "label"]));
+    expect(calls.map((c) => c.args[0].value)).toEqual([7, 8, 9, 10]);
+    for (const c of calls) for (const a of c.args.slice(1)) expect([a.value, a.unreadable]).toEqual([null, true]);
+    expect(r.stderr).toContain("scaled.constprop.0: argument unused: computed from what the caller passed");
+    expect(r.stderr).toContain("scaled.constprop.0: argument label: a constant address the compiler propagated");
+    const human = run(["uprobe", bin, "scaled.constprop.0"], [bin, "1"]).stdout;
+    expect(human).toContain("scaled.constprop.0(value=7, unused=?, label=?)");
+  });
+});
+
 describe("Go's own DWARF", () => {
   test("main.demo(n=64, seed=1) returned 65; --list-functions 'main.*' has signatures", () => {
     const human = run(["uprobe", bins.go!, "main.demo", "--ret"], [bins.go!]).stdout;

@@ -641,6 +641,10 @@ const RUN_ELSEWHERE: Record<string, Record<string, RunBy>> = {
       code: 'startProbe(summary ? ["usdt", "libstdc++", "libstdcxx:*", "--pid", pid!, "--json", "--summary", "-i", "60"] : readme(4, { pid: Number(pid) }, "--json"))',
     },
     "usdt ./server fx:* --args through_pointer(int value, long element, struct rec *r)": { file: USDT, code: 'startProbe(readme(5, { server: exe }, "--args", "uint", "--json"))' },
+    "usdt /usr/lib/x86_64-linux-gnu/libstdc++.so.6 libstdcxx:throw --stack -- ./thrower": {
+      file: USDT,
+      code: 'runProbe(withOptions(readme(6, { thrower: exe }, String(n)), "--json", "--attach-mode", mode))',
+    },
   },
   // Pods of a private containerd and dockerd, a real Prometheus; ports made free ones.
   "Fleet: Kubernetes and Prometheus": {

@@ -56,7 +56,7 @@ describe("probe ssl-read", () => {
     expect(mine[0]).toMatchObject({ calls: 10, returns: 10, bytes: 40960, errors: 0, orphan_returns: 0 });
   });
 
-  test("a return probe attached at function entry (the bpfman bug) is caught as returns before entries", async () => {
+  test("a return program attached at function entry without the retprobe flag is caught: returns seen before entries", async () => {
     // Reproduce the failure on purpose, with probe's own programs: the return program attached
     // as an entry probe runs before the entry program (newest consumer first).
     const scope = new Scope();

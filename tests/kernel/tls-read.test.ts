@@ -1,14 +1,16 @@
 // `probe ssl-read` on every TLS stack: exact calls, returns and bytes for a Go client (plain and
-// stripped: it counts its own Read calls), python3 (its own recv calls), node and gnutls-cli (calls
-// counted by bpftrace's own uprobes, bytes from the peer's log). What was found is said first; a
+// stripped: it counts its own Read calls), python3 (its own recv calls), node, gnutls-cli and NSS's
+// tstclnt (calls counted by bpftrace's own uprobes, bytes from the peer's log). What was found is
+// said first (NSS only for a process that maps NSS's libssl3 besides NSPR); a
 // process without TLS gets a message naming what was looked for and where; --lib announces exactly
 // what it attached; --wait waits for a process to load its TLS; without --pid every TLS of the
 // host is covered, executables with TLS linked in included.
 import { afterAll, describe, expect, test } from "bun:test";
 import { linksHeldBy, probeBinary, runProbe, start, startProbe, testCert } from "../helpers.ts";
 import {
-  NODE, PY, bpftraceCalls, patternBody, startClient, textSniffedBy, totalTable, startGnutlsCli, startGnutlsServ, startServer, stopProbe, type PeerServer, type ServerKind,
+  NODE, PY, bpftraceCalls, patternBody, startClient, textSniffedBy, totalTable, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe, type PeerServer, type ServerKind,
 } from "../fixtures/tls/peers.ts";
+import { LIBNSPR, LIBSSL3, nssPackageVersion, startTstclnt } from "../fixtures/tls/nss.ts";
 import { readmeExamples } from "../readme.ts";
 
 const started: { stop(): void }[] = [];
@@ -94,6 +96,33 @@ describe("ssl-read --pid: exact on every stack", () => {
     expect(calls).toBeGreaterThan(0);
   });
 
+  test("NSS's tstclnt (PR_Read of its stdin, PR_Recv of the SSL socket, in libnspr4.so): calls as bpftrace counts them, bytes as it was given and s_server sent", async () => {
+    const srv = await startSServer();
+    started.push(srv);
+    const cli = await startTstclnt(srv.port);
+    started.push(cli);
+    const p = await startProbe(["ssl-read", "--pid", String(cli.pid), "--json", "-i", "0.2", "--verify-order"]);
+    const bt = await bpftraceCalls(cli.pid, LIBNSPR, ["PR_Read", "PR_Recv"]);
+    const request = Buffer.from("GET /count HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    const response = Buffer.concat([Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"), patternBody(20000)]);
+    await cli.send(request);
+    expect((await srv.answer(response)).equals(request)).toBe(true);
+    await cli.received(response.length);
+    await Bun.sleep(200);
+    const calls = await bt.stop();
+    const out = await stopProbe(p);
+    cli.stop();
+    expect(out.code).toBe(0);
+    const f = finals(out.out, cli.pid);
+    expect(f).toHaveLength(1);
+    // Its reads: the request from its stdin, the response from the server.
+    expect(f[0]).toMatchObject({ comm: "tstclnt", library: LIBNSPR, tls: `NSS ${nssPackageVersion()}`, calls, returns: calls, bytes: request.length + response.length, orphan_returns: 0 });
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(out.err[0]).toBe(`tstclnt ${cli.pid}: NSS ${nssPackageVersion()} (${LIBSSL3}, I/O through ${LIBNSPR})`);
+    // Reads only: libssl3.so (SSL_ForceHandshake) is not attached.
+    expect(out.err.filter((l) => l.startsWith("Tracing"))).toEqual([`Tracing PR_Read, PR_Recv in ${LIBNSPR}, pid ${cli.pid}: kernel reports uprobe + uretprobe [uprobe_multi]`]);
+  });
+
   test("Go: a Read already running when probes attach is neither a call nor an order violation", async () => {
     const srv = await server("go");
     const { cert } = testCert();
@@ -122,9 +151,34 @@ describe("what was found, what was looked for", () => {
       const r = runProbe([cmd, "--pid", String(sleeper.proc.pid), "-d", "1"]);
       expect(r.code).toBe(1);
       const err = r.stderr.trim().split("\n");
-      expect(err[0]).toMatch(new RegExp(`^probe: error: no TLS found in pid ${sleeper.proc.pid}: looked for a shared OpenSSL libssl or GnuTLS libgnutls, and for OpenSSL/BoringSSL \\(SSL_read, SSL_write\\), GnuTLS \\(gnutls_record_recv, gnutls_record_send\\), Go crypto/tls \\(\\(\\*Conn\\)\\.Read, \\(\\*Conn\\)\\.Write\\) in the symbols of the \\d+ files process ${sleeper.proc.pid} \\(sleep\\) maps executable, its executable /usr/bin/sleep included\\.$`));
+      expect(err[0]).toMatch(new RegExp(`^probe: error: no TLS found in pid ${sleeper.proc.pid}: looked for a shared OpenSSL libssl or GnuTLS libgnutls, and for OpenSSL/BoringSSL \\(SSL_read, SSL_write\\), GnuTLS \\(gnutls_record_recv, gnutls_record_send\\), Go crypto/tls \\(\\(\\*Conn\\)\\.Read, \\(\\*Conn\\)\\.Write\\), NSS \\(libssl3's SSL_ImportFD with NSPR's PR_Read, PR_Write\\) in the symbols of the \\d+ files process ${sleeper.proc.pid} \\(sleep\\) maps executable, its executable /usr/bin/sleep included\\.$`));
       expect(r.stderr).toMatch(/hint: .*--wait/);
     }
+  });
+
+  test("NSS: a process that maps NSPR alone is no TLS user; once it maps NSS's libssl3.so too, it is (python3 loading them with ctypes)", async () => {
+    const script = `import ctypes, sys\nctypes.CDLL("${LIBNSPR}")\nprint("nspr", flush=True)\nsys.stdin.readline()\nctypes.CDLL("${LIBSSL3}")\nprint("nss", flush=True)\nsys.stdin.readline()\n`;
+    const py = start([PY, "-c", script]);
+    started.push({ stop: () => py.proc.kill() });
+    await py.out.waitFor(/^nspr/);
+    const alone = runProbe(["ssl-read", "--pid", String(py.proc.pid), "-d", "0.3"]);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toContain(`no TLS found in pid ${py.proc.pid}: looked for a shared OpenSSL libssl or GnuTLS libgnutls, and for OpenSSL/BoringSSL (SSL_read, SSL_write), GnuTLS (gnutls_record_recv, gnutls_record_send), Go crypto/tls ((*Conn).Read, (*Conn).Write), NSS (libssl3's SSL_ImportFD with NSPR's PR_Read, PR_Write) in the symbols of`);
+    py.proc.stdin.write("\n");
+    py.proc.stdin.flush();
+    await py.out.waitFor(/^nss/);
+    const both = runProbe(["ssl-read", "--pid", String(py.proc.pid), "-d", "0.3"]);
+    expect(both.code).toBe(0);
+    expect(both.stderr.split("\n")[0]).toBe(`python3 ${py.proc.pid}: NSS ${nssPackageVersion()} (${LIBSSL3}, I/O through ${LIBNSPR})`);
+  });
+
+  test("--lib libnspr4.so is taken for NSS's I/O; --lib libssl3.so says where NSS's data goes", () => {
+    const r = runProbe(["ssl-read", "--lib", LIBNSPR, "-d", "0.3"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`Tracing PR_Read, PR_Recv in ${LIBNSPR}: kernel reports uprobe + uretprobe [uprobe_multi]`);
+    const s = runProbe(["ssl-read", "--lib", LIBSSL3, "-d", "0.3"]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain(`${LIBSSL3} is NSS's SSL library: the data of its connections is read and written through NSPR's PR_Read, PR_Write, PR_Recv and PR_Send, in libnspr4.so`);
   });
 
   test("--lib libgnutls-openssl.so.27 announces exactly what it attached (SSL_read: it has no SSL_read_ex)", () => {

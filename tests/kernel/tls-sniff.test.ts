@@ -1,7 +1,8 @@
 // `probe sslsniff` against real TLS clients and servers: what it shows each process read and
 // wrote equals, byte for byte, what that process's own log (or its peer's) says it sent and
 // received — Go crypto/tls (plain and stripped), Python's ssl, node (its OpenSSL is inside the
-// node executable), curl against openssl s_server, gnutls-cli against gnutls-serv. Big payloads
+// node executable), curl against openssl s_server, gnutls-cli against gnutls-serv, NSS's tstclnt
+// against openssl s_server. Big payloads
 // arrive whole up to --max-bytes and are cut and flagged past it; the text and hexdump outputs
 // say every byte exactly.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -10,9 +11,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { probeBinary, startProbe, sh } from "../helpers.ts";
 import {
-  TLS_WORK, patternBody, sniffRecords, sniffedBy, textBlocks, unescapeLines, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
+  TLS_WORK, bpftraceCalls, patternBody, sniffRecords, sniffedBy, textBlocks, unescapeLines, startClient, startCurl, startGnutlsCli, startGnutlsServ, startSServer, startServer, stopProbe,
   type ClientKind, type PeerServer, type ServerKind,
 } from "../fixtures/tls/peers.ts";
+import { LIBNSPR, LIBSSL3, nssPackageVersion, startSelfservRenegotiating, startTstclnt } from "../fixtures/tls/nss.ts";
 
 const started: { stop(): void }[] = [];
 afterAll(() => {
@@ -128,6 +130,78 @@ describe("sslsniff: the plaintext is what each side sent and received", () => {
     // Valid UTF-8 comes as text too.
     expect(onClient.writes.map((w) => w.text).join("")).toBe(data);
     expect(cOut.err.join("\n")).toMatch(new RegExp(`^gnutls-cli ${cli.pid}: GnuTLS 3\\.\\d+\\.\\d+ in /usr/lib/x86_64-linux-gnu/libgnutls\\.so\\.30[\\d.]*$`, "m"));
+  });
+});
+
+describe("sslsniff: NSS (tstclnt: libssl3.so, its I/O through NSPR's libnspr4.so)", () => {
+  test("tstclnt against openssl s_server: its PR_Send and PR_Recv are what s_server printed and was given; its stdin and stdout (PR_Read, PR_Write) are there too, and said to be", async () => {
+    const body = patternBody(3000);
+    const response = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+    const request = Buffer.from("GET /nss HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: tstclnt \u00e9t\u00e9\r\n\r\n");
+    const srv = await startSServer();
+    started.push(srv);
+    const cli = await startTstclnt(srv.port);
+    started.push(cli);
+    const p = await startProbe(["sslsniff", "--pid", String(cli.pid), "--json"]);
+    await cli.send(request);
+    // s_server prints what it read (SSL_read): the request as it arrived.
+    const got = await srv.answer(response);
+    expectSame(got, request);
+    // tstclnt prints what it received.
+    expectSame(await cli.received(response.length), response);
+    const out = await stopProbe(p);
+    cli.stop();
+    expect(out.code).toBe(0);
+    const recs = sniffRecords(out.out).filter((r) => r.pid === cli.pid);
+    const data = (fn: string) => Buffer.concat(recs.filter((r) => r.function === fn).map((r) => Buffer.from(r.data, "base64")));
+    // On the SSL socket: exactly what the server printed and was given.
+    expectSame(data("PR_Send"), got);
+    expectSame(data("PR_Recv"), response);
+    // NSPR's I/O on its other descriptors: the request read from its stdin, the response written to its stdout.
+    expectSame(data("PR_Read"), request);
+    expectSame(data("PR_Write"), cli.stdout());
+    expect(new Set(recs.map((r) => `${r.event} ${r.function}`))).toEqual(new Set(["read PR_Read", "write PR_Send", "read PR_Recv", "write PR_Write"]));
+    const version = `NSS ${nssPackageVersion()}`;
+    for (const r of recs) {
+      expect(r).toMatchObject({ comm: "tstclnt", library: LIBNSPR, tls: version });
+      expect(r.truncated).toBeUndefined();
+      expect(Buffer.from(r.data, "base64").length).toBe(r.bytes);
+    }
+    // What was found, what is attached, and that NSPR's I/O is more than TLS.
+    expect(out.err[0]).toBe(`tstclnt ${cli.pid}: ${version} (${LIBSSL3}, I/O through ${LIBNSPR})`);
+    expect(out.err).toContain(`Tracing PR_Read, PR_Recv, PR_Write, PR_Send in ${LIBNSPR}, pid ${cli.pid}: kernel reports uprobe + uretprobe [uprobe_multi]`);
+    expect(out.err.join("\n")).toMatch(/^NSS: PR_Read, PR_Recv, PR_Write and PR_Send are NSPR's I\/O for every descriptor: .*files, pipes and plain sockets .* included, not only TLS$/m);
+  });
+
+  test("--handshake: selfserv's renegotiation through SSL_ForceHandshake (libssl3.so), as many as bpftrace counts, SECSuccess; the request it read", async () => {
+    const ss = await startSelfservRenegotiating();
+    started.push(ss);
+    const p = await startProbe(["sslsniff", "--pid", String(ss.pid), "--json", "--handshake"]);
+    const bt = await bpftraceCalls(ss.pid, LIBSSL3, ["SSL_ForceHandshake"]);
+    const cli = await startTstclnt(ss.port);
+    started.push(cli);
+    const request = Buffer.from("GET /renegotiated HTTP/1.0\r\n\r\n");
+    await cli.send(request);
+    // selfserv answers after the second handshake.
+    await cli.received(1);
+    await Bun.sleep(300);
+    const calls = await bt.stop();
+    const out = await stopProbe(p);
+    cli.stop();
+    expect(out.code).toBe(0);
+    expect(out.err).toContain(`Tracing SSL_ForceHandshake in ${LIBSSL3}, pid ${ss.pid}: kernel reports uprobe + uretprobe [uprobe_multi]`);
+    expect(out.err.join("\n")).toContain("NSS: handshakes are SSL_ForceHandshake calls; a program that does not call it handshakes inside its first read or write");
+    const recs = sniffRecords(out.out).filter((r) => r.pid === ss.pid);
+    const hs = recs.filter((r) => r.event === "handshake");
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(hs).toHaveLength(calls);
+    for (const h of hs) {
+      expect(h).toMatchObject({ function: "SSL_ForceHandshake", library: LIBSSL3, tls: `NSS ${nssPackageVersion()}`, ret: 0, ok: true });
+      expect(h.latency_ns).toBeGreaterThan(0);
+    }
+    // What selfserv read on the connection holds the request tstclnt sent.
+    const read = Buffer.concat(recs.filter((r) => r.event === "read").map((r) => Buffer.from(r.data, "base64")));
+    expect(read.includes(request)).toBe(true);
   });
 });
 

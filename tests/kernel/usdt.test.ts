@@ -122,6 +122,19 @@ function cFixture(variant: "O0" | "O2" | "nopie"): string {
   ], srcs);
 }
 
+/** tests/fixtures/usdt/thrower.cc: N exceptions thrown by thrower(), called by main (-O0 -g). */
+function throwerFixture(): string {
+  const src = join(FIXTURES, "usdt", "thrower.cc");
+  return build("usdt-thrower", [["g++", "-O0", "-g", "-o", join(WORK, "usdt-thrower"), src]], [src]);
+}
+
+/** tests/fixtures/usdt/pairs.c: calls of known length between lat:op__entry and lat:op__return. */
+function pairsFixture(): string {
+  if (!existsSync("/usr/include/x86_64-linux-gnu/sys/sdt.h")) throw new Error("<sys/sdt.h> is missing: apt-get install -y systemtap-sdt-dev");
+  const src = join(FIXTURES, "usdt", "pairs.c");
+  return build("usdt-pairs", [["gcc", "-O0", "-g", "-o", join(WORK, "usdt-pairs"), src]], [src]);
+}
+
 function throwFixture(): string {
   const src = join(FIXTURES, "usdt", "throw.cc");
   return build("usdt-throw", [["g++", "-O1", "-g", "-o", join(WORK, "usdt-throw"), src]], [src]);
@@ -135,11 +148,17 @@ async function startPython(): Promise<{ r: Running; pid: number }> {
   return { r, pid: Number(pid) };
 }
 
-/** The README's example `i`, for process `pid` (its 4242) and the C fixture (its ./server), with `extra` options. */
-function readme(i: number, o: { pid?: number; server?: string } = {}, ...extra: string[]): string[] {
+/** The README's example `i`, for process `pid` (its 4242), the C fixture (its ./server) and the thrower (its ./thrower), with `extra` words at the end. */
+function readme(i: number, o: { pid?: number; server?: string; thrower?: string } = {}, ...extra: string[]): string[] {
   const ex = readmeExamples("`probe usdt")[i];
   if (!ex) throw new Error(`README.md's probe usdt section has no example ${i}`);
-  return [...ex.map((w) => (w === "4242" && o.pid ? String(o.pid) : w === "./server" && o.server ? o.server : w)), ...extra];
+  return [...ex.map((w) => (w === "4242" && o.pid ? String(o.pid) : w === "./server" && o.server ? o.server : w === "./thrower" && o.thrower ? o.thrower : w)), ...extra];
+}
+
+/** `argv` with `opts` put before its `-- command` (which takes the words after it). */
+function withOptions(argv: string[], ...opts: string[]): string[] {
+  const dd = argv.indexOf("--");
+  return dd < 0 ? [...argv, ...opts] : [...argv.slice(0, dd), ...opts, ...argv.slice(dd)];
 }
 
 test("the README shows the examples run here", () => {
@@ -150,6 +169,7 @@ test("the README shows the examples run here", () => {
     "usdt python3 python:function__* --ret-pairs --summary --pid 4242",
     "usdt libstdc++ libstdcxx:throw --pid 4242",
     "usdt ./server fx:* --args through_pointer(int value, long element, struct rec *r)",
+    `usdt ${LIBSTDCXX} libstdcxx:throw --stack -- ./thrower`,
   ]);
 });
 
@@ -421,6 +441,159 @@ describe("probe usdt on libstdc++", () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// Stacks: the thrower's frames against gdb's backtrace at __cxa_throw (the function that fires
+// libstdcxx:throw), names demangled by c++filt.
+
+type Frame = { pc: string; function: string; offset?: number; file: string; file_offset?: string };
+
+/** gdb's frames 0..2 at __cxa_throw in the thrower (one exception): `function + offset` as `info symbol` gives it. */
+function gdbFrames(exe: string): { bt: string; symbols: string[] } {
+  const r = Bun.spawnSync(["gdb", "-nx", "-batch", "-ex", "set debuginfod enabled off", "-ex", "break __cxa_throw", "-ex", "run", "-ex", "bt",
+    "-ex", "frame 1", "-ex", "info symbol $pc", "-ex", "frame 2", "-ex", "info symbol $pc", "-ex", "kill", "--args", exe, "1"], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString();
+  if (!out.includes("Breakpoint 1, ")) throw new Error(`gdb did not stop at __cxa_throw (apt-get install -y gdb):\n${out}\n${r.stderr}`);
+  const symbols = [...out.matchAll(/^(\S.*?) \+ (\d+) in section \.text/gm)].map((m) => `${m[1]} + ${m[2]}`);
+  return { bt: out, symbols };
+}
+
+function demangle(names: string[]): string[] {
+  const r = Bun.spawnSync(["c++filt"], { stdin: Buffer.from(names.join("\n") + "\n"), stdout: "pipe" });
+  return r.stdout.toString().trim().split("\n");
+}
+
+describe("probe usdt --stack, --stacks: who throws", () => {
+  for (const mode of ["multi", "perf"] as const) {
+    test(`[${mode}] libstdcxx:throw --stack (the README's example): N hits, each __cxa_throw <- thrower <- main as gdb's bt has them`, () => {
+      const exe = throwerFixture();
+      const n = 7;
+      const r = runProbe(withOptions(readme(6, { thrower: exe }, String(n)), "--json", "--attach-mode", mode));
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("libstdcxx:throw (1 site; hits with their stacks, unwound from 16384 bytes of stack)");
+      expect(r.stdout).toContain(`thrown ${n}`); // the command's own stdout
+      const rows = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      expect(rows.length).toBe(n);
+      const ref = gdbFrames(exe);
+      expect(ref.bt).toMatch(/#1 .* in thrower \(i=0\) at .*thrower\.cc:\d+/);
+      expect(ref.bt).toMatch(/#2 .* in main \(/);
+      expect(ref.symbols).toEqual([expect.stringMatching(/^thrower\(int\) \+ \d+$/), expect.stringMatching(/^main \+ \d+$/)]);
+      for (const e of rows) {
+        expect(e.event).toBe("usdt");
+        expect(e.probe).toBe("libstdcxx:throw");
+        expect(e.comm).toBe("usdt-thrower");
+        const stack = e.stack as Frame[];
+        expect(e.stack_end).toBe("outermost");
+        expect(stack[0]!.function).toBe("__cxa_throw");
+        expect(realpathSync(stack[0]!.file)).toBe(realpathSync(LIBSTDCXX));
+        // The thrower's frames: the same functions at the same return addresses as gdb's.
+        const ours = stack.slice(1, 3);
+        expect(ours.map((f) => f.file)).toEqual([exe, exe]);
+        expect(demangle(ours.map((f) => f.function)).map((name, i) => `${name} + ${ours[i]!.offset}`)).toEqual(ref.symbols);
+        expect(stack.map((f) => f.function)).toContain("__libc_start_main");
+      }
+    });
+  }
+
+  test("human --stack lines: the hit, then its frames indented", () => {
+    const exe = throwerFixture();
+    const r = runProbe(readme(6, { thrower: exe }, "2"));
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toMatch(/^TIME\s+PID\s+TID\s+COMM\s+PROBE/);
+    const hits = lines.flatMap((l, i) => (/^\d\d:\d\d:\d\d\.\d{3}\s+\d+\s+\d+\s+usdt-thrower\s+libstdcxx:throw obj=0x[0-9a-f]+, tinfo=0x[0-9a-f]+$/.test(l) ? [i] : []));
+    expect(hits.length).toBe(2);
+    for (const i of hits) {
+      expect(lines[i + 1]).toMatch(/^ {8}__cxa_throw\+0x[0-9a-f]+ \(libstdc\+\+\.so\.6[.\d]*\)$/);
+      expect(lines[i + 2]).toMatch(/^ {8}_Z7throweri\+0x[0-9a-f]+ \(usdt-thrower\)$/);
+      expect(lines[i + 3]).toMatch(/^ {8}main\+0x[0-9a-f]+ \(usdt-thrower\)$/);
+    }
+  });
+
+  test("--stacks: hits counted per probe and stack (throws from thrower, catches in main)", () => {
+    const exe = throwerFixture();
+    const n = 9;
+    for (const unwind of ["auto", "fp"]) {
+      const r = runProbe(["usdt", "libstdc++", "libstdcxx:*", "--stacks", "--unwind", unwind, "--json", "--", exe, String(n)]);
+      expect(r.code).toBe(0);
+      const rows = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      const by = (p: string) => rows.filter((x) => x.function === p);
+      // One stack per probe (every throw comes from the same place), counted n times.
+      expect(by("libstdcxx:throw").map((x) => x.count)).toEqual([n]);
+      expect(by("libstdcxx:catch").map((x) => x.count)).toEqual([n]);
+      if (unwind === "auto") {
+        expect(by("libstdcxx:throw")[0].frames.slice(0, 3).map((f: { function: string }) => f.function)).toEqual(["__cxa_throw", "_Z7throweri", "main"]);
+        expect(by("libstdcxx:catch")[0].frames.slice(0, 2).map((f: { function: string }) => f.function)).toEqual(["__cxa_begin_catch", "main"]);
+      } else {
+        // libstdc++ keeps no frame pointers: the walk from its frame cannot be trusted, but counts can.
+        expect(by("libstdcxx:throw")[0].frames[0].function).toBe("__cxa_throw");
+      }
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// --ret-pairs --hist: calls of known length (the fixture spins, and measures each call itself).
+
+/**
+ * Whether every call can be given a bucket between the one of its spin (what it lasted at least)
+ * and the one of its measured length (what it lasted at most, probes included) so that the buckets'
+ * counts are `counts`: intervals matched to points, earliest-ending first.
+ */
+function consistent(counts: number[], calls: { lo: number; hi: number }[]): boolean {
+  const left = [...calls].sort((a, b) => a.hi - b.hi);
+  const used = new Array(left.length).fill(false);
+  for (let b = 0; b < counts.length; b++) {
+    for (let k = 0; k < counts[b]!; k++) {
+      const i = left.findIndex((c, j) => !used[j] && c.lo <= b && b <= c.hi);
+      if (i < 0) return false;
+      used[i] = true;
+    }
+  }
+  return used.every((u) => u);
+}
+
+describe("probe usdt --ret-pairs --hist", () => {
+  const cases = [
+    // Spins in the middle of power-of-two buckets (1.5 x 2^k ns).
+    { opts: [] as string[], spins: [[98304, 6], [786432, 4], [3145728, 3]] as const },
+    { opts: ["--linear", "0,1000000,5000000", "--per-process"], spins: [[1500000, 3], [2500000, 2], [3500000, 1]] as const },
+  ];
+  for (const c of cases) {
+    test(`lat:op ${c.opts.join(" ") || "log2"}: as many calls as made, each in a bucket between its spin and its measured length`, () => {
+      const exe = pairsFixture();
+      const measuredFile = join(WORK, `usdt-pairs-${process.pid}.txt`);
+      const r = runProbe(["usdt", exe, "lat:op__entry", "--ret-pairs", "--hist", ...c.opts, "--json", "--", exe, measuredFile, ...c.spins.map(([ns, k]) => `${ns}:${k}`)]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("Tracing lat:op calls: lat:op__entry, lat:op__return (2 sites; latency histogram)");
+      const measured = readFileSync(measuredFile, "utf8").trim().split("\n").map(Number);
+      rmSync(measuredFile, { force: true });
+      const spins = c.spins.flatMap(([ns, k]) => Array<number>(k).fill(ns));
+      expect(measured.length).toBe(spins.length);
+      const rows = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      expect(rows.length).toBe(1);
+      const h = rows[0]!;
+      expect([h.event, h.function, h.value, h.unit, h.final]).toEqual(["hist", "lat:op", "latency", "ns", true]);
+      if (c.opts.includes("--per-process")) expect(h.comm).toBe("usdt-pairs");
+      expect(h.count).toBe(spins.length);
+      // Exact: each call lasted at least its spin and at most what the program measured around it.
+      expect(Number(h.min)).toBeGreaterThanOrEqual(Math.min(...spins));
+      expect(Number(h.max)).toBeLessThanOrEqual(Math.max(...measured));
+      expect(Number(h.sum)).toBeGreaterThanOrEqual(spins.reduce((a, b) => a + b, 0));
+      expect(Number(h.sum)).toBeLessThanOrEqual(measured.reduce((a, b) => a + b, 0));
+      // Buckets by their bounds, computed here (log2: [2^k, 2^(k+1)) is bucket k + 2; linear: 1 ms steps from 0, bucket 0 below).
+      const linear = c.opts.includes("--linear");
+      const bucketOf = (ns: number) => (linear ? Math.min(Math.floor(ns / 1e6) + 1, 6) : Math.floor(Math.log2(ns)) + 2);
+      const boundOf = (b: { lo: number | string | null }) => bucketOf(Number(b.lo ?? 0));
+      const counts = new Array(70).fill(0);
+      for (const b of h.buckets as { lo: number; hi: number; count: number }[]) counts[boundOf(b)] += b.count;
+      const calls = spins.map((ns, i) => ({ lo: bucketOf(ns), hi: bucketOf(measured[i]!) }));
+      expect(consistent(counts, calls)).toBe(true);
+      // Where no call was stretched past its spin's bucket (spins are mid-bucket), each bucket holds exactly its spins.
+      if (calls.every((x) => x.lo === x.hi)) expect(counts.filter((x) => x)).toEqual(c.spins.map(([, k]) => k));
+    });
+  }
+});
+
 describe("probe usdt in a namespace container", () => {
   let c: NsContainer | undefined;
   afterAll(async () => {
@@ -502,5 +675,27 @@ describe("probe usdt errors", () => {
     r = runProbe(["usdt", "--list"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--list needs a file");
+  });
+
+  test("--stack, --stacks and --hist refuse what they cannot do, as uprobe does: exit 2, before attaching", () => {
+    const refusals: [string[], string][] = [
+      [["--hist"], "probe: error: --hist counts the latency of calls: add --ret-pairs"],
+      [["--ret-pairs", "--hist", "lineno"], "probe: error: --hist counts the latency of the calls --ret-pairs pairs: 'latency' (the default), not 'lineno'"],
+      [["--ret-pairs", "--hist", "--stack"], "probe: error: --hist counts values and --stack/--stacks record stacks: choose one"],
+      [["--stack", "--ret-pairs"], "probe: error: --stack shows each probe hit with its stack, --ret-pairs each call at its return: choose one"],
+      [["--stacks", "--ret-pairs"], "probe: error: --stacks counts probe hits by stack: pairing adds nothing to it (no --ret-pairs)"],
+      [["--stacks", "--summary"], "probe: error: --summary counts calls per process; --stacks is another report: choose one"],
+      [["--stack", "--summary"], "probe: error: --summary counts calls per process; --stack is another report: choose one"],
+      [["--per-process"], "probe: error: --per-process goes with --hist or --stacks"],
+      [["--stack", "--stacks"], "probe: error: --stack prints each call's stack, --stacks (--folded, --flamegraph) counts calls per stack: choose one"],
+      [["--unwind", "fp"], "probe: error: --unwind goes with --stack or --stacks"],
+      [["--stack", "--unwind", "fp", "--stack-size", "4K"], "probe: error: --stack-size is the stack copied for --unwind cfi/auto; --unwind fp copies none"],
+      [["--ret-pairs", "--hist", "--linear", "5,0,1"], "probe: error: --linear 5,0,1:"],
+    ];
+    for (const [opts, text] of refusals) {
+      const r = runProbe(["usdt", HOST_PYTHON, "python:function__entry", ...opts]);
+      expect([opts.join(" "), r.code]).toEqual([opts.join(" "), 2]);
+      expect(r.stderr).toContain(text);
+    }
   });
 });

@@ -9,7 +9,8 @@ import { Btf, BtfError } from "../../lib/btf.ts";
 import { seedSections } from "../fixtures/fuzz/mutate.ts";
 import { bpfMutants, fixtureObjects, probeObjects, structOpsObject } from "../fixtures/fuzz/bpf-seeds.ts";
 
-const PER_SEED = 60;
+// 8 seeds x 260: the >= 2,000 cases issue 9 asks of load's object checks (~7 s here).
+const PER_SEED = 260;
 
 describe("mutated BPF objects", () => {
   test("every mutant is accepted or refused with a clean error naming the file", () => {
@@ -62,7 +63,8 @@ describe("mutated BPF objects", () => {
     const ms = performance.now() - t0;
     console.log(`BPF object fuzz: ${n} mutants of ${seeds.length} objects in ${(ms / 1000).toFixed(1)} s (slowest ${slowest.toFixed(0)} ms), most rss one mutant added ${(maxStep / 1e6).toFixed(0)} MB: ${JSON.stringify(counts)}, .BTF parsed by lib/btf.ts in ${btfParsed}`);
     console.log([...messages].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `  ${v}\t${k}`).join("\n"));
-    expect(n).toBeGreaterThanOrEqual(300);
+    expect(n).toBeGreaterThanOrEqual(2_000);
+    expect(ms).toBeLessThan(30_000);
     expect(bad).toEqual([]);
     expect(counts.accepted).toBeGreaterThan(0);
     expect(counts.refused).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 // Which TLS a file carries (lib/tls/detect.ts), checked against independent tools on real files:
 // function addresses against `nm -D` and `go tool nm`, versions against what node, openssl and
-// gnutls-cli say of themselves, RET sites against objdump. Damaged files give a clean error or
-// nothing, never a crash or a hang.
+// gnutls-cli say of themselves, NSS's as Debian's package says, RET sites against objdump. Damaged
+// files give a clean error or nothing, never a crash or a hang.
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { detectTls } from "../../lib/tls/detect.ts";
 import { findFunctions } from "../../lib/tls/symbols.ts";
 import { tlsProbes } from "../../lib/tls/points.ts";
 import { TLS_FUNCTIONS } from "../../lib/tls/stacks.ts";
-import { opensslVersion, gnutlsVersion } from "../../lib/tls/version.ts";
+import { opensslVersion, gnutlsVersion, nssVersion } from "../../lib/tls/version.ts";
 import { TLS_FN } from "../../lib/layouts.ts";
 import { WORK, sh } from "../helpers.ts";
 import { goTls } from "../fixtures/tls/peers.ts";
@@ -21,6 +21,9 @@ const LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
 const LIBCRYPTO = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3";
 const LIBGNUTLS = "/usr/lib/x86_64-linux-gnu/libgnutls.so.30";
 const NODE = "/usr/bin/node";
+const LIBNSPR = "/usr/lib/x86_64-linux-gnu/libnspr4.so";
+const LIBSSL3 = "/usr/lib/x86_64-linux-gnu/libssl3.so";
+const LIBNSS3 = "/usr/lib/x86_64-linux-gnu/libnss3.so";
 
 function withElf<T>(path: string, f: (elf: ElfFile) => T): T {
   const fd = openSync(path, "r");
@@ -43,6 +46,8 @@ describe("findFunctions: the addresses nm lists", () => {
     [NODE, TLS_FUNCTIONS.openssl.map((d) => d.name)],
     [LIBSSL, TLS_FUNCTIONS.openssl.map((d) => d.name)],
     [LIBGNUTLS, TLS_FUNCTIONS.gnutls.map((d) => d.name)],
+    [LIBNSPR, TLS_FUNCTIONS.nss.filter((d) => d.role !== "handshake").map((d) => d.name)],
+    [LIBSSL3, ["SSL_ForceHandshake", "SSL_ImportFD"]],
   ] as const) {
     test(path, () => {
       const nm = nmAddresses(path, true);
@@ -119,13 +124,65 @@ describe("detectTls", () => {
   });
 });
 
+describe("detectTls: NSS, in two pieces", () => {
+  /** NSS's upstream version as Debian's package says it ("2:3.87.1-1+deb12u4" -> "3.87.1"). */
+  const packaged = () => /^(?:\d+:)?(\d+(?:\.\d+)+)/.exec(sh("dpkg-query -W -f '${Version}' libnss3"))![1];
+
+  test("libnspr4.so: NSPR's PR_Read, PR_Recv, PR_Write, PR_Send at the addresses nm -D gives; no stack by itself", () => {
+    const nm = nmAddresses(LIBNSPR, true);
+    withElf(LIBNSPR, (elf) => {
+      const d = detectTls(elf);
+      expect(d.stacks).toEqual([]);
+      expect(d.nss?.ssl).toBeUndefined();
+      expect(d.nss!.io!.map((f) => [f.def.name, f.def.fn, f.def.role, f.offset])).toEqual([
+        ["PR_Read", TLS_FN.NSS_READ, "read", elf.vaddrToOffset(nm.get("PR_Read")!)!],
+        ["PR_Recv", TLS_FN.NSS_RECV, "read", elf.vaddrToOffset(nm.get("PR_Recv")!)!],
+        ["PR_Write", TLS_FN.NSS_WRITE, "write", elf.vaddrToOffset(nm.get("PR_Write")!)!],
+        ["PR_Send", TLS_FN.NSS_SEND, "write", elf.vaddrToOffset(nm.get("PR_Send")!)!],
+      ]);
+    });
+  });
+
+  test("libssl3.so: NSS's SSL library (SSL_ImportFD), its version as dpkg says, SSL_ForceHandshake at nm -D's address", () => {
+    const nm = nmAddresses(LIBSSL3, true);
+    expect(nm.has("SSL_ImportFD")).toBe(true);
+    withElf(LIBSSL3, (elf) => {
+      expect(nssVersion(elf)).toBe(`NSS ${packaged()}`);
+      const d = detectTls(elf);
+      expect(d.stacks).toEqual([]);
+      expect(d.nss?.io).toBeUndefined();
+      expect(d.nss!.ssl!.version).toBe(`NSS ${packaged()}`);
+      expect(d.nss!.ssl!.handshake.map((f) => [f.def.name, f.def.fn, f.offset])).toEqual([["SSL_ForceHandshake", TLS_FN.NSS_HANDSHAKE, elf.vaddrToOffset(nm.get("SSL_ForceHandshake")!)!]]);
+    });
+  });
+
+  test("libnss3.so (the same version string, no SSL or I/O functions) and libplc4.so: no NSS piece", () => {
+    withElf(LIBNSS3, (elf) => {
+      expect(nssVersion(elf)).toBe(`NSS ${packaged()}`);
+      expect(detectTls(elf)).toEqual({ stacks: [], unusable: [] });
+    });
+    withElf("/usr/lib/x86_64-linux-gnu/libplc4.so", (elf) => expect(detectTls(elf)).toEqual({ stacks: [], unusable: [] }));
+  });
+
+  test("NSS's probe points: entry and uretprobe at each function, cookies with the NSS codes", () => {
+    withElf(LIBNSPR, (elf) => {
+      const io = detectTls(elf).nss!.io!;
+      const p = tlsProbes(elf, { kind: "nss", name: "NSS", functions: io }, 2, ["read"]);
+      expect(p.retprobe).toBe(true);
+      expect(p.functions).toEqual(["PR_Read", "PR_Recv"]);
+      expect(p.entry).toEqual(io.slice(0, 2).map((f) => ({ offset: f.offset, cookie: (2n << 8n) | BigInt(f.def.fn) })));
+      expect(p.returns).toEqual(p.entry);
+    });
+  });
+});
+
 describe("damaged files", () => {
   // The sections detection reads (symbol tables, their strings, versions, .rodata) filled with
   // garbage in places; the ELF headers are left alone (lib/elf.ts's own tests cover those).
-  test("100 corrupted copies each of libssl and libgnutls: a result or a ProbeError, quickly", () => {
+  test("100 corrupted copies each of libssl, libgnutls and NSS's libssl3: a result or a ProbeError, quickly", () => {
     let seed = 42;
     const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-    for (const src of [LIBSSL, LIBGNUTLS]) {
+    for (const src of [LIBSSL, LIBGNUTLS, LIBSSL3]) {
       const orig = readFileSync(src);
       const targets = withElf(src, (e) => e.sections.filter((s) => [".dynsym", ".dynstr", ".symtab", ".strtab", ".rodata", ".gnu.version", ".gnu.version_d", ".gnu.version_r"].includes(s.name)).map((s) => [s.offset, s.size] as const));
       expect(targets.length).toBeGreaterThanOrEqual(4);
