@@ -1,0 +1,1539 @@
+// Itanium C++ ABI demangler (https://itanium-cxx-abi.github.io/cxx-abi/abi.html#mangling), for
+// naming stack frames the way gdb, perf and bpftrace do. The output text follows GNU c++filt's
+// conventions (`std::vector<int, std::allocator<int> >::push_back(int const&)`), since that is
+// what people compare against.
+//
+// Names come from untrusted binaries: parsing is a recursive descent with a depth cap, a cap on
+// parse steps and on printed nodes, and a cap on the output's length. Anything malformed, over a
+// cap, or not understood yields undefined rather than a guess: a wrong name is worse than the
+// mangled one.
+
+const MAX_DEPTH = 256;
+const MAX_PARSE_STEPS = 20_000;
+const MAX_PRINT_STEPS = 200_000;
+/** Longest demangled name returned. */
+export const MAX_DEMANGLED_LENGTH = 16_384;
+
+class Bail extends Error {}
+function bail(): never {
+  throw new Bail();
+}
+
+type Node =
+  | { k: "name"; s: string } // identifier, builtin type, operator name
+  | { k: "nested"; prefix: Node; name: Node } // prefix::name
+  | { k: "tmpl"; name: Node; args: Node[] } // name<args>
+  | { k: "abi"; name: Node; tag: string } // name[abi:tag]
+  | { k: "std"; s: string; ctor: string } // std:: abbreviation (Sa, Ss, ...)
+  | { k: "op"; s: string } // operator name ("operator+", "operator new")
+  | { k: "conv"; type: Node } // operator <type>
+  | { k: "ctor"; cls: Node }
+  | { k: "dtor"; cls: Node }
+  | { k: "lambda"; params: Node[]; n: number }
+  | { k: "unnamed"; n: number }
+  | { k: "local"; enc: Node; entity: Node } // function-local entity
+  | { k: "func"; name: Node; ret: Node | undefined; params: Node[]; cv: string; ref: string }
+  | { k: "special"; text: string; inner: Node } // "vtable for ", ...
+  | { k: "ctorvt"; a: Node; b: Node }
+  | { k: "clone"; inner: Node; suffix: string }
+  | { k: "qual"; inner: Node; q: string } // q: " const", " volatile const", ...
+  | { k: "ptr"; inner: Node }
+  | { k: "lref"; inner: Node }
+  | { k: "rref"; inner: Node }
+  | { k: "vendorq"; inner: Node; q: string } // U<name> qualifier
+  | { k: "fn"; ret: Node; params: Node[]; cv: string; ref: string; exc: string } // function type
+  | { k: "array"; inner: Node; dim: string | Node }
+  | { k: "vector"; inner: Node; dim: string | Node }
+  | { k: "ptrmem"; cls: Node; member: Node }
+  | { k: "tparam"; idx: number }
+  | { k: "pack"; items: Node[] } // J...E argument pack
+  | { k: "expand"; pattern: Node } // Dp
+  | { k: "literal"; type: Node; value: string }
+  | { k: "exprname"; inner: Node } // a name used as an expression operand (L_Z...E)
+  | { k: "fparam"; n: number }
+  | { k: "decltype"; expr: Node }
+  | { k: "unary"; op: string; arg: Node; postfix?: boolean }
+  | { k: "binary"; op: string; l: Node; r: Node }
+  | { k: "trinary"; c: Node; a: Node; b: Node }
+  | { k: "call"; fn: Node; args: Node[] }
+  | { k: "cast"; type: Node; args: Node[]; list: boolean } // cv: (T)x, (T)(a, b)
+  | { k: "namedcast"; op: string; type: Node; arg: Node }
+  | { k: "member"; op: string; obj: Node; name: Node } // a.b, a->b
+  | { k: "sizeoftype"; op: string; type: Node } // sizeof (T), alignof (T)
+  | { k: "sizeofexpr"; op: string; arg: Node }
+  | { k: "sizeofpack"; arg: Node }
+  | { k: "initlist"; type: Node | undefined; args: Node[] }
+  | { k: "throw"; arg: Node | undefined };
+
+const BUILTIN: Record<string, string> = {
+  v: "void",
+  w: "wchar_t",
+  b: "bool",
+  c: "char",
+  a: "signed char",
+  h: "unsigned char",
+  s: "short",
+  t: "unsigned short",
+  i: "int",
+  j: "unsigned int",
+  l: "long",
+  m: "unsigned long",
+  x: "long long",
+  y: "unsigned long long",
+  n: "__int128",
+  o: "unsigned __int128",
+  f: "float",
+  d: "double",
+  e: "long double",
+  g: "__float128",
+  z: "...",
+};
+
+const BUILTIN_D: Record<string, string> = {
+  d: "decimal64",
+  e: "decimal128",
+  f: "decimal32",
+  h: "half",
+  i: "char32_t",
+  s: "char16_t",
+  u: "char8_t",
+  a: "auto",
+  c: "decltype(auto)",
+  n: "decltype(nullptr)",
+};
+
+// Literal suffixes for integer types c++filt prints without a cast.
+const LITERAL_SUFFIX: Record<string, string> = { int: "", "unsigned int": "u", long: "l", "unsigned long": "ul", "long long": "ll", "unsigned long long": "ull" };
+
+// Operator codes: [printed name, operand count].
+const OPERATORS: Record<string, [string, number]> = {
+  nw: ["new", 3],
+  na: ["new[]", 3],
+  dl: ["delete", 1],
+  da: ["delete[]", 1],
+  aw: ["co_await", 1],
+  ps: ["+", 1],
+  ng: ["-", 1],
+  ad: ["&", 1],
+  de: ["*", 1],
+  co: ["~", 1],
+  pl: ["+", 2],
+  mi: ["-", 2],
+  ml: ["*", 2],
+  dv: ["/", 2],
+  rm: ["%", 2],
+  an: ["&", 2],
+  or: ["|", 2],
+  eo: ["^", 2],
+  aS: ["=", 2],
+  pL: ["+=", 2],
+  mI: ["-=", 2],
+  mL: ["*=", 2],
+  dV: ["/=", 2],
+  rM: ["%=", 2],
+  aN: ["&=", 2],
+  oR: ["|=", 2],
+  eO: ["^=", 2],
+  ls: ["<<", 2],
+  rs: [">>", 2],
+  lS: ["<<=", 2],
+  rS: [">>=", 2],
+  eq: ["==", 2],
+  ne: ["!=", 2],
+  lt: ["<", 2],
+  gt: [">", 2],
+  le: ["<=", 2],
+  ge: [">=", 2],
+  ss: ["<=>", 2],
+  nt: ["!", 1],
+  aa: ["&&", 2],
+  oo: ["||", 2],
+  pp: ["++", 1],
+  mm: ["--", 1],
+  cm: [",", 2],
+  pm: ["->*", 2],
+  pt: ["->", 2],
+  cl: ["()", 2],
+  ix: ["[]", 2],
+  qu: ["?", 3],
+  st: ["sizeof ", 1],
+  sz: ["sizeof ", 1],
+  at: ["alignof ", 1],
+  az: ["alignof ", 1],
+};
+
+const STD_ABBREV: Record<string, { s: string; ctor: string } | undefined> = {
+  a: { s: "std::allocator", ctor: "allocator" },
+  b: { s: "std::basic_string", ctor: "basic_string" },
+  s: { s: "std::basic_string<char, std::char_traits<char>, std::allocator<char> >", ctor: "basic_string" },
+  i: { s: "std::basic_istream<char, std::char_traits<char> >", ctor: "basic_istream" },
+  o: { s: "std::basic_ostream<char, std::char_traits<char> >", ctor: "basic_ostream" },
+  d: { s: "std::basic_iostream<char, std::char_traits<char> >", ctor: "basic_iostream" },
+};
+
+const isDigit = (c: string) => c >= "0" && c <= "9";
+const isUpper = (c: string) => c >= "A" && c <= "Z";
+const isLower = (c: string) => c >= "a" && c <= "z";
+
+class Parser {
+  pos = 0;
+  private depth = 0;
+  private steps = 0;
+  readonly subs: Node[] = [];
+  // cv- and ref-qualifiers of the nested name just parsed (they belong to the function).
+  nameCv = "";
+  nameRef = "";
+
+  constructor(readonly s: string) {}
+
+  peek(o = 0): string {
+    return this.s[this.pos + o] ?? "";
+  }
+  eat(c: string): boolean {
+    if (c.length === 1 ? this.s[this.pos] === c : this.s.startsWith(c, this.pos)) {
+      this.pos += c.length;
+      return true;
+    }
+    return false;
+  }
+  expect(c: string): void {
+    if (!this.eat(c)) bail();
+  }
+  atEnd(): boolean {
+    return this.pos >= this.s.length;
+  }
+  enter(): void {
+    if (++this.depth > MAX_DEPTH || ++this.steps > MAX_PARSE_STEPS) bail();
+  }
+
+  number(): number {
+    const neg = this.eat("n");
+    const start = this.pos;
+    while (isDigit(this.peek())) this.pos++;
+    if (this.pos === start || this.pos - start > 9) bail();
+    const n = Number(this.s.slice(start, this.pos));
+    return neg ? -n : n;
+  }
+
+  // <seq-id> _ ; "_" alone is 0, otherwise base 36 plus one.
+  seqId(): number {
+    if (this.eat("_")) return 0;
+    let n = 0;
+    let len = 0;
+    for (;;) {
+      const c = this.peek();
+      if (isDigit(c)) n = n * 36 + (c.charCodeAt(0) - 48);
+      else if (isUpper(c)) n = n * 36 + (c.charCodeAt(0) - 55);
+      else break;
+      this.pos++;
+      if (++len > 6) bail();
+    }
+    if (len === 0) bail();
+    this.expect("_");
+    return n + 1;
+  }
+
+  addSub(n: Node): void {
+    if (this.subs.length > 4096) bail();
+    this.subs.push(n);
+  }
+
+  // <mangled-name> ::= _Z <encoding> [. <clone-suffix>]*
+  mangled(): Node {
+    this.expect("_Z");
+    let n = this.encoding();
+    while (this.peek() === ".") {
+      const c = this.peek(1);
+      if (!(isLower(c) || c === "_" || isDigit(c))) break;
+      const start = this.pos;
+      this.pos += 2;
+      while (isLower(this.peek()) || isDigit(this.peek()) || this.peek() === "_") this.pos++;
+      while (this.peek() === "." && isDigit(this.peek(1))) {
+        this.pos += 2;
+        while (isDigit(this.peek())) this.pos++;
+      }
+      n = { k: "clone", inner: n, suffix: this.s.slice(start, this.pos) };
+    }
+    if (!this.atEnd()) bail();
+    return n;
+  }
+
+  encoding(): Node {
+    // no try/finally: a bail abandons the whole parse
+    this.enter();
+    const r = this.encodingBody();
+    this.depth--;
+    return r;
+  }
+
+  private encodingBody(): Node {
+    const c = this.peek();
+    if (c === "T" || (c === "G" && "VRTAH".includes(this.peek(1)))) return this.specialName();
+    const name = this.name();
+    const cv = this.nameCv;
+    const ref = this.nameRef;
+    if (this.atEnd() || this.peek() === "E" || this.peek() === ".") return name;
+    let ret: Node | undefined;
+    if (hasReturnType(name)) ret = this.type();
+    const params = this.bareParams();
+    return { k: "func", name, ret, params, cv, ref };
+  }
+
+  // Parameter types up to the end of the encoding ("v" alone means none).
+  bareParams(): Node[] {
+    if (this.peek() === "v" && (this.pos + 1 === this.s.length || this.peek(1) === "E" || this.peek(1) === ".")) {
+      this.pos++;
+      return [];
+    }
+    const params: Node[] = [];
+    do {
+      params.push(this.type());
+    } while (!this.atEnd() && this.peek() !== "E" && this.peek() !== ".");
+    return params;
+  }
+
+  specialName(): Node {
+    const two = this.s.slice(this.pos, this.pos + 2);
+    this.pos += 2;
+    const simple: Record<string, string> = { TV: "vtable for ", TT: "VTT for ", TI: "typeinfo for ", TS: "typeinfo name for " };
+    if (simple[two]) return { k: "special", text: simple[two], inner: this.type() };
+    switch (two) {
+      case "GR": {
+        const inner = this.name();
+        const start = this.pos;
+        while (isDigit(this.peek())) this.pos++;
+        if (this.pos - start > 9) bail();
+        const n = this.pos === start ? 0 : Number(this.s.slice(start, this.pos));
+        return { k: "special", text: `reference temporary #${n} for `, inner };
+      }
+      case "TH":
+        return { k: "special", text: "TLS init function for ", inner: this.name() };
+      case "TW":
+        return { k: "special", text: "TLS wrapper function for ", inner: this.name() };
+      case "Th":
+        this.callOffset("h");
+        return { k: "special", text: "non-virtual thunk to ", inner: this.encoding() };
+      case "Tv":
+        this.callOffset("v");
+        return { k: "special", text: "virtual thunk to ", inner: this.encoding() };
+      case "Tc":
+        this.callOffset();
+        this.callOffset();
+        return { k: "special", text: "covariant return thunk to ", inner: this.encoding() };
+      case "TC": {
+        const a = this.type();
+        this.number();
+        this.expect("_");
+        const b = this.type();
+        return { k: "ctorvt", a, b };
+      }
+      case "GV":
+        return { k: "special", text: "guard variable for ", inner: this.name() };
+      case "GA":
+        return { k: "special", text: "hidden alias for ", inner: this.encoding() };
+      case "GT": {
+        if (this.eat("t")) return { k: "special", text: "transaction clone for ", inner: this.encoding() };
+        if (this.eat("n")) return { k: "special", text: "non-transaction clone for ", inner: this.encoding() };
+        bail();
+      }
+    }
+    bail();
+  }
+
+  callOffset(kind?: string): void {
+    if (kind === undefined) {
+      kind = this.peek();
+      this.pos++;
+    }
+    if (kind === "h") {
+      this.number();
+      this.expect("_");
+    } else if (kind === "v") {
+      this.number();
+      this.expect("_");
+      this.number();
+      this.expect("_");
+    } else bail();
+  }
+
+  // <name>; sets nameCv/nameRef.
+  name(): Node {
+    // no try/finally: a bail abandons the whole parse
+    this.enter();
+    const r = this.nameBody();
+    this.depth--;
+    return r;
+  }
+
+  private nameBody(): Node {
+    this.nameCv = "";
+    this.nameRef = "";
+    const c = this.peek();
+    if (c === "N") return this.nested();
+    if (c === "Z") return this.localName();
+    let n: Node;
+    if (c === "S" && this.peek(1) === "t") {
+      this.pos += 2;
+      n = { k: "nested", prefix: { k: "name", s: "std" }, name: this.unqualified(undefined) };
+    } else if (c === "S") {
+      n = this.substitution();
+      if (this.peek() !== "I") bail(); // a substitution as a name must be a template
+      n = { k: "tmpl", name: n, args: this.templateArgs() };
+      return n;
+    } else {
+      n = this.unqualified(undefined);
+    }
+    if (this.peek() === "I") {
+      this.addSub(n);
+      n = { k: "tmpl", name: n, args: this.templateArgs() };
+    }
+    return n;
+  }
+
+  localName(): Node {
+    this.expect("Z");
+    const enc = this.encoding();
+    this.expect("E");
+    let entity: Node;
+    if (this.eat("s")) {
+      entity = { k: "name", s: "string literal" };
+      this.discriminator();
+      this.nameCv = "";
+      this.nameRef = "";
+      return { k: "local", enc, entity };
+    }
+    if (this.eat("d")) {
+      // default argument scope: Z <encoding> E d [<number>] _ <name>
+      const num = this.peek() === "_" ? 1 : this.number() + 2;
+      if (num < 1) bail();
+      this.expect("_");
+      entity = this.name();
+      return { k: "local", enc: { k: "local", enc, entity: { k: "name", s: `{default arg#${num}}` } }, entity };
+    }
+    entity = this.name();
+    const cv = this.nameCv;
+    const ref = this.nameRef;
+    this.discriminator();
+    this.nameCv = cv;
+    this.nameRef = ref;
+    return { k: "local", enc, entity };
+  }
+
+  // _ <digits> or __ <number> _ ; c++filt takes any run of digits, or none, after one "_".
+  discriminator(): void {
+    if (this.peek() !== "_") return;
+    this.pos++;
+    const double = this.eat("_");
+    const start = this.pos;
+    while (isDigit(this.peek())) this.pos++;
+    if (this.pos - start > 9) bail();
+    const n = this.pos === start ? 0 : Number(this.s.slice(start, this.pos));
+    if (double && n >= 10) this.expect("_");
+  }
+
+  // N [<CV-qualifiers>] [<ref-qualifier>] <prefix> <unqualified-name> E
+  nested(): Node {
+    this.expect("N");
+    const cv = this.cvQualifiers();
+    let ref = "";
+    if (this.eat("R")) ref = " &";
+    else if (this.eat("O")) ref = " &&";
+    let cur: Node | undefined;
+    for (let i = 0; ; i++) {
+      if (i > 256) bail();
+      const c = this.peek();
+      if (c === "E") {
+        this.pos++;
+        break;
+      }
+      if (c === "") bail();
+      let isSub = false;
+      if (c === "S" && this.peek(1) === "t") {
+        if (cur) bail();
+        this.pos += 2;
+        cur = { k: "name", s: "std" };
+        continue;
+      } else if (c === "S") {
+        if (cur) bail();
+        cur = this.substitution();
+        isSub = true;
+      } else if (c === "I") {
+        if (!cur) bail();
+        cur = { k: "tmpl", name: cur, args: this.templateArgs() };
+      } else if (c === "T") {
+        if (cur) bail();
+        cur = this.templateParam();
+      } else if (c === "D" && (this.peek(1) === "t" || this.peek(1) === "T")) {
+        if (cur) bail();
+        cur = this.decltype();
+      } else if (c === "M") {
+        // closure-prefix data member (lambda in a default member initializer)
+        if (!cur) bail();
+        this.pos++;
+        continue;
+      } else {
+        const u = this.unqualified(cur);
+        cur = cur ? { k: "nested", prefix: cur, name: u } : u;
+      }
+      if (this.peek() !== "E" && !isSub) this.addSub(cur);
+    }
+    if (!cur) bail();
+    this.nameCv = cv;
+    this.nameRef = ref;
+    return cur;
+  }
+
+  cvQualifiers(): string {
+    let q = "";
+    if (this.eat("r")) q = " restrict";
+    if (this.eat("V")) q = " volatile" + q;
+    if (this.eat("K")) q = " const" + q;
+    return q;
+  }
+
+  // <unqualified-name> [<abi-tags>]; `scope` is the enclosing prefix (for ctor/dtor names).
+  unqualified(scope: Node | undefined): Node {
+    // no try/finally: a bail abandons the whole parse
+    this.enter();
+    const r = this.unqualifiedBody(scope);
+    this.depth--;
+    return r;
+  }
+
+  private unqualifiedBody(scope: Node | undefined): Node {
+    const c = this.peek();
+    let n: Node;
+    if (c === "L") {
+      this.pos++;
+      return this.unqualified(scope);
+    }
+    if (isDigit(c)) n = this.sourceName();
+    else if (c === "C" && "12345".includes(this.peek(1))) {
+      if (!scope) bail();
+      this.pos += 2;
+      n = { k: "ctor", cls: scope };
+    } else if (c === "C" && this.peek(1) === "I" && "12".includes(this.peek(2))) {
+      // inheriting constructor: CI1 <type> / CI2 <type>
+      if (!scope) bail();
+      this.pos += 3;
+      this.type();
+      n = { k: "ctor", cls: scope };
+    } else if (c === "D" && "0124".includes(this.peek(1))) {
+      if (!scope) bail();
+      this.pos += 2;
+      n = { k: "dtor", cls: scope };
+    } else if (c === "U" && this.peek(1) === "l") {
+      this.pos += 2;
+      const params = this.lambdaParams();
+      this.expect("E");
+      n = { k: "lambda", params, n: this.peek() === "_" ? 1 : this.number() + 2 };
+      this.expect("_");
+      return this.abiTags(n);
+    } else if (c === "U" && this.peek(1) === "t") {
+      this.pos += 2;
+      n = { k: "unnamed", n: this.peek() === "_" ? 1 : this.number() + 2 };
+      this.expect("_");
+      return this.abiTags(n);
+    } else if (isLower(c)) n = this.operatorName();
+    else bail();
+    return this.abiTags(n);
+  }
+
+  lambdaParams(): Node[] {
+    if (this.peek() === "v" && this.peek(1) === "E") {
+      this.pos++;
+      return [];
+    }
+    const params: Node[] = [];
+    while (this.peek() !== "E") {
+      if (this.atEnd()) bail();
+      params.push(this.type());
+    }
+    return params;
+  }
+
+  abiTags(n: Node): Node {
+    while (this.eat("B")) {
+      const len = this.number();
+      if (len <= 0 || this.pos + len > this.s.length) bail();
+      n = { k: "abi", name: n, tag: this.s.slice(this.pos, this.pos + len) };
+      this.pos += len;
+    }
+    return n;
+  }
+
+  sourceName(): Node {
+    const len = this.number();
+    if (len <= 0 || this.pos + len > this.s.length) bail();
+    const id = this.s.slice(this.pos, this.pos + len);
+    this.pos += len;
+    if (id.startsWith("_GLOBAL_") && "._$".includes(id[8] ?? "-") && id[9] === "N") return { k: "name", s: "(anonymous namespace)" };
+    return { k: "name", s: id };
+  }
+
+  operatorName(): Node {
+    const two = this.s.slice(this.pos, this.pos + 2);
+    this.pos += 2;
+    if (two === "cv") return { k: "conv", type: this.type() };
+    if (two === "li") {
+      const n = this.sourceName() as { k: "name"; s: string };
+      return { k: "op", s: `operator"" ${n.s}` };
+    }
+    if (two[0] === "v" && isDigit(two[1] ?? "")) {
+      const n = this.sourceName() as { k: "name"; s: string };
+      return { k: "op", s: `operator ${n.s}` };
+    }
+    const op = OPERATORS[two];
+    if (!op || two === "st" || two === "sz" || two === "at" || two === "az") bail();
+    const word = /^[a-z]/.test(op[0]);
+    return { k: "op", s: word ? `operator ${op[0]}` : `operator${op[0]}` };
+  }
+
+  substitution(): Node {
+    this.expect("S");
+    const c = this.peek();
+    if (isLower(c)) {
+      const a = STD_ABBREV[c];
+      if (!a) bail();
+      this.pos++;
+      return { k: "std", s: a.s, ctor: a.ctor };
+    }
+    const id = this.seqId();
+    const n = this.subs[id];
+    if (!n) bail();
+    return n;
+  }
+
+  templateParam(): Node {
+    this.expect("T");
+    return { k: "tparam", idx: this.seqId() };
+  }
+
+  templateArgs(): Node[] {
+    this.enter();
+    this.expect("I");
+    const args: Node[] = [];
+    while (!this.eat("E")) {
+      if (this.atEnd() || args.length > 256) bail();
+      args.push(this.templateArg());
+    }
+    this.depth--;
+    return args;
+  }
+
+  templateArg(): Node {
+    const c = this.peek();
+    if (c === "X") {
+      this.pos++;
+      const e = this.expression();
+      this.expect("E");
+      return e;
+    }
+    if (c === "L") return this.exprPrimary();
+    if (c === "J") {
+      this.pos++;
+      const items: Node[] = [];
+      while (!this.eat("E")) {
+        if (this.atEnd() || items.length > 256) bail();
+        items.push(this.templateArg());
+      }
+      return { k: "pack", items };
+    }
+    return this.type();
+  }
+
+  type(): Node {
+    // no try/finally: a bail abandons the whole parse
+    this.enter();
+    const r = this.typeInner();
+    this.depth--;
+    return r;
+  }
+
+  private typeInner(): Node {
+    const c = this.peek();
+    const b = BUILTIN[c];
+    if (b !== undefined) {
+      this.pos++;
+      return { k: "name", s: b };
+    }
+    let n: Node;
+    switch (c) {
+      case "r":
+      case "V":
+      case "K": {
+        const q = this.cvQualifiers();
+        const inner = this.type();
+        n = { k: "qual", inner, q };
+        // a qualified member function type is one candidate, not two
+        if (inner.k === "fn") return n;
+        break;
+      }
+      case "P":
+        this.pos++;
+        n = { k: "ptr", inner: this.type() };
+        break;
+      case "R":
+        this.pos++;
+        n = { k: "lref", inner: this.type() };
+        break;
+      case "O":
+        this.pos++;
+        n = { k: "rref", inner: this.type() };
+        break;
+      case "F":
+        n = this.functionType("", "");
+        break;
+      case "A":
+        n = this.arrayType();
+        break;
+      case "M": {
+        this.pos++;
+        const cls = this.type();
+        const member = this.type();
+        n = { k: "ptrmem", cls, member };
+        break;
+      }
+      case "T": {
+        n = this.templateParam();
+        if (this.peek() === "I") {
+          this.addSub(n);
+          n = { k: "tmpl", name: n, args: this.templateArgs() };
+        }
+        break;
+      }
+      case "S": {
+        if (this.peek(1) === "t") {
+          n = this.name();
+          break;
+        }
+        n = this.substitution();
+        if (this.peek() !== "I") return n; // already a candidate (or an abbreviation)
+        n = { k: "tmpl", name: n, args: this.templateArgs() };
+        break;
+      }
+      case "U": {
+        this.pos++;
+        const q = this.sourceName() as { k: "name"; s: string };
+        if (this.peek() === "I") bail();
+        const inner = this.type();
+        n = { k: "vendorq", inner, q: q.s };
+        break;
+      }
+      case "u": {
+        this.pos++;
+        n = this.sourceName();
+        break;
+      }
+      case "D":
+        n = this.dType();
+        if (n.k === "name") return n; // builtin
+        break;
+      case "N":
+      case "Z":
+        n = this.name();
+        break;
+      default:
+        if (isDigit(c)) {
+          n = this.name();
+          break;
+        }
+        bail();
+    }
+    this.addSub(n);
+    return n;
+  }
+
+  dType(): Node {
+    const c = this.peek(1);
+    const b = BUILTIN_D[c];
+    if (b !== undefined) {
+      this.pos += 2;
+      return { k: "name", s: b };
+    }
+    switch (c) {
+      case "F": {
+        this.pos += 2;
+        const n = this.number();
+        if (this.eat("x")) return { k: "name", s: `_Float${n}x` };
+        this.expect("_");
+        return { k: "name", s: `_Float${n}` };
+      }
+      case "t":
+      case "T":
+        return this.decltype();
+      case "p":
+        this.pos += 2;
+        return { k: "expand", pattern: this.type() };
+      case "v": {
+        this.pos += 2;
+        let dim: string | Node;
+        if (this.eat("_")) {
+          dim = this.expression();
+        } else {
+          dim = String(this.number());
+        }
+        this.expect("_");
+        return { k: "vector", inner: this.type(), dim };
+      }
+      case "o":
+      case "O":
+      case "w":
+      case "x": {
+        // exception specifications and transaction safety precede a function type
+        let exc = "";
+        if (this.eat("Do")) exc = " noexcept";
+        else if (this.eat("DO")) {
+          const e = this.expression();
+          this.expect("E");
+          exc = ` noexcept(${printNode(new Printer(), e)})`;
+        } else if (this.eat("Dw")) bail();
+        else if (this.eat("Dx")) bail();
+        if (this.peek() !== "F") bail();
+        return this.functionType("", exc);
+      }
+    }
+    bail();
+  }
+
+  decltype(): Node {
+    this.pos += 2; // Dt or DT
+    const e = this.expression();
+    this.expect("E");
+    return { k: "decltype", expr: e };
+  }
+
+  functionType(cv: string, exc: string): Node {
+    this.expect("F");
+    this.eat("Y");
+    const ret = this.type();
+    const params: Node[] = [];
+    let ref = "";
+    for (;;) {
+      if (this.eat("E")) break;
+      if (this.peek() === "R" && this.peek(1) === "E") {
+        this.pos += 2;
+        ref = " &";
+        break;
+      }
+      if (this.peek() === "O" && this.peek(1) === "E") {
+        this.pos += 2;
+        ref = " &&";
+        break;
+      }
+      if (this.atEnd() || params.length > 256) bail();
+      if (params.length === 0 && this.peek() === "v" && this.peek(1) === "E") {
+        this.pos++;
+        continue;
+      }
+      params.push(this.type());
+    }
+    return { k: "fn", ret, params, cv, ref, exc };
+  }
+
+  arrayType(): Node {
+    this.expect("A");
+    let dim: string | Node = "";
+    if (isDigit(this.peek())) dim = String(this.number());
+    else if (this.peek() !== "_") dim = this.expression();
+    this.expect("_");
+    return { k: "array", inner: this.type(), dim };
+  }
+
+  exprPrimary(): Node {
+    this.expect("L");
+    if (this.peek() === "_" && this.peek(1) === "Z") {
+      this.pos += 2;
+      const e = this.encoding();
+      this.expect("E");
+      return { k: "exprname", inner: e };
+    }
+    if (this.peek() === "Z") {
+      // some compilers omit the underscore
+      this.pos++;
+      const e = this.encoding();
+      this.expect("E");
+      return { k: "exprname", inner: e };
+    }
+    const type = this.type();
+    const start = this.pos;
+    while (this.peek() !== "E") {
+      if (this.atEnd()) bail();
+      this.pos++;
+    }
+    const value = this.s.slice(start, this.pos);
+    this.pos++;
+    return { k: "literal", type, value };
+  }
+
+  expression(): Node {
+    // no try/finally: a bail abandons the whole parse
+    this.enter();
+    const r = this.expressionInner();
+    this.depth--;
+    return r;
+  }
+
+  private expressionInner(): Node {
+    const c = this.peek();
+    if (c === "L") return this.exprPrimary();
+    if (c === "T") return this.templateParam();
+    if (c === "f" && this.peek(1) === "p") {
+      this.pos += 2;
+      this.cvQualifiers();
+      const n = this.peek() === "_" ? 0 : this.number() + 1;
+      this.expect("_");
+      return { k: "fparam", n };
+    }
+    if (c === "f" && this.peek(1) === "L") {
+      this.pos += 2;
+      this.number();
+      this.expect("p");
+      this.cvQualifiers();
+      const n = this.peek() === "_" ? 0 : this.number() + 1;
+      this.expect("_");
+      return { k: "fparam", n };
+    }
+    if (isDigit(c)) {
+      // <unresolved-name> without sr: a plain (possibly templated) name
+      let n: Node = this.sourceName();
+      if (this.peek() === "I") n = { k: "tmpl", name: n, args: this.templateArgs() };
+      return n;
+    }
+    const two = this.s.slice(this.pos, this.pos + 2);
+    switch (two) {
+      case "sp":
+        this.pos += 2;
+        return { k: "expand", pattern: this.expression() };
+      case "sr":
+        this.pos += 2;
+        return this.unresolvedName();
+      case "gs":
+        bail();
+      case "st":
+      case "at":
+        this.pos += 2;
+        return { k: "sizeoftype", op: two === "st" ? "sizeof" : "alignof", type: this.type() };
+      case "sz":
+      case "az":
+        this.pos += 2;
+        return { k: "sizeofexpr", op: two === "sz" ? "sizeof" : "alignof", arg: this.expression() };
+      case "sZ":
+        this.pos += 2;
+        if (this.peek() !== "T") bail();
+        return { k: "sizeofpack", arg: this.templateParam() };
+      case "cl": {
+        this.pos += 2;
+        const fn = this.expression();
+        const args: Node[] = [];
+        while (!this.eat("E")) {
+          if (this.atEnd() || args.length > 256) bail();
+          args.push(this.expression());
+        }
+        return { k: "call", fn, args };
+      }
+      case "cv": {
+        this.pos += 2;
+        const type = this.type();
+        if (this.eat("_")) {
+          const args: Node[] = [];
+          while (!this.eat("E")) {
+            if (this.atEnd() || args.length > 256) bail();
+            args.push(this.expression());
+          }
+          return { k: "cast", type, args, list: true };
+        }
+        return { k: "cast", type, args: [this.expression()], list: false };
+      }
+      case "tl": {
+        this.pos += 2;
+        const type = this.type();
+        const args: Node[] = [];
+        while (!this.eat("E")) {
+          if (this.atEnd() || args.length > 256) bail();
+          args.push(this.expression());
+        }
+        return { k: "initlist", type, args };
+      }
+      case "dc":
+      case "sc":
+      case "cc":
+      case "rc": {
+        this.pos += 2;
+        const op = { dc: "dynamic_cast", sc: "static_cast", cc: "const_cast", rc: "reinterpret_cast" }[two]!;
+        const type = this.type();
+        return { k: "namedcast", op, type, arg: this.expression() };
+      }
+      case "dt":
+      case "pt": {
+        this.pos += 2;
+        const obj = this.expression();
+        const name = this.unresolvedName(true);
+        return { k: "member", op: two === "dt" ? "." : "->", obj, name };
+      }
+      case "tw":
+        this.pos += 2;
+        return { k: "throw", arg: this.expression() };
+      case "tr":
+        this.pos += 2;
+        return { k: "throw", arg: undefined };
+    }
+    const op = OPERATORS[two];
+    if (!op || two === "cl" || two === "nw" || two === "na" || two === "dl" || two === "da" || two === "aw") bail();
+    this.pos += 2;
+    if (op[1] === 1) {
+      if ((two === "pp" || two === "mm") && this.eat("_")) return { k: "unary", op: op[0], arg: this.expression() };
+      if (two === "pp" || two === "mm") return { k: "unary", op: op[0], arg: this.expression(), postfix: true };
+      return { k: "unary", op: op[0], arg: this.expression() };
+    }
+    if (op[1] === 2) {
+      const l = this.expression();
+      const r = this.expression();
+      return { k: "binary", op: op[0], l, r };
+    }
+    const a = this.expression();
+    const b = this.expression();
+    const c3 = this.expression();
+    return { k: "trinary", c: a, a: b, b: c3 };
+  }
+
+  // After "sr" (or as the name part of a member access): a possibly qualified dependent name.
+  unresolvedName(member = false): Node {
+    if (member) {
+      let n: Node;
+      if (isDigit(this.peek())) n = this.sourceName();
+      else if (this.eat("on")) n = this.operatorName();
+      else if (this.eat("dn")) bail();
+      else bail();
+      if (this.peek() === "I") n = { k: "tmpl", name: n, args: this.templateArgs() };
+      return n;
+    }
+    // sr <type> <base-unresolved-name> (what GCC emits), or sr <simple-id>+ E <base-unresolved-name>
+    if (isDigit(this.peek())) {
+      let scope: Node = this.simpleId();
+      this.addSub(scope);
+      for (let i = 0; isDigit(this.peek()); i++) {
+        if (i > 64) bail();
+        scope = { k: "nested", prefix: scope, name: this.simpleId() };
+      }
+      if (this.peek() === "E" && (isDigit(this.peek(1)) || (this.peek(1) === "o" && this.peek(2) === "n"))) {
+        this.pos++;
+        return { k: "nested", prefix: scope, name: this.baseUnresolved() };
+      }
+      if (scope.k !== "nested") bail();
+      return scope;
+    }
+    const scope = this.type();
+    return { k: "nested", prefix: scope, name: this.baseUnresolved() };
+  }
+
+  unresolvedType(): Node {
+    let n: Node;
+    const c = this.peek();
+    if (c === "T") {
+      n = this.templateParam();
+      this.addSub(n);
+      if (this.peek() === "I") {
+        n = { k: "tmpl", name: n, args: this.templateArgs() };
+        this.addSub(n);
+      }
+      return n;
+    }
+    if (c === "D") {
+      n = this.decltype();
+      this.addSub(n);
+      return n;
+    }
+    if (c === "S") {
+      n = this.substitution();
+      if (this.peek() === "I") {
+        n = { k: "tmpl", name: n, args: this.templateArgs() };
+        this.addSub(n);
+      }
+      return n;
+    }
+    bail();
+  }
+
+  simpleId(): Node {
+    let n: Node = this.sourceName();
+    if (this.peek() === "I") n = { k: "tmpl", name: n, args: this.templateArgs() };
+    return n;
+  }
+
+  baseUnresolved(): Node {
+    if (isDigit(this.peek())) return this.simpleId();
+    if (this.eat("on")) {
+      let n = this.operatorName();
+      if (this.peek() === "I") n = { k: "tmpl", name: n, args: this.templateArgs() };
+      return n;
+    }
+    bail();
+  }
+}
+
+/** Whether a function's mangling includes its return type: templates, except ctors, dtors and conversions. */
+function hasReturnType(name: Node): boolean {
+  while (name.k === "local") name = name.entity;
+  if (name.k !== "tmpl") return false;
+  let last = name.name;
+  for (;;) {
+    if (last.k === "nested") last = last.name;
+    else if (last.k === "abi") last = last.name;
+    else break;
+  }
+  return !(last.k === "ctor" || last.k === "dtor" || last.k === "conv");
+}
+
+class Printer {
+  steps = 0;
+  // Template arguments T_ refers to, innermost last.
+  templates: Node[][] = [];
+  packIndex = -1;
+  inLambdaSig = false;
+  depth = 0;
+  // c++filt prints a reference to a template parameter, every time it recurs through a
+  // substitution, in the template scope of its first printing.
+  savedScopes = new Map<Node, Node[][]>();
+
+  step(): void {
+    if (++this.steps > MAX_PRINT_STEPS || this.depth > MAX_DEPTH * 2) bail();
+  }
+}
+
+function check(s: string): string {
+  if (s.length > MAX_DEMANGLED_LENGTH) bail();
+  return s;
+}
+
+// A cv-qualified array type is an array of cv-qualified elements, and prints as one.
+function resolveType(p: Printer, n: Node): Node {
+  n = resolveParam(p, n);
+  if (n.k === "qual") {
+    const inner = resolveParam(p, n.inner);
+    if (inner.k === "array") return { k: "array", inner: { k: "qual", inner: inner.inner, q: n.q }, dim: inner.dim };
+  }
+  return n;
+}
+
+function resolveParam(p: Printer, n: Node): Node {
+  for (let i = 0; n.k === "tparam" && !p.inLambdaSig; i++) {
+    if (i > 64) bail();
+    const args = p.templates[p.templates.length - 1];
+    if (!args) bail();
+    const a = args[n.idx];
+    if (!a) bail();
+    if (a.k === "pack" && p.packIndex >= 0) {
+      const item = a.items[p.packIndex];
+      if (!item) bail();
+      n = item;
+    } else n = a;
+  }
+  return n;
+}
+
+function lastName(p: Printer, n: Node): string {
+  for (let i = 0; ; i++) {
+    if (i > 256) bail();
+    switch (n.k) {
+      case "name":
+        return n.s;
+      case "std":
+        return n.ctor;
+      case "nested":
+        n = n.name;
+        break;
+      case "tmpl":
+        n = n.name;
+        break;
+      case "abi":
+        n = n.name;
+        break;
+      case "local":
+        n = n.entity;
+        break;
+      case "tparam":
+        n = resolveParam(p, n);
+        if (n.k === "tparam") bail();
+        break;
+      default:
+        return printNode(p, n);
+    }
+  }
+}
+
+function printNode(p: Printer, n: Node): string {
+  return printDecl(p, n, "", false);
+}
+
+// c++filt's list printing: each tail is printed after ", ", and the ", " taken back when the
+// tail printed nothing (empty packs). `f<int, , int>` and `f<, int>` come out of that, and a
+// list ending in an empty pack leaves a space as the "last character", so no space is put
+// before the closing ">" (`A<B<C>>`).
+function joinList(parts: string[]): string {
+  return joinParts(parts).s;
+}
+
+function joinParts(parts: string[]): { s: string; trailingSpace: boolean } {
+  let s = "";
+  let trailingSpace = false;
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i]!;
+    if (i === parts.length - 1) {
+      s = part;
+      trailingSpace = false;
+    } else if (s === "") {
+      s = part;
+      trailingSpace = part === "" ? trailingSpace : true;
+    } else {
+      s = part + ", " + s;
+    }
+  }
+  return { s: check(s), trailingSpace };
+}
+
+function printTemplateArgs(p: Printer, args: Node[]): string {
+  const { s, trailingSpace } = joinParts(args.map((a) => printNode(p, a)));
+  return "<" + s + (s.endsWith(">") && !trailingSpace ? " >" : ">");
+}
+
+function printParams(p: Printer, params: Node[]): string {
+  return "(" + joinList(params.map((a) => printNode(p, a))) + ")";
+}
+
+// A type with a declarator `d` inside it (C declarator syntax: `void (*d)(int)`, `int (&d) [3]`).
+// `arr` says d ends in an array bound, so a further bound goes right after it.
+function printDecl(p: Printer, n: Node, d: string, arr: boolean): string {
+  p.step();
+  p.depth++;
+  const r = check(printDeclInner(p, n, d, arr));
+  p.depth--;
+  return r;
+}
+
+function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" }>, d: string): string {
+  let kind = n.k;
+      let inner = resolveType(p, n.inner);
+      // reference collapsing, for references to template arguments that are references
+      for (let i = 0; kind !== "ptr" && (inner.k === "lref" || inner.k === "rref"); i++) {
+        if (i > 64) bail();
+        if (inner.k === "lref") kind = "lref";
+        inner = resolveType(p, inner.inner);
+      }
+      const sym = kind === "ptr" ? "*" : kind === "lref" ? "&" : "&&";
+      if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && resolveParam(p, inner.inner).k === "fn"))
+        return printDecl(p, inner, "(" + sym + d + ")", false);
+      if (inner.k === "pack") bail();
+      return printDecl(p, inner, sym + (d === "" || "*& )[".includes(d[0]!) ? d : " " + d), false);
+}
+
+function withName(s: string, d: string): string {
+  if (d === "" || d[0] === "*" || d[0] === "&" || d[0] === " ") return s + d;
+  return s + " " + d;
+}
+
+function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
+  switch (n.k) {
+    case "tparam": {
+      if (p.inLambdaSig) return withName(`auto:${n.idx + 1}`, d);
+      const r = resolveParam(p, n);
+      if (r.k === "pack") {
+        if (d !== "") bail();
+        return joinList(r.items.map((a) => printNode(p, a)));
+      }
+      return printDecl(p, r, d, arr);
+    }
+    case "lref":
+    case "rref":
+      if (n.inner.k === "tparam" && !p.inLambdaSig) {
+        const saved = p.savedScopes.get(n);
+        if (!saved) p.savedScopes.set(n, p.templates.slice());
+        else if (saved.length && saved !== p.templates) {
+          const current = p.templates;
+          p.templates = saved;
+          try {
+            return printPointer(p, n, d);
+          } finally {
+            p.templates = current;
+          }
+        }
+      }
+      return printPointer(p, n, d);
+    case "ptr":
+      return printPointer(p, n, d);
+    case "qual": {
+      const inner = resolveParam(p, n.inner);
+      if (inner.k === "fn") return printFn(p, inner, d, n.q);
+      if (inner.k === "array") return printDecl(p, resolveType(p, n), d, arr);
+      let q = n.q;
+      if (inner.k === "qual") {
+        // const T with T = int const: the qualifier is not repeated
+        q = q.split(" ").filter((w) => w !== "" && !inner.q.split(" ").includes(w)).map((w) => " " + w).join("");
+      }
+      return printDecl(p, inner, q + (d === "" || "*& )[".includes(d[0]!) ? d : " " + d), false);
+    }
+    case "vendorq":
+      return printDecl(p, n.inner, " " + n.q + d, false);
+    case "fn":
+      return printFn(p, n, d, "");
+    case "array": {
+      const dim = typeof n.dim === "string" ? n.dim : printNode(p, n.dim);
+      const nd = d === "" ? ` [${dim}]` : arr ? `${d}[${dim}]` : `${d} [${dim}]`;
+      return printDecl(p, n.inner, nd, true);
+    }
+    case "vector": {
+      const dim = typeof n.dim === "string" ? n.dim : printNode(p, n.dim);
+      return printDecl(p, n.inner, ` __vector(${dim})` + d, false);
+    }
+    case "ptrmem": {
+      const cls = printNode(p, n.cls);
+      const m = resolveParam(p, n.member);
+      if (m.k === "fn") return printFn(p, m, `(${cls}::*${d})`, "");
+      if (m.k === "qual" && resolveParam(p, m.inner).k === "fn") return printFn(p, resolveParam(p, m.inner) as Extract<Node, { k: "fn" }>, `(${cls}::*${d})`, m.q);
+      return printDecl(p, m, ` ${cls}::*` + d, false);
+    }
+    case "expand": {
+      if (d !== "") bail();
+      const size = packSize(p, n.pattern, 0);
+      if (size < 0) bail();
+      const saved = p.packIndex;
+      const parts: string[] = [];
+      try {
+        for (let i = 0; i < size; i++) {
+          p.packIndex = i;
+          parts.push(printNode(p, n.pattern));
+        }
+      } finally {
+        p.packIndex = saved;
+      }
+      return joinList(parts);
+    }
+    case "pack":
+      if (d !== "") bail();
+      return joinList(n.items.map((a) => printNode(p, a)));
+    default:
+      return withName(printName(p, n), d);
+  }
+}
+
+function printFn(p: Printer, f: Extract<Node, { k: "fn" }>, d: string, cv: string): string {
+  const params = printParams(p, f.params);
+  return printDecl(p, f.ret, d + params + cv + f.ref + f.exc, false);
+}
+
+// Size of the argument pack a pack expansion's pattern refers to; -1 when none.
+function packSize(p: Printer, n: Node, depth: number): number {
+  p.step();
+  if (depth > MAX_DEPTH) bail();
+  const sub = (m: Node | undefined): number => (m ? packSize(p, m, depth + 1) : -1);
+  switch (n.k) {
+    case "tparam": {
+      const args = p.templates[p.templates.length - 1];
+      const a = args?.[n.idx];
+      if (!a) return -1;
+      if (a.k === "pack") return a.items.length;
+      return -1;
+    }
+    case "ptr":
+    case "lref":
+    case "rref":
+    case "qual":
+    case "vendorq":
+      return sub(n.inner);
+    case "tmpl": {
+      let r = sub(n.name);
+      for (const a of n.args) if (r < 0) r = sub(a);
+      return r;
+    }
+    case "nested":
+      return Math.max(sub(n.prefix), sub(n.name));
+    case "fn": {
+      let r = sub(n.ret);
+      for (const a of n.params) if (r < 0) r = sub(a);
+      return r;
+    }
+    case "array":
+      return sub(n.inner);
+    case "ptrmem":
+      return Math.max(sub(n.cls), sub(n.member));
+    case "decltype":
+      return sub(n.expr);
+    case "unary":
+      return sub(n.arg);
+    case "binary":
+      return Math.max(sub(n.l), sub(n.r));
+    case "call": {
+      let r = sub(n.fn);
+      for (const a of n.args) if (r < 0) r = sub(a);
+      return r;
+    }
+    case "cast": {
+      let r = sub(n.type);
+      for (const a of n.args) if (r < 0) r = sub(a);
+      return r;
+    }
+    case "member":
+      return sub(n.obj);
+    case "sizeofexpr":
+      return sub(n.arg);
+    case "sizeoftype":
+      return sub(n.type);
+    default:
+      return -1;
+  }
+}
+
+// Operands of an expression are parenthesized unless they are names or function parameters.
+function printSub(p: Printer, n: Node): string {
+  const s = printNode(p, n);
+  if (n.k === "name" || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
+  if (n.k === "exprname" && n.inner.k !== "func") return s;
+  if (n.k === "tmpl" && n.name.k !== "tparam") return s;
+  return "(" + s + ")";
+}
+
+function printLiteral(p: Printer, n: Extract<Node, { k: "literal" }>): string {
+  const t = resolveParam(p, n.type);
+  let v = n.value;
+  if (t.k === "name") {
+    if (t.s === "decltype(nullptr)" && (v === "" || v === "0")) return "nullptr";
+    if (!/^n?[0-9]+$/.test(v)) bail();
+    if (v[0] === "n") v = "-" + v.slice(1);
+    if (t.s === "bool") {
+      if (v === "0") return "false";
+      if (v === "1") return "true";
+    }
+    const suffix = LITERAL_SUFFIX[t.s];
+    if (suffix !== undefined) return v + suffix;
+    return `(${t.s})${v}`;
+  }
+  if (!/^n?[0-9]+$/.test(v)) bail();
+  if (v[0] === "n") v = "-" + v.slice(1);
+  return `(${printNode(p, t)})${v}`;
+}
+
+function printName(p: Printer, n: Node): string {
+  switch (n.k) {
+    case "name":
+      return n.s;
+    case "std":
+      return n.s;
+    case "nested": {
+      const pre = printNode(p, n.prefix);
+      return check(pre + "::" + printNode(p, n.name));
+    }
+    case "tmpl": {
+      const name = printNode(p, n.name);
+      const args = printTemplateArgs(p, n.args);
+      return check((name.endsWith("<") ? name + " " : name) + args);
+    }
+    case "abi":
+      return check(printNode(p, n.name) + `[abi:${n.tag}]`);
+    case "op":
+      return n.s;
+    case "conv":
+      return check("operator " + printNode(p, n.type));
+    case "ctor":
+      return lastName(p, n.cls);
+    case "dtor":
+      return "~" + lastName(p, n.cls);
+    case "lambda": {
+      const saved = p.inLambdaSig;
+      p.inLambdaSig = true;
+      try {
+        return check(`{lambda${printParams(p, n.params)}#${n.n}}`);
+      } finally {
+        p.inLambdaSig = saved;
+      }
+    }
+    case "unnamed":
+      return `{unnamed type#${n.n}}`;
+    case "local": {
+      // the enclosing function is named without its return type
+      const enc = n.enc.k === "func" && n.enc.ret ? { ...n.enc, ret: undefined } : n.enc;
+      return check(printNode(p, enc) + "::" + printNode(p, n.entity));
+    }
+    case "func": {
+      const inner = n.name.k === "local" ? n.name.entity : n.name;
+      const isTmpl = inner.k === "tmpl";
+      if (isTmpl) p.templates.push(inner.args);
+      try {
+        const nameText = printNode(p, n.name);
+        const rest = nameText + printParams(p, n.params) + n.cv + n.ref;
+        if (n.ret) return printDecl(p, n.ret, rest, false);
+        return check(rest);
+      } finally {
+        if (isTmpl) p.templates.pop();
+      }
+    }
+    case "special":
+      return check(n.text + printNode(p, n.inner));
+    case "ctorvt":
+      return check(`construction vtable for ${printNode(p, n.b)}-in-${printNode(p, n.a)}`);
+    case "clone":
+      return check(printNode(p, n.inner) + ` [clone ${n.suffix}]`);
+    case "literal":
+      return printLiteral(p, n);
+    case "exprname":
+      return printNode(p, n.inner);
+    case "fparam":
+      return `{parm#${n.n + 1}}`;
+    case "decltype":
+      return check(`decltype (${printNode(p, n.expr)})`);
+    case "unary":
+      // the address of a member function: the name alone, without its parameters
+      if (n.op === "&" && n.arg.k === "exprname" && n.arg.inner.k === "func" && n.arg.inner.name.k === "nested" && n.arg.inner.cv === "" && n.arg.inner.ref === "") return check("&" + printNode(p, n.arg.inner.name));
+      if (n.postfix) return check(printSub(p, n.arg) + n.op);
+      return check(n.op + printSub(p, n.arg));
+    case "binary": {
+      const s = printSub(p, n.l) + n.op + printSub(p, n.r);
+      return check(n.op === ">" ? "(" + s + ")" : s);
+    }
+    case "trinary":
+      return check(`${printSub(p, n.c)}?${printSub(p, n.a)} : ${printSub(p, n.b)}`);
+    case "call":
+      return check(printSub(p, n.fn) + printParams(p, n.args));
+    case "cast":
+      if (n.list) return check(`(${printNode(p, n.type)})${printParams(p, n.args)}`);
+      return check(`(${printNode(p, n.type)})${printSub(p, n.args[0]!)}`);
+    case "namedcast":
+      return check(`${n.op}<${printNode(p, n.type)}>(${printNode(p, n.arg)})`);
+    case "member":
+      return check(printSub(p, n.obj) + n.op + printNode(p, n.name));
+    case "sizeoftype":
+      return check(`${n.op} (${printNode(p, n.type)})`);
+    case "sizeofexpr":
+      return check(`${n.op} ${printSub(p, n.arg)}`);
+    case "sizeofpack": {
+      // c++filt prints the size of a known pack
+      const r = resolveParam(p, n.arg);
+      if (r.k !== "pack") bail();
+      return String(r.items.length);
+    }
+    case "initlist":
+      return check(`${n.type ? printNode(p, n.type) : ""}{${joinList(n.args.map((a) => printNode(p, a)))}}`);
+    case "throw":
+      return n.arg ? check("throw " + printSub(p, n.arg)) : "throw";
+    default:
+      // types reached through a name position (template arguments, scopes)
+      return printDecl(p, n, "", false);
+  }
+}
+
+/**
+ * The human-readable form of an Itanium C++ ABI mangled name (`_Z7throweri` -> `thrower(int)`),
+ * as GNU c++filt prints it, or undefined when `name` is not a mangled name this demangler
+ * understands (or is over its size limits). Never throws.
+ */
+export function demangle(name: string): string | undefined {
+  if (!name.startsWith("_Z") || name.length > 4096) return undefined;
+  try {
+    const parser = new Parser(name);
+    const tree = parser.mangled();
+    const out = printNode(new Printer(), tree);
+    return out.length > MAX_DEMANGLED_LENGTH ? undefined : out;
+  } catch (e) {
+    if (e instanceof Bail || e instanceof RangeError) return undefined;
+    return undefined;
+  }
+}
