@@ -514,10 +514,10 @@ class Parser {
       n = { k: "ctor", cls: scope };
     } else if (c === "C" && this.peek(1) === "I" && "12".includes(this.peek(2))) {
       // inheriting constructor: CI1 <type> / CI2 <type>
+      // named after the base class whose constructor it inherits
       if (!scope) bail();
       this.pos += 3;
-      this.type();
-      n = { k: "ctor", cls: scope };
+      n = { k: "ctor", cls: this.type() };
     } else if (c === "D" && "0124".includes(this.peek(1))) {
       if (!scope) bail();
       this.pos += 2;
@@ -1171,8 +1171,13 @@ function printNode(p: Printer, n: Node): string {
 // list ending in an empty pack leaves a space as the "last character", so no space is put
 // before the closing ">" (`A<B<C>>`).
 function joinList(parts: string[]): string {
-  return joinParts(parts).s;
+  const { s, trailingSpace } = joinParts(parts);
+  return trailingSpace ? s + LAST_WAS_SPACE : s;
 }
+
+// Marks where c++filt's "last character" is a space that is not in the text (see joinList); it
+// travels to the end of enclosing lists and is removed from the final text.
+const LAST_WAS_SPACE = "\u0001";
 
 function joinParts(parts: string[]): { s: string; trailingSpace: boolean } {
   let s = "";
@@ -1193,8 +1198,8 @@ function joinParts(parts: string[]): { s: string; trailingSpace: boolean } {
 }
 
 function printTemplateArgs(p: Printer, args: Node[]): string {
-  const { s, trailingSpace } = joinParts(args.map((a) => printNode(p, a)));
-  return "<" + s + (s.endsWith(">") && !trailingSpace ? " >" : ">");
+  const s = joinList(args.map((a) => printNode(p, a)));
+  return "<" + s + (s.endsWith(">") ? " >" : ">");
 }
 
 function printParams(p: Printer, params: Node[]): string {
@@ -1388,7 +1393,6 @@ function printSub(p: Printer, n: Node): string {
   const s = printNode(p, n);
   if (n.k === "name" || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
   if (n.k === "exprname" && n.inner.k !== "func") return s;
-  if (n.k === "tmpl" && n.name.k !== "tparam") return s;
   return "(" + s + ")";
 }
 
@@ -1530,7 +1534,7 @@ export function demangle(name: string): string | undefined {
   try {
     const parser = new Parser(name);
     const tree = parser.mangled();
-    const out = printNode(new Printer(), tree);
+    const out = printNode(new Printer(), tree).replaceAll(LAST_WAS_SPACE, "");
     return out.length > MAX_DEMANGLED_LENGTH ? undefined : out;
   } catch (e) {
     if (e instanceof Bail || e instanceof RangeError) return undefined;
