@@ -183,6 +183,7 @@ class Parser {
   // cv- and ref-qualifiers of the nested name just parsed (they belong to the function).
   nameCv = "";
   nameRef = "";
+  inConversion = false;
 
   constructor(readonly s: string) {}
 
@@ -574,7 +575,14 @@ class Parser {
   operatorName(): Node {
     const two = this.s.slice(this.pos, this.pos + 2);
     this.pos += 2;
-    if (two === "cv") return { k: "conv", type: this.type() };
+    if (two === "cv") {
+      // in `cv T_ I...E`, the template arguments are the operator's, not T_'s
+      const saved = this.inConversion;
+      this.inConversion = true;
+      const type = this.type();
+      this.inConversion = saved;
+      return { k: "conv", type };
+    }
     if (two === "li") {
       const n = this.sourceName() as { k: "name"; s: string };
       return { k: "op", s: `operator"" ${n.s}` };
@@ -611,12 +619,15 @@ class Parser {
 
   templateArgs(): Node[] {
     this.enter();
+    const inConversion = this.inConversion;
+    this.inConversion = false;
     this.expect("I");
     const args: Node[] = [];
     while (!this.eat("E")) {
       if (this.atEnd() || args.length > 256) bail();
       args.push(this.templateArg());
     }
+    this.inConversion = inConversion;
     this.depth--;
     return args;
   }
@@ -696,7 +707,7 @@ class Parser {
       }
       case "T": {
         n = this.templateParam();
-        if (this.peek() === "I") {
+        if (this.peek() === "I" && !this.inConversion) {
           this.addSub(n);
           n = { k: "tmpl", name: n, args: this.templateArgs() };
         }
@@ -1490,6 +1501,7 @@ function printName(p: Printer, n: Node): string {
       if (n.postfix) return check(printSub(p, n.arg) + n.op);
       return check(n.op + printSub(p, n.arg));
     case "binary": {
+      if (n.op === "[]") return check(printSub(p, n.l) + "[" + printNode(p, n.r) + "]");
       const s = printSub(p, n.l) + n.op + printSub(p, n.r);
       return check(n.op === ">" ? "(" + s + ")" : s);
     }
