@@ -9,7 +9,7 @@
 // mangled one.
 
 const MAX_DEPTH = 256;
-const MAX_PARSE_STEPS = 20_000;
+const MAX_PARSE_STEPS = 50_000;
 const MAX_PRINT_STEPS = 200_000;
 /** Longest demangled name returned. */
 export const MAX_DEMANGLED_LENGTH = 16_384;
@@ -1105,7 +1105,7 @@ class Printer {
   depth = 0;
   // c++filt prints a reference to a template parameter, every time it recurs through a
   // substitution, in the template scope of its first printing.
-  savedScopes = new Map<Node, Node[][]>();
+  savedScopes: Map<Node, Node[][]> | undefined;
 
   step(): void {
     if (++this.steps > MAX_PRINT_STEPS || this.depth > MAX_DEPTH * 2) bail();
@@ -1262,6 +1262,7 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "lref":
     case "rref":
       if (n.inner.k === "tparam" && !p.inLambdaSig) {
+        p.savedScopes ??= new Map();
         const saved = p.savedScopes.get(n);
         if (!saved) p.savedScopes.set(n, p.templates.slice());
         else if (saved.length && saved !== p.templates) {
@@ -1542,11 +1543,12 @@ function printName(p: Printer, n: Node): string {
  * understands (or is over its size limits). Never throws.
  */
 export function demangle(name: string): string | undefined {
-  if (!name.startsWith("_Z") || name.length > 4096) return undefined;
+  if (!name.startsWith("_Z") || name.length > MAX_DEMANGLED_LENGTH) return undefined;
   try {
     const parser = new Parser(name);
     const tree = parser.mangled();
-    const out = printNode(new Printer(), tree).replaceAll(LAST_WAS_SPACE, "");
+    let out = printNode(new Printer(), tree);
+    if (out.includes(LAST_WAS_SPACE)) out = out.replaceAll(LAST_WAS_SPACE, "");
     return out.length > MAX_DEMANGLED_LENGTH ? undefined : out;
   } catch (e) {
     if (e instanceof Bail || e instanceof RangeError) return undefined;
