@@ -9,8 +9,8 @@
 // mangled one.
 
 const MAX_DEPTH = 256;
-const MAX_PARSE_STEPS = 50_000;
-const MAX_PRINT_STEPS = 200_000;
+const MAX_PARSE_STEPS = 10_000;
+const MAX_PRINT_STEPS = 20_000;
 /** Longest demangled name returned. */
 export const MAX_DEMANGLED_LENGTH = 16_384;
 

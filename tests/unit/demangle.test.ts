@@ -48,14 +48,17 @@ interface Comparison {
   /** Names we demangle differently from c++filt (including ones it refuses). */
   wrong: { name: string; want: string | undefined; got: string }[];
   ms: number;
+  cpuMs: number;
 }
 
 function compare(names: string[]): Comparison {
   const want = cxxfilt(names);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const got = names.map((n) => demangle(n));
   const ms = performance.now() - t0;
-  const c: Comparison = { total: names.length, same: 0, missed: [], wrong: [], ms };
+  const cpu = process.cpuUsage(cpu0);
+  const c: Comparison = { total: names.length, same: 0, missed: [], wrong: [], ms, cpuMs: (cpu.user + cpu.system) / 1000 };
   names.forEach((name, i) => {
     const g = got[i];
     if (g === want[i]) c.same++;
@@ -67,7 +70,7 @@ function compare(names: string[]): Comparison {
 
 function report(what: string, c: Comparison): void {
   const rate = ((100 * c.same) / c.total).toFixed(3);
-  console.log(`demangle ${what}: ${c.same}/${c.total} as c++filt (${rate}%), ${c.missed.length} left mangled, ${c.wrong.length} different, ${c.ms.toFixed(0)} ms`);
+  console.log(`demangle ${what}: ${c.same}/${c.total} as c++filt (${rate}%), ${c.missed.length} left mangled, ${c.wrong.length} different, ${c.ms.toFixed(0)} ms (${c.cpuMs.toFixed(0)} ms CPU)`);
   for (const m of c.missed.slice(0, 10)) console.log(`  left mangled: ${m}`);
   for (const w of c.wrong.slice(0, 10)) console.log(`  different: ${w.name}\n    c++filt: ${w.want}\n    ours:    ${w.got}`);
 }
@@ -308,6 +311,7 @@ describe("demangle on hostile input", () => {
       "_Z1f" + "P".repeat(200) + "i",
       "_Z1f" + "N1a".repeat(5000) + "E",
       "_Z1fIiE" + "v" + "S_".repeat(3000),
+      "_Z1fI" + "1AI".repeat(60) + "i" + "E".repeat(60) + "Evv",
       // each argument doubles the previous: S_, S0_ ... refer to ever longer types
       "_Z1fPi" + Array.from({ length: 40 }, (_, i) => `P${i === 0 ? "S_" : `S${(i - 1).toString(36).toUpperCase()}_`}`).join(""),
       "_Z1fI" + Array.from({ length: 30 }, (_, i) => (i === 0 ? "i" : `N1AIT${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_T${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_EE`)).join("") + "EvT" + (28).toString(36).toUpperCase() + "_",
@@ -318,12 +322,16 @@ describe("demangle on hostile input", () => {
       "_Z999999999999999999x",
       "_Z4" + "\u0000\uffff\u0001abc",
     ];
+    for (const n of mangledNames(fixture())) demangle(n); // the JIT's turn, before timing
     for (const s of cases) {
-      const t0 = performance.now();
       let out: string | undefined;
-      expect(() => (out = demangle(s))).not.toThrow();
-      const ms = performance.now() - t0;
-      expect(ms).toBeLessThan(50);
+      let ms = Infinity;
+      for (let tries = 0; tries < 5; tries++) {
+        const t0 = performance.now();
+        expect(() => (out = demangle(s))).not.toThrow();
+        ms = Math.min(ms, performance.now() - t0);
+      }
+      expect(ms).toBeLessThan(10);
       if (out !== undefined) expect(out.length).toBeLessThanOrEqual(MAX_DEMANGLED_LENGTH);
     }
   });
