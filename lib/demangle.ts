@@ -36,6 +36,7 @@ type Node =
   | { k: "special"; text: string; inner: Node } // "vtable for ", ...
   | { k: "ctorvt"; a: Node; b: Node }
   | { k: "clone"; inner: Node; suffix: string }
+  | { k: "cvname"; inner: Node; q: string } // a data name with a nested name's qualifiers (as c++filt shows them)
   | { k: "qual"; inner: Node; q: string } // q: " const", " volatile const", ...
   | { k: "ptr"; inner: Node }
   | { k: "lref"; inner: Node }
@@ -243,7 +244,8 @@ class Parser {
   mangled(): Node {
     this.expect("_Z");
     let n = this.encoding();
-    while (this.peek() === ".") {
+    // clone suffixes follow functions and special names (c++filt refuses them on data names)
+    while (this.peek() === "." && (n.k === "func" || n.k === "special" || n.k === "ctorvt" || n.k === "clone")) {
       const c = this.peek(1);
       if (!(isLower(c) || c === "_" || isDigit(c))) break;
       const start = this.pos;
@@ -273,11 +275,22 @@ class Parser {
     const name = this.name();
     const cv = this.nameCv;
     const ref = this.nameRef;
-    if (this.atEnd() || this.peek() === "E" || this.peek() === ".") return name;
+    if (this.atEnd() || this.peek() === "E" || this.peek() === ".") return this.dataName(name, cv + ref);
     let ret: Node | undefined;
     if (hasReturnType(name)) ret = this.type();
     const params = this.bareParams();
     return { k: "func", name, ret, params, cv, ref };
+  }
+
+  /** A name that is not a function's: qualifiers a nested name carried are printed after it. */
+  dataName(name: Node, q: string): Node {
+    return q ? { k: "cvname", inner: name, q } : name;
+  }
+
+  /** A <name> that names data (special names): with its nested qualifiers, if any. */
+  dataNameOnly(): Node {
+    const n = this.name();
+    return this.dataName(n, this.nameCv + this.nameRef);
   }
 
   // Parameter types up to the end of the encoding ("v" alone means none).
@@ -300,7 +313,7 @@ class Parser {
     if (simple[two]) return { k: "special", text: simple[two], inner: this.type() };
     switch (two) {
       case "GR": {
-        const inner = this.name();
+        const inner = this.dataNameOnly();
         const start = this.pos;
         while (isDigit(this.peek())) this.pos++;
         if (this.pos - start > 9) bail();
@@ -308,19 +321,19 @@ class Parser {
         return { k: "special", text: `reference temporary #${n} for `, inner };
       }
       case "TH":
-        return { k: "special", text: "TLS init function for ", inner: this.name() };
+        return { k: "special", text: "TLS init function for ", inner: this.dataNameOnly() };
       case "TW":
-        return { k: "special", text: "TLS wrapper function for ", inner: this.name() };
+        return { k: "special", text: "TLS wrapper function for ", inner: this.dataNameOnly() };
       case "Th":
         this.callOffset("h");
-        return { k: "special", text: "non-virtual thunk to ", inner: this.encoding() };
+        return { k: "special", text: "non-virtual thunk to ", inner: this.functionEncoding() };
       case "Tv":
         this.callOffset("v");
-        return { k: "special", text: "virtual thunk to ", inner: this.encoding() };
+        return { k: "special", text: "virtual thunk to ", inner: this.functionEncoding() };
       case "Tc":
         this.callOffset();
         this.callOffset();
-        return { k: "special", text: "covariant return thunk to ", inner: this.encoding() };
+        return { k: "special", text: "covariant return thunk to ", inner: this.functionEncoding() };
       case "TC": {
         const a = this.type();
         this.number();
@@ -329,16 +342,23 @@ class Parser {
         return { k: "ctorvt", a, b };
       }
       case "GV":
-        return { k: "special", text: "guard variable for ", inner: this.name() };
+        return { k: "special", text: "guard variable for ", inner: this.dataNameOnly() };
       case "GA":
         return { k: "special", text: "hidden alias for ", inner: this.encoding() };
       case "GT": {
-        if (this.eat("t")) return { k: "special", text: "transaction clone for ", inner: this.encoding() };
-        if (this.eat("n")) return { k: "special", text: "non-transaction clone for ", inner: this.encoding() };
+        if (this.eat("t")) return { k: "special", text: "transaction clone for ", inner: this.functionEncoding() };
+        if (this.eat("n")) return { k: "special", text: "non-transaction clone for ", inner: this.functionEncoding() };
         bail();
       }
     }
     bail();
+  }
+
+  /** An encoding that must be a function's (thunks, clones). */
+  functionEncoding(): Node {
+    const e = this.encoding();
+    if (e.k !== "func") bail();
+    return e;
   }
 
   callOffset(kind?: string): void {
@@ -452,6 +472,8 @@ class Parser {
       if (c === "S" && this.peek(1) === "t") {
         if (cur) bail();
         this.pos += 2;
+        // std:: names something: not template arguments, a constructor or the end
+        if (!isDigit(this.peek()) && !isLower(this.peek()) && this.peek() !== "L" && this.peek() !== "U") bail();
         cur = { k: "name", s: "std" };
         continue;
       } else if (c === "S") {
@@ -534,6 +556,7 @@ class Parser {
       this.pos += 2;
       n = { k: "unnamed", n: this.peek() === "_" ? 1 : this.number() + 2 };
       this.expect("_");
+      this.addSub(n); // as c++filt numbers them (a closure type is not added by itself)
       return this.abiTags(n);
     } else if (isLower(c)) n = this.operatorName();
     else bail();
@@ -833,7 +856,7 @@ class Parser {
         break;
       }
       if (this.atEnd() || params.length > 256) bail();
-      if (params.length === 0 && this.peek() === "v" && this.peek(1) === "E") {
+      if (params.length === 0 && this.peek() === "v" && (this.peek(1) === "E" || ((this.peek(1) === "R" || this.peek(1) === "O") && this.peek(2) === "E"))) {
         this.pos++;
         continue;
       }
@@ -922,9 +945,10 @@ class Parser {
       case "gs":
         bail();
       case "st":
-      case "at":
         this.pos += 2;
-        return { k: "sizeoftype", op: two === "st" ? "sizeof" : "alignof", type: this.type() };
+        return { k: "sizeoftype", op: "sizeof", type: this.type() };
+      // c++filt reads alignof's type as an expression (so `at3Bar` is `alignof Bar`, and `ati` is refused)
+      case "at":
       case "sz":
       case "az":
         this.pos += 2;
@@ -1102,6 +1126,10 @@ class Printer {
   templates: Node[][] = [];
   packIndex = -1;
   inLambdaSig = false;
+  inCvName = false;
+  // While a function's name is printed: a T_ there (but in a conversion operator's type or a
+  // lambda's parameters) would refer to the name's own template arguments, which c++filt refuses.
+  inFuncName = false;
   depth = 0;
   // c++filt prints a reference to a template parameter, every time it recurs through a
   // substitution, in the template scope of its first printing.
@@ -1118,16 +1146,24 @@ function check(s: string): string {
 }
 
 // A cv-qualified array type is an array of cv-qualified elements, and prints as one.
+// c++filt prints such qualifiers in their mangled order, outermost first (`VKA10_w`: wchar_t
+// volatile const [10]), where other types have each group's in reverse (`VKi`: int const volatile).
 function resolveType(p: Printer, n: Node): Node {
   n = resolveParam(p, n);
-  if (n.k === "qual") {
-    const inner = resolveParam(p, n.inner);
-    if (inner.k === "array") return { k: "array", inner: { k: "qual", inner: inner.inner, q: n.q }, dim: inner.dim };
+  if (n.k !== "qual") return n;
+  const words: string[] = [];
+  let t: Node = n;
+  for (let i = 0; t.k === "qual"; i++) {
+    if (i > 64) bail();
+    for (const w of t.q.split(" ").reverse()) if (w && !words.includes(w)) words.push(w);
+    t = resolveParam(p, t.inner);
   }
-  return n;
+  if (t.k !== "array") return n;
+  return { k: "array", inner: { k: "qual", inner: t.inner, q: words.map((w) => " " + w).join("") }, dim: t.dim };
 }
 
 function resolveParam(p: Printer, n: Node): Node {
+  if (n.k === "tparam" && p.inFuncName && !p.inLambdaSig) bail();
   for (let i = 0; n.k === "tparam" && !p.inLambdaSig; i++) {
     if (i > 64) bail();
     const args = p.templates[p.templates.length - 1];
@@ -1240,7 +1276,12 @@ function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" 
       if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && resolveParam(p, inner.inner).k === "fn"))
         return printDecl(p, inner, "(" + sym + d + ")", false);
       if (inner.k === "pack") bail();
-      return printDecl(p, inner, sym + (d === "" || "*& )[".includes(d[0]!) ? d : " " + d), false);
+      return printDecl(p, inner, glue(sym, d), false);
+}
+
+// A declarator part and what follows it: a name or a parenthesized declarator is set apart.
+function glue(sym: string, d: string): string {
+  return d === "" || "*& )[".includes(d[0]!) ? sym + d : sym + " " + d;
 }
 
 function withName(s: string, d: string): string {
@@ -1253,10 +1294,8 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "tparam": {
       if (p.inLambdaSig) return withName(`auto:${n.idx + 1}`, d);
       const r = resolveParam(p, n);
-      if (r.k === "pack") {
-        if (d !== "") bail();
-        return joinList(r.items.map((a) => printNode(p, a)));
-      }
+      // a pack is printed through its expansion (Dp, sp), not named alone
+      if (r.k === "pack") bail();
       return printDecl(p, r, d, arr);
     }
     case "lref":
@@ -1279,35 +1318,51 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "ptr":
       return printPointer(p, n, d);
     case "qual": {
+      const t = resolveType(p, n);
+      if (t.k === "array") return printDecl(p, t, d, arr);
       const inner = resolveParam(p, n.inner);
       if (inner.k === "fn") return printFn(p, inner, d, n.q);
-      if (inner.k === "array") return printDecl(p, resolveType(p, n), d, arr);
-      let q = n.q;
-      if (inner.k === "qual") {
-        // const T with T = int const: the qualifier is not repeated
-        q = q.split(" ").filter((w) => w !== "" && !inner.q.split(" ").includes(w)).map((w) => " " + w).join("");
+      if (inner.k === "qual" && resolveParam(p, inner.inner).k === "fn") {
+        // qualified function types: every group printed, the inner one first
+        return printDecl(p, { k: "qual", inner: inner.inner, q: inner.q + n.q }, d, arr);
       }
-      return printDecl(p, inner, q + (d === "" || "*& )[".includes(d[0]!) ? d : " " + d), false);
+      if (inner.k === "qual") {
+        // const T with T = int const: a qualifier is not repeated; the outer one stays
+        const outer = n.q.split(" ");
+        const kept = inner.q.split(" ").filter((w) => w !== "" && !outer.includes(w)).map((w) => " " + w).join("");
+        return printDecl(p, { k: "qual", inner: inner.inner, q: kept + n.q }, d, arr);
+      }
+      return printDecl(p, inner, glue(n.q, d), false);
     }
-    case "vendorq":
-      return printDecl(p, n.inner, " " + n.q + d, false);
+    case "vendorq": {
+      // only on named types: c++filt's placement of them elsewhere is its own
+      const t = resolveType(p, n.inner).k;
+      if (t !== "name" && t !== "nested" && t !== "tmpl" && t !== "std") bail();
+      return printDecl(p, n.inner, glue(" " + n.q, d), false);
+    }
     case "fn":
       return printFn(p, n, d, "");
     case "array": {
+      if (p.inCvName) bail();
+      const el = resolveType(p, n.inner);
+      const bare = stripQuals(p, el);
+      if (bare.k === "fn" || bare.k === "lref" || bare.k === "rref" || bare.k === "decltype") bail();
       const dim = typeof n.dim === "string" ? n.dim : printNode(p, n.dim);
       const nd = d === "" ? ` [${dim}]` : arr ? `${d}[${dim}]` : `${d} [${dim}]`;
       return printDecl(p, n.inner, nd, true);
     }
     case "vector": {
       const dim = typeof n.dim === "string" ? n.dim : printNode(p, n.dim);
-      return printDecl(p, n.inner, ` __vector(${dim})` + d, false);
+      return printDecl(p, n.inner, glue(` __vector(${dim})`, d), false);
     }
     case "ptrmem": {
       const cls = printNode(p, n.cls);
       const m = resolveParam(p, n.member);
+      if (m.k === "decltype") bail(); // c++filt mixes the two up when the expression holds a type
       if (m.k === "fn") return printFn(p, m, `(${cls}::*${d})`, "");
+      if (resolveType(p, m).k === "array") return printDecl(p, resolveType(p, m), `(${cls}::*${d})`, false);
       if (m.k === "qual" && resolveParam(p, m.inner).k === "fn") return printFn(p, resolveParam(p, m.inner) as Extract<Node, { k: "fn" }>, `(${cls}::*${d})`, m.q);
-      return printDecl(p, m, ` ${cls}::*` + d, false);
+      return printDecl(p, m, glue(` ${cls}::*`, d), false);
     }
     case "expand": {
       if (d !== "") bail();
@@ -1334,8 +1389,9 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
 }
 
 function printFn(p: Printer, f: Extract<Node, { k: "fn" }>, d: string, cv: string): string {
+  checkReturnType(p, f.ret);
   const params = printParams(p, f.params);
-  return printDecl(p, f.ret, d + params + cv + f.ref + f.exc, false);
+  return printDecl(p, f.ret, d + params + f.exc + cv + f.ref, false);
 }
 
 // Size of the argument pack a pack expansion's pattern refers to; -1 when none.
@@ -1408,6 +1464,44 @@ function printSub(p: Printer, n: Node): string {
   return "(" + s + ")";
 }
 
+function stripQuals(p: Printer, t: Node): Node {
+  t = resolveType(p, t);
+  for (let i = 0; t.k === "qual" || t.k === "vendorq"; i++) {
+    if (i > 64) bail();
+    t = resolveType(p, t.inner);
+  }
+  return t;
+}
+
+// A function's return type. Functions and arrays are not C++. Returned pointers to functions or
+// arrays put the function inside their declarator (`void (*f())(int)`); c++filt spaces those
+// its own way once references, member pointers or qualifiers are in the chain, so such
+// shapes (rare in real code) are left mangled.
+function checkReturnType(p: Printer, ret: Node): void {
+  let t = resolveType(p, ret);
+  if (t.k === "fn" || t.k === "array") bail();
+  let plainPointers = true;
+  for (let i = 0; ; i++) {
+    if (i > 256) bail();
+    if (t.k === "ptr") t = resolveType(p, t.inner);
+    else if (t.k === "lref" || t.k === "rref" || t.k === "qual" || t.k === "vendorq") {
+      plainPointers = false;
+      t = resolveType(p, t.inner);
+    } else if (t.k === "ptrmem") {
+      plainPointers = false;
+      t = resolveType(p, t.member);
+    } else break;
+  }
+  if ((t.k === "fn" || t.k === "array") && !plainPointers) bail();
+}
+
+// A type inside an expression: c++filt lets the declarators around the expression leak into
+// array and function types there, so those are left alone.
+function exprType(p: Printer, t: Node): void {
+  const r = resolveType(p, t);
+  if (r.k === "array" || r.k === "fn" || (r.k === "qual" && resolveParam(p, r.inner).k === "fn")) bail();
+}
+
 function printLiteral(p: Printer, n: Extract<Node, { k: "literal" }>): string {
   const t = resolveParam(p, n.type);
   let v = n.value;
@@ -1447,8 +1541,13 @@ function printName(p: Printer, n: Node): string {
       return check(printNode(p, n.name) + `[abi:${n.tag}]`);
     case "op":
       return n.s;
-    case "conv":
-      return check("operator " + printNode(p, n.type));
+    case "conv": {
+      const saved = p.inFuncName;
+      p.inFuncName = false;
+      const type = printNode(p, n.type);
+      p.inFuncName = saved;
+      return check("operator " + type);
+    }
     case "ctor":
       return lastName(p, n.cls);
     case "dtor":
@@ -1473,13 +1572,20 @@ function printName(p: Printer, n: Node): string {
       const inner = n.name.k === "local" ? n.name.entity : n.name;
       const isTmpl = inner.k === "tmpl";
       if (isTmpl) p.templates.push(inner.args);
+      const savedIn = p.inFuncName;
       try {
+        p.inFuncName = true;
         const nameText = printNode(p, n.name);
+        p.inFuncName = false;
         const rest = nameText + printParams(p, n.params) + n.cv + n.ref;
-        if (n.ret) return printDecl(p, n.ret, rest, false);
+        if (n.ret) {
+          checkReturnType(p, n.ret);
+          return printDecl(p, n.ret, rest, false);
+        }
         return check(rest);
       } finally {
         if (isTmpl) p.templates.pop();
+        p.inFuncName = savedIn;
       }
     }
     case "special":
@@ -1488,6 +1594,14 @@ function printName(p: Printer, n: Node): string {
       return check(`construction vtable for ${printNode(p, n.b)}-in-${printNode(p, n.a)}`);
     case "clone":
       return check(printNode(p, n.inner) + ` [clone ${n.suffix}]`);
+    case "cvname": {
+      // c++filt lets these qualifiers leak into array types within the name: not followed there
+      const saved = p.inCvName;
+      p.inCvName = true;
+      const s = printNode(p, n.inner);
+      p.inCvName = saved;
+      return check(s + n.q);
+    }
     case "literal":
       return printLiteral(p, n);
     case "exprname":
@@ -1509,15 +1623,19 @@ function printName(p: Printer, n: Node): string {
     case "trinary":
       return check(`${printSub(p, n.c)}?${printSub(p, n.a)} : ${printSub(p, n.b)}`);
     case "call":
+      if (n.fn.k === "exprname" && n.fn.inner.k === "func") bail(); // c++filt's own form (`x1()` for a call of x1)
       return check(printSub(p, n.fn) + printParams(p, n.args));
     case "cast":
+      exprType(p, n.type);
       if (n.list) return check(`(${printNode(p, n.type)})${printParams(p, n.args)}`);
       return check(`(${printNode(p, n.type)})${printSub(p, n.args[0]!)}`);
     case "namedcast":
+      exprType(p, n.type);
       return check(`${n.op}<${printNode(p, n.type)}>(${printNode(p, n.arg)})`);
     case "member":
       return check(printSub(p, n.obj) + n.op + printNode(p, n.name));
     case "sizeoftype":
+      exprType(p, n.type);
       return check(`${n.op} (${printNode(p, n.type)})`);
     case "sizeofexpr":
       return check(`${n.op} ${printSub(p, n.arg)}`);
@@ -1528,6 +1646,7 @@ function printName(p: Printer, n: Node): string {
       return String(r.items.length);
     }
     case "initlist":
+      if (n.type) exprType(p, n.type);
       return check(`${n.type ? printNode(p, n.type) : ""}{${joinList(n.args.map((a) => printNode(p, a)))}}`);
     case "throw":
       return n.arg ? check("throw " + printSub(p, n.arg)) : "throw";
