@@ -37,7 +37,8 @@ type Node =
   | { k: "ctorvt"; a: Node; b: Node }
   | { k: "clone"; inner: Node; suffix: string }
   | { k: "cvname"; inner: Node; q: string } // a data name with a nested name's qualifiers (as c++filt shows them)
-  | { k: "qual"; inner: Node; q: string } // q: " const", " volatile const", ...
+  | { k: "qual"; inner: Node; q: string } // q: the qualifier letters as mangled ("K", "VK", "rVK")
+  | { k: "elemq"; inner: Node; text: string } // an array's element with the array's qualifiers (printed text)
   | { k: "ptr"; inner: Node }
   | { k: "lref"; inner: Node }
   | { k: "rref"; inner: Node }
@@ -185,6 +186,7 @@ class Parser {
   nameCv = "";
   nameRef = "";
   inConversion = false;
+  inConversionArgs = false;
 
   constructor(readonly s: string) {}
 
@@ -455,7 +457,7 @@ class Parser {
   // N [<CV-qualifiers>] [<ref-qualifier>] <prefix> <unqualified-name> E
   nested(): Node {
     this.expect("N");
-    const cv = this.cvQualifiers();
+    const cv = cvText(this.cvQualifiers(), false);
     let ref = "";
     if (this.eat("R")) ref = " &";
     else if (this.eat("O")) ref = " &&";
@@ -481,7 +483,7 @@ class Parser {
         cur = this.substitution();
         isSub = true;
       } else if (c === "I") {
-        if (!cur) bail();
+        if (!cur || cur.k === "tmpl") bail(); // two argument lists in a row (cv T_ I..E I..E): c++filt's reading is its own
         cur = { k: "tmpl", name: cur, args: this.templateArgs() };
       } else if (c === "T") {
         if (cur) bail();
@@ -506,12 +508,12 @@ class Parser {
     return cur;
   }
 
+  /** Qualifier letters (r, V, K) as mangled; c++filt takes them in any order, as one group. */
   cvQualifiers(): string {
-    let q = "";
-    if (this.eat("r")) q = " restrict";
-    if (this.eat("V")) q = " volatile" + q;
-    if (this.eat("K")) q = " const" + q;
-    return q;
+    const start = this.pos;
+    while (this.peek() === "r" || this.peek() === "V" || this.peek() === "K") this.pos++;
+    if (this.pos - start > 16) bail();
+    return this.s.slice(start, this.pos);
   }
 
   // <unqualified-name> [<abi-tags>]; `scope` is the enclosing prefix (for ctor/dtor names).
@@ -604,6 +606,7 @@ class Parser {
       this.inConversion = true;
       const type = this.type();
       this.inConversion = saved;
+      if (type.k === "fn" || (type.k === "qual" && type.inner.k === "fn")) bail(); // c++filt's own form
       return { k: "conv", type };
     }
     if (two === "li") {
@@ -636,6 +639,8 @@ class Parser {
   }
 
   templateParam(): Node {
+    // c++filt refuses a T_ in the template arguments of a conversion operator's type
+    if (this.inConversionArgs) bail();
     this.expect("T");
     return { k: "tparam", idx: this.seqId() };
   }
@@ -643,6 +648,8 @@ class Parser {
   templateArgs(): Node[] {
     this.enter();
     const inConversion = this.inConversion;
+    const inConversionArgs = this.inConversionArgs;
+    if (inConversion) this.inConversionArgs = true;
     this.inConversion = false;
     this.expect("I");
     const args: Node[] = [];
@@ -651,6 +658,7 @@ class Parser {
       args.push(this.templateArg());
     }
     this.inConversion = inConversion;
+    this.inConversionArgs = inConversionArgs;
     this.depth--;
     return args;
   }
@@ -699,8 +707,8 @@ class Parser {
         const q = this.cvQualifiers();
         const inner = this.type();
         n = { k: "qual", inner, q };
-        // a qualified member function type is one candidate, not two
-        if (inner.k === "fn") return n;
+        // a qualified function type is one candidate, not two (c++filt numbers them so)
+        if (inner.k === "fn" && this.subs[this.subs.length - 1] === inner) this.subs.pop();
         break;
       }
       case "P":
@@ -1045,8 +1053,13 @@ class Parser {
     }
     // sr <type> <base-unresolved-name> (what GCC emits), or sr <simple-id>+ E <base-unresolved-name>
     if (isDigit(this.peek())) {
-      let scope: Node = this.simpleId();
+      // the first level is a type to c++filt: a candidate, after its template name if templated
+      let scope: Node = this.sourceName();
       this.addSub(scope);
+      if (this.peek() === "I") {
+        scope = { k: "tmpl", name: scope, args: this.templateArgs() };
+        this.addSub(scope);
+      }
       for (let i = 0; isDigit(this.peek()); i++) {
         if (i > 64) bail();
         scope = { k: "nested", prefix: scope, name: this.simpleId() };
@@ -1055,7 +1068,7 @@ class Parser {
         this.pos++;
         return { k: "nested", prefix: scope, name: this.baseUnresolved() };
       }
-      if (scope.k !== "nested") bail();
+      if (scope.k !== "nested" || this.peek() !== "E") bail();
       return scope;
     }
     const scope = this.type();
@@ -1151,15 +1164,50 @@ function check(s: string): string {
 function resolveType(p: Printer, n: Node): Node {
   n = resolveParam(p, n);
   if (n.k !== "qual") return n;
+  const { raw, base } = collectQuals(p, n);
+  if (base.k !== "array") return n;
+  // the qualifiers go to the element type, through every dimension; c++filt's order depends on
+  // how many (mangled order through one, the usual reversed order through two)
+  const dims: (string | Node)[] = [];
+  let el: Node = base;
+  for (let i = 0; el.k === "array"; i++) {
+    if (i > 64) bail();
+    dims.push(el.dim);
+    el = resolveParam(p, el.inner);
+  }
+  const words = [...raw].map((c) => CV_WORD[c]!);
+  if (new Set(words).size !== words.length) bail(); // repeated: c++filt's choice unknown
+  if (stripQuals(p, el) !== el) bail(); // qualified twice over
+  if (dims.length > 2 && words.length > 1) bail();
+  if (dims.length === 2) words.reverse();
+  let t: Node = { k: "elemq", inner: el, text: words.map((w) => " " + w).join("") };
+  for (let i = dims.length - 1; i >= 0; i--) t = { k: "array", inner: t, dim: dims[i]! };
+  return t;
+}
+
+const CV_WORD: Record<string, string> = { r: "restrict", V: "volatile", K: "const" };
+
+/**
+ * Qualifier letters as c++filt prints them: last mangled first (`VK`: " const volatile"); on other
+ * types than functions a repeated one is printed once, at its outermost place.
+ */
+function cvText(raw: string, dedupe: boolean): string {
   const words: string[] = [];
-  let t: Node = n;
+  for (let i = raw.length - 1; i >= 0; i--) words.push(CV_WORD[raw[i]!]!);
+  const kept = dedupe ? words.filter((w, i) => words.indexOf(w, i + 1) < 0) : words;
+  return kept.map((w) => " " + w).join("");
+}
+
+/** The qualifier letters of a chain of qualified types (outermost first, through template arguments), and what they qualify. */
+function collectQuals(p: Printer, n: Node): { raw: string; base: Node } {
+  let raw = "";
+  let t = resolveParam(p, n);
   for (let i = 0; t.k === "qual"; i++) {
     if (i > 64) bail();
-    for (const w of t.q.split(" ").reverse()) if (w && !words.includes(w)) words.push(w);
+    raw += t.q;
     t = resolveParam(p, t.inner);
   }
-  if (t.k !== "array") return n;
-  return { k: "array", inner: { k: "qual", inner: t.inner, q: words.map((w) => " " + w).join("") }, dim: t.dim };
+  return { raw, base: t };
 }
 
 function resolveParam(p: Printer, n: Node): Node {
@@ -1273,7 +1321,7 @@ function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" 
         inner = resolveType(p, inner.inner);
       }
       const sym = kind === "ptr" ? "*" : kind === "lref" ? "&" : "&&";
-      if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && resolveParam(p, inner.inner).k === "fn"))
+      if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && collectQuals(p, inner).base.k === "fn"))
         return printDecl(p, inner, "(" + sym + d + ")", false);
       if (inner.k === "pack") bail();
       return printDecl(p, inner, glue(sym, d), false);
@@ -1320,20 +1368,18 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "qual": {
       const t = resolveType(p, n);
       if (t.k === "array") return printDecl(p, t, d, arr);
-      const inner = resolveParam(p, n.inner);
-      if (inner.k === "fn") return printFn(p, inner, d, n.q);
-      if (inner.k === "qual" && resolveParam(p, inner.inner).k === "fn") {
-        // qualified function types: every group printed, the inner one first
-        return printDecl(p, { k: "qual", inner: inner.inner, q: inner.q + n.q }, d, arr);
+      // nested groups (directly or through template arguments: const T with T = int volatile)
+      // print as one, the innermost letters first
+      const { raw, base } = collectQuals(p, n);
+      if (base.k === "fn") {
+        // a qualified function type qualified again (through a substitution): c++filt's own form
+        if (resolveParam(p, n.inner).k === "qual") bail();
+        return printFn(p, base, d, cvText(raw, false));
       }
-      if (inner.k === "qual") {
-        // const T with T = int const: a qualifier is not repeated; the outer one stays
-        const outer = n.q.split(" ");
-        const kept = inner.q.split(" ").filter((w) => w !== "" && !outer.includes(w)).map((w) => " " + w).join("");
-        return printDecl(p, { k: "qual", inner: inner.inner, q: kept + n.q }, d, arr);
-      }
-      return printDecl(p, inner, glue(n.q, d), false);
+      return printDecl(p, base, glue(cvText(raw, true), d), false);
     }
+    case "elemq":
+      return printDecl(p, n.inner, glue(n.text, d), false);
     case "vendorq": {
       // only on named types: c++filt's placement of them elsewhere is its own
       const t = resolveType(p, n.inner).k;
@@ -1360,8 +1406,21 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
       const m = resolveParam(p, n.member);
       if (m.k === "decltype") bail(); // c++filt mixes the two up when the expression holds a type
       if (m.k === "fn") return printFn(p, m, `(${cls}::*${d})`, "");
-      if (resolveType(p, m).k === "array") return printDecl(p, resolveType(p, m), `(${cls}::*${d})`, false);
-      if (m.k === "qual" && resolveParam(p, m.inner).k === "fn") return printFn(p, resolveParam(p, m.inner) as Extract<Node, { k: "fn" }>, `(${cls}::*${d})`, m.q);
+      const ma = resolveType(p, m);
+      if (ma.k === "array") {
+        // arrays of member pointers under a member pointer: c++filt spaces those its own way
+        let el: Node = ma;
+        for (let i = 0; el.k === "array"; i++) {
+          if (i > 64) bail();
+          el = stripQuals(p, el.inner);
+        }
+        if (el.k === "ptrmem") bail();
+        return printDecl(p, ma, `(${cls}::*${d})`, false);
+      }
+      if (m.k === "qual") {
+        const { raw, base } = collectQuals(p, m);
+        if (base.k === "fn") return printFn(p, base, `(${cls}::*${d})`, cvText(raw, false));
+      }
       return printDecl(p, m, glue(` ${cls}::*`, d), false);
     }
     case "expand": {
@@ -1389,6 +1448,7 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
 }
 
 function printFn(p: Printer, f: Extract<Node, { k: "fn" }>, d: string, cv: string): string {
+  if (p.inCvName) bail(); // c++filt lets the name's qualifiers leak into function types
   checkReturnType(p, f.ret);
   const params = printParams(p, f.params);
   return printDecl(p, f.ret, d + params + f.exc + cv + f.ref, false);
@@ -1401,6 +1461,7 @@ function packSize(p: Printer, n: Node, depth: number): number {
   const sub = (m: Node | undefined): number => (m ? packSize(p, m, depth + 1) : -1);
   switch (n.k) {
     case "tparam": {
+      if (p.inFuncName && !p.inLambdaSig) bail();
       const args = p.templates[p.templates.length - 1];
       const a = args?.[n.idx];
       if (!a) return -1;
@@ -1466,7 +1527,7 @@ function printSub(p: Printer, n: Node): string {
 
 function stripQuals(p: Printer, t: Node): Node {
   t = resolveType(p, t);
-  for (let i = 0; t.k === "qual" || t.k === "vendorq"; i++) {
+  for (let i = 0; t.k === "qual" || t.k === "vendorq" || t.k === "elemq"; i++) {
     if (i > 64) bail();
     t = resolveType(p, t.inner);
   }
@@ -1499,7 +1560,8 @@ function checkReturnType(p: Printer, ret: Node): void {
 // array and function types there, so those are left alone.
 function exprType(p: Printer, t: Node): void {
   const r = resolveType(p, t);
-  if (r.k === "array" || r.k === "fn" || (r.k === "qual" && resolveParam(p, r.inner).k === "fn")) bail();
+  const bare = stripQuals(p, r);
+  if (r.k === "array" || bare.k === "fn" || bare.k === "array") bail();
 }
 
 function printLiteral(p: Printer, n: Extract<Node, { k: "literal" }>): string {
@@ -1608,8 +1670,11 @@ function printName(p: Printer, n: Node): string {
       return printNode(p, n.inner);
     case "fparam":
       return `{parm#${n.n + 1}}`;
-    case "decltype":
+    case "decltype": {
+      const e = resolveParam(p, n.expr);
+      if (e.k === "fn" || e.k === "array" || e.k === "qual" || e.k === "ptr" || e.k === "lref" || e.k === "rref" || e.k === "ptrmem") bail(); // a type, not an expression
       return check(`decltype (${printNode(p, n.expr)})`);
+    }
     case "unary":
       // the address of a member function: the name alone, without its parameters
       if (n.op === "&" && n.arg.k === "exprname" && n.arg.inner.k === "func" && n.arg.inner.name.k === "nested" && n.arg.inner.cv === "" && n.arg.inner.ref === "") return check("&" + printNode(p, n.arg.inner.name));
