@@ -37,7 +37,7 @@ type Node =
   | { k: "ctorvt"; a: Node; b: Node }
   | { k: "clone"; inner: Node; suffix: string }
   | { k: "cvname"; inner: Node; q: string } // a data name with a nested name's qualifiers (as c++filt shows them)
-  | { k: "qual"; inner: Node; q: string } // q: the qualifier letters as mangled ("K", "VK", "rVK")
+  | { k: "qual"; inner: Node; q: string; viaSub?: boolean } // q: the letters as mangled ("K", "VK", "rVK"); viaSub: inner is a substitution
   | { k: "elemq"; inner: Node; text: string } // an array's element with the array's qualifiers (printed text)
   | { k: "ptr"; inner: Node }
   | { k: "lref"; inner: Node }
@@ -705,8 +705,9 @@ class Parser {
       case "V":
       case "K": {
         const q = this.cvQualifiers();
+        const before = this.subs.length;
         const inner = this.type();
-        n = { k: "qual", inner, q };
+        n = { k: "qual", inner, q, ...(this.subs.length === before ? { viaSub: true } : {}) };
         // a qualified function type is one candidate, not two (c++filt numbers them so)
         if (inner.k === "fn" && this.subs[this.subs.length - 1] === inner) this.subs.pop();
         break;
@@ -1072,6 +1073,8 @@ class Parser {
       return scope;
     }
     const scope = this.type();
+    // a scope is a class (or a template parameter, decltype): c++filt garbles others
+    if (!["name", "nested", "tmpl", "tparam", "decltype", "std", "local", "abi"].includes(scope.k)) bail();
     return { k: "nested", prefix: scope, name: this.baseUnresolved() };
   }
 
@@ -1314,7 +1317,9 @@ function printDecl(p: Printer, n: Node, d: string, arr: boolean): string {
 function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" }>, d: string): string {
   let kind = n.k;
       let inner = resolveType(p, n.inner);
-      // reference collapsing, for references to template arguments that are references
+      // reference collapsing, for references to template arguments that are references (a
+      // reference to a reference written out is not C++)
+      if (kind !== "ptr" && (n.inner.k === "lref" || n.inner.k === "rref")) bail();
       for (let i = 0; kind !== "ptr" && (inner.k === "lref" || inner.k === "rref"); i++) {
         if (i > 64) bail();
         if (inner.k === "lref") kind = "lref";
@@ -1326,6 +1331,8 @@ function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" 
       if (inner.k === "pack") bail();
       return printDecl(p, inner, glue(sym, d), false);
 }
+
+const EXPRESSION_KINDS = new Set(["literal", "exprname", "fparam", "unary", "binary", "trinary", "call", "cast", "namedcast", "member", "sizeoftype", "sizeofexpr", "sizeofpack", "initlist", "throw"]);
 
 // A declarator part and what follows it: a name or a parenthesized declarator is set apart.
 function glue(sym: string, d: string): string {
@@ -1344,6 +1351,8 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
       const r = resolveParam(p, n);
       // a pack is printed through its expansion (Dp, sp), not named alone
       if (r.k === "pack") bail();
+      // an expression argument where a type is declared: not C++
+      if (d !== "" && EXPRESSION_KINDS.has(r.k)) bail();
       return printDecl(p, r, d, arr);
     }
     case "lref":
@@ -1372,8 +1381,8 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
       // print as one, the innermost letters first
       const { raw, base } = collectQuals(p, n);
       if (base.k === "fn") {
-        // a qualified function type qualified again (through a substitution): c++filt's own form
-        if (resolveParam(p, n.inner).k === "qual") bail();
+        // a function type qualified through a substitution or a template argument: c++filt's own form
+        if (n.viaSub || n.inner.k === "tparam" || resolveParam(p, n.inner).k === "qual") bail();
         return printFn(p, base, d, cvText(raw, false));
       }
       return printDecl(p, base, glue(cvText(raw, true), d), false);
@@ -1519,6 +1528,11 @@ function packSize(p: Printer, n: Node, depth: number): number {
 
 // Operands of an expression are parenthesized unless they are names or function parameters.
 function printSub(p: Printer, n: Node): string {
+  if (n.k === "tparam" && !p.inLambdaSig) {
+    // a template argument that is a compound type, used as an operand: c++filt's own form
+    const r = resolveParam(p, n);
+    if (["fn", "array", "qual", "ptr", "lref", "rref", "ptrmem", "pack"].includes(r.k)) bail();
+  }
   const s = printNode(p, n);
   if (n.k === "name" || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
   if (n.k === "exprname" && n.inner.k !== "func") return s;
@@ -1561,7 +1575,7 @@ function checkReturnType(p: Printer, ret: Node): void {
 function exprType(p: Printer, t: Node): void {
   const r = resolveType(p, t);
   const bare = stripQuals(p, r);
-  if (r.k === "array" || bare.k === "fn" || bare.k === "array") bail();
+  if (r.k === "array" || r.k === "qual" || r.k === "elemq" || bare.k === "fn" || bare.k === "array") bail();
 }
 
 function printLiteral(p: Printer, n: Extract<Node, { k: "literal" }>): string {
