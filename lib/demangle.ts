@@ -20,7 +20,7 @@ function bail(): never {
 }
 
 type Node =
-  | { k: "name"; s: string } // identifier, builtin type, operator name
+  | { k: "name"; s: string; builtin?: boolean } // identifier, builtin type (builtin: parenthesized as an operand)
   | { k: "nested"; prefix: Node; name: Node } // prefix::name
   | { k: "tmpl"; name: Node; args: Node[] } // name<args>
   | { k: "abi"; name: Node; tag: string } // name[abi:tag]
@@ -33,7 +33,7 @@ type Node =
   | { k: "unnamed"; n: number }
   | { k: "local"; enc: Node; entity: Node } // function-local entity
   | { k: "func"; name: Node; ret: Node | undefined; params: Node[]; cv: string; ref: string }
-  | { k: "special"; text: string; inner: Node } // "vtable for ", ...
+  | { k: "special"; text: string; inner: Node; thunk?: boolean } // "vtable for ", ...
   | { k: "ctorvt"; a: Node; b: Node }
   | { k: "clone"; inner: Node; suffix: string }
   | { k: "cvname"; inner: Node; q: string } // a data name with a nested name's qualifiers (as c++filt shows them)
@@ -247,7 +247,7 @@ class Parser {
     this.expect("_Z");
     let n = this.encoding();
     // clone suffixes follow functions and special names (c++filt refuses them on data names)
-    while (this.peek() === "." && (n.k === "func" || n.k === "special" || n.k === "ctorvt" || n.k === "clone")) {
+    while (this.peek() === "." && (n.k === "func" || (n.k === "special" && (!n.thunk || n.inner.k === "func")) || n.k === "ctorvt" || n.k === "clone")) {
       const c = this.peek(1);
       if (!(isLower(c) || c === "_" || isDigit(c))) break;
       const start = this.pos;
@@ -328,14 +328,14 @@ class Parser {
         return { k: "special", text: "TLS wrapper function for ", inner: this.dataNameOnly() };
       case "Th":
         this.callOffset("h");
-        return { k: "special", text: "non-virtual thunk to ", inner: this.functionEncoding() };
+        return { k: "special", text: "non-virtual thunk to ", inner: this.encoding(), thunk: true };
       case "Tv":
         this.callOffset("v");
-        return { k: "special", text: "virtual thunk to ", inner: this.functionEncoding() };
+        return { k: "special", text: "virtual thunk to ", inner: this.encoding(), thunk: true };
       case "Tc":
         this.callOffset();
         this.callOffset();
-        return { k: "special", text: "covariant return thunk to ", inner: this.functionEncoding() };
+        return { k: "special", text: "covariant return thunk to ", inner: this.encoding(), thunk: true };
       case "TC": {
         const a = this.type();
         this.number();
@@ -697,7 +697,7 @@ class Parser {
     const b = BUILTIN[c];
     if (b !== undefined) {
       this.pos++;
-      return { k: "name", s: b };
+      return { k: "name", s: b, builtin: true };
     }
     let n: Node;
     switch (c) {
@@ -764,8 +764,10 @@ class Parser {
         break;
       }
       case "u": {
+        // a vendor's builtin type
         this.pos++;
-        n = this.sourceName();
+        const id = this.sourceName() as { k: "name"; s: string };
+        n = { k: "name", s: id.s, builtin: true };
         break;
       }
       case "D":
@@ -792,15 +794,15 @@ class Parser {
     const b = BUILTIN_D[c];
     if (b !== undefined) {
       this.pos += 2;
-      return { k: "name", s: b };
+      return { k: "name", s: b, builtin: true };
     }
     switch (c) {
       case "F": {
         this.pos += 2;
         const n = this.number();
-        if (this.eat("x")) return { k: "name", s: `_Float${n}x` };
+        if (this.eat("x")) return { k: "name", s: `_Float${n}x`, builtin: true };
         this.expect("_");
-        return { k: "name", s: `_Float${n}` };
+        return { k: "name", s: `_Float${n}`, builtin: true };
       }
       case "t":
       case "T":
@@ -831,7 +833,7 @@ class Parser {
           this.expect("E");
           exc = ` noexcept(${printNode(new Printer(), e)})`;
         } else if (this.eat("Dw")) bail();
-        else if (this.eat("Dx")) bail();
+        else if (this.eat("Dx")) exc = " transaction_safe";
         if (this.peek() !== "F") bail();
         return this.functionType("", exc);
       }
@@ -1414,7 +1416,16 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
       const cls = printNode(p, n.cls);
       const m = resolveParam(p, n.member);
       if (m.k === "decltype") bail(); // c++filt mixes the two up when the expression holds a type
-      if (m.k === "fn") return printFn(p, m, `(${cls}::*${d})`, "");
+      if (m.k === "fn") {
+        // a member function returning a pointer to a function or an array: c++filt's own spacing
+        let r = resolveType(p, m.ret);
+        for (let i = 0; r.k === "ptr"; i++) {
+          if (i > 64) bail();
+          r = resolveType(p, r.inner);
+        }
+        if (r !== resolveType(p, m.ret) && (stripQuals(p, r).k === "fn" || stripQuals(p, r).k === "array")) bail();
+        return printFn(p, m, `(${cls}::*${d})`, "");
+      }
       const ma = resolveType(p, m);
       if (ma.k === "array") {
         // arrays of member pointers under a member pointer: c++filt spaces those its own way
@@ -1423,7 +1434,7 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
           if (i > 64) bail();
           el = stripQuals(p, el.inner);
         }
-        if (el.k === "ptrmem") bail();
+        if (el.k === "ptrmem" || el.k === "ptr" || el.k === "lref" || el.k === "rref") bail();
         return printDecl(p, ma, `(${cls}::*${d})`, false);
       }
       if (m.k === "qual") {
@@ -1435,7 +1446,12 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "expand": {
       if (d !== "") bail();
       const size = packSize(p, n.pattern, 0);
-      if (size < 0) bail();
+      // no pack in the pattern: c++filt shows the pattern with "..."
+      if (size < 0) {
+        const t = stripQuals(p, n.pattern);
+        if (t.k === "fn" || t.k === "array" || resolveType(p, n.pattern).k === "qual") bail(); // c++filt's own form
+        return check(printSub(p, n.pattern) + "...");
+      }
       const saved = p.packIndex;
       const parts: string[] = [];
       try {
@@ -1534,7 +1550,7 @@ function printSub(p: Printer, n: Node): string {
     if (["fn", "array", "qual", "ptr", "lref", "rref", "ptrmem", "pack"].includes(r.k)) bail();
   }
   const s = printNode(p, n);
-  if (n.k === "name" || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
+  if ((n.k === "name" && !n.builtin) || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
   if (n.k === "exprname" && n.inner.k !== "func") return s;
   return "(" + s + ")";
 }
