@@ -543,6 +543,16 @@ class Parser {
       if (!scope) bail();
       this.pos += 3;
       n = { k: "ctor", cls: this.type() };
+    } else if (c === "D" && this.peek(1) === "C") {
+      // structured binding: DC <source-name>+ E
+      this.pos += 2;
+      const names: string[] = [];
+      while (!this.eat("E")) {
+        if (!isDigit(this.peek()) || names.length > 64) bail();
+        names.push((this.sourceName() as { k: "name"; s: string }).s);
+      }
+      if (!names.length) bail();
+      n = { k: "name", s: `[${names.join(", ")}]` };
     } else if (c === "D" && "0124".includes(this.peek(1))) {
       if (!scope) bail();
       this.pos += 2;
