@@ -1066,22 +1066,28 @@ class Parser {
     }
     // sr <type> <base-unresolved-name> (what GCC emits), or sr <simple-id>+ E <base-unresolved-name>
     if (isDigit(this.peek())) {
-      // the first level is a type to c++filt: a candidate, after its template name if templated
-      let scope: Node = this.sourceName();
-      this.addSub(scope);
-      if (this.peek() === "I") {
-        scope = { k: "tmpl", name: scope, args: this.templateArgs() };
-        this.addSub(scope);
-      }
-      for (let i = 0; isDigit(this.peek()); i++) {
-        if (i > 64) bail();
+      const at = this.subs.length;
+      const first = this.sourceName();
+      let scope: Node = first;
+      let firstTmpl: Node | undefined;
+      if (this.peek() === "I") scope = firstTmpl = { k: "tmpl", name: first, args: this.templateArgs() };
+      const afterArgs = this.subs.length;
+      let levels = 1;
+      for (; isDigit(this.peek()); levels++) {
+        if (levels > 64) bail();
         scope = { k: "nested", prefix: scope, name: this.simpleId() };
       }
       if (this.peek() === "E" && (isDigit(this.peek(1)) || (this.peek(1) === "o" && this.peek(2) === "n"))) {
+        // sr <simple-id>+ E <base-unresolved-name>: the levels are no candidates
         this.pos++;
         return { k: "nested", prefix: scope, name: this.baseUnresolved() };
       }
-      if (scope.k !== "nested" || this.peek() !== "E") bail();
+      // sr <type> <unqualified-name> (older GCC): the type is a candidate, after its template
+      // name when it has arguments, as c++filt numbers them
+      if (levels !== 2 || this.peek() !== "E") bail();
+      if (firstTmpl) this.subs.splice(afterArgs, 0, firstTmpl);
+      this.subs.splice(at, 0, first);
+      if (this.subs.length > 4096) bail();
       return scope;
     }
     const scope = this.type();
@@ -1371,8 +1377,9 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
     case "rref":
       if (n.inner.k === "tparam" && !p.inLambdaSig) {
         p.savedScopes ??= new Map();
-        const saved = p.savedScopes.get(n);
-        if (!saved) p.savedScopes.set(n, p.templates.slice());
+        // keyed by the template parameter (shared through substitutions), as c++filt keeps them
+        const saved = p.savedScopes.get(n.inner);
+        if (!saved) p.savedScopes.set(n.inner, p.templates.slice());
         else if (saved.length && saved !== p.templates) {
           const current = p.templates;
           p.templates = saved;
@@ -1560,7 +1567,8 @@ function printSub(p: Printer, n: Node): string {
     if (["fn", "array", "qual", "ptr", "lref", "rref", "ptrmem", "pack"].includes(r.k)) bail();
   }
   const s = printNode(p, n);
-  if ((n.k === "name" && !n.builtin) || n.k === "nested" || n.k === "fparam" || n.k === "initlist") return s;
+  // (a qualified name ending in template arguments is parenthesized, as c++filt does)
+  if ((n.k === "name" && !n.builtin) || (n.k === "nested" && n.name.k !== "tmpl") || n.k === "fparam" || n.k === "initlist") return s;
   if (n.k === "exprname" && n.inner.k !== "func") return s;
   return "(" + s + ")";
 }
