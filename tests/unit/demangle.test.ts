@@ -170,6 +170,17 @@ describe("demangle vs c++filt", () => {
     expect(best).toBeLessThan(2000);
   });
 
+  test("libLLVM (clang's, the LLVM the build's clang uses): 100%", () => {
+    const lib = [...new Bun.Glob("libLLVM-*.so.1").scanSync("/usr/lib/x86_64-linux-gnu")].sort().pop();
+    if (!lib) throw new Error("no /usr/lib/x86_64-linux-gnu/libLLVM-*.so.1: apt-get install -y libllvm14 (clang's)");
+    const names = mangledNames(join("/usr/lib/x86_64-linux-gnu", lib));
+    expect(names.length).toBeGreaterThan(20_000);
+    const c = compare(names);
+    report(lib, c);
+    expect(c.wrong).toEqual([]);
+    expect(c.missed).toEqual([]);
+  });
+
   test("hand-written manglings (forms the binaries lack) as c++filt prints or refuses them", () => {
     const names = [
       "_Z7throweri",
@@ -266,6 +277,11 @@ describe("demangle vs c++filt", () => {
       "_Z1gZ1fvEUlvE_S_",
       "_ZTV1A.cold",
       "_ZThn8_N1A1fEv.cold",
+      // found in libicuuc: a reference to a template parameter keeps the scope of its first printing
+      "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIRFvvEJEEvRS_OT_DpOT0_EUlvE_EERS6_ENUlvE_4_FUNEv",
+      // found in libLLVM: sr with levels, and a qualified template name called
+      "_ZN4llvm10checkedAddIiEENSt9enable_ifIXsr3std9is_signedIT_EE5valueENS_8OptionalIS2_EEE4typeES2_S2_",
+      "_ZN4llvm17make_filter_rangeIRNS_10BasicBlockESt8functionIFbRNS_11InstructionEEEEENS_14iterator_rangeINS_20filter_iterator_implIDTclsr3stdE5beginclsr3stdE7declvalIRT_EEEET0_NS_6detail15fwd_or_bidi_tagISC_E4typeEEEEEOSA_SD_",
       // refused by c++filt: must be undefined
       "_ZGR1x_",
       "_Z1fPKS_",
