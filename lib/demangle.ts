@@ -1256,8 +1256,10 @@ function lastName(p: Printer, n: Node): string {
         return n.s;
       case "std":
         return n.ctor;
+      // an unnamed class or closure is named after what encloses it (`A::{unnamed type#1}::A()`,
+      // `main::{lambda()#1}::~main()`), as c++filt does
       case "nested":
-        n = n.name;
+        n = unnamedClass(n.name) ? n.prefix : n.name;
         break;
       case "tmpl":
         n = n.name;
@@ -1266,16 +1268,26 @@ function lastName(p: Printer, n: Node): string {
         n = n.name;
         break;
       case "local":
-        n = n.entity;
+        n = unnamedClass(n.entity) ? n.enc : n.entity;
+        break;
+      case "func":
+        n = n.name;
         break;
       case "tparam":
         n = resolveParam(p, n);
         if (n.k === "tparam") bail();
         break;
+      case "op":
+        return n.s;
       default:
-        return printNode(p, n);
+        bail();
     }
   }
+}
+
+function unnamedClass(n: Node): boolean {
+  while (n.k === "abi") n = n.name;
+  return n.k === "unnamed" || n.k === "lambda";
 }
 
 function printNode(p: Printer, n: Node): string {
@@ -1491,7 +1503,7 @@ function printDeclInner(p: Printer, n: Node, d: string, arr: boolean): string {
 
 function printFn(p: Printer, f: Extract<Node, { k: "fn" }>, d: string, cv: string): string {
   if (p.inCvName) bail(); // c++filt lets the name's qualifiers leak into function types
-  checkReturnType(p, f.ret);
+  checkReturnType(p, f.ret, d !== "");
   const params = printParams(p, f.params);
   return printDecl(p, f.ret, d + params + f.exc + cv + f.ref, false);
 }
@@ -1586,22 +1598,36 @@ function stripQuals(p: Printer, t: Node): Node {
 // arrays put the function inside their declarator (`void (*f())(int)`); c++filt spaces those
 // its own way once references, member pointers or qualifiers are in the chain, so such
 // shapes (rare in real code) are left mangled.
-function checkReturnType(p: Printer, ret: Node): void {
+function checkReturnType(p: Printer, ret: Node, named: boolean): void {
   let t = resolveType(p, ret);
   if (t.k === "fn" || t.k === "array") bail();
-  let plainPointers = true;
+  // a member function pointer returned by a function type (std::bind's `R (C::*(Args...))(Params...)`):
+  // fine when neither has a declarator of its own
+  if (t.k === "ptrmem" && !named) {
+    const m = stripQuals(p, t.member);
+    if (m.k === "fn" && !returnsDeclarator(p, m.ret)) return;
+  }
+  if (returnsDeclarator(p, ret) && !plainPointerChain(p, ret)) bail();
+}
+
+/** Whether a return type puts the function inside a declarator: pointers and such to functions or arrays. */
+function returnsDeclarator(p: Printer, ret: Node): boolean {
+  let t = resolveType(p, ret);
   for (let i = 0; ; i++) {
     if (i > 256) bail();
-    if (t.k === "ptr") t = resolveType(p, t.inner);
-    else if (t.k === "lref" || t.k === "rref" || t.k === "qual" || t.k === "vendorq") {
-      plainPointers = false;
-      t = resolveType(p, t.inner);
-    } else if (t.k === "ptrmem") {
-      plainPointers = false;
-      t = resolveType(p, t.member);
-    } else break;
+    if (t.k === "ptr" || t.k === "lref" || t.k === "rref" || t.k === "qual" || t.k === "vendorq" || t.k === "elemq") t = resolveType(p, t.inner);
+    else if (t.k === "ptrmem") t = resolveType(p, t.member);
+    else return (t.k === "fn" || t.k === "array") && t !== resolveType(p, ret);
   }
-  if ((t.k === "fn" || t.k === "array") && !plainPointers) bail();
+}
+
+function plainPointerChain(p: Printer, ret: Node): boolean {
+  let t = resolveType(p, ret);
+  for (let i = 0; t.k === "ptr"; i++) {
+    if (i > 256) bail();
+    t = resolveType(p, t.inner);
+  }
+  return t.k === "fn" || t.k === "array";
 }
 
 // A type inside an expression: c++filt lets the declarators around the expression leak into
@@ -1689,7 +1715,7 @@ function printName(p: Printer, n: Node): string {
         p.inFuncName = false;
         const rest = nameText + printParams(p, n.params) + n.cv + n.ref;
         if (n.ret) {
-          checkReturnType(p, n.ret);
+          checkReturnType(p, n.ret, true);
           return printDecl(p, n.ret, rest, false);
         }
         return check(rest);

@@ -277,6 +277,12 @@ describe("demangle vs c++filt", () => {
       "_Z1gZ1fvEUlvE_S_",
       "_ZTV1A.cold",
       "_ZThn8_N1A1fEv.cold",
+      // found in libicuuc: constructors of unnamed classes are named after the enclosing class
+      "_ZN6icu_726number4impl10MicroPropsUt_D1Ev",
+      "_ZZ4mainENUlvE_C2EOS_",
+      "_ZN1AUt_B3tagC2Ev",
+      // found in libbcc: std::bind of a member function (a function type returning a member function pointer)
+      "_ZNSt17_Function_handlerIFN4ebpf11StatusTupleEPKcPvESt5_BindIFMNS0_9BPFModuleEFS1_NSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES3_S4_EPS7_SD_St12_PlaceholderILi1EESH_ILi2EEEEE10_M_managerERSt9_Any_dataRKSN_St18_Manager_operation",
       // found in libicuuc: a reference to a template parameter keeps the scope of its first printing
       "_ZZNSt9once_flag18_Prepare_executionC4IZSt9call_onceIRFvvEJEEvRS_OT_DpOT0_EUlvE_EERS6_ENUlvE_4_FUNEv",
       // found in libLLVM: sr with levels, and a qualified template name called
