@@ -27,8 +27,8 @@ type Node =
   | { k: "std"; s: string; ctor: string } // std:: abbreviation (Sa, Ss, ...)
   | { k: "op"; s: string } // operator name ("operator+", "operator new")
   | { k: "conv"; type: Node } // operator <type>
-  | { k: "ctor"; cls: Node }
-  | { k: "dtor"; cls: Node }
+  | { k: "ctor"; cls: Node; outer?: Node } // outer: the function a local class is in
+  | { k: "dtor"; cls: Node; outer?: Node }
   | { k: "lambda"; params: Node[]; n: number }
   | { k: "unnamed"; n: number }
   | { k: "local"; enc: Node; entity: Node } // function-local entity
@@ -187,6 +187,8 @@ class Parser {
   nameRef = "";
   inConversion = false;
   inConversionArgs = false;
+  // The function whose local entity is being parsed (a closure's constructor is named after it).
+  enclosing: Node | undefined;
 
   constructor(readonly s: string) {}
 
@@ -433,7 +435,10 @@ class Parser {
       entity = this.name();
       return { k: "local", enc: { k: "local", enc, entity: { k: "name", s: `{default arg#${num}}` } }, entity };
     }
+    const enclosing = this.enclosing;
+    this.enclosing = enc;
     entity = this.name();
+    this.enclosing = enclosing;
     const cv = this.nameCv;
     const ref = this.nameRef;
     this.discriminator();
@@ -536,7 +541,7 @@ class Parser {
     else if (c === "C" && "12345".includes(this.peek(1))) {
       if (!scope) bail();
       this.pos += 2;
-      n = { k: "ctor", cls: scope };
+      n = { k: "ctor", cls: scope, outer: this.enclosing };
     } else if (c === "C" && this.peek(1) === "I" && "12".includes(this.peek(2))) {
       // inheriting constructor: CI1 <type> / CI2 <type>
       // named after the base class whose constructor it inherits
@@ -556,7 +561,7 @@ class Parser {
     } else if (c === "D" && "0124".includes(this.peek(1))) {
       if (!scope) bail();
       this.pos += 2;
-      n = { k: "dtor", cls: scope };
+      n = { k: "dtor", cls: scope, outer: this.enclosing };
     } else if (c === "U" && this.peek(1) === "l") {
       this.pos += 2;
       const params = this.lambdaParams();
@@ -1685,9 +1690,9 @@ function printName(p: Printer, n: Node): string {
       return check("operator " + type);
     }
     case "ctor":
-      return lastName(p, n.cls);
+      return lastName(p, unnamedClass(n.cls) && n.outer ? n.outer : n.cls);
     case "dtor":
-      return "~" + lastName(p, n.cls);
+      return "~" + lastName(p, unnamedClass(n.cls) && n.outer ? n.outer : n.cls);
     case "lambda": {
       const saved = p.inLambdaSig;
       p.inLambdaSig = true;
