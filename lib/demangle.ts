@@ -1351,20 +1351,19 @@ function printDecl(p: Printer, n: Node, d: string, arr: boolean): string {
 
 function printPointer(p: Printer, n: Extract<Node, { k: "ptr" | "lref" | "rref" }>, d: string): string {
   let kind = n.k;
-      let inner = resolveType(p, n.inner);
-      // reference collapsing, for references to template arguments that are references (a
-      // reference to a reference written out is not C++)
-      if (kind !== "ptr" && (n.inner.k === "lref" || n.inner.k === "rref")) bail();
-      for (let i = 0; kind !== "ptr" && (inner.k === "lref" || inner.k === "rref"); i++) {
-        if (i > 64) bail();
-        if (inner.k === "lref") kind = "lref";
-        inner = resolveType(p, inner.inner);
-      }
-      const sym = kind === "ptr" ? "*" : kind === "lref" ? "&" : "&&";
-      if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && collectQuals(p, inner).base.k === "fn"))
-        return printDecl(p, inner, "(" + sym + d + ")", false);
-      if (inner.k === "pack") bail();
-      return printDecl(p, inner, glue(sym, d), false);
+  let inner = resolveType(p, n.inner);
+  // reference collapsing, for references to template arguments that are references (a
+  // reference to a reference written out is not C++)
+  if (kind !== "ptr" && (n.inner.k === "lref" || n.inner.k === "rref")) bail();
+  for (let i = 0; kind !== "ptr" && (inner.k === "lref" || inner.k === "rref"); i++) {
+    if (i > 64) bail();
+    if (inner.k === "lref") kind = "lref";
+    inner = resolveType(p, inner.inner);
+  }
+  const sym = kind === "ptr" ? "*" : kind === "lref" ? "&" : "&&";
+  if (inner.k === "fn" || inner.k === "array" || (inner.k === "qual" && collectQuals(p, inner).base.k === "fn")) return printDecl(p, inner, "(" + sym + d + ")", false);
+  if (inner.k === "pack") bail();
+  return printDecl(p, inner, glue(sym, d), false);
 }
 
 const EXPRESSION_KINDS = new Set(["literal", "exprname", "fparam", "unary", "binary", "trinary", "call", "cast", "namedcast", "member", "sizeoftype", "sizeofexpr", "sizeofpack", "initlist", "throw"]);
@@ -1756,7 +1755,8 @@ function printName(p: Printer, n: Node): string {
     }
     case "unary":
       // the address of a member function: the name alone, without its parameters
-      if (n.op === "&" && n.arg.k === "exprname" && n.arg.inner.k === "func" && n.arg.inner.name.k === "nested" && n.arg.inner.cv === "" && n.arg.inner.ref === "") return check("&" + printNode(p, n.arg.inner.name));
+      if (n.op === "&" && n.arg.k === "exprname" && n.arg.inner.k === "func" && n.arg.inner.name.k === "nested" && n.arg.inner.cv === "" && n.arg.inner.ref === "")
+        return check("&" + printNode(p, n.arg.inner.name));
       if (n.postfix) return check(printSub(p, n.arg) + n.op);
       return check(n.op + printSub(p, n.arg));
     case "binary": {

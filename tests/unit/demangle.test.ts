@@ -51,10 +51,11 @@ function cxxfilt(names: string[]): (string | undefined)[] {
     const list = names.slice(i, i + 20_000);
     const r = batch(list);
     if (r) out.push(...r);
-    else for (let j = 0; j < list.length; j += 200) {
-      const small = list.slice(j, j + 200);
-      out.push(...(batch(small) ?? small.map((n) => batch([n])?.[0] ?? n)));
-    }
+    else
+      for (let j = 0; j < list.length; j += 200) {
+        const small = list.slice(j, j + 200);
+        out.push(...(batch(small) ?? small.map((n) => batch([n])?.[0] ?? n)));
+      }
   }
   return names.map((n, i) => (out[i] === n ? undefined : out[i]));
 }
@@ -130,11 +131,20 @@ describe("demangle vs c++filt", () => {
       "takesFnPtr(int (*)(int), void (* const*)(char))",
       "takesArrays(int (&) [3], char const (*) [4][5])",
       "takesMemberPtr(int outer::inner::Point::*, int (outer::inner::Point::*)(unsigned long) const)",
-      "operator\"\" _kb(unsigned long long)",
+      'operator"" _kb(unsigned long long)',
       "TLS wrapper function for tlsName[abi:cxx11]",
     ])
       expect(all).toContain(want);
-    for (const re of [/^virtual thunk to outer::Diamond::f\(int\)$/, /^non-virtual thunk to /, /^covariant return thunk to /, /^construction vtable for /, /^VTT for outer::Diamond$/, /\{lambda\(auto:1, auto:2\)#\d+\}/, /\{unnamed type#\d+\}/, /^std::vector<int, std::allocator<int> >::push_back\(int const&\)$/])
+    for (const re of [
+      /^virtual thunk to outer::Diamond::f\(int\)$/,
+      /^non-virtual thunk to /,
+      /^covariant return thunk to /,
+      /^construction vtable for /,
+      /^VTT for outer::Diamond$/,
+      /\{lambda\(auto:1, auto:2\)#\d+\}/,
+      /\{unnamed type#\d+\}/,
+      /^std::vector<int, std::allocator<int> >::push_back\(int const&\)$/,
+    ])
       expect(all.some((n) => re.test(n))).toBe(true);
   });
 
@@ -351,7 +361,41 @@ describe("demangle on hostile input", () => {
     const rand = rng(0x5eed);
     const pick = <T>(xs: T[] | string): T | string => xs[Math.floor(rand() * xs.length)]!;
     const ALPHABET = "_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.$";
-    const TOKENS = ["S_", "S0_", "T_", "T0_", "I", "E", "N", "Z", "J", "Dp", "DT", "Dt", "X", "L", "sp", "sZ", "fp_", "Ul", "Ut_", "B5cxx11", "K", "R", "O", "P", "F", "M", "A5_", "cv", "St", "Sa", "9999999999", "0", "_"];
+    const TOKENS = [
+      "S_",
+      "S0_",
+      "T_",
+      "T0_",
+      "I",
+      "E",
+      "N",
+      "Z",
+      "J",
+      "Dp",
+      "DT",
+      "Dt",
+      "X",
+      "L",
+      "sp",
+      "sZ",
+      "fp_",
+      "Ul",
+      "Ut_",
+      "B5cxx11",
+      "K",
+      "R",
+      "O",
+      "P",
+      "F",
+      "M",
+      "A5_",
+      "cv",
+      "St",
+      "Sa",
+      "9999999999",
+      "0",
+      "_",
+    ];
     let worst = 0;
     let worstName = "";
     let demangled = 0;
@@ -408,7 +452,11 @@ describe("demangle on hostile input", () => {
       "_Z1fI" + "1AI".repeat(60) + "i" + "E".repeat(60) + "Evv",
       // each argument doubles the previous: S_, S0_ ... refer to ever longer types
       "_Z1fPi" + Array.from({ length: 40 }, (_, i) => `P${i === 0 ? "S_" : `S${(i - 1).toString(36).toUpperCase()}_`}`).join(""),
-      "_Z1fI" + Array.from({ length: 30 }, (_, i) => (i === 0 ? "i" : `N1AIT${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_T${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_EE`)).join("") + "EvT" + (28).toString(36).toUpperCase() + "_",
+      "_Z1fI" +
+        Array.from({ length: 30 }, (_, i) => (i === 0 ? "i" : `N1AIT${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_T${i - 1 ? (i - 2).toString(36).toUpperCase() : ""}_EE`)).join("") +
+        "EvT" +
+        (28).toString(36).toUpperCase() +
+        "_",
       "_Z1fIT_EvT_",
       "_Z1fIJT_EEvDpT_",
       "_Z1fI" + "J".repeat(5000) + "E".repeat(5000) + "Evv",
