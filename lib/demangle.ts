@@ -1808,6 +1808,8 @@ function printName(p: Printer, n: Node): string {
  */
 export function demangle(name: string): string | undefined {
   if (!name.startsWith("_Z") || name.length > MAX_DEMANGLED_LENGTH) return undefined;
+  const rust = rustLegacy(name);
+  if (rust !== null) return rust;
   try {
     const parser = new Parser(name);
     const tree = parser.mangled();
@@ -1818,4 +1820,56 @@ export function demangle(name: string): string | undefined {
     // BAIL, or (should a cap be missed) the engine's own stack overflow: never thrown out
     return undefined;
   }
+}
+
+const RUST_ESCAPES: Record<string, string> = { SP: "@", BP: "*", RF: "&", LT: "<", GT: ">", LP: "(", RP: ")", C: "," };
+
+/**
+ * Rust's legacy mangling (`_ZN` <source-name>+ `17h` <16 hex digits> `E`), which c++filt reads as
+ * Rust: `$LT$`-style escapes and `..` decoded, any `.suffix` dropped. null when `name` is not one;
+ * undefined for escapes whose reading by c++filt is not followed here.
+ */
+function rustLegacy(name: string): string | null | undefined {
+  if (!name.startsWith("_ZN")) return null;
+  const parts: string[] = [];
+  let pos = 3;
+  while (pos < name.length && isDigit(name[pos]!)) {
+    const start = pos;
+    while (isDigit(name[pos] ?? "")) pos++;
+    const len = Number(name.slice(start, pos));
+    if (pos - start > 5 || len === 0 || pos + len > name.length) return null;
+    parts.push(name.slice(pos, pos + len));
+    pos += len;
+  }
+  if (name[pos] !== "E" || parts.length < 2 || !/^h[0-9a-f]{16}$/.test(parts[parts.length - 1]!)) return null;
+  const rest = name.slice(pos + 1);
+  if (rest !== "" && rest[0] !== ".") return null;
+  const out: string[] = [];
+  for (const part of parts) {
+    let id = part.startsWith("_$") ? part.slice(1) : part;
+    let text = "";
+    for (let i = 0; i < id.length;) {
+      const c = id[i]!;
+      if (c === "." && id[i + 1] === ".") {
+        text += "::";
+        i += 2;
+      } else if (c === "$") {
+        const end = id.indexOf("$", i + 1);
+        if (end < 0) return undefined;
+        const seq = id.slice(i + 1, end);
+        const hex = /^u([0-9a-f]{2})$/.exec(seq);
+        const code = hex ? parseInt(hex[1]!, 16) : -1;
+        if (RUST_ESCAPES[seq] !== undefined) text += RUST_ESCAPES[seq];
+        else if (code >= 0x20 && code < 0x7f) text += String.fromCharCode(code);
+        else return undefined;
+        i = end + 1;
+      } else {
+        text += c;
+        i++;
+      }
+    }
+    id = text;
+    out.push(id);
+  }
+  return out.join("::");
 }

@@ -298,6 +298,14 @@ describe("demangle vs c++filt", () => {
       // found in libLLVM: sr with levels, and a qualified template name called
       "_ZN4llvm10checkedAddIiEENSt9enable_ifIXsr3std9is_signedIT_EE5valueENS_8OptionalIS2_EEE4typeES2_S2_",
       "_ZN4llvm17make_filter_rangeIRNS_10BasicBlockESt8functionIFbRNS_11InstructionEEEEENS_14iterator_rangeINS_20filter_iterator_implIDTclsr3stdE5beginclsr3stdE7declvalIRT_EEEET0_NS_6detail15fwd_or_bidi_tagISC_E4typeEEEEEOSA_SD_",
+      // Rust's legacy mangling, which c++filt reads as Rust
+      "_ZN4core3fmt5write17h0123456789abcdefE",
+      "_ZN3std2rt10lang_start28_$u7b$$u7b$closure$u7d$$u7d$17h1234567890abcdefE",
+      "_ZN71_$LT$core..ops..range..Range$LT$Idx$GT$$u20$as$u20$core..fmt..Debug$GT$3fmt17h0123456789abcdefE",
+      "_ZN4core3ptr85drop_in_place$LT$std..rt..lang_start$LT$$LP$$RP$$GT$..$u7b$$u7b$closure$u7d$$u7d$$GT$17h0123456789abcdefE",
+      "_ZN3foo3bar17h0123456789abcdefE.llvm.1234",
+      "_ZN5$SP$a17h0123456789abcdefE",
+      "_ZN3foo3bar17h0123456789abcdefEv",
       // refused by c++filt: must be undefined
       "_ZGR1x_",
       "_Z1fPKS_",
