@@ -184,6 +184,7 @@ export function stackJson(frames: SymbolizedFrame[]): string {
     frames.map((f) => ({
       pc: hex(BigInt(f.pc)),
       function: f.symbol,
+      ...(f.demangled ? { demangled: f.demangled } : {}),
       ...(f.known ? { offset: f.offset } : {}),
       file: f.file,
       ...(f.fileOffset !== undefined ? { file_offset: hex(BigInt(f.fileOffset)) } : {}),
@@ -203,7 +204,8 @@ export interface StackTotal {
   /** With per-process counting; else the stacks of every process of that name are summed. */
   pid?: number;
   func: number;
-  frames: { name: string; file: string }[];
+  /** name: as shown (demangled); symbol: the symbol table's name, where that is another. */
+  frames: { name: string; file: string; symbol?: string }[];
   count: number;
 }
 
@@ -224,7 +226,7 @@ export class StackCounter {
   totals(unwinder: StackUnwinder, perProcess: boolean): StackTotal[] {
     const merged = new Map<string, StackTotal>();
     for (const c of this.byPcs.values()) {
-      const frames = unwinder.frames(c).map((f) => ({ name: frameLabel(f), file: f.file }));
+      const frames = unwinder.frames(c).map((f) => ({ name: frameLabel(f), file: f.file, ...(f.demangled ? { symbol: f.symbol } : {}) }));
       const key = JSON.stringify([c.comm, perProcess ? c.pid : 0, c.func, frames]);
       const t = merged.get(key);
       if (t) t.count += c.count;
@@ -310,7 +312,7 @@ export function reportStacks(totals: StackTotal[], calls: number, req: StackRequ
     for (const t of totals) {
       out.line(JSON.stringify({
         event: "stack", count: t.count, comm: t.comm, ...(t.pid !== undefined ? { pid: t.pid } : {}), function: names[t.func] ?? `#${t.func}`,
-        frames: t.frames.map((f) => ({ function: f.name, file: f.file })),
+        frames: t.frames.map((f) => ({ function: f.symbol ?? f.name, ...(f.symbol ? { demangled: f.name } : {}), file: f.file })),
       }));
     }
     out.flush();

@@ -3,14 +3,17 @@
 // libraries keep their static functions only there), or from `.gopclntab` for stripped Go
 // binaries; lookups are binary searches. Tables are built once per file and cached.
 import { basename } from "node:path";
+import { demangle } from "../demangle.ts";
 import { ElfFile, SHT, STT, view, type ElfSymbol } from "../elf.ts";
 import { pclntabFunctions } from "../go-pclntab.ts";
 import type { AddressSpace, Mapping } from "./address-space.ts";
 
 export interface SymbolizedFrame {
   pc: number;
-  /** The function's name, or "[unknown]" when no symbol covers the pc. */
+  /** The function's name as the symbol table has it, or "[unknown]" when no symbol covers the pc. */
   symbol: string;
+  /** A C++ symbol's name as people read it (`thrower(int)` for `_Z7throweri`), when it demangles. */
+  demangled?: string;
   known: boolean;
   /** pc minus the function's start; for unknown frames, the pc's offset in the file (or 0). */
   offset: number;
@@ -29,6 +32,9 @@ const BIND_RANK = [1, 0, 0];
 const BACKWARD_SCAN = 16;
 
 export class SymbolTable {
+  // Demangled names by index, filled as frames need them (null: not a mangled name).
+  private readonly demangledNames: (string | null | undefined)[] = [];
+
   private constructor(
     readonly starts: Float64Array,
     readonly ends: Float64Array,
@@ -96,6 +102,17 @@ export class SymbolTable {
     return new SymbolTable(Float64Array.from(starts), Float64Array.from(ends), names);
   }
 
+  /** The demangled name of function `i` (C++ symbols), or undefined. */
+  demangled(i: number): string | undefined {
+    let d = this.demangledNames[i];
+    if (d === undefined) {
+      const name = this.names[i];
+      d = (name !== undefined && demangle(name)) || null;
+      this.demangledNames[i] = d;
+    }
+    return d ?? undefined;
+  }
+
   /** Index of the function holding `vaddr`, or -1. */
   find(vaddr: number): number {
     const s = this.starts;
@@ -159,7 +176,8 @@ export class Symbolizer {
     // the handler "returns" to its first instruction, and pc - 1 lies before it.
     if (i < 0 && at !== pc) i = t.find(loc.vaddr + 1);
     if (i < 0) return unknown;
-    return { pc, symbol: t.names[i]!, known: true, offset: loc.vaddr + (pc - at) - t.starts[i]!, file: loc.mapping.path, fileOffset };
+    const demangled = t.demangled(i);
+    return { pc, symbol: t.names[i]!, ...(demangled ? { demangled } : {}), known: true, offset: loc.vaddr + (pc - at) - t.starts[i]!, file: loc.mapping.path, fileOffset };
   }
 
   /**
@@ -172,11 +190,12 @@ export class Symbolizer {
 }
 
 /**
- * A frame's display name: the function (`+0x1a` with offsets), or `[unknown] (libfoo.so)`
- * (`libfoo.so+0x1234` with offsets) so that unknown code still says where it is.
+ * A frame's display name: the function, demangled (`+0x1a` with offsets), or `[unknown]
+ * (libfoo.so)` (`libfoo.so+0x1234` with offsets) so that unknown code still says where it is.
  */
 export function frameLabel(f: SymbolizedFrame, opts: { offsets?: boolean } = {}): string {
-  if (f.known) return opts.offsets && f.offset ? `${f.symbol}+0x${f.offset.toString(16)}` : f.symbol;
+  const name = f.demangled ?? f.symbol;
+  if (f.known) return opts.offsets && f.offset ? `${name}+0x${f.offset.toString(16)}` : name;
   if (!f.file) return opts.offsets ? `[unknown] (0x${f.pc.toString(16)})` : "[unknown]";
   const where = basename(f.file) || f.file;
   return opts.offsets && f.fileOffset !== undefined ? `[unknown] (${where}+0x${f.fileOffset.toString(16)})` : `[unknown] (${where})`;

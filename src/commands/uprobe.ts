@@ -1,5 +1,6 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
+import { demangle } from "../../lib/demangle.ts";
 import { inspectGo } from "../../lib/go.ts";
 import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
@@ -343,9 +344,12 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
     const out = new Out();
     for (const r of rows) {
       const sig = signature?.(r.vaddr, r.name);
+      // C++: the demangled name beside the symbol (which is what a probe spec names)
+      const demangled = go ? undefined : demangle(r.name);
+      const note = sig ?? demangled;
       out.line(o.json
-        ? JSON.stringify({ function: r.name, offset: hex(BigInt(r.offset)), size: r.size, ...(sig ? { signature: sig } : {}) })
-        : `${hex(BigInt(r.offset)).padEnd(12)} ${String(r.size).padStart(7)}  ${r.name}${sig ? `  ${pc.dim(sig)}` : ""}`);
+        ? JSON.stringify({ function: r.name, ...(demangled ? { demangled } : {}), offset: hex(BigInt(r.offset)), size: r.size, ...(sig ? { signature: sig } : {}) })
+        : `${hex(BigInt(r.offset)).padEnd(12)} ${String(r.size).padStart(7)}  ${r.name}${note ? `  ${pc.dim(note)}` : ""}`);
     }
     if (!rows.length) writeStderr(`probe: no function of ${t.display} matches '${pattern}'\n`);
     out.flush();

@@ -445,7 +445,7 @@ describe("probe usdt on libstdc++", () => {
 // Stacks: the thrower's frames against gdb's backtrace at __cxa_throw (the function that fires
 // libstdcxx:throw), names demangled by c++filt.
 
-type Frame = { pc: string; function: string; offset?: number; file: string; file_offset?: string };
+type Frame = { pc: string; function: string; demangled?: string; offset?: number; file: string; file_offset?: string };
 
 /** gdb's frames 0..2 at __cxa_throw in the thrower (one exception): `function + offset` as `info symbol` gives it. */
 function gdbFrames(exe: string): { bt: string; symbols: string[] } {
@@ -489,6 +489,8 @@ describe("probe usdt --stack, --stacks: who throws", () => {
         const ours = stack.slice(1, 3);
         expect(ours.map((f) => f.file)).toEqual([exe, exe]);
         expect(demangle(ours.map((f) => f.function)).map((name, i) => `${name} + ${ours[i]!.offset}`)).toEqual(ref.symbols);
+        // the symbol as it is, and its demangled name as gdb shows it
+        expect(ours.map((f) => [f.function, f.demangled])).toEqual([["_Z7throweri", "thrower(int)"], ["main", undefined]]);
         expect(stack.map((f) => f.function)).toContain("__libc_start_main");
       }
     });
@@ -504,7 +506,8 @@ describe("probe usdt --stack, --stacks: who throws", () => {
     expect(hits.length).toBe(2);
     for (const i of hits) {
       expect(lines[i + 1]).toMatch(/^ {8}__cxa_throw\+0x[0-9a-f]+ \(libstdc\+\+\.so\.6[.\d]*\)$/);
-      expect(lines[i + 2]).toMatch(/^ {8}_Z7throweri\+0x[0-9a-f]+ \(usdt-thrower\)$/);
+      // the C++ frame demangled, as gdb's bt names it (the symbol is _Z7throweri)
+      expect(lines[i + 2]).toMatch(/^ {8}thrower\(int\)\+0x[0-9a-f]+ \(usdt-thrower\)$/);
       expect(lines[i + 3]).toMatch(/^ {8}main\+0x[0-9a-f]+ \(usdt-thrower\)$/);
     }
   });
