@@ -1,6 +1,5 @@
 // `probe uprobe <target> <function>`: every call (and with --ret every return) of a function.
 import { UPROBE_CONFIG } from "../../lib/layouts.ts";
-import { demangle } from "../../lib/demangle.ts";
 import { inspectGo } from "../../lib/go.ts";
 import { planProbes, entryPoints, returnPoints, unprobeableInstruction } from "../../lib/plan.ts";
 import { RingBuffer } from "../../lib/ringbuf.ts";
@@ -320,6 +319,8 @@ async function listFunctions(target: string, o: UprobeOptions): Promise<number> 
     const t = scope.add(openTarget(target, view));
     const pattern = typeof o.listFunctions === "string" ? o.listFunctions : "";
     const go = inspectGo(t.elf);
+    // The C++ demangler (~60 KB of code) is for this listing only.
+    const { demangle } = await import("../../lib/demangle.ts");
     const rows: { offset: number; size: number; name: string; vaddr: number }[] = [];
     if (go) {
       writeStderr(pc.dim(`${t.display}: Go ${go.version?.raw ?? "(version unknown)"}, ${go.abi} ABI${go.stripped ? ", stripped (names from .gopclntab)" : ""}\n`));
