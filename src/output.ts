@@ -1,6 +1,6 @@
 // How events and numbers look: aligned columns for people, one JSON object a line for programs.
 import { writeSync } from "node:fs";
-import { clockNs, CLOCK, writableWithin } from "../lib/ffi/libc.ts";
+import { clockNs, CLOCK, setNonBlocking, writableWithin } from "../lib/ffi/libc.ts";
 
 /** Bytes waiting for a stdout that is not being read, past which the reader stops taking events. */
 const BACKLOG_BYTES = 4 << 20;
@@ -8,8 +8,8 @@ const BACKLOG_BYTES = 4 << 20;
 /**
  * Buffered stdout as bytes: one write per poll, not per event, and no string per event on the hot
  * path (JSON events are written digit by digit; a string per event is what fills the heap).
- * A tracing session's Out (`nonBlocking`) never waits for a reader (stdout is a non-blocking pipe
- * under Bun): what the pipe does not take stays here, and past BACKLOG_BYTES the session stops
+ * A tracing session's Out (`nonBlocking`) never waits for a reader (stdout made non-blocking
+ * while it runs): what the pipe does not take stays here, and past BACKLOG_BYTES the session stops
  * taking events from the kernel, whose ring buffer then counts what it drops (reported as lost).
  * Waiting in a write would stop everything else: signals, loss reports, the duration. Other
  * commands' flushes wait for the reader, as any program writing to a pipe does.
@@ -21,7 +21,11 @@ export class Out {
   /** Whether the last flush left bytes the reader did not take. */
   private stalled = false;
 
-  constructor(private readonly nonBlocking = false) {}
+  constructor(private readonly nonBlocking = false) {
+    // Not left to the runtime: Bun makes stdout non-blocking only when its stream is built, which
+    // probe avoids (start-up time); a blocking write to a pipe nobody reads would stop everything.
+    if (nonBlocking) process.once("exit", setNonBlocking(1));
+  }
 
   line(s: string): void {
     this.room(s.length * 3 + 1);

@@ -25,6 +25,8 @@ export const libc = dlopen("libc.so.6", {
   fstatfs: { args: [i32, p], returns: i32 },
   poll: { args: [p, u64, i32], returns: i32 },
   isatty: { args: [i32], returns: i32 },
+  // `fcntl` is variadic; its third argument is an integer here.
+  fcntl: { args: [i32, i32, i64], returns: i32 },
 });
 
 const L = libc.symbols;
@@ -189,6 +191,20 @@ export function readableNow(fd: number): boolean {
   v.setInt16(6, 0, true);
   const r = L.poll(ptr(pollBuf), 1n, 0);
   return r > 0 && (v.getInt16(6, true) & 1) !== 0;
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/**
+ * Makes writes to `fd` non-blocking (O_NONBLOCK on its open file description, which a shell or a
+ * pipe's other writers share); returns what puts the flags back. A no-op where fcntl fails.
+ */
+export function setNonBlocking(fd: number): () => void {
+  const flags = L.fcntl(fd, F_GETFL, 0n);
+  if (flags < 0 || flags & O.NONBLOCK) return () => {};
+  if (L.fcntl(fd, F_SETFL, BigInt(flags | O.NONBLOCK)) < 0) return () => {};
+  return () => void L.fcntl(fd, F_SETFL, BigInt(flags));
 }
 
 /** Waits up to `ms` (-1: without a limit) for `fd` to take more bytes (poll POLLOUT); false on a timeout. */
