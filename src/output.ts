@@ -22,9 +22,10 @@ export class Out {
   private stalled = false;
 
   constructor(private readonly nonBlocking = false) {
-    // Not left to the runtime: Bun makes stdout non-blocking only when its stream is built, which
-    // probe avoids (start-up time); a blocking write to a pipe nobody reads would stop everything.
-    if (nonBlocking) process.once("exit", setNonBlocking(1));
+    // Not left to the runtime: Bun makes stdout and stderr non-blocking only when their streams are
+    // built, which probe avoids (start-up time); a blocking write to a pipe nobody reads would stop
+    // everything (src/stderr.ts waits a bounded time for a full stderr).
+    if (nonBlocking) for (const fd of [1, 2]) process.once("exit", setNonBlocking(fd));
   }
 
   line(s: string): void {
