@@ -171,8 +171,9 @@ rmSync(jsonFile, { force: true });
   for (const mode of ["multi", "perf"]) {
     const exits: number[] = [];
     for (let i = 0; i < 5; i++) {
-      // ssl-read attaches 4 probes: SSL_read and SSL_read_ex, entry and return.
-      const { p } = await probeRun(["ssl-read", "--attach-mode", mode]);
+      // ssl-read on one libssl attaches 4 probes: SSL_read and SSL_read_ex, entry and return
+      // (host-wide it would attach every TLS library and executable on the host).
+      const { p } = await probeRun(["ssl-read", "--lib", "/lib/x86_64-linux-gnu/libssl.so.3", "--attach-mode", mode]);
       const t0 = performance.now();
       p.kill("SIGINT");
       await p.exited;
