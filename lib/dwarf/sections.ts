@@ -6,6 +6,7 @@ import type * as Zlib from "node:zlib";
 import type { ElfFile, Section } from "../elf.ts";
 import { Cursor, decodeString, TruncatedError } from "./cursor.ts";
 import { DwarfError } from "./errors.ts";
+import { copyFromPages, untilNulInPages, type Pages } from "./pages.ts";
 import { ZlibSection, zlibEngine } from "./zlib-section.ts";
 
 /** node:zlib when a compressed section is met: importing it loads Node's streams, milliseconds of every start otherwise. */
@@ -61,6 +62,7 @@ class MemoryBacking implements Backing {
 
 class FileBacking implements Backing {
   private pages = new Map<number, Uint8Array>();
+  private readonly asPages: Pages = { size: PAGE, page: (i) => this.page(i) };
 
   constructor(
     private readonly elf: ElfFile,
@@ -76,35 +78,11 @@ class FileBacking implements Backing {
     if (first === last) return this.page(first).subarray(off - first * PAGE, off - first * PAGE + len);
     // Large ranges (a whole unit) are read directly rather than through the page cache.
     if (len > DIRECT) return this.read(off, len);
-    const out = new Uint8Array(len);
-    let done = 0;
-    for (let i = first; i <= last; i++) {
-      const p = this.page(i);
-      const from = i === first ? off - first * PAGE : 0;
-      const n = Math.min(p.length - from, len - done);
-      out.set(p.subarray(from, from + n), done);
-      done += n;
-    }
-    return out;
+    return copyFromPages(this.asPages, off, len);
   }
 
   until0(off: number, max: number): Uint8Array | undefined {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (let at = off; at < this.size && total <= max; ) {
-      const idx = Math.floor(at / PAGE);
-      const p = this.page(idx);
-      const from = at - idx * PAGE;
-      const end = p.indexOf(0, from);
-      if (end >= 0) {
-        parts.push(p.subarray(from, end));
-        return parts.length === 1 ? parts[0]! : concat(parts);
-      }
-      parts.push(p.subarray(from));
-      total += p.length - from;
-      at = (idx + 1) * PAGE;
-    }
-    return undefined;
+    return untilNulInPages(this.asPages, off, max, this.size);
   }
 
   private page(i: number): Uint8Array {
@@ -191,15 +169,6 @@ export class SectionData {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Finds and opens debug sections of one file; each is opened once. */
 export class DebugSections {

@@ -10,6 +10,7 @@ import { readSync } from "node:fs";
 import type { ElfFile } from "../elf.ts";
 import { hasLibz, RawInflate, WINDOW, Z_BUF_ERROR, Z_OK, Z_STREAM_END } from "../ffi/libz.ts";
 import { NodeInflate } from "./node-inflate.ts";
+import { copyFromPages, untilNulInPages, type Pages } from "./pages.ts";
 
 /** What a section reads through: libz's inflate (restart points) or Bun's (faster, forward only). */
 export type Engine = RawInflate | NodeInflate;
@@ -75,6 +76,7 @@ export class ZlibSection {
   private outPos = 0;
   private ended = false;
   private pages = new Map<number, Uint8Array>();
+  private readonly asPages: Pages = { size: PAGE, page: (i) => this.page(i) };
   private cached = 0;
   private points: RestartPoint[] = [];
   private spacing: number;
@@ -133,16 +135,7 @@ export class ZlibSection {
       this.produce(out, len);
       return out;
     }
-    const out = new Uint8Array(len);
-    let done = 0;
-    for (let i = first; i <= last; i++) {
-      const p = this.page(i);
-      const from = i === first ? off - first * PAGE : 0;
-      const n = Math.min(p.length - from, len - done);
-      out.set(p.subarray(from, from + n), done);
-      done += n;
-    }
-    return out;
+    return copyFromPages(this.asPages, off, len);
   }
 
   /** The bytes from `off` to a NUL (exclusive), at most `max` long; undefined when none is found. */
@@ -156,23 +149,7 @@ export class ZlibSection {
         if (this.outPos >= this.size || this.outPos > off + max) return undefined;
       }
     }
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (let at = off; at < this.size && total <= max; ) {
-      const idx = Math.floor(at / PAGE);
-      const p = this.page(idx);
-      const from = at - idx * PAGE;
-      const end = p.indexOf(0, from);
-      if (end >= 0) {
-        if (total + end - from > max) return undefined;
-        parts.push(p.subarray(from, end));
-        return parts.length === 1 ? parts[0]! : concat(parts);
-      }
-      parts.push(p.subarray(from));
-      total += p.length - from;
-      at = (idx + 1) * PAGE;
-    }
-    return undefined;
+    return untilNulInPages(this.asPages, off, max, this.size);
   }
 
   /** Inflates the kept section up to `end` (and on to the next page boundary), never backwards. */
@@ -332,12 +309,3 @@ export class ZlibSection {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

@@ -20,7 +20,7 @@
 //   the runtime's own keys: io.kubernetes.*, io.cri-containerd.*, annotation.*. Sandboxes
 //   themselves are not listed (their process is the pause program). A pod's labels are as they
 //   were when its sandbox was made: `kubectl label` on a running pod is not seen by the runtime.
-import type { FleetContainer, FleetEngine } from "./discovery.ts";
+import type { FleetContainer } from "./discovery.ts";
 
 /** Label keys kubelet sets on every container and sandbox it asks a runtime for. */
 export const K8S_LABELS = {
@@ -67,15 +67,8 @@ function podOf(labels: Record<string, string>): PodInfo | undefined {
   return { name, namespace, uid: labels[K8S_LABELS.podUid] ?? "" };
 }
 
-export interface Found {
-  engine: FleetEngine;
-  id: string;
-  name: string;
-  namespace?: string;
-  address?: string;
-  labels: Record<string, string>;
-  pid: number;
-}
+/** What an engine says of one container, before its pod is known. */
+export type Found = Pick<FleetContainer, "engine" | "id" | "name" | "namespace" | "address" | "labels" | "pid">;
 
 export function toContainer(f: Found, podLabels?: Record<string, string>): FleetContainer {
   const c: FleetContainer = { engine: f.engine, id: f.id, name: f.name, labels: f.labels, pid: f.pid };
