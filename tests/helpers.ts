@@ -227,16 +227,5 @@ export function freePort(): number {
   return port;
 }
 
-/** Resolves once something accepts connections on 127.0.0.1:`port` (or throws after ~5 s). */
-export async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      sock.end();
-      return;
-    } catch {
-      await Bun.sleep(50);
-    }
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
-}
+/** Resolves once something accepts connections on 127.0.0.1:`port` (the demo's own wait). */
+export { waitForPort } from "../src/commands/demo.ts";

@@ -57,7 +57,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number): Promise<void> {
+/** Resolves once something accepts connections on 127.0.0.1:`port` (tests wait with it too). */
+export async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     try {
       const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });

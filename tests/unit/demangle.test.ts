@@ -4,6 +4,7 @@
 // those lack. A name c++filt leaves as it is must come back undefined; any other difference is
 // a failure, not a miss: a wrong name is never acceptable, undefined is (counted, reported).
 // Then time (all of node's names) and a fuzz run of mutated names: no throw, bounded time and output.
+import { randomFloats } from "../fixtures/fuzz/mutate.ts";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -351,22 +352,11 @@ describe("demangle: what is not a mangled name", () => {
   });
 });
 
-/** mulberry32: a small seeded generator, so the fuzz inputs are the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("demangle on hostile input", () => {
   test("20,000 mutated mangled names (fixed seed): no throw, < 10 ms each, bounded output", () => {
     const seeds = [...mangledNames(fixture()), ...mangledNames(LIBSTDCXX).filter((_, i) => i % 7 === 0)];
-    const rand = rng(0x5eed);
+    const rand = randomFloats(0x5eed); // the same inputs every run
     const pick = <T>(xs: T[] | string): T | string => xs[Math.floor(rand() * xs.length)]!;
     const ALPHABET = "_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.$";
     const TOKENS = [
