@@ -184,7 +184,7 @@ export class TlsFinder implements Closable {
       // A file named on its own is taken for what it holds: NSPR's I/O (whatever its descriptors are).
       if (!stacks.length && det.nss?.io) stacks = [{ kind: "nss", name: det.nss.ssl?.version ?? STACK_NAME.nss, functions: [...det.nss.io, ...(det.nss.ssl?.handshake ?? [])] }];
       else if (!stacks.length && det.nss?.ssl) {
-        throw new ProbeError(`${t.display} is NSS's SSL library: the data of its connections is read and written through NSPR's PR_Read, PR_Write, PR_Recv and PR_Send, in libnspr4.so`);
+        throw new ProbeError(`${t.display} is NSS's SSL library: the data of its connections is read and written through NSPR's PR_Read, PR_Write, PR_Recv and PR_Send, in libnspr4.so`, "name libnspr4.so instead, or give only the process and let probe find NSS in it");
       }
     } catch (e) {
       t.close();
